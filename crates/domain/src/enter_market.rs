@@ -1,0 +1,296 @@
+//! The enter-market decision for one expert (DESIGN.md §5 steps 3–5), as a pure plan.
+//!
+//! The engine loads the inputs, calls [`plan`], and carries the plan out. Nothing here knows
+//! about locks, databases or brokers.
+
+use std::collections::HashMap;
+
+use rust_decimal::Decimal;
+
+use crate::expert::{Expert, ExpertBalance};
+use crate::order::Side;
+use crate::outcome::OutcomeKind;
+use crate::recommendation::{Action, Recommendation};
+use crate::rules::{EvalContext, Ruleset};
+use crate::sizing::{SizingCandidate, size_candidates};
+use crate::transaction::{ActivePosition, TransactionStatus};
+
+/// Everything the decision needs, loaded by the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    pub expert: &'a Expert,
+    pub ruleset: &'a Ruleset,
+    /// The account's minimum_equity_threshold_percent.
+    pub equity_threshold_percent: Decimal,
+    /// The expert's recommendations in the lookback window (any order, HOLD included or not).
+    pub recommendations: &'a [Recommendation],
+    /// The expert's WAITING and OPENED transactions.
+    pub positions: &'a [ActivePosition],
+    pub balance: ExpertBalance,
+    /// The latest quote per symbol of the expert's account.
+    pub quotes: &'a HashMap<String, Decimal>,
+}
+
+/// What to do with one recommendation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Record this outcome and do nothing else.
+    Skip {
+        outcome: OutcomeKind,
+        detail: String,
+        /// For `duplicate_position`: the transaction that blocks it.
+        existing: Option<(i64, TransactionStatus)>,
+    },
+    /// Open a position: store the transaction and its entry order, then submit.
+    Order { side: Side, quantity: Decimal, price: Decimal, detail: String },
+}
+
+/// One recommendation with its decision, in processing order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned<'a> {
+    pub rec: &'a Recommendation,
+    pub decision: Decision,
+}
+
+/// Steps 3–5 of the enter_market run: select, evaluate, check, size.
+pub fn plan<'a>(inp: &Inputs<'a>) -> Vec<Planned<'a>> {
+    let selected = select(inp.recommendations);
+    let active: HashMap<&str, &ActivePosition> = inp.positions.iter().map(|p| (p.symbol.as_str(), p)).collect();
+    let equity_ok = inp.balance.has_sufficient_equity(inp.equity_threshold_percent);
+
+    let mut planned: Vec<Planned<'a>> = Vec::with_capacity(selected.len());
+    // (index into planned, side, sizing candidate, rule description)
+    let mut candidates: Vec<(usize, Side, SizingCandidate, String)> = Vec::new();
+    for rec in selected {
+        let existing = active.get(rec.symbol.as_str()).copied();
+        let quote = inp.quotes.get(&rec.symbol).copied();
+        let ctx = EvalContext { rec, has_position: existing.is_some(), current_price: quote };
+        let ev = inp.ruleset.evaluate(&ctx);
+        let described = ev.describe();
+        let skip = |outcome, detail: String| Decision::Skip { outcome, detail, existing: None };
+        let sides: Vec<Side> = ev.actions.iter().filter_map(|a| a.side()).collect();
+        let decision = match sides.as_slice() {
+            [] => skip(OutcomeKind::RulesNotMet, described),
+            [_, _, ..] => skip(OutcomeKind::RulesNotMet, format!("{described}; conflicting actions buy and sell")),
+            [side] => {
+                let side = *side;
+                let permitted = match side {
+                    Side::Buy => inp.expert.enable_buy,
+                    Side::Sell => inp.expert.enable_sell,
+                };
+                if !permitted {
+                    let flag = if side == Side::Buy { "enable_buy" } else { "enable_sell" };
+                    skip(OutcomeKind::NotPermitted, format!("{described}; {} not allowed: {flag} is false", side.as_str()))
+                } else if let Some(p) = existing {
+                    Decision::Skip {
+                        outcome: OutcomeKind::DuplicatePosition,
+                        detail: format!("{described}; existing transaction {} in {} status", p.transaction_id, p.status),
+                        existing: Some((p.transaction_id, p.status)),
+                    }
+                } else if !equity_ok {
+                    skip(
+                        OutcomeKind::InsufficientEquity,
+                        format!(
+                            "{described}; available {} below {}% of virtual balance {}",
+                            inp.balance.available.round_dp(2),
+                            inp.equity_threshold_percent,
+                            inp.balance.virtual_balance.round_dp(2)
+                        ),
+                    )
+                } else if let Some(price) = quote {
+                    candidates.push((
+                        planned.len(),
+                        side,
+                        SizingCandidate { symbol: rec.symbol.clone(), price, priority: rec.priority() },
+                        described,
+                    ));
+                    // Placeholder until sizing below decides.
+                    skip(OutcomeKind::Unfunded, String::new())
+                } else {
+                    skip(OutcomeKind::Unfunded, format!("{described}; no quote for {}", rec.symbol))
+                }
+            }
+        };
+        planned.push(Planned { rec, decision });
+    }
+
+    let mut existing_alloc: HashMap<String, Decimal> = HashMap::new();
+    for p in inp.positions {
+        *existing_alloc.entry(p.symbol.clone()).or_default() += p.notional();
+    }
+    let sizing: Vec<SizingCandidate> = candidates.iter().map(|(_, _, c, _)| c.clone()).collect();
+    let sized = size_candidates(
+        inp.balance.available,
+        inp.expert.max_virtual_equity_per_instrument_percent,
+        &existing_alloc,
+        &sizing,
+    );
+    for ((idx, side, cand, described), s) in candidates.into_iter().zip(sized) {
+        let inputs = format!(
+            "price {}, priority {}, instrument room {}, budget left {}",
+            cand.price,
+            cand.priority.round_dp(4).normalize(),
+            s.instrument_room.round_dp(2).normalize(),
+            s.remaining.round_dp(2).normalize()
+        );
+        planned[idx].decision = if s.quantity > Decimal::ZERO {
+            Decision::Order {
+                side,
+                quantity: s.quantity,
+                price: cand.price,
+                detail: format!("{described}; sized {} {} ({inputs})", side.as_str(), s.quantity),
+            }
+        } else {
+            Decision::Skip {
+                outcome: OutcomeKind::Unfunded,
+                detail: format!("{described}; not one share affordable ({inputs})"),
+                existing: None,
+            }
+        };
+    }
+    planned
+}
+
+/// Step 3: HOLD excluded, newest per symbol, highest expected profit first.
+pub fn select(recs: &[Recommendation]) -> Vec<&Recommendation> {
+    let mut newest: HashMap<&str, &Recommendation> = HashMap::new();
+    for r in recs.iter().filter(|r| r.action != Action::Hold) {
+        newest
+            .entry(r.symbol.as_str())
+            .and_modify(|cur| {
+                if (r.created_at, r.id) > (cur.created_at, cur.id) {
+                    *cur = r;
+                }
+            })
+            .or_insert(r);
+    }
+    let mut out: Vec<&Recommendation> = newest.into_values().collect();
+    out.sort_by(|a, b| {
+        b.expected_profit_percent
+            .cmp(&a.expected_profit_percent)
+            .then_with(|| a.symbol.cmp(&b.symbol))
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::money::Price;
+    use crate::recommendation::{NewRecommendation, RiskLevel, TimeHorizon, parse_time};
+    use crate::rules::{Rule, RuleAction, Trigger, TriggerSpec};
+    use rust_decimal_macros::dec;
+
+    fn rec(id: i64, symbol: &str, action: Action, epp: Decimal, at: &str) -> Recommendation {
+        Recommendation {
+            id,
+            rec: NewRecommendation {
+                expert_id: 1,
+                symbol: symbol.into(),
+                action,
+                confidence: dec!(80),
+                expected_profit_percent: epp,
+                price_at_date: Price::new(dec!(100)).unwrap(),
+                risk_level: RiskLevel::Medium,
+                time_horizon: TimeHorizon::ShortTerm,
+                target_price: None,
+                details: None,
+                created_at: parse_time(at).unwrap(),
+            },
+        }
+    }
+
+    fn confident_buy() -> Ruleset {
+        let t = |e: &str, op: Option<&str>, v: Option<Decimal>| {
+            Trigger::from_spec(&TriggerSpec { event: e.into(), op: op.map(Into::into), value: v }).unwrap()
+        };
+        Ruleset {
+            name: "confident-buy".into(),
+            rules: vec![Rule {
+                name: "bullish-and-confident".into(),
+                continue_processing: false,
+                triggers: vec![t("bullish", None, None), t("confidence", Some(">="), Some(dec!(60)))],
+                actions: vec![RuleAction::Buy],
+            }],
+        }
+    }
+
+    #[test]
+    fn selection_keeps_newest_per_symbol_and_sorts_by_profit() {
+        let recs = [
+            rec(1, "A", Action::Buy, dec!(5), "2026-11-27T10:00:00Z"),
+            rec(2, "A", Action::Sell, dec!(9), "2026-11-27T11:00:00Z"),
+            rec(3, "B", Action::Buy, dec!(20), "2026-11-27T10:00:00Z"),
+            rec(4, "C", Action::Hold, dec!(50), "2026-11-27T10:00:00Z"),
+        ];
+        let ids: Vec<i64> = select(&recs).iter().map(|r| r.id).collect();
+        assert_eq!(ids, [3, 2]);
+    }
+
+    #[test]
+    fn plan_records_every_outcome() {
+        let mut expert = Expert::with_defaults(1, "demo", "paper");
+        expert.allow_automated_trade_opening = true;
+        expert.max_virtual_equity_per_instrument_percent = dec!(40);
+        let rs = confident_buy();
+        let recs = [
+            rec(1, "AAPL", Action::Buy, dec!(30), "2026-11-27T10:00:00Z"),
+            rec(2, "MSFT", Action::Buy, dec!(20), "2026-11-27T10:00:00Z"),
+            rec(3, "GOOGL", Action::Buy, dec!(10), "2026-11-27T10:00:00Z"),
+            rec(4, "TSLA", Action::Sell, dec!(10), "2026-11-27T10:00:00Z"),
+            rec(5, "NVDA", Action::Buy, dec!(5), "2026-11-27T10:00:00Z"),
+            rec(6, "AMZN", Action::Buy, dec!(1), "2026-11-27T10:00:00Z"),
+        ];
+        let positions = [ActivePosition {
+            transaction_id: 9,
+            symbol: "NVDA".into(),
+            side: Side::Buy,
+            status: TransactionStatus::Waiting,
+            quantity: dec!(0),
+            price: dec!(100),
+        }];
+        let quotes: HashMap<String, Decimal> =
+            ["AAPL", "MSFT", "GOOGL", "TSLA", "NVDA", "AMZN"].iter().map(|s| (s.to_string(), dec!(100))).collect();
+        let balance = ExpertBalance { virtual_balance: dec!(100000), used: dec!(0), available: dec!(100000) };
+        let inputs = Inputs {
+            expert: &expert,
+            ruleset: &rs,
+            equity_threshold_percent: dec!(5),
+            recommendations: &recs,
+            positions: &positions,
+            balance,
+            quotes: &quotes,
+        };
+        let got: Vec<(i64, String)> = plan(&inputs)
+            .iter()
+            .map(|p| {
+                let what = match &p.decision {
+                    Decision::Order { quantity, .. } => format!("order {quantity}"),
+                    Decision::Skip { outcome, .. } => outcome.to_string(),
+                };
+                (p.rec.id, what)
+            })
+            .collect();
+        let want: Vec<(i64, String)> = vec![
+            (1, "order 400".into()),
+            (2, "order 400".into()),
+            (3, "order 200".into()),
+            (4, "rules_not_met".into()),
+            (5, "duplicate_position".into()),
+            (6, "unfunded".into()),
+        ];
+        assert_eq!(got, want);
+
+        // Not permitted when buying is off; insufficient equity when the balance is spent.
+        let mut no_buy = expert.clone();
+        no_buy.enable_buy = false;
+        let inputs2 = Inputs { expert: &no_buy, ..inputs };
+        assert!(plan(&inputs2).iter().all(|p| matches!(&p.decision, Decision::Skip { outcome, .. } if *outcome != OutcomeKind::Ordered)));
+        assert!(matches!(&plan(&inputs2)[0].decision, Decision::Skip { outcome: OutcomeKind::NotPermitted, .. }));
+        let mut rich_expert = expert.clone();
+        rich_expert.enable_buy = true;
+        let poor = ExpertBalance { virtual_balance: dec!(100000), used: dec!(99000), available: dec!(1000) };
+        let inputs3 = Inputs { expert: &rich_expert, balance: poor, ..inputs };
+        assert!(matches!(&plan(&inputs3)[0].decision, Decision::Skip { outcome: OutcomeKind::InsufficientEquity, .. }));
+    }
+}

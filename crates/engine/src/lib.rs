@@ -1,0 +1,24 @@
+//! The trade manager: use cases, processing locks, decision records and metrics.
+//!
+//! - [`ports`]: the traits the engine talks to the outside through (store, broker, clock).
+//! - [`locks`]: keyed processing locks, one run per (expert, use case) at a time (S1–S4).
+//! - [`settings`]: the validated runtime view of the configuration.
+//! - [`manager`]: [`TradeManager`], the enter_market run (DESIGN.md §5) and ingestion.
+//! - [`metrics`]: names of the Prometheus series the engine emits (S8, B5).
+//!
+//! The engine decides with the pure functions of `tradewarden-domain`, then carries the plan
+//! out; no lock or database transaction is held across a broker call except the processing
+//! lock itself, which exists to serialise exactly that.
+
+pub mod error;
+pub mod locks;
+pub mod manager;
+pub mod metrics;
+pub mod ports;
+pub mod settings;
+
+pub use error::EngineError;
+pub use locks::{ProcessingGuard, ProcessingLocks};
+pub use manager::{Counts, ImportSummary, RunReport, RunStatus, TradeManager};
+pub use ports::{Broker, BrokerError, BrokerOrder, Clock, OrderRequest, Store, StoreError, SystemClock};
+pub use settings::{AccountSettings, Settings};
