@@ -1,0 +1,415 @@
+//! [`TradeManager`]: the enter_market run (DESIGN.md §5) and recommendation ingestion.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Duration as ChronoDuration;
+use serde::Serialize;
+use tradewarden_domain::enter_market::{self, Decision, Inputs};
+use tradewarden_domain::expert::{Expert, ExpertBalance};
+use tradewarden_domain::outcome::OutcomeKind;
+use tradewarden_domain::{NewRecommendation, Order, OrderStatus, OrderType, Outcome, UseCase};
+
+use crate::error::EngineError;
+use crate::locks::ProcessingLocks;
+use crate::metrics as m;
+use crate::ports::{Broker, BrokerError, BrokerOrder, Clock, ImportError, NewPosition, OrderRequest, QuoteUpdate, Store, StoreError};
+use crate::settings::Settings;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Processed,
+    SkippedLocked,
+    SkippedPendingJobs,
+    ExpertDisabled,
+    AutomationDisabled,
+    NoRuleset,
+}
+
+impl RunStatus {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Processed => "processed",
+            RunStatus::SkippedLocked => "skipped_locked",
+            RunStatus::SkippedPendingJobs => "skipped_pending_jobs",
+            RunStatus::ExpertDisabled => "expert_disabled",
+            RunStatus::AutomationDisabled => "automation_disabled",
+            RunStatus::NoRuleset => "no_ruleset",
+        }
+    }
+}
+
+/// Outcome counts of one run, in the documented key order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Counts {
+    pub considered: usize,
+    pub rules_not_met: usize,
+    pub not_permitted: usize,
+    pub duplicate_position: usize,
+    pub insufficient_equity: usize,
+    pub unfunded: usize,
+    pub ordered: usize,
+    pub failed: usize,
+}
+
+impl Counts {
+    fn add(&mut self, kind: OutcomeKind) {
+        let slot = match kind {
+            OutcomeKind::RulesNotMet => &mut self.rules_not_met,
+            OutcomeKind::NotPermitted => &mut self.not_permitted,
+            OutcomeKind::DuplicatePosition => &mut self.duplicate_position,
+            OutcomeKind::InsufficientEquity => &mut self.insufficient_equity,
+            OutcomeKind::Unfunded => &mut self.unfunded,
+            OutcomeKind::Ordered => &mut self.ordered,
+            OutcomeKind::Failed => &mut self.failed,
+        };
+        *slot += 1;
+        metrics::counter!(m::RECOMMENDATIONS, "outcome" => kind.as_str()).increment(1);
+    }
+}
+
+/// The report of one run: what `process` prints per expert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    pub expert_id: i64,
+    pub use_case: UseCase,
+    pub status: RunStatus,
+    pub counts: Counts,
+    /// The orders the run created (S6); empty when skipped.
+    pub orders: Vec<Order>,
+}
+
+impl RunReport {
+    fn skipped(expert_id: i64, use_case: UseCase, status: RunStatus) -> Self {
+        RunReport { expert_id, use_case, status, counts: Counts::default(), orders: Vec::new() }
+    }
+}
+
+/// What `import` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    pub imported: usize,
+    pub already_present: usize,
+}
+
+/// The trade manager of one process.
+pub struct TradeManager {
+    settings: Arc<Settings>,
+    store: Arc<dyn Store>,
+    brokers: HashMap<String, Arc<dyn Broker>>,
+    clock: Arc<dyn Clock>,
+    locks: ProcessingLocks,
+}
+
+impl TradeManager {
+    /// Wires a manager. `brokers` maps account names to their broker.
+    pub fn new(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        brokers: HashMap<String, Arc<dyn Broker>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let locks = ProcessingLocks::new(settings.lock_timeout);
+        TradeManager { settings: Arc::new(settings), store, brokers, clock, locks }
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The processing locks of this process.
+    pub fn locks(&self) -> &ProcessingLocks {
+        &self.locks
+    }
+
+    fn broker(&self, account: &str) -> Result<&Arc<dyn Broker>, EngineError> {
+        self.brokers.get(account).ok_or_else(|| EngineError::NoBroker(account.to_string()))
+    }
+
+    /// Parses and stores a JSON Lines batch, all or nothing (I6, B7). Blank lines are
+    /// ignored; every bad line is reported with its 1-based number.
+    pub async fn import_jsonl(&self, text: &str) -> Result<ImportSummary, EngineError> {
+        let now = self.clock.now();
+        let mut errors: Vec<(usize, String)> = Vec::new();
+        let mut recs = Vec::new();
+        let mut line_of = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            let n = i + 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            match NewRecommendation::parse_line(line, now) {
+                Ok(r) => {
+                    if !self.settings.experts.contains_key(&r.expert_id) {
+                        errors.push((n, format!("expert_id: unknown expert {}", r.expert_id)));
+                    } else {
+                        recs.push(r);
+                        line_of.push(n);
+                    }
+                }
+                Err(errs) => errors.extend(errs.into_iter().map(|e| (n, e.to_string()))),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(EngineError::BadInput(errors));
+        }
+        self.import(&recs).await.map_err(|e| match e {
+            EngineError::BadInput(v) => EngineError::BadInput(v.into_iter().map(|(i, msg)| (line_of[i], msg)).collect()),
+            other => other,
+        })
+    }
+
+    /// Stores validated recommendations; a recommendation's price is a quote for its
+    /// expert's paper account. Conflicts are reported by batch index.
+    pub async fn import(&self, recs: &[NewRecommendation]) -> Result<ImportSummary, EngineError> {
+        let quotes: Vec<QuoteUpdate> = recs
+            .iter()
+            .filter_map(|r| {
+                let expert = self.settings.experts.get(&r.expert_id)?;
+                let account = self.settings.accounts.get(&expert.account)?;
+                (account.broker == "paper").then(|| QuoteUpdate {
+                    account: account.name.clone(),
+                    symbol: r.symbol.clone(),
+                    price: r.price_at_date.get(),
+                    at: r.created_at,
+                })
+            })
+            .collect();
+        match self.store.import(recs, &quotes).await {
+            Ok(c) => Ok(ImportSummary { imported: c.imported, already_present: c.already_present }),
+            Err(ImportError::Conflicts(v)) => Err(EngineError::BadInput(v)),
+            Err(ImportError::Store(e)) => Err(e.into()),
+        }
+    }
+
+    /// Runs enter_market for one expert (DESIGN.md §5). `lookback_days` overrides the
+    /// configured window.
+    pub async fn process_enter_market(&self, expert_id: i64, lookback_days: Option<u32>) -> Result<RunReport, EngineError> {
+        let use_case = UseCase::EnterMarket;
+        let expert = self.settings.experts.get(&expert_id).ok_or(EngineError::UnknownExpert(expert_id))?;
+        let Some(_guard) = self.locks.acquire(expert_id, use_case).await else {
+            return Ok(RunReport::skipped(expert_id, use_case, RunStatus::SkippedLocked));
+        };
+        let started = Instant::now();
+        let result = self.enter_market_locked(expert, lookback_days.unwrap_or(self.settings.lookback_days)).await;
+        metrics::histogram!(m::RUN_SECONDS, "use_case" => use_case.as_str()).record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// Runs enter_market for every configured expert, one after another.
+    pub async fn process_all(&self, lookback_days: Option<u32>) -> Result<Vec<RunReport>, EngineError> {
+        let mut reports = Vec::with_capacity(self.settings.experts.len());
+        for id in self.settings.experts.keys() {
+            reports.push(self.process_enter_market(*id, lookback_days).await?);
+        }
+        Ok(reports)
+    }
+
+    /// Whether the expert still has analysis jobs pending. Analysis jobs arrive with a later
+    /// issue; the check keeps its place in the run.
+    async fn has_pending_jobs(&self, _expert_id: i64) -> bool {
+        false
+    }
+
+    async fn enter_market_locked(&self, expert: &Expert, lookback_days: u32) -> Result<RunReport, EngineError> {
+        let use_case = UseCase::EnterMarket;
+        let skipped = |status| Ok(RunReport::skipped(expert.id, use_case, status));
+        if !expert.enabled {
+            return skipped(RunStatus::ExpertDisabled);
+        }
+        if !expert.allow_automated_trade_opening {
+            return skipped(RunStatus::AutomationDisabled);
+        }
+        let Some(ruleset) = expert.enter_market_ruleset.as_ref().and_then(|n| self.settings.rulesets.get(n)) else {
+            return skipped(RunStatus::NoRuleset);
+        };
+        if self.has_pending_jobs(expert.id).await {
+            return skipped(RunStatus::SkippedPendingJobs);
+        }
+        let broker = self.broker(&expert.account)?;
+        let threshold = self
+            .settings
+            .accounts
+            .get(&expert.account)
+            .map(|a| a.minimum_equity_threshold_percent)
+            .ok_or_else(|| EngineError::NoBroker(expert.account.clone()))?;
+
+        let now = self.clock.now();
+        let since = now - ChronoDuration::days(i64::from(lookback_days));
+        let data = self.store.load_enter_market(expert.id, since).await?;
+        let snapshot = broker.account().await?;
+        let symbols: Vec<String> = data
+            .recommendations
+            .iter()
+            .map(|r| r.symbol.clone())
+            .chain(data.positions.iter().map(|p| p.symbol.clone()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let quotes = if symbols.is_empty() { HashMap::new() } else { broker.quotes(&symbols).await? };
+        let balance = ExpertBalance::compute(snapshot.balance, snapshot.cash, expert.virtual_equity_percent, &data.positions, &quotes);
+        let planned = enter_market::plan(&Inputs {
+            expert,
+            ruleset,
+            equity_threshold_percent: threshold,
+            recommendations: &data.recommendations,
+            positions: &data.positions,
+            balance,
+            quotes: &quotes,
+        });
+
+        let mut counts = Counts { considered: planned.len(), ..Counts::default() };
+        let outcome = |rec_id: i64, symbol: &str, kind: OutcomeKind, detail: String, order_id: Option<i64>| Outcome {
+            recommendation_id: rec_id,
+            expert_id: expert.id,
+            symbol: symbol.to_string(),
+            use_case,
+            outcome: kind,
+            detail,
+            order_id,
+            decided_at: self.clock.now(),
+        };
+        let mut skips = Vec::new();
+        let mut funded = Vec::new();
+        for p in planned {
+            match p.decision {
+                Decision::Skip { outcome: kind, detail, existing } => {
+                    if let Some((txn_id, status)) = existing {
+                        safety_check_warning(p.rec.id, &p.rec.symbol, &txn_id.to_string(), status.as_str(), expert.id);
+                        metrics::counter!(m::DUPLICATES_PREVENTED, "by" => "check").increment(1);
+                    }
+                    counts.add(kind);
+                    skips.push(outcome(p.rec.id, &p.rec.symbol, kind, detail, None));
+                }
+                Decision::Order { side, quantity, price, detail } => funded.push((p.rec, side, quantity, price, detail)),
+            }
+        }
+        if !skips.is_empty() {
+            self.store.record_outcomes(&skips).await?;
+        }
+
+        // Step 6: store each funded position, then submit it, then record the answer.
+        let mut placed: Vec<(Order, i64, String, String)> = Vec::new();
+        let mut late = Vec::new();
+        for (rec, side, quantity, price, detail) in funded {
+            let new = NewPosition {
+                expert_id: expert.id,
+                account: expert.account.clone(),
+                symbol: rec.symbol.clone(),
+                side,
+                quantity,
+                reference_price: price,
+                order_type: OrderType::Market,
+                limit_price: None,
+                recommendation_id: Some(rec.id),
+                created_at: self.clock.now(),
+            };
+            let order = match self.store.open_position(&new).await {
+                Ok((_txn, order)) => order,
+                Err(StoreError::DuplicatePosition { existing, .. }) => {
+                    // Another process got there between our read and our insert (B1).
+                    let (id, status) = match existing {
+                        Some((id, st)) => (id.to_string(), st.as_str()),
+                        None => ("unknown".to_string(), "WAITING/OPENED"),
+                    };
+                    safety_check_warning(rec.id, &rec.symbol, &id, status, expert.id);
+                    metrics::counter!(m::DUPLICATES_PREVENTED, "by" => "index").increment(1);
+                    counts.add(OutcomeKind::DuplicatePosition);
+                    late.push(outcome(
+                        rec.id,
+                        &rec.symbol,
+                        OutcomeKind::DuplicatePosition,
+                        format!("{detail}; refused by the database: existing transaction {id} in {status} status"),
+                        None,
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let order = self.submit(broker.as_ref(), order).await?;
+            placed.push((order, rec.id, rec.symbol.clone(), detail));
+        }
+
+        // Step 7: refresh what is still working at the broker (a market order may have filled).
+        let mut orders = Vec::with_capacity(placed.len());
+        for (mut order, rec_id, symbol, detail) in placed {
+            if matches!(order.status, OrderStatus::Accepted | OrderStatus::PartiallyFilled) {
+                if let Ok(Some(answer)) = broker.order_by_client_id(&order.client_order_id).await {
+                    order = self.store.apply_broker_order(order.id, &answer).await?;
+                }
+            }
+            let (kind, detail) = match order.status {
+                OrderStatus::Rejected | OrderStatus::Error => (OutcomeKind::Failed, format!("{detail}; broker: {}", order.status)),
+                OrderStatus::Submitting => {
+                    (OutcomeKind::Failed, format!("{detail}; no broker answer, order left submitting for reconciliation"))
+                }
+                st => (OutcomeKind::Ordered, format!("{detail}; order {} {st}", order.client_order_id)),
+            };
+            counts.add(kind);
+            late.push(outcome(rec_id, &symbol, kind, detail, Some(order.id)));
+            orders.push(order);
+        }
+        if !late.is_empty() {
+            self.store.record_outcomes(&late).await?;
+        }
+        Ok(RunReport { expert_id: expert.id, use_case, status: RunStatus::Processed, counts, orders })
+    }
+
+    /// Sends a stored order and records the broker's answer. Exactly once: a broker that
+    /// already has the client_order_id is asked for that order instead; no answer leaves the
+    /// order `submitting` for reconciliation.
+    async fn submit(&self, broker: &dyn Broker, order: Order) -> Result<Order, EngineError> {
+        let answer = broker.submit(&OrderRequest::for_order(&order)).await;
+        let answer = match answer {
+            Err(BrokerError::DuplicateClientOrderId(_)) => match broker.order_by_client_id(&order.client_order_id).await {
+                Ok(Some(found)) => Ok(found),
+                Ok(None) => Err(BrokerError::Unavailable("broker reports the id used but has no such order".into())),
+                Err(e) => Err(e),
+            },
+            other => other,
+        };
+        let result = match &answer {
+            Ok(_) => "accepted",
+            Err(BrokerError::Rejected(_)) => "rejected",
+            Err(_) => "unavailable",
+        };
+        metrics::counter!(m::ORDERS_SUBMITTED, "result" => result).increment(1);
+        match answer {
+            Ok(a) => Ok(self.store.apply_broker_order(order.id, &a).await?),
+            Err(BrokerError::Rejected(reason)) => {
+                tracing::warn!(order = order.id, client_order_id = %order.client_order_id, "broker rejected order: {reason}");
+                let answer = BrokerOrder {
+                    broker_order_id: String::new(),
+                    client_order_id: order.client_order_id.clone(),
+                    status: OrderStatus::Rejected,
+                    filled_quantity: Default::default(),
+                    avg_fill_price: None,
+                    reason: Some(reason),
+                    updated_at: self.clock.now(),
+                };
+                Ok(self.store.apply_broker_order(order.id, &answer).await?)
+            }
+            Err(e) => {
+                tracing::warn!(order = order.id, client_order_id = %order.client_order_id, "no broker answer: {e}; left submitting");
+                Ok(order)
+            }
+        }
+    }
+}
+
+/// The seed's WARNING line for a prevented duplicate position (S5).
+fn safety_check_warning(rec_id: i64, symbol: &str, txn_id: &str, status: &str, expert_id: i64) {
+    tracing::warn!(
+        "SAFETY CHECK: Skipping recommendation {rec_id} for {symbol} - existing transaction {txn_id} in {status} status for expert {expert_id}"
+    );
+}

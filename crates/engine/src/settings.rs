@@ -1,0 +1,32 @@
+//! The validated runtime view of the configuration the engine works from.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use rust_decimal::Decimal;
+use tradewarden_domain::expert::Expert;
+use tradewarden_domain::rules::Ruleset;
+
+/// One account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountSettings {
+    pub name: String,
+    /// `paper` (built in) or the name of a real broker.
+    pub broker: String,
+    /// Starting cash of a paper account.
+    pub cash: Decimal,
+    /// The equity gate, in percent of an expert's virtual balance.
+    pub minimum_equity_threshold_percent: Decimal,
+}
+
+/// Everything the engine needs from the configuration, already validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub experts: BTreeMap<i64, Expert>,
+    pub rulesets: HashMap<String, Ruleset>,
+    pub accounts: HashMap<String, AccountSettings>,
+    /// How long a contender waits for a processing lock (the seed's 0.5 s).
+    pub lock_timeout: Duration,
+    /// Default lookback of an enter_market run, in days.
+    pub lookback_days: u32,
+}
