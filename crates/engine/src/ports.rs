@@ -219,9 +219,6 @@ pub trait Store: Send + Sync {
     /// FAILED. Returns the updated order.
     async fn apply_broker_order(&self, order_id: i64, answer: &BrokerOrder) -> Result<Order, StoreError>;
 
-    /// Marks an order `error` (the broker never took it) and fails its WAITING transaction.
-    async fn fail_order(&self, order_id: i64, reason: &str, at: DateTime<Utc>) -> Result<Order, StoreError>;
-
     /// Stores decision records.
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError>;
 

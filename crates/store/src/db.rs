@@ -1,0 +1,378 @@
+//! A thin dialect layer over sqlx so the store's logic and SQL are written once for SQLite
+//! and PostgreSQL.
+//!
+//! Values cross it as [`Val`]: decimals and times are TEXT on SQLite (sqlx maps `Decimal`
+//! only for PostgreSQL; a fixed-width UTC format keeps text times ordered) and native
+//! `numeric` / `timestamptz` on PostgreSQL. Rows come back as [`Row`], whose accessors parse
+//! either form. SQL uses `$n` placeholders, which both drivers accept.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, Postgres};
+use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{AssertSqlSafe, Column, Row as _, TypeInfo, ValueRef};
+use tradewarden_engine::StoreError;
+
+/// A bound or fetched value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    I64(Option<i64>),
+    Text(Option<String>),
+    Dec(Option<Decimal>),
+    Time(Option<DateTime<Utc>>),
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Val::I64(Some(v))
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Self {
+        Val::I64(v)
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Val::Text(Some(v.to_string()))
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Val::Text(Some(v))
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        Val::Text(v)
+    }
+}
+impl From<Option<&str>> for Val {
+    fn from(v: Option<&str>) -> Self {
+        Val::Text(v.map(str::to_string))
+    }
+}
+impl From<Decimal> for Val {
+    fn from(v: Decimal) -> Self {
+        Val::Dec(Some(v))
+    }
+}
+impl From<Option<Decimal>> for Val {
+    fn from(v: Option<Decimal>) -> Self {
+        Val::Dec(v)
+    }
+}
+impl From<DateTime<Utc>> for Val {
+    fn from(v: DateTime<Utc>) -> Self {
+        Val::Time(Some(v))
+    }
+}
+impl From<Option<DateTime<Utc>>> for Val {
+    fn from(v: Option<DateTime<Utc>>) -> Self {
+        Val::Time(v)
+    }
+}
+
+/// The text form of a time on SQLite: fixed width, so text order is time order.
+pub fn time_text(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// A fetched row: column names with their values.
+#[derive(Debug, Clone, Default)]
+pub struct Row {
+    cols: Vec<(String, Val)>,
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+/// Whether a sqlx error is a unique-constraint violation.
+pub fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+}
+
+impl Row {
+    fn get(&self, name: &str) -> Result<&Val, StoreError> {
+        self.cols
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| StoreError::Database(format!("column {name} missing from result")))
+    }
+
+    fn bad(name: &str, v: &Val, want: &str) -> StoreError {
+        StoreError::Database(format!("column {name}: expected {want}, got {v:?}"))
+    }
+
+    /// An optional integer.
+    pub fn opt_i64(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        match self.get(name)? {
+            Val::I64(v) => Ok(*v),
+            Val::Text(None) | Val::Dec(None) | Val::Time(None) => Ok(None),
+            v => Err(Self::bad(name, v, "integer")),
+        }
+    }
+    /// An integer.
+    pub fn i64(&self, name: &str) -> Result<i64, StoreError> {
+        self.opt_i64(name)?.ok_or_else(|| StoreError::Database(format!("column {name} is null")))
+    }
+    /// An optional text.
+    pub fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        match self.get(name)? {
+            Val::Text(v) => Ok(v.clone()),
+            Val::I64(None) | Val::Dec(None) | Val::Time(None) => Ok(None),
+            v => Err(Self::bad(name, v, "text")),
+        }
+    }
+    /// A text.
+    pub fn text(&self, name: &str) -> Result<String, StoreError> {
+        self.opt_text(name)?.ok_or_else(|| StoreError::Database(format!("column {name} is null")))
+    }
+    /// An optional decimal, from numeric or text; normalised (PostgreSQL pads with zeros).
+    pub fn opt_dec(&self, name: &str) -> Result<Option<Decimal>, StoreError> {
+        match self.get(name)? {
+            Val::Dec(v) => Ok(v.map(|d| d.normalize())),
+            Val::Text(Some(s)) => Decimal::from_str(s).map(|d| Some(d.normalize())).map_err(|_| Self::bad(name, &Val::Text(Some(s.clone())), "decimal")),
+            Val::I64(Some(i)) => Ok(Some(Decimal::from(*i))),
+            Val::Text(None) | Val::I64(None) | Val::Time(None) => Ok(None),
+            v => Err(Self::bad(name, v, "decimal")),
+        }
+    }
+    /// A decimal.
+    pub fn dec(&self, name: &str) -> Result<Decimal, StoreError> {
+        self.opt_dec(name)?.ok_or_else(|| StoreError::Database(format!("column {name} is null")))
+    }
+    /// An optional time, from timestamptz or RFC 3339 text.
+    pub fn opt_time(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.get(name)? {
+            Val::Time(v) => Ok(*v),
+            Val::Text(Some(s)) => DateTime::parse_from_rfc3339(s)
+                .map(|t| Some(t.with_timezone(&Utc)))
+                .map_err(|_| Self::bad(name, &Val::Text(Some(s.clone())), "time")),
+            Val::Text(None) | Val::I64(None) | Val::Dec(None) => Ok(None),
+            v => Err(Self::bad(name, v, "time")),
+        }
+    }
+    /// A time.
+    pub fn time(&self, name: &str) -> Result<DateTime<Utc>, StoreError> {
+        self.opt_time(name)?.ok_or_else(|| StoreError::Database(format!("column {name} is null")))
+    }
+
+    fn from_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<Row, sqlx::Error> {
+        let mut cols = Vec::with_capacity(row.columns().len());
+        for (i, c) in row.columns().iter().enumerate() {
+            let raw = row.try_get_raw(i)?;
+            let v = if raw.is_null() {
+                Val::Text(None)
+            } else {
+                match raw.type_info().name() {
+                    "INTEGER" | "BOOLEAN" => Val::I64(Some(row.try_get::<i64, _>(i)?)),
+                    "REAL" => Val::Text(Some(row.try_get::<f64, _>(i)?.to_string())),
+                    _ => Val::Text(Some(row.try_get::<String, _>(i)?)),
+                }
+            };
+            cols.push((c.name().to_string(), v));
+        }
+        Ok(Row { cols })
+    }
+
+    fn from_pg(row: &sqlx::postgres::PgRow) -> Result<Row, sqlx::Error> {
+        let mut cols = Vec::with_capacity(row.columns().len());
+        for (i, c) in row.columns().iter().enumerate() {
+            let v = match c.type_info().name() {
+                "INT8" => Val::I64(row.try_get::<Option<i64>, _>(i)?),
+                "INT4" => Val::I64(row.try_get::<Option<i32>, _>(i)?.map(i64::from)),
+                "INT2" => Val::I64(row.try_get::<Option<i16>, _>(i)?.map(i64::from)),
+                "BOOL" => Val::I64(row.try_get::<Option<bool>, _>(i)?.map(i64::from)),
+                "NUMERIC" => Val::Dec(row.try_get::<Option<Decimal>, _>(i)?),
+                "TIMESTAMPTZ" => Val::Time(row.try_get::<Option<DateTime<Utc>>, _>(i)?),
+                _ => Val::Text(row.try_get::<Option<String>, _>(i)?),
+            };
+            cols.push((c.name().to_string(), v));
+        }
+        Ok(Row { cols })
+    }
+}
+
+macro_rules! bind_sqlite {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Val::I64(v) => q.bind(*v),
+                Val::Text(v) => q.bind(v.clone()),
+                Val::Dec(v) => q.bind(v.map(|d| d.normalize().to_string())),
+                Val::Time(v) => q.bind(v.map(time_text)),
+            };
+        }
+        q
+    }};
+}
+
+macro_rules! bind_pg {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Val::I64(v) => q.bind(*v),
+                Val::Text(v) => q.bind(v.clone()),
+                Val::Dec(v) => q.bind(*v),
+                Val::Time(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+
+/// Which database a URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Sqlite,
+    Postgres,
+}
+
+/// A connection pool of either kind.
+#[derive(Debug, Clone)]
+pub enum Pool {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// An open write transaction of either kind. Dropping it rolls back.
+pub enum Tx {
+    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Postgres(sqlx::Transaction<'static, Postgres>),
+}
+
+impl Pool {
+    /// Connects to `sqlite://PATH` (created if missing; WAL) or `postgres://…`.
+    pub async fn connect(url: &str) -> Result<Pool, StoreError> {
+        if url.starts_with("sqlite:") {
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(db_err)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30));
+            let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(db_err)?;
+            Ok(Pool::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let opts = PgConnectOptions::from_str(url).map_err(db_err)?;
+            let pool = PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(opts)
+                .await
+                .map_err(db_err)?;
+            Ok(Pool::Postgres(pool))
+        } else {
+            Err(StoreError::Database(format!("unsupported database url (want sqlite:// or postgres://): {url}")))
+        }
+    }
+
+    /// Which database this is.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Pool::Sqlite(_) => Kind::Sqlite,
+            Pool::Postgres(_) => Kind::Postgres,
+        }
+    }
+
+    /// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`, which takes the write
+    /// lock up front: a deferred transaction that reads then writes can fail with
+    /// SQLITE_BUSY under WAL despite the busy timeout.
+    pub async fn begin(&self) -> Result<Tx, StoreError> {
+        Ok(match self {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await.map_err(db_err)?),
+        })
+    }
+
+    /// Runs one statement outside any explicit transaction.
+    pub async fn execute(&self, sql: &str, args: &[Val]) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Pool::Sqlite(p) => bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args).execute(p).await?.rows_affected(),
+            Pool::Postgres(p) => bind_pg!(sqlx::query(AssertSqlSafe(sql)), args).execute(p).await?.rows_affected(),
+        })
+    }
+
+    /// Fetches rows outside any explicit transaction.
+    pub async fn fetch(&self, sql: &str, args: &[Val]) -> Result<Vec<Row>, StoreError> {
+        match self {
+            Pool::Sqlite(p) => {
+                let rows = bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args).fetch_all(p).await.map_err(db_err)?;
+                rows.iter().map(Row::from_sqlite).collect::<Result<_, _>>().map_err(db_err)
+            }
+            Pool::Postgres(p) => {
+                let rows = bind_pg!(sqlx::query(AssertSqlSafe(sql)), args).fetch_all(p).await.map_err(db_err)?;
+                rows.iter().map(Row::from_pg).collect::<Result<_, _>>().map_err(db_err)
+            }
+        }
+    }
+
+    /// Closes the pool.
+    pub async fn close(&self) {
+        match self {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+impl Tx {
+    /// Runs one statement; returns the rows affected. Errors stay sqlx errors so callers
+    /// can tell a unique violation apart.
+    pub async fn execute(&mut self, sql: &str, args: &[Val]) -> Result<u64, sqlx::Error> {
+        Ok(match self {
+            Tx::Sqlite(t) => bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args).execute(&mut **t).await?.rows_affected(),
+            Tx::Postgres(t) => bind_pg!(sqlx::query(AssertSqlSafe(sql)), args).execute(&mut **t).await?.rows_affected(),
+        })
+    }
+
+    /// Fetches rows.
+    pub async fn fetch(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Row>, sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => {
+                let rows = bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args).fetch_all(&mut **t).await?;
+                rows.iter().map(Row::from_sqlite).collect()
+            }
+            Tx::Postgres(t) => {
+                let rows = bind_pg!(sqlx::query(AssertSqlSafe(sql)), args).fetch_all(&mut **t).await?;
+                rows.iter().map(Row::from_pg).collect()
+            }
+        }
+    }
+
+    /// Fetches at most one row.
+    pub async fn fetch_one(&mut self, sql: &str, args: &[Val]) -> Result<Option<Row>, sqlx::Error> {
+        Ok(self.fetch(sql, args).await?.into_iter().next())
+    }
+
+    /// Commits.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await.map_err(db_err),
+            Tx::Postgres(t) => t.commit().await.map_err(db_err),
+        }
+    }
+
+    /// `FOR UPDATE` where the database has it; SQLite's `BEGIN IMMEDIATE` already serialises
+    /// writers.
+    pub fn for_update(&self) -> &'static str {
+        match self {
+            Tx::Sqlite(_) => "",
+            Tx::Postgres(_) => " FOR UPDATE",
+        }
+    }
+}
+
+/// Maps a sqlx error to the store's error.
+pub fn map_err(e: sqlx::Error) -> StoreError {
+    db_err(e)
+}

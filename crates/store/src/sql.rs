@@ -1,0 +1,811 @@
+//! [`SqlStore`]: the engine's store and the paper broker's ledger on SQLite or PostgreSQL.
+//!
+//! Every operation is one short database transaction; none is held across a broker call.
+//! Round trips are kept few on purpose (a SQLite round trip through sqlx costs tens of
+//! microseconds): batches are multi-row statements, and a run's inputs load in two queries.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use tradewarden_brokers::paper::{self, PaperLedger, PaperState};
+use tradewarden_domain::order::client_order_id;
+use tradewarden_domain::outcome::OutcomeKind;
+use tradewarden_domain::transaction::ActivePosition;
+use tradewarden_domain::{
+    Action, NewRecommendation, Order, OrderRole, OrderStatus, OrderType, Outcome, Price, Recommendation, RiskLevel, Side,
+    TimeHorizon, Transaction, TransactionStatus, UseCase,
+};
+use tradewarden_engine::ports::{EnterMarketData, ImportCounts, ImportError, ListFilter, NewPosition, QuoteUpdate};
+use tradewarden_engine::{BrokerError, BrokerOrder, OrderRequest, Store, StoreError};
+
+use crate::db::{Kind, Pool, Row, Tx, Val, is_unique_violation, map_err};
+
+/// The store on one database.
+#[derive(Debug, Clone)]
+pub struct SqlStore {
+    pool: Pool,
+}
+
+fn migrator(kind: Kind) -> Migrator {
+    let (desc, sql) = match kind {
+        Kind::Sqlite => ("core", include_str!("../migrations/sqlite/0001_core.sql")),
+        Kind::Postgres => ("core", include_str!("../migrations/postgres/0001_core.sql")),
+    };
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed(desc),
+        MigrationType::Simple,
+        sqlx::AssertSqlSafe(sql).into_sql_str(),
+        false,
+    )])
+}
+
+fn bad_value(what: &str, v: &str) -> StoreError {
+    StoreError::Database(format!("stored {what} is not valid: {v:?}"))
+}
+
+fn side(s: &str) -> Result<Side, StoreError> {
+    Side::parse(s).ok_or_else(|| bad_value("side", s))
+}
+
+/// Converts a stored row into an [`Order`].
+fn order_from(r: &Row) -> Result<Order, StoreError> {
+    let status = r.text("status")?;
+    let role = r.text("role")?;
+    let order_type = r.text("order_type")?;
+    Ok(Order {
+        id: r.i64("id")?,
+        transaction_id: r.i64("transaction_id")?,
+        expert_id: r.i64("expert_id")?,
+        account: r.text("account")?,
+        symbol: r.text("symbol")?,
+        side: side(&r.text("side")?)?,
+        role: OrderRole::parse(&role).ok_or_else(|| bad_value("role", &role))?,
+        order_type: OrderType::parse(&order_type).ok_or_else(|| bad_value("order_type", &order_type))?,
+        quantity: r.dec("quantity")?,
+        filled_quantity: r.dec("filled_quantity")?,
+        limit_price: r.opt_dec("limit_price")?,
+        stop_price: r.opt_dec("stop_price")?,
+        avg_fill_price: r.opt_dec("avg_fill_price")?,
+        status: OrderStatus::parse(&status).ok_or_else(|| bad_value("order status", &status))?,
+        client_order_id: r.text("client_order_id")?,
+        broker_order_id: r.opt_text("broker_order_id")?,
+        parent_order_id: r.opt_i64("parent_order_id")?,
+        trigger_status: match r.opt_text("trigger_status")? {
+            None => None,
+            Some(s) => Some(OrderStatus::parse(&s).ok_or_else(|| bad_value("trigger_status", &s))?),
+        },
+        recommendation_id: r.opt_i64("recommendation_id")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+fn txn_status(s: &str) -> Result<TransactionStatus, StoreError> {
+    TransactionStatus::parse(s).ok_or_else(|| bad_value("transaction status", s))
+}
+
+/// Converts a stored row into a [`Transaction`].
+fn transaction_from(r: &Row) -> Result<Transaction, StoreError> {
+    Ok(Transaction {
+        id: r.i64("id")?,
+        expert_id: r.i64("expert_id")?,
+        account: r.text("account")?,
+        symbol: r.text("symbol")?,
+        side: side(&r.text("side")?)?,
+        quantity: r.dec("quantity")?,
+        status: txn_status(&r.text("status")?)?,
+        open_price: r.opt_dec("open_price")?,
+        close_price: r.opt_dec("close_price")?,
+        take_profit: r.opt_dec("take_profit")?,
+        stop_loss: r.opt_dec("stop_loss")?,
+        opened_at: r.opt_time("opened_at")?,
+        closed_at: r.opt_time("closed_at")?,
+        close_reason: r.opt_text("close_reason")?,
+        created_at: r.time("created_at")?,
+    })
+}
+
+fn recommendation_from(r: &Row) -> Result<Recommendation, StoreError> {
+    let action = r.text("action")?;
+    let risk = r.text("risk_level")?;
+    let horizon = r.text("time_horizon")?;
+    let price = |name: &str| -> Result<Option<Price>, StoreError> {
+        match r.opt_dec(name)? {
+            None => Ok(None),
+            Some(d) => Price::new(d).map(Some).map_err(|_| bad_value(name, &d.to_string())),
+        }
+    };
+    Ok(Recommendation {
+        id: r.i64("id")?,
+        rec: NewRecommendation {
+            expert_id: r.i64("expert_id")?,
+            symbol: r.text("symbol")?,
+            action: Action::parse(&action).ok_or_else(|| bad_value("action", &action))?,
+            confidence: r.dec("confidence")?,
+            expected_profit_percent: r.dec("expected_profit_percent")?,
+            price_at_date: price("price_at_date")?.ok_or_else(|| bad_value("price_at_date", "null"))?,
+            risk_level: RiskLevel::parse(&risk).ok_or_else(|| bad_value("risk_level", &risk))?,
+            time_horizon: TimeHorizon::parse(&horizon).ok_or_else(|| bad_value("time_horizon", &horizon))?,
+            target_price: price("target_price")?,
+            details: r.opt_text("details")?,
+            created_at: r.time("created_at")?,
+        },
+    })
+}
+
+fn outcome_from(r: &Row) -> Result<Outcome, StoreError> {
+    let uc = r.text("use_case")?;
+    let kind = r.text("outcome")?;
+    Ok(Outcome {
+        recommendation_id: r.i64("recommendation_id")?,
+        expert_id: r.i64("expert_id")?,
+        symbol: r.text("symbol")?,
+        use_case: UseCase::parse(&uc).ok_or_else(|| bad_value("use_case", &uc))?,
+        outcome: OutcomeKind::parse(&kind).ok_or_else(|| bad_value("outcome", &kind))?,
+        detail: r.text("detail")?,
+        order_id: r.opt_i64("order_id")?,
+        decided_at: r.time("decided_at")?,
+    })
+}
+
+/// `($1, $2, …), ($n, …)` for a multi-row insert of `rows` rows of `cols` columns.
+fn values_clause(rows: usize, cols: usize) -> String {
+    let mut s = String::with_capacity(rows * cols * 5);
+    for r in 0..rows {
+        if r > 0 {
+            s.push_str(", ");
+        }
+        s.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                s.push_str(", ");
+            }
+            s.push('$');
+            s.push_str(&(r * cols + c + 1).to_string());
+        }
+        s.push(')');
+    }
+    s
+}
+
+/// Rows per multi-row statement: well under SQLite's 32766 bound parameters.
+const CHUNK: usize = 400;
+
+const ORDER_COLUMNS: &str = "id, transaction_id, expert_id, account, symbol, side, role, order_type, quantity, \
+    filled_quantity, limit_price, stop_price, avg_fill_price, status, client_order_id, broker_order_id, \
+    parent_order_id, trigger_status, recommendation_id, created_at";
+
+const TXN_COLUMNS: &str = "id, expert_id, account, symbol, side, quantity, status, open_price, close_price, \
+    take_profit, stop_loss, opened_at, closed_at, close_reason, created_at";
+
+type RecKey = (i64, String, DateTime<Utc>);
+
+impl SqlStore {
+    /// Connects to `sqlite://PATH` or `postgres://…` and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+        let pool = Pool::connect(url).await?;
+        let store = SqlStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Applies the embedded migrations of this database kind. On PostgreSQL the migrator
+    /// takes an advisory lock, so instances starting together migrate once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let m = migrator(self.pool.kind());
+        let res = match &self.pool {
+            Pool::Sqlite(p) => m.run(p).await,
+            Pool::Postgres(p) => m.run(p).await,
+        };
+        res.map_err(|e| StoreError::Database(format!("migration failed: {e}")))
+    }
+
+    /// The underlying pool (for tests and the lease store).
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Creates each paper account with its starting cash, unless it exists already (a
+    /// persisted account keeps its state across restarts and config edits).
+    pub async fn init_paper_accounts(&self, accounts: &[(String, Decimal)]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (name, cash) in accounts {
+            tx.execute(
+                "INSERT INTO paper_accounts (account, cash) VALUES ($1, $2) ON CONFLICT (account) DO NOTHING",
+                &[name.as_str().into(), (*cash).into()],
+            )
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await
+    }
+
+    async fn upsert_quotes(tx: &mut Tx, quotes: &[QuoteUpdate]) -> Result<(), StoreError> {
+        // Newest per (account, symbol) first: one statement may not touch a row twice.
+        let mut newest: HashMap<(&str, &str), &QuoteUpdate> = HashMap::new();
+        for q in quotes {
+            newest
+                .entry((q.account.as_str(), q.symbol.as_str()))
+                .and_modify(|cur| {
+                    if q.at >= cur.at {
+                        *cur = q;
+                    }
+                })
+                .or_insert(q);
+        }
+        let mut list: Vec<&QuoteUpdate> = newest.into_values().collect();
+        list.sort_by(|a, b| (&a.account, &a.symbol).cmp(&(&b.account, &b.symbol)));
+        for chunk in list.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO quotes (account, symbol, price, at) VALUES {} \
+                 ON CONFLICT (account, symbol) DO UPDATE SET price = excluded.price, at = excluded.at \
+                 WHERE excluded.at >= quotes.at",
+                values_clause(chunk.len(), 4)
+            );
+            let args: Vec<Val> = chunk
+                .iter()
+                .flat_map(|q| [q.account.as_str().into(), q.symbol.as_str().into(), q.price.into(), q.at.into()])
+                .collect();
+            tx.execute(&sql, &args).await.map_err(map_err)?;
+        }
+        Ok(())
+    }
+
+    async fn order_by_id(tx: &mut Tx, id: i64) -> Result<Order, StoreError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1");
+        let row = tx.fetch_one(&sql, &[id.into()]).await.map_err(map_err)?;
+        order_from(&row.ok_or_else(|| StoreError::NotFound(format!("order {id}")))?)
+    }
+
+    async fn active_by_symbol(&self, expert_id: i64, symbol: &str) -> Result<Option<Transaction>, StoreError> {
+        let sql = format!(
+            "SELECT {TXN_COLUMNS} FROM transactions WHERE expert_id = $1 AND symbol = $2 AND status IN ('WAITING', 'OPENED')"
+        );
+        let rows = self.pool.fetch(&sql, &[expert_id.into(), symbol.into()]).await?;
+        rows.first().map(transaction_from).transpose()
+    }
+}
+
+fn broker_unavailable(e: StoreError) -> BrokerError {
+    BrokerError::Unavailable(format!("paper ledger: {e}"))
+}
+
+fn paper_order_from(r: &Row) -> Result<BrokerOrder, StoreError> {
+    let status = r.text("status")?;
+    Ok(BrokerOrder {
+        broker_order_id: format!("paper-{}", r.i64("id")?),
+        client_order_id: r.text("client_order_id")?,
+        status: OrderStatus::parse(&status).ok_or_else(|| bad_value("paper order status", &status))?,
+        filled_quantity: r.dec("filled_quantity")?,
+        avg_fill_price: r.opt_dec("avg_fill_price")?,
+        reason: r.opt_text("reason")?,
+        updated_at: r.time("updated_at")?,
+    })
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn import(&self, recs: &[NewRecommendation], quotes: &[QuoteUpdate]) -> Result<ImportCounts, ImportError> {
+        let mut counts = ImportCounts::default();
+        let mut conflicts = Vec::new();
+        // Within the batch: identical repeats are already present, differing ones conflict.
+        let mut first: HashMap<RecKey, usize> = HashMap::new();
+        let mut unique: Vec<usize> = Vec::new();
+        for (i, r) in recs.iter().enumerate() {
+            let key = (r.expert_id, r.symbol.clone(), r.created_at);
+            match first.get(&key) {
+                None => {
+                    first.insert(key, i);
+                    unique.push(i);
+                }
+                Some(&j) if recs[j] == *r => counts.already_present += 1,
+                Some(&j) => conflicts.push((i, format!("recommendation: same expert, symbol and created_at as an earlier line ({}) with different content", j + 1))),
+            }
+        }
+        let mut tx = self.pool.begin().await?;
+        let mut inserted: HashSet<RecKey> = HashSet::new();
+        let now = Utc::now();
+        for chunk in unique.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO recommendations (expert_id, symbol, action, confidence, expected_profit_percent, price_at_date, \
+                 risk_level, time_horizon, target_price, details, created_at, imported_at) VALUES {} \
+                 ON CONFLICT (expert_id, symbol, created_at) DO NOTHING RETURNING expert_id, symbol, created_at",
+                values_clause(chunk.len(), 12)
+            );
+            let mut args: Vec<Val> = Vec::with_capacity(chunk.len() * 12);
+            for &i in chunk {
+                let r = &recs[i];
+                args.extend([
+                    r.expert_id.into(),
+                    r.symbol.as_str().into(),
+                    r.action.as_str().into(),
+                    r.confidence.into(),
+                    r.expected_profit_percent.into(),
+                    r.price_at_date.get().into(),
+                    r.risk_level.as_str().into(),
+                    r.time_horizon.as_str().into(),
+                    r.target_price.map(Price::get).into(),
+                    r.details.clone().into(),
+                    r.created_at.into(),
+                    now.into(),
+                ]);
+            }
+            for row in tx.fetch(&sql, &args).await.map_err(map_err)? {
+                inserted.insert((row.i64("expert_id")?, row.text("symbol")?, row.time("created_at")?));
+            }
+        }
+        for &i in &unique {
+            let r = &recs[i];
+            let key = (r.expert_id, r.symbol.clone(), r.created_at);
+            if inserted.contains(&key) {
+                counts.imported += 1;
+                continue;
+            }
+            // Already stored before this batch: identical is fine, different is an error.
+            let row = tx
+                .fetch_one(
+                    "SELECT * FROM recommendations WHERE expert_id = $1 AND symbol = $2 AND created_at = $3",
+                    &[r.expert_id.into(), r.symbol.as_str().into(), r.created_at.into()],
+                )
+                .await
+                .map_err(map_err)?
+                .ok_or_else(|| StoreError::Database("conflicting recommendation vanished".into()))?;
+            let stored = recommendation_from(&row)?;
+            if stored.rec == *r {
+                counts.already_present += 1;
+            } else {
+                conflicts.push((
+                    i,
+                    format!(
+                        "recommendation: same expert, symbol and created_at as stored recommendation {} with different content",
+                        stored.id
+                    ),
+                ));
+            }
+        }
+        if !conflicts.is_empty() {
+            conflicts.sort();
+            return Err(ImportError::Conflicts(conflicts));
+        }
+        Self::upsert_quotes(&mut tx, quotes).await?;
+        tx.commit().await?;
+        Ok(counts)
+    }
+
+    async fn record_quotes(&self, quotes: &[QuoteUpdate]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::upsert_quotes(&mut tx, quotes).await?;
+        tx.commit().await
+    }
+
+    async fn load_enter_market(&self, expert_id: i64, since: DateTime<Utc>) -> Result<EnterMarketData, StoreError> {
+        let recs = self
+            .pool
+            .fetch(
+                "SELECT * FROM recommendations WHERE expert_id = $1 AND created_at >= $2 AND action <> 'HOLD' ORDER BY id",
+                &[expert_id.into(), since.into()],
+            )
+            .await?;
+        let positions = self
+            .pool
+            .fetch(
+                "SELECT id, symbol, side, status, quantity, COALESCE(open_price, reference_price) AS price \
+                 FROM transactions WHERE expert_id = $1 AND status IN ('WAITING', 'OPENED')",
+                &[expert_id.into()],
+            )
+            .await?;
+        Ok(EnterMarketData {
+            recommendations: recs.iter().map(recommendation_from).collect::<Result<_, _>>()?,
+            positions: positions
+                .iter()
+                .map(|r| {
+                    Ok(ActivePosition {
+                        transaction_id: r.i64("id")?,
+                        symbol: r.text("symbol")?,
+                        side: side(&r.text("side")?)?,
+                        status: txn_status(&r.text("status")?)?,
+                        quantity: r.dec("quantity")?,
+                        price: r.opt_dec("price")?.unwrap_or_default(),
+                    })
+                })
+                .collect::<Result<_, StoreError>>()?,
+        })
+    }
+
+    async fn open_position(&self, new: &NewPosition) -> Result<(Transaction, Order), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let inserted = tx
+            .fetch_one(
+                "INSERT INTO transactions (expert_id, account, symbol, side, quantity, status, reference_price, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'WAITING', $6, $7) RETURNING id",
+                &[
+                    new.expert_id.into(),
+                    new.account.as_str().into(),
+                    new.symbol.as_str().into(),
+                    new.side.as_str().into(),
+                    new.quantity.into(),
+                    new.reference_price.into(),
+                    new.created_at.into(),
+                ],
+            )
+            .await;
+        let txn_id = match inserted {
+            Ok(Some(row)) => row.i64("id")?,
+            Ok(None) => return Err(StoreError::Database("insert returned no id".into())),
+            Err(e) if is_unique_violation(&e) => {
+                drop(tx);
+                let existing = self.active_by_symbol(new.expert_id, &new.symbol).await?.map(|t| (t.id, t.status));
+                return Err(StoreError::DuplicatePosition { expert_id: new.expert_id, symbol: new.symbol.clone(), existing });
+            }
+            Err(e) => return Err(map_err(e)),
+        };
+        let coid = client_order_id(txn_id, OrderRole::Entry);
+        let order_id = tx
+            .fetch_one(
+                "INSERT INTO orders (transaction_id, expert_id, account, symbol, side, role, order_type, quantity, \
+                 filled_quantity, limit_price, status, client_order_id, recommendation_id, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, 'entry', $6, $7, $8, $9, 'submitting', $10, $11, $12, $12) RETURNING id",
+                &[
+                    txn_id.into(),
+                    new.expert_id.into(),
+                    new.account.as_str().into(),
+                    new.symbol.as_str().into(),
+                    new.side.as_str().into(),
+                    new.order_type.as_str().into(),
+                    new.quantity.into(),
+                    Decimal::ZERO.into(),
+                    new.limit_price.into(),
+                    coid.as_str().into(),
+                    new.recommendation_id.into(),
+                    new.created_at.into(),
+                ],
+            )
+            .await
+            .map_err(map_err)?
+            .ok_or_else(|| StoreError::Database("insert returned no id".into()))?
+            .i64("id")?;
+        tx.commit().await?;
+        let txn = Transaction {
+            id: txn_id,
+            expert_id: new.expert_id,
+            account: new.account.clone(),
+            symbol: new.symbol.clone(),
+            side: new.side,
+            quantity: new.quantity,
+            status: TransactionStatus::Waiting,
+            open_price: None,
+            close_price: None,
+            take_profit: None,
+            stop_loss: None,
+            opened_at: None,
+            closed_at: None,
+            close_reason: None,
+            created_at: new.created_at,
+        };
+        let order = Order {
+            id: order_id,
+            transaction_id: txn_id,
+            expert_id: new.expert_id,
+            account: new.account.clone(),
+            symbol: new.symbol.clone(),
+            side: new.side,
+            role: OrderRole::Entry,
+            order_type: new.order_type,
+            quantity: new.quantity,
+            filled_quantity: Decimal::ZERO,
+            limit_price: new.limit_price,
+            stop_price: None,
+            avg_fill_price: None,
+            status: OrderStatus::Submitting,
+            client_order_id: coid,
+            broker_order_id: None,
+            parent_order_id: None,
+            trigger_status: None,
+            recommendation_id: new.recommendation_id,
+            created_at: new.created_at,
+        };
+        Ok((txn, order))
+    }
+
+    async fn apply_broker_order(&self, order_id: i64, answer: &BrokerOrder) -> Result<Order, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let current = Self::order_by_id(&mut tx, order_id).await?;
+        let status = match current.status.transition(answer.status) {
+            Ok(s) => s,
+            Err(e) => {
+                // A stale or out-of-order answer: keep what we have.
+                tracing::warn!(order = order_id, "ignoring broker answer: {e}");
+                return Ok(current);
+            }
+        };
+        let broker_id = (!answer.broker_order_id.is_empty()).then(|| answer.broker_order_id.clone());
+        tx.execute(
+            "UPDATE orders SET status = $1, filled_quantity = $2, avg_fill_price = COALESCE($3, avg_fill_price), \
+             broker_order_id = COALESCE($4, broker_order_id), reason = COALESCE($5, reason), updated_at = $6 WHERE id = $7",
+            &[
+                status.as_str().into(),
+                answer.filled_quantity.into(),
+                answer.avg_fill_price.into(),
+                broker_id.into(),
+                answer.reason.clone().into(),
+                answer.updated_at.into(),
+                order_id.into(),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        if current.role == OrderRole::Entry {
+            if status.is_executed() {
+                // The entry filled (in part): the position exists.
+                let quantity = if status == OrderStatus::Filled { current.quantity } else { answer.filled_quantity };
+                tx.execute(
+                    "UPDATE transactions SET status = 'OPENED', open_price = $1, opened_at = COALESCE(opened_at, $2), quantity = $3 \
+                     WHERE id = $4 AND status IN ('WAITING', 'OPENED')",
+                    &[answer.avg_fill_price.into(), answer.updated_at.into(), quantity.into(), current.transaction_id.into()],
+                )
+                .await
+                .map_err(map_err)?;
+            } else if status.is_terminal() && answer.filled_quantity.is_zero() {
+                // Nothing filled and nothing will: the slot is free again.
+                let (new_status, reason) = if status == OrderStatus::Error {
+                    (TransactionStatus::Failed, "entry_not_submitted")
+                } else {
+                    (TransactionStatus::Closed, "entry_orders_terminal_no_execution")
+                };
+                let reason = match &answer.reason {
+                    Some(r) => format!("{reason}: {r}"),
+                    None => reason.to_string(),
+                };
+                tx.execute(
+                    "UPDATE transactions SET status = $1, closed_at = $2, close_reason = $3 WHERE id = $4 AND status = 'WAITING'",
+                    &[new_status.as_str().into(), answer.updated_at.into(), reason.into(), current.transaction_id.into()],
+                )
+                .await
+                .map_err(map_err)?;
+            }
+        }
+        let updated = Self::order_by_id(&mut tx, order_id).await?;
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in outcomes.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO outcomes (recommendation_id, expert_id, symbol, use_case, outcome, detail, order_id, decided_at) VALUES {}",
+                values_clause(chunk.len(), 8)
+            );
+            let args: Vec<Val> = chunk
+                .iter()
+                .flat_map(|o| {
+                    [
+                        o.recommendation_id.into(),
+                        o.expert_id.into(),
+                        o.symbol.as_str().into(),
+                        o.use_case.as_str().into(),
+                        o.outcome.as_str().into(),
+                        o.detail.as_str().into(),
+                        o.order_id.into(),
+                        o.decided_at.into(),
+                    ]
+                })
+                .collect();
+            tx.execute(&sql, &args).await.map_err(map_err)?;
+        }
+        tx.commit().await
+    }
+
+    async fn active_transaction(&self, expert_id: i64, symbol: &str) -> Result<Option<Transaction>, StoreError> {
+        self.active_by_symbol(expert_id, symbol).await
+    }
+
+    async fn orders_in_flight(&self) -> Result<Vec<Order>, StoreError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'submitting' ORDER BY id");
+        self.pool.fetch(&sql, &[]).await?.iter().map(order_from).collect()
+    }
+
+    async fn transactions(&self, f: &ListFilter) -> Result<Vec<Transaction>, StoreError> {
+        let sql = format!(
+            "SELECT {TXN_COLUMNS} FROM transactions WHERE ($1 IS NULL OR expert_id = $1) AND ($2 IS NULL OR status = $2) ORDER BY id"
+        );
+        let rows = self.pool.fetch(&sql, &[f.expert_id.into(), f.status.clone().into()]).await?;
+        rows.iter().map(transaction_from).collect()
+    }
+
+    async fn orders(&self, f: &ListFilter) -> Result<Vec<Order>, StoreError> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE ($1 IS NULL OR expert_id = $1) AND ($2 IS NULL OR status = $2) ORDER BY id"
+        );
+        let rows = self.pool.fetch(&sql, &[f.expert_id.into(), f.status.clone().into()]).await?;
+        rows.iter().map(order_from).collect()
+    }
+
+    async fn outcomes(&self, f: &ListFilter) -> Result<Vec<Outcome>, StoreError> {
+        let rows = self
+            .pool
+            .fetch(
+                "SELECT * FROM outcomes WHERE ($1 IS NULL OR expert_id = $1) AND ($2 IS NULL OR outcome = $2) \
+                 AND ($3 IS NULL OR recommendation_id = $3) ORDER BY id",
+                &[f.expert_id.into(), f.status.clone().into(), f.recommendation_id.into()],
+            )
+            .await?;
+        rows.iter().map(outcome_from).collect()
+    }
+}
+
+#[async_trait]
+impl PaperLedger for SqlStore {
+    async fn paper_state(&self, account: &str) -> Result<PaperState, BrokerError> {
+        let cash = self
+            .pool
+            .fetch("SELECT cash FROM paper_accounts WHERE account = $1", &[account.into()])
+            .await
+            .map_err(broker_unavailable)?;
+        let cash = match cash.first() {
+            Some(r) => r.dec("cash").map_err(broker_unavailable)?,
+            None => return Err(BrokerError::Rejected(format!("unknown paper account {account:?}"))),
+        };
+        let rows = self
+            .pool
+            .fetch(
+                "SELECT p.symbol, p.quantity, q.price FROM paper_positions p \
+                 LEFT JOIN quotes q ON q.account = p.account AND q.symbol = p.symbol \
+                 WHERE p.account = $1 ORDER BY p.symbol",
+                &[account.into()],
+            )
+            .await
+            .map_err(broker_unavailable)?;
+        let positions = rows
+            .iter()
+            .map(|r| Ok((r.text("symbol")?, r.dec("quantity")?, r.opt_dec("price")?)))
+            .collect::<Result<_, StoreError>>()
+            .map_err(broker_unavailable)?;
+        Ok(PaperState { cash, positions })
+    }
+
+    async fn paper_quotes(&self, account: &str, symbols: &[String]) -> Result<HashMap<String, Decimal>, BrokerError> {
+        // One query for the whole account: cheaper than binding hundreds of symbols.
+        let wanted: HashSet<&str> = symbols.iter().map(String::as_str).collect();
+        let rows = self
+            .pool
+            .fetch("SELECT symbol, price FROM quotes WHERE account = $1", &[account.into()])
+            .await
+            .map_err(broker_unavailable)?;
+        let mut out = HashMap::with_capacity(wanted.len());
+        for r in &rows {
+            let symbol = r.text("symbol").map_err(broker_unavailable)?;
+            if wanted.contains(symbol.as_str()) {
+                out.insert(symbol, r.dec("price").map_err(broker_unavailable)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn paper_execute(&self, account: &str, order: &OrderRequest, now: DateTime<Utc>) -> Result<BrokerOrder, BrokerError> {
+        let mut tx = self.pool.begin().await.map_err(broker_unavailable)?;
+        let unavailable = |e: sqlx::Error| broker_unavailable(map_err(e));
+        let seen = tx
+            .fetch_one(
+                "SELECT id FROM paper_orders WHERE account = $1 AND client_order_id = $2",
+                &[account.into(), order.client_order_id.as_str().into()],
+            )
+            .await
+            .map_err(unavailable)?;
+        if seen.is_some() {
+            return Err(BrokerError::DuplicateClientOrderId(order.client_order_id.clone()));
+        }
+        let lock = tx.for_update();
+        let cash = tx
+            .fetch_one(&format!("SELECT cash FROM paper_accounts WHERE account = $1{lock}"), &[account.into()])
+            .await
+            .map_err(unavailable)?;
+        let Some(cash) = cash else {
+            return Err(BrokerError::Rejected(format!("unknown paper account {account:?}")));
+        };
+        let cash = cash.dec("cash").map_err(broker_unavailable)?;
+        let quote = tx
+            .fetch_one(
+                "SELECT price FROM quotes WHERE account = $1 AND symbol = $2",
+                &[account.into(), order.symbol.as_str().into()],
+            )
+            .await
+            .map_err(unavailable)?
+            .map(|r| r.dec("price"))
+            .transpose()
+            .map_err(broker_unavailable)?;
+        let position = tx
+            .fetch_one(
+                "SELECT quantity FROM paper_positions WHERE account = $1 AND symbol = $2",
+                &[account.into(), order.symbol.as_str().into()],
+            )
+            .await
+            .map_err(unavailable)?
+            .map(|r| r.dec("quantity"))
+            .transpose()
+            .map_err(broker_unavailable)?
+            .unwrap_or_default();
+        let decided = paper::fill(order, quote, cash, position);
+        let (status, filled, price, reason) = match &decided {
+            Ok(f) => (
+                f.status,
+                if f.status == OrderStatus::Filled { order.quantity } else { Decimal::ZERO },
+                f.price,
+                None,
+            ),
+            Err(reason) => (OrderStatus::Rejected, Decimal::ZERO, None, Some(reason.clone())),
+        };
+        let inserted = tx
+            .fetch_one(
+                "INSERT INTO paper_orders (account, client_order_id, symbol, side, order_type, quantity, limit_price, stop_price, \
+                 status, filled_quantity, avg_fill_price, reason, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
+                &[
+                    account.into(),
+                    order.client_order_id.as_str().into(),
+                    order.symbol.as_str().into(),
+                    order.side.as_str().into(),
+                    order.order_type.as_str().into(),
+                    order.quantity.into(),
+                    order.limit_price.into(),
+                    order.stop_price.into(),
+                    status.as_str().into(),
+                    filled.into(),
+                    price.into(),
+                    reason.clone().into(),
+                    now.into(),
+                ],
+            )
+            .await;
+        let id = match inserted {
+            Ok(Some(r)) => r.i64("id").map_err(broker_unavailable)?,
+            Ok(None) => return Err(BrokerError::Unavailable("paper order insert returned no id".into())),
+            Err(e) if is_unique_violation(&e) => return Err(BrokerError::DuplicateClientOrderId(order.client_order_id.clone())),
+            Err(e) => return Err(unavailable(e)),
+        };
+        if let Ok(f) = &decided {
+            if f.status == OrderStatus::Filled {
+                tx.execute("UPDATE paper_accounts SET cash = $1 WHERE account = $2", &[f.cash_after.into(), account.into()])
+                    .await
+                    .map_err(unavailable)?;
+                tx.execute(
+                    "INSERT INTO paper_positions (account, symbol, quantity) VALUES ($1, $2, $3) \
+                     ON CONFLICT (account, symbol) DO UPDATE SET quantity = excluded.quantity",
+                    &[account.into(), order.symbol.as_str().into(), f.position_after.into()],
+                )
+                .await
+                .map_err(unavailable)?;
+            }
+        }
+        tx.commit().await.map_err(broker_unavailable)?;
+        match decided {
+            Err(reason) => Err(BrokerError::Rejected(reason)),
+            Ok(_) => Ok(BrokerOrder {
+                broker_order_id: format!("paper-{id}"),
+                client_order_id: order.client_order_id.clone(),
+                status,
+                filled_quantity: filled,
+                avg_fill_price: price,
+                reason: None,
+                updated_at: now,
+            }),
+        }
+    }
+
+    async fn paper_order(&self, account: &str, client_order_id: &str) -> Result<Option<BrokerOrder>, BrokerError> {
+        let rows = self
+            .pool
+            .fetch(
+                "SELECT * FROM paper_orders WHERE account = $1 AND client_order_id = $2",
+                &[account.into(), client_order_id.into()],
+            )
+            .await
+            .map_err(broker_unavailable)?;
+        rows.first().map(paper_order_from).transpose().map_err(broker_unavailable)
+    }
+}
