@@ -24,12 +24,25 @@ pub trait PaperLedger: Send + Sync {
     /// Cash and positions (with their latest quotes) of a paper account.
     async fn paper_state(&self, account: &str) -> Result<PaperState, BrokerError>;
     /// The latest quotes of the account.
-    async fn paper_quotes(&self, account: &str, symbols: &[String]) -> Result<HashMap<String, Decimal>, BrokerError>;
+    async fn paper_quotes(
+        &self,
+        account: &str,
+        symbols: &[String],
+    ) -> Result<HashMap<String, Decimal>, BrokerError>;
     /// Applies one order atomically: refuses a seen client_order_id, calls [`fill`] on the
     /// current quote, cash and position, stores the order and its effects.
-    async fn paper_execute(&self, account: &str, order: &OrderRequest, now: DateTime<Utc>) -> Result<BrokerOrder, BrokerError>;
+    async fn paper_execute(
+        &self,
+        account: &str,
+        order: &OrderRequest,
+        now: DateTime<Utc>,
+    ) -> Result<BrokerOrder, BrokerError>;
     /// Looks an order up by its client_order_id.
-    async fn paper_order(&self, account: &str, client_order_id: &str) -> Result<Option<BrokerOrder>, BrokerError>;
+    async fn paper_order(
+        &self,
+        account: &str,
+        client_order_id: &str,
+    ) -> Result<Option<BrokerOrder>, BrokerError>;
 }
 
 /// A paper account's holdings.
@@ -55,9 +68,17 @@ pub struct Fill {
 ///
 /// Buying needs cash for the whole cost. Selling what is held is always allowed; selling
 /// beyond it opens or grows a short, which needs cash covering its notional (no margin).
-pub fn fill(order: &OrderRequest, quote: Option<Decimal>, cash: Decimal, position: Decimal) -> Result<Fill, String> {
+pub fn fill(
+    order: &OrderRequest,
+    quote: Option<Decimal>,
+    cash: Decimal,
+    position: Decimal,
+) -> Result<Fill, String> {
     if order.quantity <= Decimal::ZERO {
-        return Err(format!("quantity must be greater than 0, got {}", order.quantity));
+        return Err(format!(
+            "quantity must be greater than 0, got {}",
+            order.quantity
+        ));
     }
     let Some(quote) = quote else {
         return Err(format!("no quote for {}", order.symbol));
@@ -82,13 +103,22 @@ pub fn fill(order: &OrderRequest, quote: Option<Decimal>, cash: Decimal, positio
         }
     };
     let Some(price) = executes_at else {
-        return Ok(Fill { status: OrderStatus::Accepted, price: None, cash_after: cash, position_after: position });
+        return Ok(Fill {
+            status: OrderStatus::Accepted,
+            price: None,
+            cash_after: cash,
+            position_after: position,
+        });
     };
     let notional = order.quantity * price;
     let (cash_after, position_after) = match order.side {
         Side::Buy => {
             if notional > cash {
-                return Err(format!("insufficient cash: order costs {}, cash is {}", notional.round_dp(2), cash.round_dp(2)));
+                return Err(format!(
+                    "insufficient cash: order costs {}, cash is {}",
+                    notional.round_dp(2),
+                    cash.round_dp(2)
+                ));
             }
             (cash - notional, position + order.quantity)
         }
@@ -106,7 +136,12 @@ pub fn fill(order: &OrderRequest, quote: Option<Decimal>, cash: Decimal, positio
             (cash + notional, after)
         }
     };
-    Ok(Fill { status: OrderStatus::Filled, price: Some(price), cash_after, position_after })
+    Ok(Fill {
+        status: OrderStatus::Filled,
+        price: Some(price),
+        cash_after,
+        position_after,
+    })
 }
 
 /// One paper account as a [`Broker`].
@@ -119,7 +154,11 @@ pub struct PaperBroker {
 impl PaperBroker {
     /// The paper broker of `account`.
     pub fn new(account: &str, ledger: Arc<dyn PaperLedger>, clock: Arc<dyn Clock>) -> Self {
-        PaperBroker { account: account.to_string(), ledger, clock }
+        PaperBroker {
+            account: account.to_string(),
+            ledger,
+            clock,
+        }
     }
 }
 
@@ -127,8 +166,15 @@ impl PaperBroker {
 impl Broker for PaperBroker {
     async fn account(&self) -> Result<AccountSnapshot, BrokerError> {
         let st = self.ledger.paper_state(&self.account).await?;
-        let marked: Decimal = st.positions.iter().map(|(_, q, p)| *q * p.unwrap_or_default()).sum();
-        Ok(AccountSnapshot { cash: st.cash, balance: st.cash + marked })
+        let marked: Decimal = st
+            .positions
+            .iter()
+            .map(|(_, q, p)| *q * p.unwrap_or_default())
+            .sum();
+        Ok(AccountSnapshot {
+            cash: st.cash,
+            balance: st.cash + marked,
+        })
     }
 
     async fn quotes(&self, symbols: &[String]) -> Result<HashMap<String, Decimal>, BrokerError> {
@@ -136,11 +182,18 @@ impl Broker for PaperBroker {
     }
 
     async fn submit(&self, order: &OrderRequest) -> Result<BrokerOrder, BrokerError> {
-        self.ledger.paper_execute(&self.account, order, self.clock.now()).await
+        self.ledger
+            .paper_execute(&self.account, order, self.clock.now())
+            .await
     }
 
-    async fn order_by_client_id(&self, client_order_id: &str) -> Result<Option<BrokerOrder>, BrokerError> {
-        self.ledger.paper_order(&self.account, client_order_id).await
+    async fn order_by_client_id(
+        &self,
+        client_order_id: &str,
+    ) -> Result<Option<BrokerOrder>, BrokerError> {
+        self.ledger
+            .paper_order(&self.account, client_order_id)
+            .await
     }
 
     async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError> {
@@ -159,7 +212,13 @@ mod tests {
     use super::*;
     use rust_decimal_macros::dec;
 
-    fn req(side: Side, t: OrderType, qty: Decimal, limit: Option<Decimal>, stop: Option<Decimal>) -> OrderRequest {
+    fn req(
+        side: Side,
+        t: OrderType,
+        qty: Decimal,
+        limit: Option<Decimal>,
+        stop: Option<Decimal>,
+    ) -> OrderRequest {
         OrderRequest {
             client_order_id: "c".into(),
             symbol: "AAPL".into(),
@@ -171,30 +230,109 @@ mod tests {
         }
     }
 
+    /// (order, quote, cash, position) -> (status, cash after, position after) or an error substring.
+    type Case = (
+        OrderRequest,
+        Option<Decimal>,
+        Decimal,
+        Decimal,
+        Result<(OrderStatus, Decimal, Decimal), &'static str>,
+    );
+
     #[test]
     fn fill_table() {
         use OrderType::*;
         use Side::*;
         // (order, quote, cash, position) -> Ok((status, cash_after, position_after)) or Err(substring)
-        let cases: Vec<(OrderRequest, Option<Decimal>, Decimal, Decimal, Result<(OrderStatus, Decimal, Decimal), &str>)> = vec![
-            (req(Buy, Market, dec!(10), None, None), Some(dec!(100)), dec!(1000), dec!(0), Ok((OrderStatus::Filled, dec!(0), dec!(10)))),
-            (req(Buy, Market, dec!(11), None, None), Some(dec!(100)), dec!(1000), dec!(0), Err("insufficient cash")),
-            (req(Buy, Market, dec!(1), None, None), None, dec!(1000), dec!(0), Err("no quote")),
-            (req(Buy, Market, dec!(0), None, None), Some(dec!(1)), dec!(1000), dec!(0), Err("quantity")),
-            (req(Sell, Market, dec!(5), None, None), Some(dec!(100)), dec!(0), dec!(10), Ok((OrderStatus::Filled, dec!(500), dec!(5)))),
+        let cases: Vec<Case> = vec![
+            (
+                req(Buy, Market, dec!(10), None, None),
+                Some(dec!(100)),
+                dec!(1000),
+                dec!(0),
+                Ok((OrderStatus::Filled, dec!(0), dec!(10))),
+            ),
+            (
+                req(Buy, Market, dec!(11), None, None),
+                Some(dec!(100)),
+                dec!(1000),
+                dec!(0),
+                Err("insufficient cash"),
+            ),
+            (
+                req(Buy, Market, dec!(1), None, None),
+                None,
+                dec!(1000),
+                dec!(0),
+                Err("no quote"),
+            ),
+            (
+                req(Buy, Market, dec!(0), None, None),
+                Some(dec!(1)),
+                dec!(1000),
+                dec!(0),
+                Err("quantity"),
+            ),
+            (
+                req(Sell, Market, dec!(5), None, None),
+                Some(dec!(100)),
+                dec!(0),
+                dec!(10),
+                Ok((OrderStatus::Filled, dec!(500), dec!(5))),
+            ),
             // opening a short needs cash covering it
-            (req(Sell, Market, dec!(5), None, None), Some(dec!(100)), dec!(400), dec!(0), Err("short")),
-            (req(Sell, Market, dec!(5), None, None), Some(dec!(100)), dec!(500), dec!(0), Ok((OrderStatus::Filled, dec!(1000), dec!(-5)))),
+            (
+                req(Sell, Market, dec!(5), None, None),
+                Some(dec!(100)),
+                dec!(400),
+                dec!(0),
+                Err("short"),
+            ),
+            (
+                req(Sell, Market, dec!(5), None, None),
+                Some(dec!(100)),
+                dec!(500),
+                dec!(0),
+                Ok((OrderStatus::Filled, dec!(1000), dec!(-5))),
+            ),
             // limits and stops rest until crossed
-            (req(Buy, Limit, dec!(1), Some(dec!(90)), None), Some(dec!(100)), dec!(1000), dec!(0), Ok((OrderStatus::Accepted, dec!(1000), dec!(0)))),
-            (req(Buy, Limit, dec!(1), Some(dec!(110)), None), Some(dec!(100)), dec!(1000), dec!(0), Ok((OrderStatus::Filled, dec!(900), dec!(1)))),
-            (req(Sell, Stop, dec!(1), None, Some(dec!(90))), Some(dec!(100)), dec!(0), dec!(1), Ok((OrderStatus::Accepted, dec!(0), dec!(1)))),
-            (req(Sell, Stop, dec!(1), None, Some(dec!(100))), Some(dec!(100)), dec!(0), dec!(1), Ok((OrderStatus::Filled, dec!(100), dec!(0)))),
+            (
+                req(Buy, Limit, dec!(1), Some(dec!(90)), None),
+                Some(dec!(100)),
+                dec!(1000),
+                dec!(0),
+                Ok((OrderStatus::Accepted, dec!(1000), dec!(0))),
+            ),
+            (
+                req(Buy, Limit, dec!(1), Some(dec!(110)), None),
+                Some(dec!(100)),
+                dec!(1000),
+                dec!(0),
+                Ok((OrderStatus::Filled, dec!(900), dec!(1))),
+            ),
+            (
+                req(Sell, Stop, dec!(1), None, Some(dec!(90))),
+                Some(dec!(100)),
+                dec!(0),
+                dec!(1),
+                Ok((OrderStatus::Accepted, dec!(0), dec!(1))),
+            ),
+            (
+                req(Sell, Stop, dec!(1), None, Some(dec!(100))),
+                Some(dec!(100)),
+                dec!(0),
+                dec!(1),
+                Ok((OrderStatus::Filled, dec!(100), dec!(0))),
+            ),
         ];
         for (order, quote, cash, pos, want) in cases {
             let got = fill(&order, quote, cash, pos);
             match (got, want) {
-                (Ok(f), Ok((st, c, p))) => assert_eq!((f.status, f.cash_after, f.position_after), (st, c, p), "{order:?}"),
+                (Ok(f), Ok((st, c, p))) => assert_eq!(
+                    (f.status, f.cash_after, f.position_after),
+                    (st, c, p),
+                    "{order:?}"
+                ),
                 (Err(e), Err(sub)) => assert!(e.contains(sub), "{e} should mention {sub}"),
                 (got, want) => panic!("{order:?}: got {got:?}, want {want:?}"),
             }

@@ -42,7 +42,12 @@ pub enum Decision {
         existing: Option<(i64, TransactionStatus)>,
     },
     /// Open a position: store the transaction and its entry order, then submit.
-    Order { side: Side, quantity: Decimal, price: Decimal, detail: String },
+    Order {
+        side: Side,
+        quantity: Decimal,
+        price: Decimal,
+        detail: String,
+    },
 }
 
 /// One recommendation with its decision, in processing order.
@@ -55,8 +60,14 @@ pub struct Planned<'a> {
 /// Steps 3–5 of the enter_market run: select, evaluate, check, size.
 pub fn plan<'a>(inp: &Inputs<'a>) -> Vec<Planned<'a>> {
     let selected = select(inp.recommendations);
-    let active: HashMap<&str, &ActivePosition> = inp.positions.iter().map(|p| (p.symbol.as_str(), p)).collect();
-    let equity_ok = inp.balance.has_sufficient_equity(inp.equity_threshold_percent);
+    let active: HashMap<&str, &ActivePosition> = inp
+        .positions
+        .iter()
+        .map(|p| (p.symbol.as_str(), p))
+        .collect();
+    let equity_ok = inp
+        .balance
+        .has_sufficient_equity(inp.equity_threshold_percent);
 
     let mut planned: Vec<Planned<'a>> = Vec::with_capacity(selected.len());
     // (index into planned, side, sizing candidate, rule description)
@@ -64,14 +75,25 @@ pub fn plan<'a>(inp: &Inputs<'a>) -> Vec<Planned<'a>> {
     for rec in selected {
         let existing = active.get(rec.symbol.as_str()).copied();
         let quote = inp.quotes.get(&rec.symbol).copied();
-        let ctx = EvalContext { rec, has_position: existing.is_some(), current_price: quote };
+        let ctx = EvalContext {
+            rec,
+            has_position: existing.is_some(),
+            current_price: quote,
+        };
         let ev = inp.ruleset.evaluate(&ctx);
         let described = ev.describe();
-        let skip = |outcome, detail: String| Decision::Skip { outcome, detail, existing: None };
+        let skip = |outcome, detail: String| Decision::Skip {
+            outcome,
+            detail,
+            existing: None,
+        };
         let sides: Vec<Side> = ev.actions.iter().filter_map(|a| a.side()).collect();
         let decision = match sides.as_slice() {
             [] => skip(OutcomeKind::RulesNotMet, described),
-            [_, _, ..] => skip(OutcomeKind::RulesNotMet, format!("{described}; conflicting actions buy and sell")),
+            [_, _, ..] => skip(
+                OutcomeKind::RulesNotMet,
+                format!("{described}; conflicting actions buy and sell"),
+            ),
             [side] => {
                 let side = *side;
                 let permitted = match side {
@@ -79,12 +101,25 @@ pub fn plan<'a>(inp: &Inputs<'a>) -> Vec<Planned<'a>> {
                     Side::Sell => inp.expert.enable_sell,
                 };
                 if !permitted {
-                    let flag = if side == Side::Buy { "enable_buy" } else { "enable_sell" };
-                    skip(OutcomeKind::NotPermitted, format!("{described}; {} not allowed: {flag} is false", side.as_str()))
+                    let flag = if side == Side::Buy {
+                        "enable_buy"
+                    } else {
+                        "enable_sell"
+                    };
+                    skip(
+                        OutcomeKind::NotPermitted,
+                        format!(
+                            "{described}; {} not allowed: {flag} is false",
+                            side.as_str()
+                        ),
+                    )
                 } else if let Some(p) = existing {
                     Decision::Skip {
                         outcome: OutcomeKind::DuplicatePosition,
-                        detail: format!("{described}; existing transaction {} in {} status", p.transaction_id, p.status),
+                        detail: format!(
+                            "{described}; existing transaction {} in {} status",
+                            p.transaction_id, p.status
+                        ),
                         existing: Some((p.transaction_id, p.status)),
                     }
                 } else if !equity_ok {
@@ -101,13 +136,20 @@ pub fn plan<'a>(inp: &Inputs<'a>) -> Vec<Planned<'a>> {
                     candidates.push((
                         planned.len(),
                         side,
-                        SizingCandidate { symbol: rec.symbol.clone(), price, priority: rec.priority() },
+                        SizingCandidate {
+                            symbol: rec.symbol.clone(),
+                            price,
+                            priority: rec.priority(),
+                        },
                         described,
                     ));
                     // Placeholder until sizing below decides.
                     skip(OutcomeKind::Unfunded, String::new())
                 } else {
-                    skip(OutcomeKind::Unfunded, format!("{described}; no quote for {}", rec.symbol))
+                    skip(
+                        OutcomeKind::Unfunded,
+                        format!("{described}; no quote for {}", rec.symbol),
+                    )
                 }
             }
         };
@@ -138,7 +180,11 @@ pub fn plan<'a>(inp: &Inputs<'a>) -> Vec<Planned<'a>> {
                 side,
                 quantity: s.quantity,
                 price: cand.price,
-                detail: format!("{described}; sized {} {} ({inputs})", side.as_str(), s.quantity),
+                detail: format!(
+                    "{described}; sized {} {} ({inputs})",
+                    side.as_str(),
+                    s.quantity
+                ),
             }
         } else {
             Decision::Skip {
@@ -202,14 +248,22 @@ mod tests {
 
     fn confident_buy() -> Ruleset {
         let t = |e: &str, op: Option<&str>, v: Option<Decimal>| {
-            Trigger::from_spec(&TriggerSpec { event: e.into(), op: op.map(Into::into), value: v }).unwrap()
+            Trigger::from_spec(&TriggerSpec {
+                event: e.into(),
+                op: op.map(Into::into),
+                value: v,
+            })
+            .unwrap()
         };
         Ruleset {
             name: "confident-buy".into(),
             rules: vec![Rule {
                 name: "bullish-and-confident".into(),
                 continue_processing: false,
-                triggers: vec![t("bullish", None, None), t("confidence", Some(">="), Some(dec!(60)))],
+                triggers: vec![
+                    t("bullish", None, None),
+                    t("confidence", Some(">="), Some(dec!(60))),
+                ],
                 actions: vec![RuleAction::Buy],
             }],
         }
@@ -249,9 +303,15 @@ mod tests {
             quantity: dec!(0),
             price: dec!(100),
         }];
-        let quotes: HashMap<String, Decimal> =
-            ["AAPL", "MSFT", "GOOGL", "TSLA", "NVDA", "AMZN"].iter().map(|s| (s.to_string(), dec!(100))).collect();
-        let balance = ExpertBalance { virtual_balance: dec!(100000), used: dec!(0), available: dec!(100000) };
+        let quotes: HashMap<String, Decimal> = ["AAPL", "MSFT", "GOOGL", "TSLA", "NVDA", "AMZN"]
+            .iter()
+            .map(|s| (s.to_string(), dec!(100)))
+            .collect();
+        let balance = ExpertBalance {
+            virtual_balance: dec!(100000),
+            used: dec!(0),
+            available: dec!(100000),
+        };
         let inputs = Inputs {
             expert: &expert,
             ruleset: &rs,
@@ -284,13 +344,36 @@ mod tests {
         // Not permitted when buying is off; insufficient equity when the balance is spent.
         let mut no_buy = expert.clone();
         no_buy.enable_buy = false;
-        let inputs2 = Inputs { expert: &no_buy, ..inputs };
+        let inputs2 = Inputs {
+            expert: &no_buy,
+            ..inputs
+        };
         assert!(plan(&inputs2).iter().all(|p| matches!(&p.decision, Decision::Skip { outcome, .. } if *outcome != OutcomeKind::Ordered)));
-        assert!(matches!(&plan(&inputs2)[0].decision, Decision::Skip { outcome: OutcomeKind::NotPermitted, .. }));
+        assert!(matches!(
+            &plan(&inputs2)[0].decision,
+            Decision::Skip {
+                outcome: OutcomeKind::NotPermitted,
+                ..
+            }
+        ));
         let mut rich_expert = expert.clone();
         rich_expert.enable_buy = true;
-        let poor = ExpertBalance { virtual_balance: dec!(100000), used: dec!(99000), available: dec!(1000) };
-        let inputs3 = Inputs { expert: &rich_expert, balance: poor, ..inputs };
-        assert!(matches!(&plan(&inputs3)[0].decision, Decision::Skip { outcome: OutcomeKind::InsufficientEquity, .. }));
+        let poor = ExpertBalance {
+            virtual_balance: dec!(100000),
+            used: dec!(99000),
+            available: dec!(1000),
+        };
+        let inputs3 = Inputs {
+            expert: &rich_expert,
+            balance: poor,
+            ..inputs
+        };
+        assert!(matches!(
+            &plan(&inputs3)[0].decision,
+            Decision::Skip {
+                outcome: OutcomeKind::InsufficientEquity,
+                ..
+            }
+        ));
     }
 }

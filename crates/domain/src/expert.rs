@@ -88,8 +88,14 @@ impl ExpertBalance {
                 held + loss
             })
             .sum();
-        let available = (virtual_balance - used).min(account_cash).max(Decimal::ZERO);
-        ExpertBalance { virtual_balance, used, available }
+        let available = (virtual_balance - used)
+            .min(account_cash)
+            .max(Decimal::ZERO);
+        ExpertBalance {
+            virtual_balance,
+            used,
+            available,
+        }
     }
 
     /// The equity gate: available must be at least `threshold_percent` of the virtual balance.
@@ -122,11 +128,23 @@ mod tests {
             (dec!(100000), dec!(100000), dec!(100), vec![], dec!(100000)),
             (dec!(100000), dec!(100000), dec!(50), vec![], dec!(50000)),
             // 10 × 100 held, marked at 90: 100 unrealised loss counts too.
-            (dec!(100000), dec!(100000), dec!(10), vec![pos("A", dec!(10), dec!(100))], dec!(8900)),
+            (
+                dec!(100000),
+                dec!(100000),
+                dec!(10),
+                vec![pos("A", dec!(10), dec!(100))],
+                dec!(8900),
+            ),
             // clamped to cash
             (dec!(100000), dec!(3000), dec!(100), vec![], dec!(3000)),
             // never negative
-            (dec!(1000), dec!(1000), dec!(100), vec![pos("B", dec!(20), dec!(100))], dec!(0)),
+            (
+                dec!(1000),
+                dec!(1000),
+                dec!(100),
+                vec![pos("B", dec!(20), dec!(100))],
+                dec!(0),
+            ),
         ];
         for (bal, cash, vep, positions, want) in cases {
             let b = ExpertBalance::compute(bal, cash, vep, &positions, &q);
@@ -136,9 +154,16 @@ mod tests {
 
     #[test]
     fn equity_gate() {
-        let b = ExpertBalance { virtual_balance: dec!(1000), used: dec!(960), available: dec!(40) };
+        let b = ExpertBalance {
+            virtual_balance: dec!(1000),
+            used: dec!(960),
+            available: dec!(40),
+        };
         assert!(!b.has_sufficient_equity(dec!(5)));
-        let b = ExpertBalance { available: dec!(50), ..b };
+        let b = ExpertBalance {
+            available: dec!(50),
+            ..b
+        };
         assert!(b.has_sufficient_equity(dec!(5)));
     }
 }

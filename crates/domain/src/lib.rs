@@ -71,7 +71,13 @@ mod tests {
 
     #[test]
     fn lock_key_reads_like_the_seed() {
-        assert_eq!(lock_key(7, UseCase::EnterMarket), "expert_7_usecase_enter_market");
-        assert_eq!(lock_key(7, UseCase::OpenPositions), "expert_7_usecase_open_positions");
+        assert_eq!(
+            lock_key(7, UseCase::EnterMarket),
+            "expert_7_usecase_enter_market"
+        );
+        assert_eq!(
+            lock_key(7, UseCase::OpenPositions),
+            "expert_7_usecase_open_positions"
+        );
     }
 }

@@ -95,7 +95,8 @@ pub mod serde_decimal {
             Raw::Float(f) => Decimal::from_str(&f.to_string())
                 .or_else(|_| Decimal::from_scientific(&f.to_string()))
                 .map_err(|_| E::custom(format!("not a decimal number: {f}"))),
-            Raw::Text(s) => Decimal::from_str(s.trim()).map_err(|_| E::custom(format!("not a decimal number: {s:?}"))),
+            Raw::Text(s) => Decimal::from_str(s.trim())
+                .map_err(|_| E::custom(format!("not a decimal number: {s:?}"))),
         }
     }
 
@@ -105,7 +106,9 @@ pub mod serde_decimal {
     }
 
     /// For an `Option<Decimal>` field.
-    pub fn deserialize_option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+    pub fn deserialize_option<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Decimal>, D::Error> {
         match Option::<Raw>::deserialize(d)? {
             None => Ok(None),
             Some(raw) => convert(raw).map(Some),

@@ -180,14 +180,23 @@ impl OrderStatus {
                 (self, to),
                 (Pending, Submitting | Canceled | Error)
                     | (WaitingTrigger, Submitting | Pending | Canceled | Error)
-                    | (Submitting, Accepted | PartiallyFilled | Filled | Rejected | Canceled | Expired | Error)
-                    | (Accepted, PartiallyFilled | Filled | Canceled | Expired | Rejected)
+                    | (
+                        Submitting,
+                        Accepted | PartiallyFilled | Filled | Rejected | Canceled | Expired | Error
+                    )
+                    | (
+                        Accepted,
+                        PartiallyFilled | Filled | Canceled | Expired | Rejected
+                    )
                     | (PartiallyFilled, Filled | Canceled | Expired)
             );
         if legal {
             Ok(to)
         } else {
-            Err(IllegalTransition { from: self.as_str(), to: to.as_str() })
+            Err(IllegalTransition {
+                from: self.as_str(),
+                to: to.as_str(),
+            })
         }
     }
 
@@ -195,13 +204,23 @@ impl OrderStatus {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            OrderStatus::Filled | OrderStatus::Canceled | OrderStatus::Rejected | OrderStatus::Expired | OrderStatus::Error
+            OrderStatus::Filled
+                | OrderStatus::Canceled
+                | OrderStatus::Rejected
+                | OrderStatus::Expired
+                | OrderStatus::Error
         )
     }
 
     /// Ended without (further) execution: the original's TERMINAL group.
     pub fn is_terminal(self) -> bool {
-        matches!(self, OrderStatus::Canceled | OrderStatus::Rejected | OrderStatus::Expired | OrderStatus::Error)
+        matches!(
+            self,
+            OrderStatus::Canceled
+                | OrderStatus::Rejected
+                | OrderStatus::Expired
+                | OrderStatus::Error
+        )
     }
 
     /// Some quantity executed.
@@ -211,7 +230,10 @@ impl OrderStatus {
 
     /// The broker may hold this order, or will once it is sent.
     pub fn is_live(self) -> bool {
-        matches!(self, OrderStatus::Submitting | OrderStatus::Accepted | OrderStatus::PartiallyFilled)
+        matches!(
+            self,
+            OrderStatus::Submitting | OrderStatus::Accepted | OrderStatus::PartiallyFilled
+        )
     }
 }
 

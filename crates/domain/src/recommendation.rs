@@ -230,7 +230,10 @@ impl NewRecommendation {
     pub fn parse_line(line: &str, now: DateTime<Utc>) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
         let mut err = |field: &str, problem: String| {
-            errors.push(FieldError { field: field.to_string(), problem })
+            errors.push(FieldError {
+                field: field.to_string(),
+                problem,
+            })
         };
         let value: Value = match serde_json::from_str(line) {
             Ok(v) => v,
@@ -274,7 +277,11 @@ impl NewRecommendation {
             }
             Some(Value::String(s)) => {
                 let s = s.trim().to_ascii_uppercase();
-                if s.len() > 32 || !s.chars().all(|c| c.is_ascii_alphanumeric() || ".-_/".contains(c)) {
+                if s.len() > 32
+                    || !s
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ".-_/".contains(c))
+                {
                     err("symbol", format!("not a symbol: {s:?}"));
                     None
                 } else {
@@ -286,25 +293,28 @@ impl NewRecommendation {
                 None
             }
         };
-        let mut enum_field = |name: &str, allowed: &str, parse: &dyn Fn(&str) -> bool| -> Option<String> {
-            match present(name) {
-                None => {
-                    err(name, "missing".into());
-                    None
+        let mut enum_field =
+            |name: &str, allowed: &str, parse: &dyn Fn(&str) -> bool| -> Option<String> {
+                match present(name) {
+                    None => {
+                        err(name, "missing".into());
+                        None
+                    }
+                    Some(Value::String(s)) if parse(s.trim()) => Some(s.trim().to_string()),
+                    Some(v) => {
+                        err(name, format!("must be one of {allowed}, got {v}"));
+                        None
+                    }
                 }
-                Some(Value::String(s)) if parse(s.trim()) => Some(s.trim().to_string()),
-                Some(v) => {
-                    err(name, format!("must be one of {allowed}, got {v}"));
-                    None
-                }
-            }
-        };
+            };
         let action = enum_field("action", "BUY, SELL, HOLD, OVERWEIGHT, UNDERWEIGHT", &|s| {
             Action::parse(s).is_some()
         })
         .and_then(|s| Action::parse(&s));
-        let risk_level = enum_field("risk_level", "LOW, MEDIUM, HIGH", &|s| RiskLevel::parse(s).is_some())
-            .and_then(|s| RiskLevel::parse(&s));
+        let risk_level = enum_field("risk_level", "LOW, MEDIUM, HIGH", &|s| {
+            RiskLevel::parse(s).is_some()
+        })
+        .and_then(|s| RiskLevel::parse(&s));
         let time_horizon = enum_field("time_horizon", "SHORT_TERM, MEDIUM_TERM, LONG_TERM", &|s| {
             TimeHorizon::parse(s).is_some()
         })
@@ -421,7 +431,10 @@ impl NewRecommendation {
             }),
             // Every None above pushed an error, so this arm is unreachable in practice; it
             // still answers with an error rather than panicking.
-            _ => Err(vec![FieldError { field: "json".into(), problem: "incomplete line".into() }]),
+            _ => Err(vec![FieldError {
+                field: "json".into(),
+                problem: "incomplete line".into(),
+            }]),
         }
     }
 }
@@ -450,7 +463,12 @@ mod tests {
     #[test]
     fn created_at_defaults_to_now() {
         let line = GOOD.replace(r#","created_at":"2026-11-27T10:00:07Z""#, "");
-        assert_eq!(NewRecommendation::parse_line(&line, now()).unwrap().created_at, now());
+        assert_eq!(
+            NewRecommendation::parse_line(&line, now())
+                .unwrap()
+                .created_at,
+            now()
+        );
     }
 
     #[test]
@@ -461,13 +479,25 @@ mod tests {
             (r#"{"expert_id":1}"#, &["symbol", "action", "confidence"]),
             (
                 r#"{"expert_id":0,"symbol":" ","action":"BUYY","confidence":101,"expected_profit_percent":"x","price_at_date":0,"risk_level":"LOW","time_horizon":"SHORT_TERM","created_at":"yesterday","extra":1}"#,
-                &["expert_id", "symbol", "action", "confidence", "expected_profit_percent", "price_at_date", "created_at", "extra"],
+                &[
+                    "expert_id",
+                    "symbol",
+                    "action",
+                    "confidence",
+                    "expected_profit_percent",
+                    "price_at_date",
+                    "created_at",
+                    "extra",
+                ],
             ),
         ];
         for (line, fields) in cases {
             let errs = NewRecommendation::parse_line(line, now()).unwrap_err();
             for f in *fields {
-                assert!(errs.iter().any(|e| e.field == *f), "{line}: expected an error on {f}, got {errs:?}");
+                assert!(
+                    errs.iter().any(|e| e.field == *f),
+                    "{line}: expected an error on {f}, got {errs:?}"
+                );
             }
         }
     }

@@ -18,7 +18,11 @@ pub struct TriggerSpec {
     pub event: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub op: Option<String>,
-    #[serde(default, deserialize_with = "crate::money::serde_decimal::deserialize_option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::money::serde_decimal::deserialize_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub value: Option<Decimal>,
 }
 
@@ -90,7 +94,10 @@ pub enum Metric {
 
 const METRICS: &[(&str, Metric)] = &[
     ("confidence", Metric::Confidence),
-    ("expected_profit_target_percent", Metric::ExpectedProfitTargetPercent),
+    (
+        "expected_profit_target_percent",
+        Metric::ExpectedProfitTargetPercent,
+    ),
     ("percent_to_new_target", Metric::PercentToNewTarget),
 ];
 
@@ -105,7 +112,14 @@ pub enum Op {
     Ne,
 }
 
-const OPS: &[(&str, Op)] = &[(">", Op::Gt), (">=", Op::Ge), ("<", Op::Lt), ("<=", Op::Le), ("==", Op::Eq), ("!=", Op::Ne)];
+const OPS: &[(&str, Op)] = &[
+    (">", Op::Gt),
+    (">=", Op::Ge),
+    ("<", Op::Lt),
+    ("<=", Op::Le),
+    ("==", Op::Eq),
+    ("!=", Op::Ne),
+];
 
 impl Op {
     fn apply(self, a: Decimal, b: Decimal) -> bool {
@@ -119,7 +133,10 @@ impl Op {
         }
     }
     fn as_str(self) -> &'static str {
-        OPS.iter().find(|(_, o)| *o == self).map(|(s, _)| *s).unwrap_or("?")
+        OPS.iter()
+            .find(|(_, o)| *o == self)
+            .map(|(s, _)| *s)
+            .unwrap_or("?")
     }
 }
 
@@ -127,7 +144,11 @@ impl Op {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
     Flag(Flag),
-    Compare { metric: Metric, op: Op, value: Decimal },
+    Compare {
+        metric: Metric,
+        op: Op,
+        value: Decimal,
+    },
 }
 
 /// What a matching rule asks for.
@@ -191,36 +212,74 @@ fn names<T>(table: &[(&str, T)]) -> String {
 impl Trigger {
     /// Builds a trigger from its spec, refusing unknown events and malformed comparisons.
     pub fn from_spec(spec: &TriggerSpec) -> Result<Trigger, RuleError> {
-        let e = |field: &str, problem: String| RuleError { field: field.into(), problem };
+        let e = |field: &str, problem: String| RuleError {
+            field: field.into(),
+            problem,
+        };
         if let Some((_, flag)) = FLAGS.iter().find(|(n, _)| *n == spec.event) {
             if spec.op.is_some() || spec.value.is_some() {
-                return Err(e("op", format!("flag trigger \"{}\" takes no op or value", spec.event)));
+                return Err(e(
+                    "op",
+                    format!("flag trigger \"{}\" takes no op or value", spec.event),
+                ));
             }
             return Ok(Trigger::Flag(*flag));
         }
         if let Some((_, metric)) = METRICS.iter().find(|(n, _)| *n == spec.event) {
             let op = match spec.op.as_deref() {
-                None => return Err(e("op", format!("numeric trigger \"{}\" needs an op", spec.event))),
+                None => {
+                    return Err(e(
+                        "op",
+                        format!("numeric trigger \"{}\" needs an op", spec.event),
+                    ));
+                }
                 Some(op) => OPS
                     .iter()
                     .find(|(n, _)| *n == op)
                     .map(|(_, o)| *o)
-                    .ok_or_else(|| e("op", format!("unknown operator \"{op}\" (one of {})", names(OPS))))?,
+                    .ok_or_else(|| {
+                        e(
+                            "op",
+                            format!("unknown operator \"{op}\" (one of {})", names(OPS)),
+                        )
+                    })?,
             };
-            let value = spec.value.ok_or_else(|| e("value", format!("numeric trigger \"{}\" needs a value", spec.event)))?;
-            return Ok(Trigger::Compare { metric: *metric, op, value });
+            let value = spec.value.ok_or_else(|| {
+                e(
+                    "value",
+                    format!("numeric trigger \"{}\" needs a value", spec.event),
+                )
+            })?;
+            return Ok(Trigger::Compare {
+                metric: *metric,
+                op,
+                value,
+            });
         }
         Err(e(
             "event",
-            format!("unknown trigger \"{}\" (one of {}, {})", spec.event, names(FLAGS), names(METRICS)),
+            format!(
+                "unknown trigger \"{}\" (one of {}, {})",
+                spec.event,
+                names(FLAGS),
+                names(METRICS)
+            ),
         ))
     }
 
     fn describe(&self) -> String {
         match self {
-            Trigger::Flag(f) => FLAGS.iter().find(|(_, x)| x == f).map(|(n, _)| n.to_string()).unwrap_or_default(),
+            Trigger::Flag(f) => FLAGS
+                .iter()
+                .find(|(_, x)| x == f)
+                .map(|(n, _)| n.to_string())
+                .unwrap_or_default(),
             Trigger::Compare { metric, op, value } => {
-                let name = METRICS.iter().find(|(_, m)| m == metric).map(|(n, _)| *n).unwrap_or_default();
+                let name = METRICS
+                    .iter()
+                    .find(|(_, m)| m == metric)
+                    .map(|(n, _)| *n)
+                    .unwrap_or_default();
                 format!("{name} {} {value}", op.as_str())
             }
         }
@@ -251,21 +310,35 @@ impl Rule {
         for (i, t) in spec.triggers.iter().enumerate() {
             match Trigger::from_spec(t) {
                 Ok(t) => triggers.push(t),
-                Err(e) => errors.push(RuleError { field: format!("triggers[{i}].{}", e.field), problem: e.problem }),
+                Err(e) => errors.push(RuleError {
+                    field: format!("triggers[{i}].{}", e.field),
+                    problem: e.problem,
+                }),
             }
         }
         let mut actions = Vec::new();
         for (i, a) in spec.actions.iter().enumerate() {
             match RuleAction::from_spec(a) {
                 Ok(a) => actions.push(a),
-                Err(e) => errors.push(RuleError { field: format!("actions[{i}].{}", e.field), problem: e.problem }),
+                Err(e) => errors.push(RuleError {
+                    field: format!("actions[{i}].{}", e.field),
+                    problem: e.problem,
+                }),
             }
         }
         if spec.actions.is_empty() {
-            errors.push(RuleError { field: "actions".into(), problem: "a rule needs at least one action".into() });
+            errors.push(RuleError {
+                field: "actions".into(),
+                problem: "a rule needs at least one action".into(),
+            });
         }
         if errors.is_empty() {
-            Ok(Rule { name: spec.name.clone(), continue_processing: spec.continue_processing, triggers, actions })
+            Ok(Rule {
+                name: spec.name.clone(),
+                continue_processing: spec.continue_processing,
+                triggers,
+                actions,
+            })
         } else {
             Err(errors)
         }
@@ -353,7 +426,11 @@ impl Evaluation {
             if self.misses.is_empty() {
                 parts.push("no rule matched".into());
             } else {
-                let misses: Vec<String> = self.misses.iter().map(|(r, t)| format!("{r}: {t} not met")).collect();
+                let misses: Vec<String> = self
+                    .misses
+                    .iter()
+                    .map(|(r, t)| format!("{r}: {t} not met"))
+                    .collect();
                 parts.push(format!("no rule matched ({})", misses.join("; ")));
             }
         }
@@ -396,7 +473,13 @@ mod tests {
     use crate::recommendation::parse_time;
     use rust_decimal_macros::dec;
 
-    fn rec(action: Action, conf: Decimal, epp: Decimal, risk: RiskLevel, horizon: TimeHorizon) -> NewRecommendation {
+    fn rec(
+        action: Action,
+        conf: Decimal,
+        epp: Decimal,
+        risk: RiskLevel,
+        horizon: TimeHorizon,
+    ) -> NewRecommendation {
         NewRecommendation {
             expert_id: 1,
             symbol: "AAPL".into(),
@@ -413,17 +496,52 @@ mod tests {
     }
 
     fn trig(event: &str, op: Option<&str>, value: Option<Decimal>) -> Trigger {
-        Trigger::from_spec(&TriggerSpec { event: event.into(), op: op.map(Into::into), value }).unwrap()
+        Trigger::from_spec(&TriggerSpec {
+            event: event.into(),
+            op: op.map(Into::into),
+            value,
+        })
+        .unwrap()
     }
 
     #[test]
     fn every_trigger() {
         use Action::*;
-        let buy = rec(Buy, dec!(70), dec!(10), RiskLevel::High, TimeHorizon::ShortTerm);
-        let sell = rec(Sell, dec!(40), dec!(5), RiskLevel::Low, TimeHorizon::LongTerm);
-        let hold = rec(Hold, dec!(50), dec!(0), RiskLevel::Medium, TimeHorizon::MediumTerm);
-        let ow = rec(Overweight, dec!(50), dec!(0), RiskLevel::Medium, TimeHorizon::MediumTerm);
-        let uw = rec(Underweight, dec!(50), dec!(0), RiskLevel::Medium, TimeHorizon::MediumTerm);
+        let buy = rec(
+            Buy,
+            dec!(70),
+            dec!(10),
+            RiskLevel::High,
+            TimeHorizon::ShortTerm,
+        );
+        let sell = rec(
+            Sell,
+            dec!(40),
+            dec!(5),
+            RiskLevel::Low,
+            TimeHorizon::LongTerm,
+        );
+        let hold = rec(
+            Hold,
+            dec!(50),
+            dec!(0),
+            RiskLevel::Medium,
+            TimeHorizon::MediumTerm,
+        );
+        let ow = rec(
+            Overweight,
+            dec!(50),
+            dec!(0),
+            RiskLevel::Medium,
+            TimeHorizon::MediumTerm,
+        );
+        let uw = rec(
+            Underweight,
+            dec!(50),
+            dec!(0),
+            RiskLevel::Medium,
+            TimeHorizon::MediumTerm,
+        );
         let mut with_target = buy.clone();
         with_target.target_price = Some(Price::new(dec!(130)).unwrap());
         // (trigger, rec, has_position, current price, expected)
@@ -432,13 +550,55 @@ mod tests {
             (trig("bullish", None, None), &ow, false, None, false),
             (trig("bearish", None, None), &sell, false, None, true),
             (trig("bearish", None, None), &uw, false, None, false),
-            (trig("current_rating_positive", None, None), &buy, false, None, true),
-            (trig("current_rating_neutral", None, None), &hold, false, None, true),
-            (trig("current_rating_neutral", None, None), &buy, false, None, false),
-            (trig("current_rating_negative", None, None), &sell, false, None, true),
-            (trig("current_rating_overweight", None, None), &ow, false, None, true),
-            (trig("current_rating_underweight", None, None), &uw, false, None, true),
-            (trig("current_rating_underweight", None, None), &sell, false, None, false),
+            (
+                trig("current_rating_positive", None, None),
+                &buy,
+                false,
+                None,
+                true,
+            ),
+            (
+                trig("current_rating_neutral", None, None),
+                &hold,
+                false,
+                None,
+                true,
+            ),
+            (
+                trig("current_rating_neutral", None, None),
+                &buy,
+                false,
+                None,
+                false,
+            ),
+            (
+                trig("current_rating_negative", None, None),
+                &sell,
+                false,
+                None,
+                true,
+            ),
+            (
+                trig("current_rating_overweight", None, None),
+                &ow,
+                false,
+                None,
+                true,
+            ),
+            (
+                trig("current_rating_underweight", None, None),
+                &uw,
+                false,
+                None,
+                true,
+            ),
+            (
+                trig("current_rating_underweight", None, None),
+                &sell,
+                false,
+                None,
+                false,
+            ),
             (trig("has_position", None, None), &buy, true, None, true),
             (trig("has_position", None, None), &buy, false, None, false),
             (trig("has_no_position", None, None), &buy, false, None, true),
@@ -451,27 +611,113 @@ mod tests {
             (trig("mediumrisk", None, None), &hold, false, None, true),
             (trig("lowrisk", None, None), &sell, false, None, true),
             (trig("lowrisk", None, None), &buy, false, None, false),
-            (trig("confidence", Some(">="), Some(dec!(70))), &buy, false, None, true),
-            (trig("confidence", Some(">"), Some(dec!(70))), &buy, false, None, false),
-            (trig("confidence", Some("<"), Some(dec!(50))), &sell, false, None, true),
-            (trig("confidence", Some("<="), Some(dec!(40))), &sell, false, None, true),
-            (trig("confidence", Some("=="), Some(dec!(70))), &buy, false, None, true),
-            (trig("confidence", Some("!="), Some(dec!(70))), &buy, false, None, false),
-            (trig("expected_profit_target_percent", Some(">"), Some(dec!(9.99))), &buy, false, None, true),
-            (trig("expected_profit_target_percent", Some(">"), Some(dec!(10))), &buy, false, None, false),
+            (
+                trig("confidence", Some(">="), Some(dec!(70))),
+                &buy,
+                false,
+                None,
+                true,
+            ),
+            (
+                trig("confidence", Some(">"), Some(dec!(70))),
+                &buy,
+                false,
+                None,
+                false,
+            ),
+            (
+                trig("confidence", Some("<"), Some(dec!(50))),
+                &sell,
+                false,
+                None,
+                true,
+            ),
+            (
+                trig("confidence", Some("<="), Some(dec!(40))),
+                &sell,
+                false,
+                None,
+                true,
+            ),
+            (
+                trig("confidence", Some("=="), Some(dec!(70))),
+                &buy,
+                false,
+                None,
+                true,
+            ),
+            (
+                trig("confidence", Some("!="), Some(dec!(70))),
+                &buy,
+                false,
+                None,
+                false,
+            ),
+            (
+                trig(
+                    "expected_profit_target_percent",
+                    Some(">"),
+                    Some(dec!(9.99)),
+                ),
+                &buy,
+                false,
+                None,
+                true,
+            ),
+            (
+                trig("expected_profit_target_percent", Some(">"), Some(dec!(10))),
+                &buy,
+                false,
+                None,
+                false,
+            ),
             // BUY 100 × 1.10 = 110 → 10 % from price_at_date
-            (trig("percent_to_new_target", Some("=="), Some(dec!(10))), &buy, false, None, true),
+            (
+                trig("percent_to_new_target", Some("=="), Some(dec!(10))),
+                &buy,
+                false,
+                None,
+                true,
+            ),
             // … and 22.22 % from a current quote of 90
-            (trig("percent_to_new_target", Some(">"), Some(dec!(22))), &buy, false, Some(dec!(90)), true),
+            (
+                trig("percent_to_new_target", Some(">"), Some(dec!(22))),
+                &buy,
+                false,
+                Some(dec!(90)),
+                true,
+            ),
             // SELL 100 × 0.95 = 95 → −5 %
-            (trig("percent_to_new_target", Some("=="), Some(dec!(-5))), &sell, false, None, true),
+            (
+                trig("percent_to_new_target", Some("=="), Some(dec!(-5))),
+                &sell,
+                false,
+                None,
+                true,
+            ),
             // an explicit target wins
-            (trig("percent_to_new_target", Some("=="), Some(dec!(30))), &with_target, false, None, true),
+            (
+                trig("percent_to_new_target", Some("=="), Some(dec!(30))),
+                &with_target,
+                false,
+                None,
+                true,
+            ),
             // HOLD has no target: false, not an error
-            (trig("percent_to_new_target", Some(">"), Some(dec!(-1000))), &hold, false, None, false),
+            (
+                trig("percent_to_new_target", Some(">"), Some(dec!(-1000))),
+                &hold,
+                false,
+                None,
+                false,
+            ),
         ];
         for (t, r, has_position, current_price, want) in cases {
-            let ctx = EvalContext { rec: r, has_position, current_price };
+            let ctx = EvalContext {
+                rec: r,
+                has_position,
+                current_price,
+            };
             assert_eq!(t.holds(&ctx), want, "{t:?} on {:?}", r.action);
         }
     }
@@ -479,21 +725,57 @@ mod tests {
     #[test]
     fn bad_specs_are_refused() {
         let bad = [
-            TriggerSpec { event: "bulish".into(), op: None, value: None },
-            TriggerSpec { event: "confidence".into(), op: None, value: Some(dec!(1)) },
-            TriggerSpec { event: "confidence".into(), op: Some("gte".into()), value: Some(dec!(1)) },
-            TriggerSpec { event: "confidence".into(), op: Some(">".into()), value: None },
-            TriggerSpec { event: "bullish".into(), op: Some(">".into()), value: None },
+            TriggerSpec {
+                event: "bulish".into(),
+                op: None,
+                value: None,
+            },
+            TriggerSpec {
+                event: "confidence".into(),
+                op: None,
+                value: Some(dec!(1)),
+            },
+            TriggerSpec {
+                event: "confidence".into(),
+                op: Some("gte".into()),
+                value: Some(dec!(1)),
+            },
+            TriggerSpec {
+                event: "confidence".into(),
+                op: Some(">".into()),
+                value: None,
+            },
+            TriggerSpec {
+                event: "bullish".into(),
+                op: Some(">".into()),
+                value: None,
+            },
         ];
         for spec in bad {
             assert!(Trigger::from_spec(&spec).is_err(), "{spec:?}");
         }
-        assert!(RuleAction::from_spec(&ActionSpec { action: "close".into() }).is_err());
+        assert!(
+            RuleAction::from_spec(&ActionSpec {
+                action: "close".into()
+            })
+            .is_err()
+        );
         let spec = RuleSpec {
             name: "r".into(),
             continue_processing: false,
-            triggers: vec![TriggerSpec { event: "nope".into(), op: None, value: None }],
-            actions: vec![ActionSpec { action: "buy".into() }, ActionSpec { action: "sel".into() }],
+            triggers: vec![TriggerSpec {
+                event: "nope".into(),
+                op: None,
+                value: None,
+            }],
+            actions: vec![
+                ActionSpec {
+                    action: "buy".into(),
+                },
+                ActionSpec {
+                    action: "sel".into(),
+                },
+            ],
         };
         let errs = Rule::from_spec(&spec).unwrap_err();
         let fields: Vec<_> = errs.iter().map(|e| e.field.as_str()).collect();
@@ -501,57 +783,110 @@ mod tests {
     }
 
     fn rule(name: &str, triggers: Vec<Trigger>, actions: Vec<RuleAction>, cont: bool) -> Rule {
-        Rule { name: name.into(), continue_processing: cont, triggers, actions }
+        Rule {
+            name: name.into(),
+            continue_processing: cont,
+            triggers,
+            actions,
+        }
     }
 
     #[test]
     fn ruleset_semantics() {
-        let r = rec(Action::Buy, dec!(70), dec!(10), RiskLevel::High, TimeHorizon::ShortTerm);
-        let ctx = EvalContext { rec: &r, has_position: false, current_price: None };
+        let r = rec(
+            Action::Buy,
+            dec!(70),
+            dec!(10),
+            RiskLevel::High,
+            TimeHorizon::ShortTerm,
+        );
+        let ctx = EvalContext {
+            rec: &r,
+            has_position: false,
+            current_price: None,
+        };
         let bullish = || trig("bullish", None, None);
         let bearish = || trig("bearish", None, None);
         use RuleAction::*;
         // (rules, expected actions, expected matched, halted)
         let cases: Vec<(Vec<Rule>, Vec<RuleAction>, Vec<&str>, Option<&str>)> = vec![
             // first match wins
-            (vec![rule("a", vec![bullish()], vec![Buy], false), rule("b", vec![], vec![Sell], false)], vec![Buy], vec!["a"], None),
+            (
+                vec![
+                    rule("a", vec![bullish()], vec![Buy], false),
+                    rule("b", vec![], vec![Sell], false),
+                ],
+                vec![Buy],
+                vec!["a"],
+                None,
+            ),
             // a miss falls through to the next rule
-            (vec![rule("a", vec![bearish()], vec![Sell], false), rule("b", vec![bullish()], vec![Buy], false)], vec![Buy], vec!["b"], None),
+            (
+                vec![
+                    rule("a", vec![bearish()], vec![Sell], false),
+                    rule("b", vec![bullish()], vec![Buy], false),
+                ],
+                vec![Buy],
+                vec!["b"],
+                None,
+            ),
             // continue_processing accumulates, duplicates dropped
             (
-                vec![rule("a", vec![bullish()], vec![Buy], true), rule("b", vec![], vec![Buy, Sell], false), rule("c", vec![], vec![Buy], false)],
+                vec![
+                    rule("a", vec![bullish()], vec![Buy], true),
+                    rule("b", vec![], vec![Buy, Sell], false),
+                    rule("c", vec![], vec![Buy], false),
+                ],
                 vec![Buy, Sell],
                 vec!["a", "b"],
                 None,
             ),
             // a guard halts and contributes nothing, later rules are not evaluated
             (
-                vec![rule("guard", vec![bullish()], vec![StopProcessing, Buy], false), rule("b", vec![], vec![Buy], false)],
+                vec![
+                    rule("guard", vec![bullish()], vec![StopProcessing, Buy], false),
+                    rule("b", vec![], vec![Buy], false),
+                ],
                 vec![],
                 vec!["guard"],
                 Some("guard"),
             ),
             // a guard after an accumulating rule keeps what was added before it
             (
-                vec![rule("a", vec![], vec![Buy], true), rule("guard", vec![], vec![StopProcessing], false), rule("c", vec![], vec![Sell], false)],
+                vec![
+                    rule("a", vec![], vec![Buy], true),
+                    rule("guard", vec![], vec![StopProcessing], false),
+                    rule("c", vec![], vec![Sell], false),
+                ],
                 vec![Buy],
                 vec!["a", "guard"],
                 Some("guard"),
             ),
             // a guard that does not hold is passed
             (
-                vec![rule("guard", vec![bearish()], vec![StopProcessing], false), rule("b", vec![], vec![Buy], false)],
+                vec![
+                    rule("guard", vec![bearish()], vec![StopProcessing], false),
+                    rule("b", vec![], vec![Buy], false),
+                ],
                 vec![Buy],
                 vec!["b"],
                 None,
             ),
             // no rule matches
-            (vec![rule("a", vec![bearish()], vec![Sell], false)], vec![], vec![], None),
+            (
+                vec![rule("a", vec![bearish()], vec![Sell], false)],
+                vec![],
+                vec![],
+                None,
+            ),
             // empty ruleset
             (vec![], vec![], vec![], None),
         ];
         for (rules, actions, matched, halted) in cases {
-            let rs = Ruleset { name: "t".into(), rules };
+            let rs = Ruleset {
+                name: "t".into(),
+                rules,
+            };
             let ev = rs.evaluate(&ctx);
             assert_eq!(ev.actions, actions, "{rs:?}");
             assert_eq!(ev.matched, matched, "{rs:?}");
@@ -561,12 +896,33 @@ mod tests {
 
     #[test]
     fn describe_names_the_failed_trigger() {
-        let r = rec(Action::Buy, dec!(50), dec!(10), RiskLevel::High, TimeHorizon::ShortTerm);
-        let ctx = EvalContext { rec: &r, has_position: false, current_price: None };
+        let r = rec(
+            Action::Buy,
+            dec!(50),
+            dec!(10),
+            RiskLevel::High,
+            TimeHorizon::ShortTerm,
+        );
+        let ctx = EvalContext {
+            rec: &r,
+            has_position: false,
+            current_price: None,
+        };
         let rs = Ruleset {
             name: "t".into(),
-            rules: vec![rule("conf", vec![trig("bullish", None, None), trig("confidence", Some(">="), Some(dec!(60)))], vec![RuleAction::Buy], false)],
+            rules: vec![rule(
+                "conf",
+                vec![
+                    trig("bullish", None, None),
+                    trig("confidence", Some(">="), Some(dec!(60))),
+                ],
+                vec![RuleAction::Buy],
+                false,
+            )],
         };
-        assert_eq!(rs.evaluate(&ctx).describe(), "no rule matched (conf: confidence >= 60 not met)");
+        assert_eq!(
+            rs.evaluate(&ctx).describe(),
+            "no rule matched (conf: confidence >= 60 not met)"
+        );
     }
 }

@@ -49,7 +49,9 @@ impl TransactionStatus {
 
     /// Parses the wire name.
     pub fn parse(s: &str) -> Option<Self> {
-        TransactionStatus::ALL.into_iter().find(|st| st.as_str() == s)
+        TransactionStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
     }
 
     /// WAITING or OPENED: the statuses of which an expert may hold one per symbol.
@@ -63,17 +65,25 @@ impl TransactionStatus {
     }
 
     /// The one way a status changes.
-    pub fn transition(self, to: TransactionStatus) -> Result<TransactionStatus, crate::order::IllegalTransition> {
+    pub fn transition(
+        self,
+        to: TransactionStatus,
+    ) -> Result<TransactionStatus, crate::order::IllegalTransition> {
         use TransactionStatus::*;
         let legal = self == to
             || matches!(
                 (self, to),
-                (Waiting, Opened | Closing | Closed | Failed) | (Opened, Closing | Closed) | (Closing, Opened | Closed)
+                (Waiting, Opened | Closing | Closed | Failed)
+                    | (Opened, Closing | Closed)
+                    | (Closing, Opened | Closed)
             );
         if legal {
             Ok(to)
         } else {
-            Err(crate::order::IllegalTransition { from: self.as_str(), to: to.as_str() })
+            Err(crate::order::IllegalTransition {
+                from: self.as_str(),
+                to: to.as_str(),
+            })
         }
     }
 }

@@ -25,6 +25,9 @@ pub enum EngineError {
 impl EngineError {
     /// Whether the caller's input caused the error (as opposed to a run-time failure).
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, EngineError::UnknownExpert(_) | EngineError::BadInput(_))
+        matches!(
+            self,
+            EngineError::UnknownExpert(_) | EngineError::BadInput(_)
+        )
     }
 }

@@ -20,5 +20,7 @@ pub mod settings;
 pub use error::EngineError;
 pub use locks::{ProcessingGuard, ProcessingLocks};
 pub use manager::{Counts, ImportSummary, RunReport, RunStatus, TradeManager};
-pub use ports::{Broker, BrokerError, BrokerOrder, Clock, OrderRequest, Store, StoreError, SystemClock};
+pub use ports::{
+    Broker, BrokerError, BrokerOrder, Clock, OrderRequest, Store, StoreError, SystemClock,
+};
 pub use settings::{AccountSettings, Settings};

@@ -41,14 +41,21 @@ impl ProcessingGuard {
 
 impl Drop for ProcessingGuard {
     fn drop(&mut self) {
-        tracing::debug!("Released processing lock for expert {} ({})", self.expert_id, self.use_case);
+        tracing::debug!(
+            "Released processing lock for expert {} ({})",
+            self.expert_id,
+            self.use_case
+        );
     }
 }
 
 impl ProcessingLocks {
     /// A registry whose contenders wait at most `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        ProcessingLocks { registry: parking_lot::Mutex::new(HashMap::new()), timeout }
+        ProcessingLocks {
+            registry: parking_lot::Mutex::new(HashMap::new()),
+            timeout,
+        }
     }
 
     /// The configured wait.
@@ -84,15 +91,22 @@ impl ProcessingLocks {
         // try_lock first: the uncontended path never touches the timer.
         let guard = match lock.clone().try_lock_owned() {
             Ok(g) => Some(g),
-            Err(_) => tokio::time::timeout(self.timeout, lock.lock_owned()).await.ok(),
+            Err(_) => tokio::time::timeout(self.timeout, lock.lock_owned())
+                .await
+                .ok(),
         };
         let uc = use_case.as_str();
-        metrics::histogram!(m::LOCK_WAIT_SECONDS, "use_case" => uc).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(m::LOCK_WAIT_SECONDS, "use_case" => uc)
+            .record(started.elapsed().as_secs_f64());
         match guard {
             Some(g) => {
                 metrics::counter!(m::LOCK_ACQUIRED, "use_case" => uc).increment(1);
                 tracing::debug!("Acquired processing lock for expert {expert_id} ({use_case})");
-                Some(ProcessingGuard { _guard: g, expert_id, use_case })
+                Some(ProcessingGuard {
+                    _guard: g,
+                    expert_id,
+                    use_case,
+                })
             }
             None => {
                 metrics::counter!(m::LOCK_CONTENDED, "use_case" => uc).increment(1);
@@ -112,13 +126,22 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn second_contender_skips_after_timeout_and_lock_is_reusable() {
         let locks = ProcessingLocks::new(Duration::from_millis(500));
-        let g = locks.acquire(1, UseCase::EnterMarket).await.expect("first acquires");
-        assert!(locks.acquire(1, UseCase::EnterMarket).await.is_none(), "second must skip");
+        let g = locks
+            .acquire(1, UseCase::EnterMarket)
+            .await
+            .expect("first acquires");
+        assert!(
+            locks.acquire(1, UseCase::EnterMarket).await.is_none(),
+            "second must skip"
+        );
         // Other keys are independent.
         assert!(locks.acquire(1, UseCase::OpenPositions).await.is_some());
         assert!(locks.acquire(2, UseCase::EnterMarket).await.is_some());
         drop(g);
-        assert!(locks.acquire(1, UseCase::EnterMarket).await.is_some(), "released on drop");
+        assert!(
+            locks.acquire(1, UseCase::EnterMarket).await.is_some(),
+            "released on drop"
+        );
         assert_eq!(locks.len(), 3);
     }
 
@@ -127,7 +150,8 @@ mod tests {
         let locks = Arc::new(ProcessingLocks::new(Duration::from_millis(500)));
         let g = locks.acquire(1, UseCase::EnterMarket).await.unwrap();
         let l2 = locks.clone();
-        let waiter = tokio::spawn(async move { l2.acquire(1, UseCase::EnterMarket).await.is_some() });
+        let waiter =
+            tokio::spawn(async move { l2.acquire(1, UseCase::EnterMarket).await.is_some() });
         tokio::time::sleep(Duration::from_millis(100)).await;
         drop(g);
         assert!(waiter.await.unwrap());

@@ -14,7 +14,10 @@ use tradewarden_domain::{NewRecommendation, Order, OrderStatus, OrderType, Outco
 use crate::error::EngineError;
 use crate::locks::ProcessingLocks;
 use crate::metrics as m;
-use crate::ports::{Broker, BrokerError, BrokerOrder, Clock, ImportError, NewPosition, OrderRequest, QuoteUpdate, Store, StoreError};
+use crate::ports::{
+    Broker, BrokerError, BrokerOrder, Clock, ImportError, NewPosition, OrderRequest, QuoteUpdate,
+    Store, StoreError,
+};
 use crate::settings::Settings;
 
 /// How a run ended.
@@ -85,7 +88,13 @@ pub struct RunReport {
 
 impl RunReport {
     fn skipped(expert_id: i64, use_case: UseCase, status: RunStatus) -> Self {
-        RunReport { expert_id, use_case, status, counts: Counts::default(), orders: Vec::new() }
+        RunReport {
+            expert_id,
+            use_case,
+            status,
+            counts: Counts::default(),
+            orders: Vec::new(),
+        }
     }
 }
 
@@ -114,7 +123,13 @@ impl TradeManager {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let locks = ProcessingLocks::new(settings.lock_timeout);
-        TradeManager { settings: Arc::new(settings), store, brokers, clock, locks }
+        TradeManager {
+            settings: Arc::new(settings),
+            store,
+            brokers,
+            clock,
+            locks,
+        }
     }
 
     /// The settings in force.
@@ -133,7 +148,9 @@ impl TradeManager {
     }
 
     fn broker(&self, account: &str) -> Result<&Arc<dyn Broker>, EngineError> {
-        self.brokers.get(account).ok_or_else(|| EngineError::NoBroker(account.to_string()))
+        self.brokers
+            .get(account)
+            .ok_or_else(|| EngineError::NoBroker(account.to_string()))
     }
 
     /// Parses and stores a JSON Lines batch, all or nothing (I6, B7). Blank lines are
@@ -164,7 +181,9 @@ impl TradeManager {
             return Err(EngineError::BadInput(errors));
         }
         self.import(&recs).await.map_err(|e| match e {
-            EngineError::BadInput(v) => EngineError::BadInput(v.into_iter().map(|(i, msg)| (line_of[i], msg)).collect()),
+            EngineError::BadInput(v) => {
+                EngineError::BadInput(v.into_iter().map(|(i, msg)| (line_of[i], msg)).collect())
+            }
             other => other,
         })
     }
@@ -186,7 +205,10 @@ impl TradeManager {
             })
             .collect();
         match self.store.import(recs, &quotes).await {
-            Ok(c) => Ok(ImportSummary { imported: c.imported, already_present: c.already_present }),
+            Ok(c) => Ok(ImportSummary {
+                imported: c.imported,
+                already_present: c.already_present,
+            }),
             Err(ImportError::Conflicts(v)) => Err(EngineError::BadInput(v)),
             Err(ImportError::Store(e)) => Err(e.into()),
         }
@@ -194,20 +216,38 @@ impl TradeManager {
 
     /// Runs enter_market for one expert (DESIGN.md §5). `lookback_days` overrides the
     /// configured window.
-    pub async fn process_enter_market(&self, expert_id: i64, lookback_days: Option<u32>) -> Result<RunReport, EngineError> {
+    pub async fn process_enter_market(
+        &self,
+        expert_id: i64,
+        lookback_days: Option<u32>,
+    ) -> Result<RunReport, EngineError> {
         let use_case = UseCase::EnterMarket;
-        let expert = self.settings.experts.get(&expert_id).ok_or(EngineError::UnknownExpert(expert_id))?;
+        let expert = self
+            .settings
+            .experts
+            .get(&expert_id)
+            .ok_or(EngineError::UnknownExpert(expert_id))?;
         let Some(_guard) = self.locks.acquire(expert_id, use_case).await else {
-            return Ok(RunReport::skipped(expert_id, use_case, RunStatus::SkippedLocked));
+            return Ok(RunReport::skipped(
+                expert_id,
+                use_case,
+                RunStatus::SkippedLocked,
+            ));
         };
         let started = Instant::now();
-        let result = self.enter_market_locked(expert, lookback_days.unwrap_or(self.settings.lookback_days)).await;
-        metrics::histogram!(m::RUN_SECONDS, "use_case" => use_case.as_str()).record(started.elapsed().as_secs_f64());
+        let result = self
+            .enter_market_locked(expert, lookback_days.unwrap_or(self.settings.lookback_days))
+            .await;
+        metrics::histogram!(m::RUN_SECONDS, "use_case" => use_case.as_str())
+            .record(started.elapsed().as_secs_f64());
         result
     }
 
     /// Runs enter_market for every configured expert, one after another.
-    pub async fn process_all(&self, lookback_days: Option<u32>) -> Result<Vec<RunReport>, EngineError> {
+    pub async fn process_all(
+        &self,
+        lookback_days: Option<u32>,
+    ) -> Result<Vec<RunReport>, EngineError> {
         let mut reports = Vec::with_capacity(self.settings.experts.len());
         for id in self.settings.experts.keys() {
             reports.push(self.process_enter_market(*id, lookback_days).await?);
@@ -221,7 +261,11 @@ impl TradeManager {
         false
     }
 
-    async fn enter_market_locked(&self, expert: &Expert, lookback_days: u32) -> Result<RunReport, EngineError> {
+    async fn enter_market_locked(
+        &self,
+        expert: &Expert,
+        lookback_days: u32,
+    ) -> Result<RunReport, EngineError> {
         let use_case = UseCase::EnterMarket;
         let skipped = |status| Ok(RunReport::skipped(expert.id, use_case, status));
         if !expert.enabled {
@@ -230,7 +274,11 @@ impl TradeManager {
         if !expert.allow_automated_trade_opening {
             return skipped(RunStatus::AutomationDisabled);
         }
-        let Some(ruleset) = expert.enter_market_ruleset.as_ref().and_then(|n| self.settings.rulesets.get(n)) else {
+        let Some(ruleset) = expert
+            .enter_market_ruleset
+            .as_ref()
+            .and_then(|n| self.settings.rulesets.get(n))
+        else {
             return skipped(RunStatus::NoRuleset);
         };
         if self.has_pending_jobs(expert.id).await {
@@ -256,8 +304,18 @@ impl TradeManager {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let quotes = if symbols.is_empty() { HashMap::new() } else { broker.quotes(&symbols).await? };
-        let balance = ExpertBalance::compute(snapshot.balance, snapshot.cash, expert.virtual_equity_percent, &data.positions, &quotes);
+        let quotes = if symbols.is_empty() {
+            HashMap::new()
+        } else {
+            broker.quotes(&symbols).await?
+        };
+        let balance = ExpertBalance::compute(
+            snapshot.balance,
+            snapshot.cash,
+            expert.virtual_equity_percent,
+            &data.positions,
+            &quotes,
+        );
         let planned = enter_market::plan(&Inputs {
             expert,
             ruleset,
@@ -268,8 +326,15 @@ impl TradeManager {
             quotes: &quotes,
         });
 
-        let mut counts = Counts { considered: planned.len(), ..Counts::default() };
-        let outcome = |rec_id: i64, symbol: &str, kind: OutcomeKind, detail: String, order_id: Option<i64>| Outcome {
+        let mut counts = Counts {
+            considered: planned.len(),
+            ..Counts::default()
+        };
+        let outcome = |rec_id: i64,
+                       symbol: &str,
+                       kind: OutcomeKind,
+                       detail: String,
+                       order_id: Option<i64>| Outcome {
             recommendation_id: rec_id,
             expert_id: expert.id,
             symbol: symbol.to_string(),
@@ -283,15 +348,30 @@ impl TradeManager {
         let mut funded = Vec::new();
         for p in planned {
             match p.decision {
-                Decision::Skip { outcome: kind, detail, existing } => {
+                Decision::Skip {
+                    outcome: kind,
+                    detail,
+                    existing,
+                } => {
                     if let Some((txn_id, status)) = existing {
-                        safety_check_warning(p.rec.id, &p.rec.symbol, &txn_id.to_string(), status.as_str(), expert.id);
+                        safety_check_warning(
+                            p.rec.id,
+                            &p.rec.symbol,
+                            &txn_id.to_string(),
+                            status.as_str(),
+                            expert.id,
+                        );
                         metrics::counter!(m::DUPLICATES_PREVENTED, "by" => "check").increment(1);
                     }
                     counts.add(kind);
                     skips.push(outcome(p.rec.id, &p.rec.symbol, kind, detail, None));
                 }
-                Decision::Order { side, quantity, price, detail } => funded.push((p.rec, side, quantity, price, detail)),
+                Decision::Order {
+                    side,
+                    quantity,
+                    price,
+                    detail,
+                } => funded.push((p.rec, side, quantity, price, detail)),
             }
         }
         if !skips.is_empty() {
@@ -343,17 +423,26 @@ impl TradeManager {
         // Step 7: refresh what is still working at the broker (a market order may have filled).
         let mut orders = Vec::with_capacity(placed.len());
         for (mut order, rec_id, symbol, detail) in placed {
-            if matches!(order.status, OrderStatus::Accepted | OrderStatus::PartiallyFilled) {
-                if let Ok(Some(answer)) = broker.order_by_client_id(&order.client_order_id).await {
-                    order = self.store.apply_broker_order(order.id, &answer).await?;
-                }
+            if matches!(
+                order.status,
+                OrderStatus::Accepted | OrderStatus::PartiallyFilled
+            ) && let Ok(Some(answer)) = broker.order_by_client_id(&order.client_order_id).await
+            {
+                order = self.store.apply_broker_order(order.id, &answer).await?;
             }
             let (kind, detail) = match order.status {
-                OrderStatus::Rejected | OrderStatus::Error => (OutcomeKind::Failed, format!("{detail}; broker: {}", order.status)),
-                OrderStatus::Submitting => {
-                    (OutcomeKind::Failed, format!("{detail}; no broker answer, order left submitting for reconciliation"))
-                }
-                st => (OutcomeKind::Ordered, format!("{detail}; order {} {st}", order.client_order_id)),
+                OrderStatus::Rejected | OrderStatus::Error => (
+                    OutcomeKind::Failed,
+                    format!("{detail}; broker: {}", order.status),
+                ),
+                OrderStatus::Submitting => (
+                    OutcomeKind::Failed,
+                    format!("{detail}; no broker answer, order left submitting for reconciliation"),
+                ),
+                st => (
+                    OutcomeKind::Ordered,
+                    format!("{detail}; order {} {st}", order.client_order_id),
+                ),
             };
             counts.add(kind);
             late.push(outcome(rec_id, &symbol, kind, detail, Some(order.id)));
@@ -362,7 +451,13 @@ impl TradeManager {
         if !late.is_empty() {
             self.store.record_outcomes(&late).await?;
         }
-        Ok(RunReport { expert_id: expert.id, use_case, status: RunStatus::Processed, counts, orders })
+        Ok(RunReport {
+            expert_id: expert.id,
+            use_case,
+            status: RunStatus::Processed,
+            counts,
+            orders,
+        })
     }
 
     /// Sends a stored order and records the broker's answer. Exactly once: a broker that
@@ -371,11 +466,15 @@ impl TradeManager {
     async fn submit(&self, broker: &dyn Broker, order: Order) -> Result<Order, EngineError> {
         let answer = broker.submit(&OrderRequest::for_order(&order)).await;
         let answer = match answer {
-            Err(BrokerError::DuplicateClientOrderId(_)) => match broker.order_by_client_id(&order.client_order_id).await {
-                Ok(Some(found)) => Ok(found),
-                Ok(None) => Err(BrokerError::Unavailable("broker reports the id used but has no such order".into())),
-                Err(e) => Err(e),
-            },
+            Err(BrokerError::DuplicateClientOrderId(_)) => {
+                match broker.order_by_client_id(&order.client_order_id).await {
+                    Ok(Some(found)) => Ok(found),
+                    Ok(None) => Err(BrokerError::Unavailable(
+                        "broker reports the id used but has no such order".into(),
+                    )),
+                    Err(e) => Err(e),
+                }
+            }
             other => other,
         };
         let result = match &answer {

@@ -157,7 +157,10 @@ pub trait Broker: Send + Sync {
     /// Sends an order. The broker must refuse a client_order_id it has seen.
     async fn submit(&self, order: &OrderRequest) -> Result<BrokerOrder, BrokerError>;
     /// Looks an order up by the id we gave it; `None` when the broker never received it.
-    async fn order_by_client_id(&self, client_order_id: &str) -> Result<Option<BrokerOrder>, BrokerError>;
+    async fn order_by_client_id(
+        &self,
+        client_order_id: &str,
+    ) -> Result<Option<BrokerOrder>, BrokerError>;
     /// Current positions.
     async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError>;
 }
@@ -201,13 +204,21 @@ pub trait Store: Send + Sync {
     /// Stores recommendations and quotes all or nothing. An identical recommendation already
     /// stored counts as already present; a different one with the same identity is an error
     /// naming the batch index (0-based) of every such line.
-    async fn import(&self, recs: &[NewRecommendation], quotes: &[QuoteUpdate]) -> Result<ImportCounts, ImportError>;
+    async fn import(
+        &self,
+        recs: &[NewRecommendation],
+        quotes: &[QuoteUpdate],
+    ) -> Result<ImportCounts, ImportError>;
 
     /// Records quotes (newest by time wins).
     async fn record_quotes(&self, quotes: &[QuoteUpdate]) -> Result<(), StoreError>;
 
     /// Loads what an enter_market run for one expert needs.
-    async fn load_enter_market(&self, expert_id: i64, since: DateTime<Utc>) -> Result<EnterMarketData, StoreError>;
+    async fn load_enter_market(
+        &self,
+        expert_id: i64,
+        since: DateTime<Utc>,
+    ) -> Result<EnterMarketData, StoreError>;
 
     /// Writes a WAITING transaction and its entry order (status `submitting`, with its
     /// client_order_id) in one committed database transaction. A second active transaction
@@ -217,13 +228,21 @@ pub trait Store: Send + Sync {
     /// Applies a broker's answer to an order through the status table; an entry that filled
     /// moves its transaction to OPENED (open_price, opened_at), a refused entry moves it to
     /// FAILED. Returns the updated order.
-    async fn apply_broker_order(&self, order_id: i64, answer: &BrokerOrder) -> Result<Order, StoreError>;
+    async fn apply_broker_order(
+        &self,
+        order_id: i64,
+        answer: &BrokerOrder,
+    ) -> Result<Order, StoreError>;
 
     /// Stores decision records.
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError>;
 
     /// The expert's active transaction for a symbol, if any.
-    async fn active_transaction(&self, expert_id: i64, symbol: &str) -> Result<Option<Transaction>, StoreError>;
+    async fn active_transaction(
+        &self,
+        expert_id: i64,
+        symbol: &str,
+    ) -> Result<Option<Transaction>, StoreError>;
 
     /// Orders still `submitting` (their broker answer never arrived).
     async fn orders_in_flight(&self) -> Result<Vec<Order>, StoreError>;

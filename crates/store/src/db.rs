@@ -12,7 +12,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, Postgres};
-use sqlx::sqlite::{Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{AssertSqlSafe, Column, Row as _, TypeInfo, ValueRef};
 use tradewarden_engine::StoreError;
 
@@ -93,7 +95,8 @@ fn db_err(e: sqlx::Error) -> StoreError {
 
 /// Whether a sqlx error is a unique-constraint violation.
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }
 
 impl Row {
@@ -119,7 +122,8 @@ impl Row {
     }
     /// An integer.
     pub fn i64(&self, name: &str) -> Result<i64, StoreError> {
-        self.opt_i64(name)?.ok_or_else(|| StoreError::Database(format!("column {name} is null")))
+        self.opt_i64(name)?
+            .ok_or_else(|| StoreError::Database(format!("column {name} is null")))
     }
     /// An optional text.
     pub fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
@@ -131,13 +135,16 @@ impl Row {
     }
     /// A text.
     pub fn text(&self, name: &str) -> Result<String, StoreError> {
-        self.opt_text(name)?.ok_or_else(|| StoreError::Database(format!("column {name} is null")))
+        self.opt_text(name)?
+            .ok_or_else(|| StoreError::Database(format!("column {name} is null")))
     }
     /// An optional decimal, from numeric or text; normalised (PostgreSQL pads with zeros).
     pub fn opt_dec(&self, name: &str) -> Result<Option<Decimal>, StoreError> {
         match self.get(name)? {
             Val::Dec(v) => Ok(v.map(|d| d.normalize())),
-            Val::Text(Some(s)) => Decimal::from_str(s).map(|d| Some(d.normalize())).map_err(|_| Self::bad(name, &Val::Text(Some(s.clone())), "decimal")),
+            Val::Text(Some(s)) => Decimal::from_str(s)
+                .map(|d| Some(d.normalize()))
+                .map_err(|_| Self::bad(name, &Val::Text(Some(s.clone())), "decimal")),
             Val::I64(Some(i)) => Ok(Some(Decimal::from(*i))),
             Val::Text(None) | Val::I64(None) | Val::Time(None) => Ok(None),
             v => Err(Self::bad(name, v, "decimal")),
@@ -145,7 +152,8 @@ impl Row {
     }
     /// A decimal.
     pub fn dec(&self, name: &str) -> Result<Decimal, StoreError> {
-        self.opt_dec(name)?.ok_or_else(|| StoreError::Database(format!("column {name} is null")))
+        self.opt_dec(name)?
+            .ok_or_else(|| StoreError::Database(format!("column {name} is null")))
     }
     /// An optional time, from timestamptz or RFC 3339 text.
     pub fn opt_time(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -160,7 +168,8 @@ impl Row {
     }
     /// A time.
     pub fn time(&self, name: &str) -> Result<DateTime<Utc>, StoreError> {
-        self.opt_time(name)?.ok_or_else(|| StoreError::Database(format!("column {name} is null")))
+        self.opt_time(name)?
+            .ok_or_else(|| StoreError::Database(format!("column {name} is null")))
     }
 
     fn from_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<Row, sqlx::Error> {
@@ -260,7 +269,11 @@ impl Pool {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30));
-            let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await.map_err(db_err)?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts)
+                .await
+                .map_err(db_err)?;
             Ok(Pool::Sqlite(pool))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let opts = PgConnectOptions::from_str(url).map_err(db_err)?;
@@ -272,7 +285,9 @@ impl Pool {
                 .map_err(db_err)?;
             Ok(Pool::Postgres(pool))
         } else {
-            Err(StoreError::Database(format!("unsupported database url (want sqlite:// or postgres://): {url}")))
+            Err(StoreError::Database(format!(
+                "unsupported database url (want sqlite:// or postgres://): {url}"
+            )))
         }
     }
 
@@ -297,8 +312,14 @@ impl Pool {
     /// Runs one statement outside any explicit transaction.
     pub async fn execute(&self, sql: &str, args: &[Val]) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            Pool::Sqlite(p) => bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args).execute(p).await?.rows_affected(),
-            Pool::Postgres(p) => bind_pg!(sqlx::query(AssertSqlSafe(sql)), args).execute(p).await?.rows_affected(),
+            Pool::Sqlite(p) => bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
+                .execute(p)
+                .await?
+                .rows_affected(),
+            Pool::Postgres(p) => bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
+                .execute(p)
+                .await?
+                .rows_affected(),
         })
     }
 
@@ -306,12 +327,24 @@ impl Pool {
     pub async fn fetch(&self, sql: &str, args: &[Val]) -> Result<Vec<Row>, StoreError> {
         match self {
             Pool::Sqlite(p) => {
-                let rows = bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args).fetch_all(p).await.map_err(db_err)?;
-                rows.iter().map(Row::from_sqlite).collect::<Result<_, _>>().map_err(db_err)
+                let rows = bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
+                    .fetch_all(p)
+                    .await
+                    .map_err(db_err)?;
+                rows.iter()
+                    .map(Row::from_sqlite)
+                    .collect::<Result<_, _>>()
+                    .map_err(db_err)
             }
             Pool::Postgres(p) => {
-                let rows = bind_pg!(sqlx::query(AssertSqlSafe(sql)), args).fetch_all(p).await.map_err(db_err)?;
-                rows.iter().map(Row::from_pg).collect::<Result<_, _>>().map_err(db_err)
+                let rows = bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
+                    .fetch_all(p)
+                    .await
+                    .map_err(db_err)?;
+                rows.iter()
+                    .map(Row::from_pg)
+                    .collect::<Result<_, _>>()
+                    .map_err(db_err)
             }
         }
     }
@@ -330,8 +363,14 @@ impl Tx {
     /// can tell a unique violation apart.
     pub async fn execute(&mut self, sql: &str, args: &[Val]) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            Tx::Sqlite(t) => bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args).execute(&mut **t).await?.rows_affected(),
-            Tx::Postgres(t) => bind_pg!(sqlx::query(AssertSqlSafe(sql)), args).execute(&mut **t).await?.rows_affected(),
+            Tx::Sqlite(t) => bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+            Tx::Postgres(t) => bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
         })
     }
 
@@ -339,11 +378,15 @@ impl Tx {
     pub async fn fetch(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Row>, sqlx::Error> {
         match self {
             Tx::Sqlite(t) => {
-                let rows = bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args).fetch_all(&mut **t).await?;
+                let rows = bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
+                    .fetch_all(&mut **t)
+                    .await?;
                 rows.iter().map(Row::from_sqlite).collect()
             }
             Tx::Postgres(t) => {
-                let rows = bind_pg!(sqlx::query(AssertSqlSafe(sql)), args).fetch_all(&mut **t).await?;
+                let rows = bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
+                    .fetch_all(&mut **t)
+                    .await?;
                 rows.iter().map(Row::from_pg).collect()
             }
         }

@@ -17,10 +17,12 @@ use tradewarden_domain::order::client_order_id;
 use tradewarden_domain::outcome::OutcomeKind;
 use tradewarden_domain::transaction::ActivePosition;
 use tradewarden_domain::{
-    Action, NewRecommendation, Order, OrderRole, OrderStatus, OrderType, Outcome, Price, Recommendation, RiskLevel, Side,
-    TimeHorizon, Transaction, TransactionStatus, UseCase,
+    Action, NewRecommendation, Order, OrderRole, OrderStatus, OrderType, Outcome, Price,
+    Recommendation, RiskLevel, Side, TimeHorizon, Transaction, TransactionStatus, UseCase,
 };
-use tradewarden_engine::ports::{EnterMarketData, ImportCounts, ImportError, ListFilter, NewPosition, QuoteUpdate};
+use tradewarden_engine::ports::{
+    EnterMarketData, ImportCounts, ImportError, ListFilter, NewPosition, QuoteUpdate,
+};
 use tradewarden_engine::{BrokerError, BrokerOrder, OrderRequest, Store, StoreError};
 
 use crate::db::{Kind, Pool, Row, Tx, Val, is_unique_violation, map_err};
@@ -66,7 +68,8 @@ fn order_from(r: &Row) -> Result<Order, StoreError> {
         symbol: r.text("symbol")?,
         side: side(&r.text("side")?)?,
         role: OrderRole::parse(&role).ok_or_else(|| bad_value("role", &role))?,
-        order_type: OrderType::parse(&order_type).ok_or_else(|| bad_value("order_type", &order_type))?,
+        order_type: OrderType::parse(&order_type)
+            .ok_or_else(|| bad_value("order_type", &order_type))?,
         quantity: r.dec("quantity")?,
         filled_quantity: r.dec("filled_quantity")?,
         limit_price: r.opt_dec("limit_price")?,
@@ -117,7 +120,9 @@ fn recommendation_from(r: &Row) -> Result<Recommendation, StoreError> {
     let price = |name: &str| -> Result<Option<Price>, StoreError> {
         match r.opt_dec(name)? {
             None => Ok(None),
-            Some(d) => Price::new(d).map(Some).map_err(|_| bad_value(name, &d.to_string())),
+            Some(d) => Price::new(d)
+                .map(Some)
+                .map_err(|_| bad_value(name, &d.to_string())),
         }
     };
     Ok(Recommendation {
@@ -128,9 +133,11 @@ fn recommendation_from(r: &Row) -> Result<Recommendation, StoreError> {
             action: Action::parse(&action).ok_or_else(|| bad_value("action", &action))?,
             confidence: r.dec("confidence")?,
             expected_profit_percent: r.dec("expected_profit_percent")?,
-            price_at_date: price("price_at_date")?.ok_or_else(|| bad_value("price_at_date", "null"))?,
+            price_at_date: price("price_at_date")?
+                .ok_or_else(|| bad_value("price_at_date", "null"))?,
             risk_level: RiskLevel::parse(&risk).ok_or_else(|| bad_value("risk_level", &risk))?,
-            time_horizon: TimeHorizon::parse(&horizon).ok_or_else(|| bad_value("time_horizon", &horizon))?,
+            time_horizon: TimeHorizon::parse(&horizon)
+                .ok_or_else(|| bad_value("time_horizon", &horizon))?,
             target_price: price("target_price")?,
             details: r.opt_text("details")?,
             created_at: r.time("created_at")?,
@@ -212,7 +219,10 @@ impl SqlStore {
 
     /// Creates each paper account with its starting cash, unless it exists already (a
     /// persisted account keeps its state across restarts and config edits).
-    pub async fn init_paper_accounts(&self, accounts: &[(String, Decimal)]) -> Result<(), StoreError> {
+    pub async fn init_paper_accounts(
+        &self,
+        accounts: &[(String, Decimal)],
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for (name, cash) in accounts {
             tx.execute(
@@ -249,7 +259,14 @@ impl SqlStore {
             );
             let args: Vec<Val> = chunk
                 .iter()
-                .flat_map(|q| [q.account.as_str().into(), q.symbol.as_str().into(), q.price.into(), q.at.into()])
+                .flat_map(|q| {
+                    [
+                        q.account.as_str().into(),
+                        q.symbol.as_str().into(),
+                        q.price.into(),
+                        q.at.into(),
+                    ]
+                })
                 .collect();
             tx.execute(&sql, &args).await.map_err(map_err)?;
         }
@@ -262,11 +279,18 @@ impl SqlStore {
         order_from(&row.ok_or_else(|| StoreError::NotFound(format!("order {id}")))?)
     }
 
-    async fn active_by_symbol(&self, expert_id: i64, symbol: &str) -> Result<Option<Transaction>, StoreError> {
+    async fn active_by_symbol(
+        &self,
+        expert_id: i64,
+        symbol: &str,
+    ) -> Result<Option<Transaction>, StoreError> {
         let sql = format!(
             "SELECT {TXN_COLUMNS} FROM transactions WHERE expert_id = $1 AND symbol = $2 AND status IN ('WAITING', 'OPENED')"
         );
-        let rows = self.pool.fetch(&sql, &[expert_id.into(), symbol.into()]).await?;
+        let rows = self
+            .pool
+            .fetch(&sql, &[expert_id.into(), symbol.into()])
+            .await?;
         rows.first().map(transaction_from).transpose()
     }
 }
@@ -280,7 +304,8 @@ fn paper_order_from(r: &Row) -> Result<BrokerOrder, StoreError> {
     Ok(BrokerOrder {
         broker_order_id: format!("paper-{}", r.i64("id")?),
         client_order_id: r.text("client_order_id")?,
-        status: OrderStatus::parse(&status).ok_or_else(|| bad_value("paper order status", &status))?,
+        status: OrderStatus::parse(&status)
+            .ok_or_else(|| bad_value("paper order status", &status))?,
         filled_quantity: r.dec("filled_quantity")?,
         avg_fill_price: r.opt_dec("avg_fill_price")?,
         reason: r.opt_text("reason")?,
@@ -290,7 +315,11 @@ fn paper_order_from(r: &Row) -> Result<BrokerOrder, StoreError> {
 
 #[async_trait]
 impl Store for SqlStore {
-    async fn import(&self, recs: &[NewRecommendation], quotes: &[QuoteUpdate]) -> Result<ImportCounts, ImportError> {
+    async fn import(
+        &self,
+        recs: &[NewRecommendation],
+        quotes: &[QuoteUpdate],
+    ) -> Result<ImportCounts, ImportError> {
         let mut counts = ImportCounts::default();
         let mut conflicts = Vec::new();
         // Within the batch: identical repeats are already present, differing ones conflict.
@@ -336,7 +365,11 @@ impl Store for SqlStore {
                 ]);
             }
             for row in tx.fetch(&sql, &args).await.map_err(map_err)? {
-                inserted.insert((row.i64("expert_id")?, row.text("symbol")?, row.time("created_at")?));
+                inserted.insert((
+                    row.i64("expert_id")?,
+                    row.text("symbol")?,
+                    row.time("created_at")?,
+                ));
             }
         }
         for &i in &unique {
@@ -383,7 +416,11 @@ impl Store for SqlStore {
         tx.commit().await
     }
 
-    async fn load_enter_market(&self, expert_id: i64, since: DateTime<Utc>) -> Result<EnterMarketData, StoreError> {
+    async fn load_enter_market(
+        &self,
+        expert_id: i64,
+        since: DateTime<Utc>,
+    ) -> Result<EnterMarketData, StoreError> {
         let recs = self
             .pool
             .fetch(
@@ -400,7 +437,10 @@ impl Store for SqlStore {
             )
             .await?;
         Ok(EnterMarketData {
-            recommendations: recs.iter().map(recommendation_from).collect::<Result<_, _>>()?,
+            recommendations: recs
+                .iter()
+                .map(recommendation_from)
+                .collect::<Result<_, _>>()?,
             positions: positions
                 .iter()
                 .map(|r| {
@@ -439,8 +479,15 @@ impl Store for SqlStore {
             Ok(None) => return Err(StoreError::Database("insert returned no id".into())),
             Err(e) if is_unique_violation(&e) => {
                 drop(tx);
-                let existing = self.active_by_symbol(new.expert_id, &new.symbol).await?.map(|t| (t.id, t.status));
-                return Err(StoreError::DuplicatePosition { expert_id: new.expert_id, symbol: new.symbol.clone(), existing });
+                let existing = self
+                    .active_by_symbol(new.expert_id, &new.symbol)
+                    .await?
+                    .map(|t| (t.id, t.status));
+                return Err(StoreError::DuplicatePosition {
+                    expert_id: new.expert_id,
+                    symbol: new.symbol.clone(),
+                    existing,
+                });
             }
             Err(e) => return Err(map_err(e)),
         };
@@ -512,7 +559,11 @@ impl Store for SqlStore {
         Ok((txn, order))
     }
 
-    async fn apply_broker_order(&self, order_id: i64, answer: &BrokerOrder) -> Result<Order, StoreError> {
+    async fn apply_broker_order(
+        &self,
+        order_id: i64,
+        answer: &BrokerOrder,
+    ) -> Result<Order, StoreError> {
         let mut tx = self.pool.begin().await?;
         let current = Self::order_by_id(&mut tx, order_id).await?;
         let status = match current.status.transition(answer.status) {
@@ -523,7 +574,8 @@ impl Store for SqlStore {
                 return Ok(current);
             }
         };
-        let broker_id = (!answer.broker_order_id.is_empty()).then(|| answer.broker_order_id.clone());
+        let broker_id =
+            (!answer.broker_order_id.is_empty()).then(|| answer.broker_order_id.clone());
         tx.execute(
             "UPDATE orders SET status = $1, filled_quantity = $2, avg_fill_price = COALESCE($3, avg_fill_price), \
              broker_order_id = COALESCE($4, broker_order_id), reason = COALESCE($5, reason), updated_at = $6 WHERE id = $7",
@@ -542,7 +594,11 @@ impl Store for SqlStore {
         if current.role == OrderRole::Entry {
             if status.is_executed() {
                 // The entry filled (in part): the position exists.
-                let quantity = if status == OrderStatus::Filled { current.quantity } else { answer.filled_quantity };
+                let quantity = if status == OrderStatus::Filled {
+                    current.quantity
+                } else {
+                    answer.filled_quantity
+                };
                 tx.execute(
                     "UPDATE transactions SET status = 'OPENED', open_price = $1, opened_at = COALESCE(opened_at, $2), quantity = $3 \
                      WHERE id = $4 AND status IN ('WAITING', 'OPENED')",
@@ -555,7 +611,10 @@ impl Store for SqlStore {
                 let (new_status, reason) = if status == OrderStatus::Error {
                     (TransactionStatus::Failed, "entry_not_submitted")
                 } else {
-                    (TransactionStatus::Closed, "entry_orders_terminal_no_execution")
+                    (
+                        TransactionStatus::Closed,
+                        "entry_orders_terminal_no_execution",
+                    )
                 };
                 let reason = match &answer.reason {
                     Some(r) => format!("{reason}: {r}"),
@@ -601,20 +660,33 @@ impl Store for SqlStore {
         tx.commit().await
     }
 
-    async fn active_transaction(&self, expert_id: i64, symbol: &str) -> Result<Option<Transaction>, StoreError> {
+    async fn active_transaction(
+        &self,
+        expert_id: i64,
+        symbol: &str,
+    ) -> Result<Option<Transaction>, StoreError> {
         self.active_by_symbol(expert_id, symbol).await
     }
 
     async fn orders_in_flight(&self) -> Result<Vec<Order>, StoreError> {
-        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'submitting' ORDER BY id");
-        self.pool.fetch(&sql, &[]).await?.iter().map(order_from).collect()
+        let sql =
+            format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'submitting' ORDER BY id");
+        self.pool
+            .fetch(&sql, &[])
+            .await?
+            .iter()
+            .map(order_from)
+            .collect()
     }
 
     async fn transactions(&self, f: &ListFilter) -> Result<Vec<Transaction>, StoreError> {
         let sql = format!(
             "SELECT {TXN_COLUMNS} FROM transactions WHERE ($1 IS NULL OR expert_id = $1) AND ($2 IS NULL OR status = $2) ORDER BY id"
         );
-        let rows = self.pool.fetch(&sql, &[f.expert_id.into(), f.status.clone().into()]).await?;
+        let rows = self
+            .pool
+            .fetch(&sql, &[f.expert_id.into(), f.status.clone().into()])
+            .await?;
         rows.iter().map(transaction_from).collect()
     }
 
@@ -622,7 +694,10 @@ impl Store for SqlStore {
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM orders WHERE ($1 IS NULL OR expert_id = $1) AND ($2 IS NULL OR status = $2) ORDER BY id"
         );
-        let rows = self.pool.fetch(&sql, &[f.expert_id.into(), f.status.clone().into()]).await?;
+        let rows = self
+            .pool
+            .fetch(&sql, &[f.expert_id.into(), f.status.clone().into()])
+            .await?;
         rows.iter().map(order_from).collect()
     }
 
@@ -644,12 +719,19 @@ impl PaperLedger for SqlStore {
     async fn paper_state(&self, account: &str) -> Result<PaperState, BrokerError> {
         let cash = self
             .pool
-            .fetch("SELECT cash FROM paper_accounts WHERE account = $1", &[account.into()])
+            .fetch(
+                "SELECT cash FROM paper_accounts WHERE account = $1",
+                &[account.into()],
+            )
             .await
             .map_err(broker_unavailable)?;
         let cash = match cash.first() {
             Some(r) => r.dec("cash").map_err(broker_unavailable)?,
-            None => return Err(BrokerError::Rejected(format!("unknown paper account {account:?}"))),
+            None => {
+                return Err(BrokerError::Rejected(format!(
+                    "unknown paper account {account:?}"
+                )));
+            }
         };
         let rows = self
             .pool
@@ -669,12 +751,19 @@ impl PaperLedger for SqlStore {
         Ok(PaperState { cash, positions })
     }
 
-    async fn paper_quotes(&self, account: &str, symbols: &[String]) -> Result<HashMap<String, Decimal>, BrokerError> {
+    async fn paper_quotes(
+        &self,
+        account: &str,
+        symbols: &[String],
+    ) -> Result<HashMap<String, Decimal>, BrokerError> {
         // One query for the whole account: cheaper than binding hundreds of symbols.
         let wanted: HashSet<&str> = symbols.iter().map(String::as_str).collect();
         let rows = self
             .pool
-            .fetch("SELECT symbol, price FROM quotes WHERE account = $1", &[account.into()])
+            .fetch(
+                "SELECT symbol, price FROM quotes WHERE account = $1",
+                &[account.into()],
+            )
             .await
             .map_err(broker_unavailable)?;
         let mut out = HashMap::with_capacity(wanted.len());
@@ -687,7 +776,12 @@ impl PaperLedger for SqlStore {
         Ok(out)
     }
 
-    async fn paper_execute(&self, account: &str, order: &OrderRequest, now: DateTime<Utc>) -> Result<BrokerOrder, BrokerError> {
+    async fn paper_execute(
+        &self,
+        account: &str,
+        order: &OrderRequest,
+        now: DateTime<Utc>,
+    ) -> Result<BrokerOrder, BrokerError> {
         let mut tx = self.pool.begin().await.map_err(broker_unavailable)?;
         let unavailable = |e: sqlx::Error| broker_unavailable(map_err(e));
         let seen = tx
@@ -698,15 +792,22 @@ impl PaperLedger for SqlStore {
             .await
             .map_err(unavailable)?;
         if seen.is_some() {
-            return Err(BrokerError::DuplicateClientOrderId(order.client_order_id.clone()));
+            return Err(BrokerError::DuplicateClientOrderId(
+                order.client_order_id.clone(),
+            ));
         }
         let lock = tx.for_update();
         let cash = tx
-            .fetch_one(&format!("SELECT cash FROM paper_accounts WHERE account = $1{lock}"), &[account.into()])
+            .fetch_one(
+                &format!("SELECT cash FROM paper_accounts WHERE account = $1{lock}"),
+                &[account.into()],
+            )
             .await
             .map_err(unavailable)?;
         let Some(cash) = cash else {
-            return Err(BrokerError::Rejected(format!("unknown paper account {account:?}")));
+            return Err(BrokerError::Rejected(format!(
+                "unknown paper account {account:?}"
+            )));
         };
         let cash = cash.dec("cash").map_err(broker_unavailable)?;
         let quote = tx
@@ -734,11 +835,20 @@ impl PaperLedger for SqlStore {
         let (status, filled, price, reason) = match &decided {
             Ok(f) => (
                 f.status,
-                if f.status == OrderStatus::Filled { order.quantity } else { Decimal::ZERO },
+                if f.status == OrderStatus::Filled {
+                    order.quantity
+                } else {
+                    Decimal::ZERO
+                },
                 f.price,
                 None,
             ),
-            Err(reason) => (OrderStatus::Rejected, Decimal::ZERO, None, Some(reason.clone())),
+            Err(reason) => (
+                OrderStatus::Rejected,
+                Decimal::ZERO,
+                None,
+                Some(reason.clone()),
+            ),
         };
         let inserted = tx
             .fetch_one(
@@ -764,23 +874,38 @@ impl PaperLedger for SqlStore {
             .await;
         let id = match inserted {
             Ok(Some(r)) => r.i64("id").map_err(broker_unavailable)?,
-            Ok(None) => return Err(BrokerError::Unavailable("paper order insert returned no id".into())),
-            Err(e) if is_unique_violation(&e) => return Err(BrokerError::DuplicateClientOrderId(order.client_order_id.clone())),
+            Ok(None) => {
+                return Err(BrokerError::Unavailable(
+                    "paper order insert returned no id".into(),
+                ));
+            }
+            Err(e) if is_unique_violation(&e) => {
+                return Err(BrokerError::DuplicateClientOrderId(
+                    order.client_order_id.clone(),
+                ));
+            }
             Err(e) => return Err(unavailable(e)),
         };
-        if let Ok(f) = &decided {
-            if f.status == OrderStatus::Filled {
-                tx.execute("UPDATE paper_accounts SET cash = $1 WHERE account = $2", &[f.cash_after.into(), account.into()])
-                    .await
-                    .map_err(unavailable)?;
-                tx.execute(
-                    "INSERT INTO paper_positions (account, symbol, quantity) VALUES ($1, $2, $3) \
+        if let Ok(f) = &decided
+            && f.status == OrderStatus::Filled
+        {
+            tx.execute(
+                "UPDATE paper_accounts SET cash = $1 WHERE account = $2",
+                &[f.cash_after.into(), account.into()],
+            )
+            .await
+            .map_err(unavailable)?;
+            tx.execute(
+                "INSERT INTO paper_positions (account, symbol, quantity) VALUES ($1, $2, $3) \
                      ON CONFLICT (account, symbol) DO UPDATE SET quantity = excluded.quantity",
-                    &[account.into(), order.symbol.as_str().into(), f.position_after.into()],
-                )
-                .await
-                .map_err(unavailable)?;
-            }
+                &[
+                    account.into(),
+                    order.symbol.as_str().into(),
+                    f.position_after.into(),
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
         }
         tx.commit().await.map_err(broker_unavailable)?;
         match decided {
@@ -797,7 +922,11 @@ impl PaperLedger for SqlStore {
         }
     }
 
-    async fn paper_order(&self, account: &str, client_order_id: &str) -> Result<Option<BrokerOrder>, BrokerError> {
+    async fn paper_order(
+        &self,
+        account: &str,
+        client_order_id: &str,
+    ) -> Result<Option<BrokerOrder>, BrokerError> {
         let rows = self
             .pool
             .fetch(
@@ -806,6 +935,9 @@ impl PaperLedger for SqlStore {
             )
             .await
             .map_err(broker_unavailable)?;
-        rows.first().map(paper_order_from).transpose().map_err(broker_unavailable)
+        rows.first()
+            .map(paper_order_from)
+            .transpose()
+            .map_err(broker_unavailable)
     }
 }

@@ -50,7 +50,11 @@ struct Section<'a> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 fn type_name(v: &Value) -> &'static str {
@@ -69,15 +73,26 @@ fn type_name(v: &Value) -> &'static str {
 fn decimal_of(v: &Value) -> Result<Decimal, String> {
     match v {
         Value::Integer(i) => Ok(Decimal::from(*i)),
-        Value::Float(f) => Decimal::from_str(&f.to_string()).map_err(|_| format!("not a decimal number: {f}")),
-        Value::String(s) => Decimal::from_str(s.trim()).map_err(|_| format!("not a decimal number: {s:?}")),
-        other => Err(format!("expected a number or a decimal string, got {}", type_name(other))),
+        Value::Float(f) => {
+            Decimal::from_str(&f.to_string()).map_err(|_| format!("not a decimal number: {f}"))
+        }
+        Value::String(s) => {
+            Decimal::from_str(s.trim()).map_err(|_| format!("not a decimal number: {s:?}"))
+        }
+        other => Err(format!(
+            "expected a number or a decimal string, got {}",
+            type_name(other)
+        )),
     }
 }
 
 impl<'a> Section<'a> {
     fn new(path: String, table: &'a Table) -> Self {
-        Section { path, table, used: HashSet::new() }
+        Section {
+            path,
+            table,
+            used: HashSet::new(),
+        }
     }
 
     fn get(&mut self, key: &'static str) -> Option<&'a Value> {
@@ -93,7 +108,11 @@ impl<'a> Section<'a> {
         match self.get(key)? {
             Value::String(s) => Some(s.clone()),
             v => {
-                errs.push(format!("{}: expected a string, got {}", self.at(key), type_name(v)));
+                errs.push(format!(
+                    "{}: expected a string, got {}",
+                    self.at(key),
+                    type_name(v)
+                ));
                 None
             }
         }
@@ -119,13 +138,23 @@ impl<'a> Section<'a> {
             None => default,
             Some(Value::Boolean(b)) => *b,
             Some(v) => {
-                errs.push(format!("{}: expected true or false, got {}", self.at(key), type_name(v)));
+                errs.push(format!(
+                    "{}: expected true or false, got {}",
+                    self.at(key),
+                    type_name(v)
+                ));
                 default
             }
         }
     }
 
-    fn integer(&mut self, key: &'static str, default: i64, min: i64, errs: &mut Vec<String>) -> i64 {
+    fn integer(
+        &mut self,
+        key: &'static str,
+        default: i64,
+        min: i64,
+        errs: &mut Vec<String>,
+    ) -> i64 {
         match self.get(key) {
             None => default,
             Some(Value::Integer(i)) if *i >= min => *i,
@@ -136,26 +165,47 @@ impl<'a> Section<'a> {
             Some(Value::String(s)) => match s.trim().parse::<i64>() {
                 Ok(i) if i >= min => i,
                 _ => {
-                    errs.push(format!("{}: expected an integer of at least {min}, got {s:?}", self.at(key)));
+                    errs.push(format!(
+                        "{}: expected an integer of at least {min}, got {s:?}",
+                        self.at(key)
+                    ));
                     default
                 }
             },
             Some(v) => {
-                errs.push(format!("{}: expected an integer, got {}", self.at(key), type_name(v)));
+                errs.push(format!(
+                    "{}: expected an integer, got {}",
+                    self.at(key),
+                    type_name(v)
+                ));
                 default
             }
         }
     }
 
     /// A decimal within `[min, max]` (`min_exclusive` makes the lower bound strict).
-    fn decimal(&mut self, key: &'static str, default: Decimal, min: Decimal, min_exclusive: bool, max: Option<Decimal>, errs: &mut Vec<String>) -> Decimal {
-        let Some(v) = self.get(key) else { return default };
+    fn decimal(
+        &mut self,
+        key: &'static str,
+        default: Decimal,
+        min: Decimal,
+        min_exclusive: bool,
+        max: Option<Decimal>,
+        errs: &mut Vec<String>,
+    ) -> Decimal {
+        let Some(v) = self.get(key) else {
+            return default;
+        };
         match decimal_of(v) {
             Ok(d) => {
                 let low = if min_exclusive { d <= min } else { d < min };
                 let high = max.is_some_and(|m| d > m);
                 if low || high {
-                    let lower = if min_exclusive { format!("greater than {min}") } else { format!("at least {min}") };
+                    let lower = if min_exclusive {
+                        format!("greater than {min}")
+                    } else {
+                        format!("at least {min}")
+                    };
                     let range = match max {
                         Some(m) => format!("{lower} and at most {m}"),
                         None => lower,
@@ -173,7 +223,11 @@ impl<'a> Section<'a> {
         }
     }
 
-    fn array_of_tables(&mut self, key: &'static str, errs: &mut Vec<String>) -> Vec<(String, &'a Table)> {
+    fn array_of_tables(
+        &mut self,
+        key: &'static str,
+        errs: &mut Vec<String>,
+    ) -> Vec<(String, &'a Table)> {
         match self.get(key) {
             None => Vec::new(),
             Some(Value::Array(items)) => items
@@ -191,7 +245,11 @@ impl<'a> Section<'a> {
                 })
                 .collect(),
             Some(v) => {
-                errs.push(format!("{}: expected an array of tables, got {}", self.at(key), type_name(v)));
+                errs.push(format!(
+                    "{}: expected an array of tables, got {}",
+                    self.at(key),
+                    type_name(v)
+                ));
                 Vec::new()
             }
         }
@@ -201,7 +259,11 @@ impl<'a> Section<'a> {
         match self.get(key)? {
             Value::Table(t) => Some(Section::new(self.at(key), t)),
             v => {
-                errs.push(format!("{}: expected a table, got {}", self.at(key), type_name(v)));
+                errs.push(format!(
+                    "{}: expected a table, got {}",
+                    self.at(key),
+                    type_name(v)
+                ));
                 None
             }
         }
@@ -209,7 +271,11 @@ impl<'a> Section<'a> {
 
     /// Reports every key that was never asked for.
     fn finish(self, errs: &mut Vec<String>) {
-        let mut unknown: Vec<&String> = self.table.keys().filter(|k| !self.used.contains(k.as_str())).collect();
+        let mut unknown: Vec<&String> = self
+            .table
+            .keys()
+            .filter(|k| !self.used.contains(k.as_str()))
+            .collect();
         unknown.sort();
         for k in unknown {
             errs.push(format!("{}: unknown key", join(&self.path, k)));
@@ -219,7 +285,10 @@ impl<'a> Section<'a> {
 
 fn trigger_spec(path: &str, v: &Value, errs: &mut Vec<String>) -> Option<TriggerSpec> {
     let Value::Table(t) = v else {
-        errs.push(format!("{path}: expected a table like {{ event = \"bullish\" }}, got {}", type_name(v)));
+        errs.push(format!(
+            "{path}: expected a table like {{ event = \"bullish\" }}, got {}",
+            type_name(v)
+        ));
         return None;
     };
     let mut s = Section::new(path.to_string(), t);
@@ -236,12 +305,19 @@ fn trigger_spec(path: &str, v: &Value, errs: &mut Vec<String>) -> Option<Trigger
         },
     };
     s.finish(errs);
-    Some(TriggerSpec { event: event?, op, value })
+    Some(TriggerSpec {
+        event: event?,
+        op,
+        value,
+    })
 }
 
 fn action_spec(path: &str, v: &Value, errs: &mut Vec<String>) -> Option<ActionSpec> {
     let Value::Table(t) = v else {
-        errs.push(format!("{path}: expected a table like {{ action = \"buy\" }}, got {}", type_name(v)));
+        errs.push(format!(
+            "{path}: expected a table like {{ action = \"buy\" }}, got {}",
+            type_name(v)
+        ));
         return None;
     };
     let mut s = Section::new(path.to_string(), t);
@@ -250,12 +326,24 @@ fn action_spec(path: &str, v: &Value, errs: &mut Vec<String>) -> Option<ActionSp
     Some(ActionSpec { action: action? })
 }
 
-fn list<'a>(s: &mut Section<'a>, key: &'static str, errs: &mut Vec<String>) -> Vec<(String, &'a Value)> {
+fn list<'a>(
+    s: &mut Section<'a>,
+    key: &'static str,
+    errs: &mut Vec<String>,
+) -> Vec<(String, &'a Value)> {
     match s.get(key) {
         None => Vec::new(),
-        Some(Value::Array(items)) => items.iter().enumerate().map(|(i, v)| (format!("{}[{i}]", s.at(key)), v)).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("{}[{i}]", s.at(key)), v))
+            .collect(),
         Some(v) => {
-            errs.push(format!("{}: expected an array, got {}", s.at(key), type_name(v)));
+            errs.push(format!(
+                "{}: expected an array, got {}",
+                s.at(key),
+                type_name(v)
+            ));
             Vec::new()
         }
     }
@@ -270,12 +358,20 @@ fn ruleset(path: String, t: &Table, errs: &mut Vec<String>) -> Option<Ruleset> {
         let mut r = Section::new(rpath.clone(), rt);
         let rname = r.required_string("name", errs);
         let continue_processing = r.boolean("continue_processing", false, errs);
-        let triggers: Vec<Option<TriggerSpec>> = list(&mut r, "triggers", errs).into_iter().map(|(p, v)| trigger_spec(&p, v, errs)).collect();
-        let actions: Vec<Option<ActionSpec>> = list(&mut r, "actions", errs).into_iter().map(|(p, v)| action_spec(&p, v, errs)).collect();
+        let triggers: Vec<Option<TriggerSpec>> = list(&mut r, "triggers", errs)
+            .into_iter()
+            .map(|(p, v)| trigger_spec(&p, v, errs))
+            .collect();
+        let actions: Vec<Option<ActionSpec>> = list(&mut r, "actions", errs)
+            .into_iter()
+            .map(|(p, v)| action_spec(&p, v, errs))
+            .collect();
         r.finish(errs);
         let Some(rname) = rname else { continue };
         if !rule_names.insert(rname.clone()) {
-            errs.push(format!("{rpath}.name: duplicate rule name \"{rname}\" in this ruleset"));
+            errs.push(format!(
+                "{rpath}.name: duplicate rule name \"{rname}\" in this ruleset"
+            ));
         }
         if triggers.iter().any(Option::is_none) || actions.iter().any(Option::is_none) {
             continue;
@@ -288,7 +384,10 @@ fn ruleset(path: String, t: &Table, errs: &mut Vec<String>) -> Option<Ruleset> {
         };
         match Rule::from_spec(&spec) {
             Ok(rule) => rules.push(rule),
-            Err(es) => errs.extend(es.into_iter().map(|e| format!("{rpath}.{}: {}", e.field, e.problem))),
+            Err(es) => errs.extend(
+                es.into_iter()
+                    .map(|e| format!("{rpath}.{}: {}", e.field, e.problem)),
+            ),
         }
     }
     s.finish(errs);
@@ -297,17 +396,24 @@ fn ruleset(path: String, t: &Table, errs: &mut Vec<String>) -> Option<Ruleset> {
 
 /// Parses and validates a configuration text.
 pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
-    let root: Table = text.parse::<Table>().map_err(|e| ConfigErrors(vec![format!("TOML: {}", e.to_string().trim())]))?;
+    let root: Table = text
+        .parse::<Table>()
+        .map_err(|e| ConfigErrors(vec![format!("TOML: {}", e.to_string().trim())]))?;
     let mut errs = Vec::new();
     let mut top = Section::new(String::new(), &root);
 
     let mut database_url = "sqlite://tradewarden.db".to_string();
     if let Some(mut db) = top.table("database", &mut errs) {
         if let Some(url) = db.string("url", &mut errs) {
-            if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            if url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:")
+            {
                 database_url = url;
             } else {
-                errs.push(format!("database.url: expected sqlite://PATH or postgres://…, got {url:?}"));
+                errs.push(format!(
+                    "database.url: expected sqlite://PATH or postgres://…, got {url:?}"
+                ));
             }
         }
         db.finish(&mut errs);
@@ -325,19 +431,44 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
         let mut a = Section::new(path.clone(), t);
         let name = a.required_string("name", &mut errs);
         let broker = a.required_string("broker", &mut errs);
-        let cash = a.decimal("cash", Decimal::from(100_000), Decimal::ZERO, false, None, &mut errs);
-        let threshold = a.decimal("minimum_equity_threshold_percent", Decimal::from(5), Decimal::ZERO, false, Some(Decimal::ONE_HUNDRED), &mut errs);
+        let cash = a.decimal(
+            "cash",
+            Decimal::from(100_000),
+            Decimal::ZERO,
+            false,
+            None,
+            &mut errs,
+        );
+        let threshold = a.decimal(
+            "minimum_equity_threshold_percent",
+            Decimal::from(5),
+            Decimal::ZERO,
+            false,
+            Some(Decimal::ONE_HUNDRED),
+            &mut errs,
+        );
         a.finish(&mut errs);
-        if let Some(b) = &broker {
-            if !BROKERS.contains(&b.as_str()) {
-                errs.push(format!("{path}.broker: unknown broker \"{b}\" (this version supports: {})", BROKERS.join(", ")));
-            }
+        if let Some(b) = &broker
+            && !BROKERS.contains(&b.as_str())
+        {
+            errs.push(format!(
+                "{path}.broker: unknown broker \"{b}\" (this version supports: {})",
+                BROKERS.join(", ")
+            ));
         }
         if let (Some(name), Some(broker)) = (name, broker) {
             if accounts.contains_key(&name) {
                 errs.push(format!("{path}.name: duplicate account name \"{name}\""));
             }
-            accounts.insert(name.clone(), AccountSettings { name, broker, cash, minimum_equity_threshold_percent: threshold });
+            accounts.insert(
+                name.clone(),
+                AccountSettings {
+                    name,
+                    broker,
+                    cash,
+                    minimum_equity_threshold_percent: threshold,
+                },
+            );
         }
     }
     if accounts.is_empty() && !errs.iter().any(|e| e.starts_with("accounts")) {
@@ -348,7 +479,10 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
     for (path, t) in top.array_of_tables("rulesets", &mut errs) {
         if let Some(rs) = ruleset(path.clone(), t, &mut errs) {
             if rulesets.contains_key(&rs.name) {
-                errs.push(format!("{path}.name: duplicate ruleset name \"{}\"", rs.name));
+                errs.push(format!(
+                    "{path}.name: duplicate ruleset name \"{}\"",
+                    rs.name
+                ));
             }
             rulesets.insert(rs.name.clone(), rs);
         }
@@ -373,11 +507,26 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
         let account = e.required_string("account", &mut errs);
         let defaults = Expert::with_defaults(0, "", "");
         let enabled = e.boolean("enabled", defaults.enabled, &mut errs);
-        let vep = e.decimal("virtual_equity_percent", defaults.virtual_equity_percent, Decimal::ZERO, true, Some(hundred), &mut errs);
+        let vep = e.decimal(
+            "virtual_equity_percent",
+            defaults.virtual_equity_percent,
+            Decimal::ZERO,
+            true,
+            Some(hundred),
+            &mut errs,
+        );
         let enable_buy = e.boolean("enable_buy", defaults.enable_buy, &mut errs);
         let enable_sell = e.boolean("enable_sell", defaults.enable_sell, &mut errs);
-        let opening = e.boolean("allow_automated_trade_opening", defaults.allow_automated_trade_opening, &mut errs);
-        let modification = e.boolean("allow_automated_trade_modification", defaults.allow_automated_trade_modification, &mut errs);
+        let opening = e.boolean(
+            "allow_automated_trade_opening",
+            defaults.allow_automated_trade_opening,
+            &mut errs,
+        );
+        let modification = e.boolean(
+            "allow_automated_trade_modification",
+            defaults.allow_automated_trade_modification,
+            &mut errs,
+        );
         let max_pct = e.decimal(
             "max_virtual_equity_per_instrument_percent",
             defaults.max_virtual_equity_per_instrument_percent,
@@ -389,19 +538,24 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
         let em = e.string("enter_market_ruleset", &mut errs);
         let op = e.string("open_positions_ruleset", &mut errs);
         e.finish(&mut errs);
-        if let Some(a) = &account {
-            if !accounts.contains_key(a) {
-                errs.push(format!("{path}.account: unknown account \"{a}\""));
+        if let Some(a) = &account
+            && !accounts.contains_key(a)
+        {
+            errs.push(format!("{path}.account: unknown account \"{a}\""));
+        }
+        for (key, rs) in [
+            ("enter_market_ruleset", &em),
+            ("open_positions_ruleset", &op),
+        ] {
+            if let Some(rs) = rs
+                && !rulesets.contains_key(rs)
+            {
+                errs.push(format!("{path}.{key}: unknown ruleset \"{rs}\""));
             }
         }
-        for (key, rs) in [("enter_market_ruleset", &em), ("open_positions_ruleset", &op)] {
-            if let Some(rs) = rs {
-                if !rulesets.contains_key(rs) {
-                    errs.push(format!("{path}.{key}: unknown ruleset \"{rs}\""));
-                }
-            }
-        }
-        let (Some(id), Some(account)) = (id, account) else { continue };
+        let (Some(id), Some(account)) = (id, account) else {
+            continue;
+        };
         if experts.contains_key(&id) {
             errs.push(format!("{path}.id: duplicate expert id {id}"));
         }
@@ -495,14 +649,23 @@ mod tests {
             "rulesets[0].rules[0].actions[0].action: unknown action \"close\"",
         ];
         for w in want {
-            assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
+            assert!(
+                errs.iter().any(|e| e.starts_with(w)),
+                "missing {w:?} in {errs:#?}"
+            );
         }
     }
 
     #[test]
     fn numbers_may_be_decimal_strings() {
-        let text = DEFAULT_CONFIG.replace("virtual_equity_percent = 100", "virtual_equity_percent = \"33.3\"");
-        assert_eq!(parse(&text).unwrap().settings.experts[&1].virtual_equity_percent, Decimal::from_str("33.3").unwrap());
+        let text = DEFAULT_CONFIG.replace(
+            "virtual_equity_percent = 100",
+            "virtual_equity_percent = \"33.3\"",
+        );
+        assert_eq!(
+            parse(&text).unwrap().settings.experts[&1].virtual_equity_percent,
+            Decimal::from_str("33.3").unwrap()
+        );
     }
 
     #[test]

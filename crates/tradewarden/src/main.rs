@@ -149,8 +149,15 @@ impl From<EngineError> for Failure {
     fn from(e: EngineError) -> Self {
         match e {
             EngineError::BadInput(lines) => {
-                let list: Vec<String> = lines.iter().map(|(n, msg)| format!("line {n}: {msg}")).collect();
-                Failure::Input(format!("{}\n{} bad line(s); nothing was stored", list.join("\n"), lines.len()))
+                let list: Vec<String> = lines
+                    .iter()
+                    .map(|(n, msg)| format!("line {n}: {msg}"))
+                    .collect();
+                Failure::Input(format!(
+                    "{}\n{} bad line(s); nothing was stored",
+                    list.join("\n"),
+                    lines.len()
+                ))
             }
             e if e.is_bad_input() => Failure::Input(e.to_string()),
             e => Failure::Runtime(e.to_string()),
@@ -165,7 +172,10 @@ fn runtime(e: impl std::fmt::Display) -> Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_level, cli.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -191,7 +201,10 @@ fn init_logging(level: &str, format: LogFormat) {
         tracing_subscriber::EnvFilter::new("info")
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -203,18 +216,27 @@ fn init_logging(level: &str, format: LogFormat) {
 fn load_config(path: Option<&Path>) -> Result<(Config, String), Failure> {
     let (text, source) = match path {
         Some(p) => (
-            std::fs::read_to_string(p).map_err(|e| Failure::Input(format!("{}: cannot read: {e}", p.display())))?,
+            std::fs::read_to_string(p)
+                .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", p.display())))?,
             p.display().to_string(),
         ),
         None if Path::new("tradewarden.toml").exists() => (
-            std::fs::read_to_string("tradewarden.toml").map_err(|e| Failure::Input(format!("tradewarden.toml: cannot read: {e}")))?,
+            std::fs::read_to_string("tradewarden.toml")
+                .map_err(|e| Failure::Input(format!("tradewarden.toml: cannot read: {e}")))?,
             "tradewarden.toml".to_string(),
         ),
-        None => (config::DEFAULT_CONFIG.to_string(), "built-in default".to_string()),
+        None => (
+            config::DEFAULT_CONFIG.to_string(),
+            "built-in default".to_string(),
+        ),
     };
     let cfg = config::parse(&text).map_err(|e| {
         let lines: Vec<String> = e.0.iter().map(|l| format!("{source}: {l}")).collect();
-        Failure::Input(format!("{}\n{} configuration problem(s)", lines.join("\n"), e.0.len()))
+        Failure::Input(format!(
+            "{}\n{} configuration problem(s)",
+            lines.join("\n"),
+            e.0.len()
+        ))
     })?;
     Ok((cfg, source))
 }
@@ -227,26 +249,50 @@ struct App {
 }
 
 async fn wire(cfg: Config) -> Result<App, Failure> {
-    let store = Arc::new(SqlStore::connect(&cfg.database_url).await.map_err(runtime)?);
-    let paper: Vec<(String, Decimal)> =
-        cfg.settings.accounts.values().filter(|a| a.broker == "paper").map(|a| (a.name.clone(), a.cash)).collect();
+    let store = Arc::new(
+        SqlStore::connect(&cfg.database_url)
+            .await
+            .map_err(runtime)?,
+    );
+    let paper: Vec<(String, Decimal)> = cfg
+        .settings
+        .accounts
+        .values()
+        .filter(|a| a.broker == "paper")
+        .map(|a| (a.name.clone(), a.cash))
+        .collect();
     store.init_paper_accounts(&paper).await.map_err(runtime)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut brokers: HashMap<String, Arc<dyn Broker>> = HashMap::new();
     for (name, _) in &paper {
-        brokers.insert(name.clone(), Arc::new(PaperBroker::new(name, store.clone(), clock.clone())));
+        brokers.insert(
+            name.clone(),
+            Arc::new(PaperBroker::new(name, store.clone(), clock.clone())),
+        );
     }
-    let manager = TradeManager::new(cfg.settings, store.clone() as Arc<dyn Store>, brokers, clock.clone());
-    Ok(App { manager, store, clock })
+    let manager = TradeManager::new(
+        cfg.settings,
+        store.clone() as Arc<dyn Store>,
+        brokers,
+        clock.clone(),
+    );
+    Ok(App {
+        manager,
+        store,
+        clock,
+    })
 }
 
 fn read_input(file: &str) -> Result<String, Failure> {
     if file == "-" {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(|e| Failure::Input(format!("stdin: {e}")))?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Failure::Input(format!("stdin: {e}")))?;
         Ok(s)
     } else {
-        std::fs::read_to_string(file).map_err(|e| Failure::Input(format!("{file}: cannot read: {e}")))
+        std::fs::read_to_string(file)
+            .map_err(|e| Failure::Input(format!("{file}: cannot read: {e}")))
     }
 }
 
@@ -258,9 +304,13 @@ fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
 async fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Init { force, path } = &cli.command {
         if path.exists() && !force {
-            return Err(Failure::Input(format!("{}: already exists (use --force to overwrite)", path.display())));
+            return Err(Failure::Input(format!(
+                "{}: already exists (use --force to overwrite)",
+                path.display()
+            )));
         }
-        std::fs::write(path, config::DEFAULT_CONFIG).map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))?;
+        std::fs::write(path, config::DEFAULT_CONFIG)
+            .map_err(|e| Failure::Runtime(format!("{}: {e}", path.display())))?;
         println!("wrote {}", path.display());
         return Ok(());
     }
@@ -278,9 +328,17 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             print_json(&summary)?;
         }
         Command::Prices(PricesCommand::Set { symbol, price }) => {
-            let quotes = quotes_for_paper(&app, vec![parse_quote(&symbol, &price, None, app.clock.now()).map_err(Failure::Input)?]);
+            let quotes = quotes_for_paper(
+                &app,
+                vec![parse_quote(&symbol, &price, None, app.clock.now()).map_err(Failure::Input)?],
+            );
             app.store.record_quotes(&quotes).await.map_err(runtime)?;
-            println!("{} {} quoted for {} paper account(s)", symbol.trim().to_ascii_uppercase(), price.trim(), quotes.len());
+            println!(
+                "{} {} quoted for {} paper account(s)",
+                symbol.trim().to_ascii_uppercase(),
+                price.trim(),
+                quotes.len()
+            );
         }
         Command::Prices(PricesCommand::Import { file }) => {
             let text = read_input(&file)?;
@@ -290,7 +348,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             app.store.record_quotes(&quotes).await.map_err(runtime)?;
             println!("{{\"imported\": {n}}}");
         }
-        Command::Process { expert, all: _, use_case, lookback_days } => {
+        Command::Process {
+            expert,
+            all: _,
+            use_case,
+            lookback_days,
+        } => {
             debug_assert_eq!(use_case, UseCase::EnterMarket.as_str());
             let reports = match expert {
                 Some(id) => vec![app.manager.process_enter_market(id, lookback_days).await?],
@@ -305,27 +368,57 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             if json {
                 print_json(&reports)?;
             } else {
-                print!("{}", output::run_summary(&summary, &reports, app.manager.settings()));
+                print!(
+                    "{}",
+                    output::run_summary(&summary, &reports, app.manager.settings())
+                );
             }
         }
         Command::Transactions(a) => {
-            let rows = app.store.transactions(&filter(&a, None)).await.map_err(runtime)?;
-            if a.json { print_json(&rows)? } else { print!("{}", output::transactions_table(&rows)) }
+            let rows = app
+                .store
+                .transactions(&filter(&a, None))
+                .await
+                .map_err(runtime)?;
+            if a.json {
+                print_json(&rows)?
+            } else {
+                print!("{}", output::transactions_table(&rows))
+            }
         }
         Command::Orders(a) => {
             let rows = app.store.orders(&filter(&a, None)).await.map_err(runtime)?;
-            if a.json { print_json(&rows)? } else { print!("{}", output::orders_table(&rows)) }
+            if a.json {
+                print_json(&rows)?
+            } else {
+                print!("{}", output::orders_table(&rows))
+            }
         }
-        Command::Outcomes { list, recommendation } => {
-            let rows = app.store.outcomes(&filter(&list, recommendation)).await.map_err(runtime)?;
-            if list.json { print_json(&rows)? } else { print!("{}", output::outcomes_table(&rows)) }
+        Command::Outcomes {
+            list,
+            recommendation,
+        } => {
+            let rows = app
+                .store
+                .outcomes(&filter(&list, recommendation))
+                .await
+                .map_err(runtime)?;
+            if list.json {
+                print_json(&rows)?
+            } else {
+                print!("{}", output::outcomes_table(&rows))
+            }
         }
     }
     Ok(())
 }
 
 fn filter(a: &ListArgs, recommendation_id: Option<i64>) -> ListFilter {
-    ListFilter { expert_id: a.expert, status: a.status.clone(), recommendation_id }
+    ListFilter {
+        expert_id: a.expert,
+        status: a.status.clone(),
+        recommendation_id,
+    }
 }
 
 /// A (symbol, price, time) quote, validated.
@@ -335,12 +428,18 @@ struct Quote {
     at: chrono::DateTime<Utc>,
 }
 
-fn parse_quote(symbol: &str, price: &str, time: Option<&str>, now: chrono::DateTime<Utc>) -> Result<Quote, String> {
+fn parse_quote(
+    symbol: &str,
+    price: &str,
+    time: Option<&str>,
+    now: chrono::DateTime<Utc>,
+) -> Result<Quote, String> {
     let symbol = symbol.trim().to_ascii_uppercase();
     if symbol.is_empty() {
         return Err("symbol: must not be empty".into());
     }
-    let price = Decimal::from_str(price.trim()).map_err(|_| format!("price: not a decimal number: {:?}", price.trim()))?;
+    let price = Decimal::from_str(price.trim())
+        .map_err(|_| format!("price: not a decimal number: {:?}", price.trim()))?;
     let price = Price::new(price).map_err(|e| format!("price: {e}"))?.get();
     let at = match time.map(str::trim).filter(|t| !t.is_empty()) {
         None => now,
@@ -360,11 +459,18 @@ fn parse_prices_csv(text: &str, now: chrono::DateTime<Utc>) -> Result<Vec<Quote>
             continue;
         }
         let fields: Vec<&str> = line.split(',').collect();
-        if n == 1 && fields.first().is_some_and(|f| f.trim().eq_ignore_ascii_case("symbol")) {
+        if n == 1
+            && fields
+                .first()
+                .is_some_and(|f| f.trim().eq_ignore_ascii_case("symbol"))
+        {
             continue;
         }
         if !(2..=3).contains(&fields.len()) {
-            errs.push(format!("line {n}: expected symbol,price[,time], got {} field(s)", fields.len()));
+            errs.push(format!(
+                "line {n}: expected symbol,price[,time], got {} field(s)",
+                fields.len()
+            ));
             continue;
         }
         match parse_quote(fields[0], fields[1], fields.get(2).copied(), now) {
@@ -375,18 +481,33 @@ fn parse_prices_csv(text: &str, now: chrono::DateTime<Utc>) -> Result<Vec<Quote>
     if errs.is_empty() {
         Ok(out)
     } else {
-        Err(Failure::Input(format!("{}\n{} bad line(s); nothing was stored", errs.join("\n"), errs.len())))
+        Err(Failure::Input(format!(
+            "{}\n{} bad line(s); nothing was stored",
+            errs.join("\n"),
+            errs.len()
+        )))
     }
 }
 
 /// One quote update per paper account for each quote.
 fn quotes_for_paper(app: &App, quotes: Vec<Quote>) -> Vec<QuoteUpdate> {
-    let accounts: Vec<&str> =
-        app.manager.settings().accounts.values().filter(|a| a.broker == "paper").map(|a| a.name.as_str()).collect();
+    let accounts: Vec<&str> = app
+        .manager
+        .settings()
+        .accounts
+        .values()
+        .filter(|a| a.broker == "paper")
+        .map(|a| a.name.as_str())
+        .collect();
     quotes
         .iter()
         .flat_map(|q| {
-            accounts.iter().map(|a| QuoteUpdate { account: a.to_string(), symbol: q.symbol.clone(), price: q.price, at: q.at })
+            accounts.iter().map(|a| QuoteUpdate {
+                account: a.to_string(),
+                symbol: q.symbol.clone(),
+                price: q.price,
+                at: q.at,
+            })
         })
         .collect()
 }

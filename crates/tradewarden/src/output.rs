@@ -10,7 +10,9 @@ use tradewarden_engine::{ImportSummary, RunReport, Settings};
 use crate::config::Config;
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref().map(|x| x.to_string()).unwrap_or_else(|| "-".into())
+    v.as_ref()
+        .map(|x| x.to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn dec(d: &Decimal) -> String {
@@ -29,7 +31,12 @@ pub fn describe_config(cfg: &Config, source: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "configuration: {source} (valid)");
     let _ = writeln!(out, "database: {}", redact(&cfg.database_url));
-    let _ = writeln!(out, "processing: lock_timeout_ms = {}, lookback_days = {}", s.lock_timeout.as_millis(), s.lookback_days);
+    let _ = writeln!(
+        out,
+        "processing: lock_timeout_ms = {}, lookback_days = {}",
+        s.lock_timeout.as_millis(),
+        s.lookback_days
+    );
     let mut accounts: Vec<_> = s.accounts.values().collect();
     accounts.sort_by(|a, b| a.name.cmp(&b.name));
     let _ = writeln!(out, "accounts: {}", accounts.len());
@@ -65,7 +72,13 @@ pub fn describe_config(cfg: &Config, source: &str) -> String {
     let _ = writeln!(out, "rulesets: {}", rulesets.len());
     for r in rulesets {
         let names: Vec<&str> = r.rules.iter().map(|r| r.name.as_str()).collect();
-        let _ = writeln!(out, "  {}: {} rule(s): {}", r.name, r.rules.len(), names.join(", "));
+        let _ = writeln!(
+            out,
+            "  {}: {} rule(s): {}",
+            r.name,
+            r.rules.len(),
+            names.join(", ")
+        );
     }
     out
 }
@@ -87,10 +100,18 @@ pub fn redact(url: &str) -> String {
 /// What `run` prints without `--json`.
 pub fn run_summary(import: &ImportSummary, reports: &[RunReport], settings: &Settings) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "imported {} recommendation(s), {} already present", import.imported, import.already_present);
+    let _ = writeln!(
+        out,
+        "imported {} recommendation(s), {} already present",
+        import.imported, import.already_present
+    );
     let mut total_orders = 0;
     for r in reports {
-        let name = settings.experts.get(&r.expert_id).map(|e| e.name.as_str()).unwrap_or("?");
+        let name = settings
+            .experts
+            .get(&r.expert_id)
+            .map(|e| e.name.as_str())
+            .unwrap_or("?");
         let c = &r.counts;
         let _ = writeln!(
             out,
@@ -127,7 +148,17 @@ pub fn run_summary(import: &ImportSummary, reports: &[RunReport], settings: &Set
 
 /// The `transactions` table.
 pub fn transactions_table(rows: &[Transaction]) -> String {
-    let mut t = table(&["id", "expert", "symbol", "side", "quantity", "status", "open_price", "opened_at", "close_reason"]);
+    let mut t = table(&[
+        "id",
+        "expert",
+        "symbol",
+        "side",
+        "quantity",
+        "status",
+        "open_price",
+        "opened_at",
+        "close_reason",
+    ]);
     for r in rows {
         t.add_row(vec![
             r.id.to_string(),
@@ -137,7 +168,9 @@ pub fn transactions_table(rows: &[Transaction]) -> String {
             dec(&r.quantity),
             r.status.to_string(),
             opt(&r.open_price),
-            opt(&r.opened_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
+            opt(&r
+                .opened_at
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
             opt(&r.close_reason),
         ]);
     }
@@ -146,7 +179,20 @@ pub fn transactions_table(rows: &[Transaction]) -> String {
 
 /// The `orders` table.
 pub fn orders_table(rows: &[Order]) -> String {
-    let mut t = table(&["id", "txn", "expert", "symbol", "side", "role", "type", "quantity", "filled", "avg_fill", "status", "client_order_id"]);
+    let mut t = table(&[
+        "id",
+        "txn",
+        "expert",
+        "symbol",
+        "side",
+        "role",
+        "type",
+        "quantity",
+        "filled",
+        "avg_fill",
+        "status",
+        "client_order_id",
+    ]);
     for r in rows {
         t.add_row(vec![
             r.id.to_string(),
@@ -168,7 +214,15 @@ pub fn orders_table(rows: &[Order]) -> String {
 
 /// The `outcomes` table.
 pub fn outcomes_table(rows: &[Outcome]) -> String {
-    let mut t = table(&["recommendation", "expert", "symbol", "use_case", "outcome", "order", "detail"]);
+    let mut t = table(&[
+        "recommendation",
+        "expert",
+        "symbol",
+        "use_case",
+        "outcome",
+        "order",
+        "detail",
+    ]);
     for r in rows {
         t.add_row(vec![
             r.recommendation_id.to_string(),
@@ -189,7 +243,10 @@ mod tests {
 
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
     }
