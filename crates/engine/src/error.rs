@@ -17,6 +17,9 @@ pub enum EngineError {
     /// The broker failed in a way the run cannot continue from.
     #[error("broker: {0}")]
     Broker(#[from] BrokerError),
+    /// The run's cross-process lease was lost; it stopped before its next broker call.
+    #[error(transparent)]
+    LeaseLost(#[from] crate::locks::LeaseLost),
     /// An account named by the configuration has no broker wired.
     #[error("no broker for account {0:?}")]
     NoBroker(String),

@@ -4,6 +4,7 @@
 //! - [`locks`]: keyed processing locks, one run per (expert, use case) at a time (S1–S4).
 //! - [`settings`]: the validated runtime view of the configuration.
 //! - [`manager`]: [`TradeManager`], the enter_market run (DESIGN.md §5) and ingestion.
+//! - [`fault`]: abort points for crash tests (feature `fault-injection`).
 //! - [`metrics`]: names of the Prometheus series the engine emits (S8, B5).
 //!
 //! The engine decides with the pure functions of `tradewarden-domain`, then carries the plan
@@ -11,6 +12,7 @@
 //! lock itself, which exists to serialise exactly that.
 
 pub mod error;
+pub mod fault;
 pub mod locks;
 pub mod manager;
 pub mod metrics;
@@ -18,9 +20,12 @@ pub mod ports;
 pub mod settings;
 
 pub use error::EngineError;
-pub use locks::{ProcessingGuard, ProcessingLocks};
-pub use manager::{Counts, ImportSummary, RunReport, RunStatus, TradeManager};
+pub use locks::{LeaseConfig, LeaseLost, LockSubject, ProcessingGuard, ProcessingLocks};
+pub use manager::{
+    Counts, ImportSummary, ReconcileReport, RunReport, RunStatus, SettledOrder, TradeManager,
+};
 pub use ports::{
-    Broker, BrokerError, BrokerOrder, Clock, OrderRequest, Store, StoreError, SystemClock,
+    Broker, BrokerError, BrokerOrder, Clock, LeaseStore, OrderRequest, Store, StoreError,
+    SystemClock,
 };
 pub use settings::{AccountSettings, Settings};

@@ -1,66 +1,249 @@
-//! Keyed processing locks: at most one run per (expert, use case) at a time (S1–S4).
+//! Processing locks: at most one run per (expert, use case) at a time (S1–S4, B2).
 //!
-//! The registry maps a key (`expert_{id}_usecase_{use_case}`) to a tokio mutex, created on
-//! first use under the registry's own lock (the seed's meta-lock). A contender waits at most
-//! the configured timeout, then skips. The guard releases on drop, so every exit path
-//! releases: return, `?`, panic unwinding, and a cancelled task dropping its future.
+//! Two layers, taken in order:
+//! 1. In this process, a registry maps a key (`expert_{id}_usecase_{use_case}`) to a tokio
+//!    mutex created on first use under the registry's own lock (the seed's meta-lock).
+//! 2. Across processes and hosts sharing the database, a lease row for the same key with an
+//!    owner and an expiry, renewed in the background while the run lasts. A holder that dies
+//!    stops renewing and its lease expires; a holder whose renewal fails learns it through
+//!    [`ProcessingGuard::ensure_held`] before its next broker call.
+//!
+//! A contender waits at most the configured timeout for both, then skips. The guard releases
+//! on drop, so every exit path releases: return, `?`, panic unwinding, and a cancelled task
+//! dropping its future. (A lease released from `drop` is released by a spawned task; the
+//! normal path calls [`ProcessingGuard::release`] to release it before returning.)
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
+use tokio::task::JoinHandle;
 use tradewarden_domain::{UseCase, lock_key};
 
 use crate::metrics as m;
+use crate::ports::{Clock, LeaseStore};
 
-/// The registry of processing locks of one process.
+/// What a lock protects; it decides the key and the log lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockSubject {
+    /// A processing run of one expert.
+    Expert { expert_id: i64, use_case: UseCase },
+    /// A broker refresh / reconciliation of one account.
+    Account { account: String },
+}
+
+impl LockSubject {
+    /// The lock key: `expert_{id}_usecase_{use_case}` or `refresh_account_{name}`.
+    pub fn key(&self) -> String {
+        match self {
+            LockSubject::Expert {
+                expert_id,
+                use_case,
+            } => lock_key(*expert_id, *use_case),
+            LockSubject::Account { account } => format!("refresh_account_{account}"),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            LockSubject::Expert { use_case, .. } => use_case.as_str(),
+            LockSubject::Account { .. } => "refresh",
+        }
+    }
+
+    fn log_acquired(&self) {
+        match self {
+            LockSubject::Expert {
+                expert_id,
+                use_case,
+            } => {
+                tracing::debug!("Acquired processing lock for expert {expert_id} ({use_case})")
+            }
+            LockSubject::Account { account } => {
+                tracing::debug!("Acquired refresh lock for account {account}")
+            }
+        }
+    }
+
+    fn log_skipped(&self) {
+        match self {
+            LockSubject::Expert {
+                expert_id,
+                use_case,
+            } => tracing::info!(
+                "Could not acquire lock for expert {expert_id} ({use_case}) - another thread is already processing. Skipping."
+            ),
+            LockSubject::Account { account } => {
+                tracing::info!(
+                    "Could not acquire refresh lock for account {account} - another refresh is running. Skipping."
+                )
+            }
+        }
+    }
+
+    fn log_released(&self) {
+        match self {
+            LockSubject::Expert {
+                expert_id,
+                use_case,
+            } => {
+                tracing::debug!("Released processing lock for expert {expert_id} ({use_case})")
+            }
+            LockSubject::Account { account } => {
+                tracing::debug!("Released refresh lock for account {account}")
+            }
+        }
+    }
+}
+
+/// The database side of the locks: where leases live, who we are, how long a lease lasts.
+#[derive(Clone)]
+pub struct LeaseConfig {
+    pub store: Arc<dyn LeaseStore>,
+    /// Unique per process: host, pid and a random part.
+    pub owner: String,
+    /// How long a lease lasts without renewal (`[processing] lease_seconds`).
+    pub ttl: Duration,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for LeaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaseConfig")
+            .field("owner", &self.owner)
+            .field("ttl", &self.ttl)
+            .finish()
+    }
+}
+
+/// How often a contender retries a held lease while it waits.
+const LEASE_POLL: Duration = Duration::from_millis(20);
+
+/// The processing locks of one process.
 #[derive(Debug)]
 pub struct ProcessingLocks {
     /// The meta-lock. A std-style (parking_lot) mutex is right here: it is held only for a
     /// hash-map lookup, never across an `.await`, so an async mutex would only add cost.
     registry: parking_lot::Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
     timeout: Duration,
+    lease: Option<LeaseConfig>,
 }
 
-/// Proof that the holder is the only run of its (expert, use case) in this process.
-/// Dropping it releases the lock and logs the release.
-#[derive(Debug)]
-pub struct ProcessingGuard {
-    _guard: OwnedMutexGuard<()>,
-    expert_id: i64,
-    use_case: UseCase,
+/// A lease we hold, renewed in the background.
+struct HeldLease {
+    config: LeaseConfig,
+    key: String,
+    lost: Arc<AtomicBool>,
+    /// Milliseconds since the epoch until which the lease is known to be ours.
+    valid_until_ms: Arc<AtomicI64>,
+    renewer: JoinHandle<()>,
+    released: bool,
 }
+
+/// Proof that the holder is the only run of its key, in this process and (with leases) in
+/// every process sharing the database. Dropping it releases the lock and logs the release.
+pub struct ProcessingGuard {
+    _local: OwnedMutexGuard<()>,
+    subject: LockSubject,
+    lease: Option<HeldLease>,
+}
+
+impl std::fmt::Debug for ProcessingGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessingGuard")
+            .field("subject", &self.subject)
+            .finish()
+    }
+}
+
+/// The lease behind a guard was lost: the run must not call the broker again.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "lease on {0} was lost (renewal failed or it expired); stopping before the next broker call"
+)]
+pub struct LeaseLost(pub String);
 
 impl ProcessingGuard {
     /// The lock key held.
     pub fn key(&self) -> String {
-        lock_key(self.expert_id, self.use_case)
+        self.subject.key()
+    }
+
+    /// Whether the cross-process lease is still ours: not reported lost by the renewer and
+    /// not past its last known expiry. Without leases it is always held.
+    pub fn ensure_held(&self) -> Result<(), LeaseLost> {
+        let Some(l) = &self.lease else { return Ok(()) };
+        let now_ms = l.config.clock.now().timestamp_millis();
+        if l.lost.load(Ordering::SeqCst) || now_ms >= l.valid_until_ms.load(Ordering::SeqCst) {
+            metrics::counter!(m::LEASE_LOST).increment(1);
+            return Err(LeaseLost(l.key.clone()));
+        }
+        Ok(())
+    }
+
+    /// Releases the lease now (the in-process lock goes when the guard drops).
+    pub async fn release(mut self) {
+        if let Some(l) = self.lease.as_mut() {
+            l.renewer.abort();
+            if let Err(e) = l.config.store.release_lease(&l.key, &l.config.owner).await {
+                tracing::warn!("could not release lease {}: {e}; it will expire", l.key);
+            }
+            l.released = true;
+        }
     }
 }
 
 impl Drop for ProcessingGuard {
     fn drop(&mut self) {
-        tracing::debug!(
-            "Released processing lock for expert {} ({})",
-            self.expert_id,
-            self.use_case
-        );
+        if let Some(l) = self.lease.take() {
+            l.renewer.abort();
+            if !l.released {
+                // Cancelled or panicking holder: give the key back without waiting.
+                if let Ok(handle) = tokio::runtime::Handle::try_current() {
+                    let (store, key, owner) = (
+                        l.config.store.clone(),
+                        l.key.clone(),
+                        l.config.owner.clone(),
+                    );
+                    handle.spawn(async move {
+                        let _ = store.release_lease(&key, &owner).await;
+                    });
+                }
+            }
+        }
+        self.subject.log_released();
     }
 }
 
 impl ProcessingLocks {
-    /// A registry whose contenders wait at most `timeout`.
+    /// In-process locks only; contenders wait at most `timeout`.
     pub fn new(timeout: Duration) -> Self {
         ProcessingLocks {
             registry: parking_lot::Mutex::new(HashMap::new()),
             timeout,
+            lease: None,
+        }
+    }
+
+    /// In-process locks backed by database leases.
+    pub fn with_leases(timeout: Duration, lease: LeaseConfig) -> Self {
+        ProcessingLocks {
+            registry: parking_lot::Mutex::new(HashMap::new()),
+            timeout,
+            lease: Some(lease),
         }
     }
 
     /// The configured wait.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The lease owner id of this process, when leases are on.
+    pub fn owner(&self) -> Option<&str> {
+        self.lease.as_ref().map(|l| l.owner.as_str())
     }
 
     fn lock_for(&self, key: &str) -> Arc<AsyncMutex<()>> {
@@ -73,7 +256,7 @@ impl ProcessingLocks {
         l
     }
 
-    /// Number of keys created so far (for tests and metrics).
+    /// Number of keys created so far.
     pub fn len(&self) -> usize {
         self.registry.lock().len()
     }
@@ -86,34 +269,128 @@ impl ProcessingLocks {
     /// Takes the lock of (expert, use case) within the timeout, or logs the seed's INFO line
     /// and returns `None`.
     pub async fn acquire(&self, expert_id: i64, use_case: UseCase) -> Option<ProcessingGuard> {
-        let lock = self.lock_for(&lock_key(expert_id, use_case));
+        self.acquire_subject(LockSubject::Expert {
+            expert_id,
+            use_case,
+        })
+        .await
+    }
+
+    /// Takes the lock of any subject within the timeout.
+    pub async fn acquire_subject(&self, subject: LockSubject) -> Option<ProcessingGuard> {
+        let key = subject.key();
+        let label = subject.label();
         let started = Instant::now();
+        let lock = self.lock_for(&key);
         // try_lock first: the uncontended path never touches the timer.
-        let guard = match lock.clone().try_lock_owned() {
+        let local = match lock.clone().try_lock_owned() {
             Ok(g) => Some(g),
             Err(_) => tokio::time::timeout(self.timeout, lock.lock_owned())
                 .await
                 .ok(),
         };
-        let uc = use_case.as_str();
-        metrics::histogram!(m::LOCK_WAIT_SECONDS, "use_case" => uc)
+        let guard = match (local, &self.lease) {
+            (None, _) => None,
+            (Some(local), None) => Some(ProcessingGuard {
+                _local: local,
+                subject: subject.clone(),
+                lease: None,
+            }),
+            (Some(local), Some(cfg)) => {
+                let remaining = self.timeout.saturating_sub(started.elapsed());
+                // Not ours across processes: the local lock goes back when `local` drops.
+                take_lease(cfg, &key, remaining)
+                    .await
+                    .map(|lease| ProcessingGuard {
+                        _local: local,
+                        subject: subject.clone(),
+                        lease: Some(lease),
+                    })
+            }
+        };
+        metrics::histogram!(m::LOCK_WAIT_SECONDS, "use_case" => label)
             .record(started.elapsed().as_secs_f64());
         match guard {
             Some(g) => {
-                metrics::counter!(m::LOCK_ACQUIRED, "use_case" => uc).increment(1);
-                tracing::debug!("Acquired processing lock for expert {expert_id} ({use_case})");
-                Some(ProcessingGuard {
-                    _guard: g,
-                    expert_id,
-                    use_case,
-                })
+                metrics::counter!(m::LOCK_ACQUIRED, "use_case" => label).increment(1);
+                subject.log_acquired();
+                Some(g)
             }
             None => {
-                metrics::counter!(m::LOCK_CONTENDED, "use_case" => uc).increment(1);
-                tracing::info!(
-                    "Could not acquire lock for expert {expert_id} ({use_case}) - another thread is already processing. Skipping."
-                );
+                metrics::counter!(m::LOCK_CONTENDED, "use_case" => label).increment(1);
+                subject.log_skipped();
                 None
+            }
+        }
+    }
+}
+
+/// Tries to take the lease within `wait`, then starts its renewer.
+async fn take_lease(cfg: &LeaseConfig, key: &str, wait: Duration) -> Option<HeldLease> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let now = cfg.clock.now();
+        match cfg
+            .store
+            .try_acquire_lease(key, &cfg.owner, now, cfg.ttl)
+            .await
+        {
+            Ok(true) => {
+                let valid_until_ms = Arc::new(AtomicI64::new(
+                    now.timestamp_millis() + cfg.ttl.as_millis() as i64,
+                ));
+                let lost = Arc::new(AtomicBool::new(false));
+                let renewer = tokio::spawn(renew(
+                    cfg.clone(),
+                    key.to_string(),
+                    lost.clone(),
+                    valid_until_ms.clone(),
+                ));
+                return Some(HeldLease {
+                    config: cfg.clone(),
+                    key: key.to_string(),
+                    lost,
+                    valid_until_ms,
+                    renewer,
+                    released: false,
+                });
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!("lease {key}: {e}"),
+        }
+        if tokio::time::Instant::now() + LEASE_POLL > deadline {
+            return None;
+        }
+        tokio::time::sleep(LEASE_POLL).await;
+    }
+}
+
+/// Renews the lease every third of its lifetime until aborted or lost.
+async fn renew(
+    cfg: LeaseConfig,
+    key: String,
+    lost: Arc<AtomicBool>,
+    valid_until_ms: Arc<AtomicI64>,
+) {
+    let period = (cfg.ttl / 3).max(Duration::from_millis(10));
+    loop {
+        tokio::time::sleep(period).await;
+        let now = cfg.clock.now();
+        match cfg.store.renew_lease(&key, &cfg.owner, now, cfg.ttl).await {
+            Ok(true) => valid_until_ms.store(
+                now.timestamp_millis() + cfg.ttl.as_millis() as i64,
+                Ordering::SeqCst,
+            ),
+            Ok(false) => {
+                tracing::warn!("lease {key} was lost: another owner holds it or it expired");
+                lost.store(true, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => {
+                // A failed renewal may still have committed; treat the lease as lost to be safe.
+                tracing::warn!("lease {key} renewal failed: {e}");
+                lost.store(true, Ordering::SeqCst);
+                return;
             }
         }
     }
@@ -165,12 +442,31 @@ mod tests {
             let _g = l2.acquire(1, UseCase::EnterMarket).await.unwrap();
             std::future::pending::<()>().await;
         });
-        tokio::task::yield_now().await;
         while locks.is_empty() {
             tokio::task::yield_now().await;
         }
+        tokio::task::yield_now().await;
         task.abort();
         let _ = task.await;
         assert!(locks.acquire(1, UseCase::EnterMarket).await.is_some());
+    }
+
+    #[test]
+    fn keys() {
+        assert_eq!(
+            LockSubject::Account {
+                account: "paper".into()
+            }
+            .key(),
+            "refresh_account_paper"
+        );
+        assert_eq!(
+            LockSubject::Expert {
+                expert_id: 3,
+                use_case: UseCase::EnterMarket
+            }
+            .key(),
+            "expert_3_usecase_enter_market"
+        );
     }
 }

@@ -12,11 +12,12 @@ use tradewarden_domain::outcome::OutcomeKind;
 use tradewarden_domain::{NewRecommendation, Order, OrderStatus, OrderType, Outcome, UseCase};
 
 use crate::error::EngineError;
-use crate::locks::ProcessingLocks;
+use crate::fault;
+use crate::locks::{LeaseConfig, LockSubject, ProcessingGuard, ProcessingLocks};
 use crate::metrics as m;
 use crate::ports::{
-    Broker, BrokerError, BrokerOrder, Clock, ImportError, NewPosition, OrderRequest, QuoteUpdate,
-    Store, StoreError,
+    Broker, BrokerError, BrokerOrder, Clock, Finding, ImportError, LeaseStore, NewPosition,
+    OrderRequest, QuoteUpdate, RunRecord, Store, StoreError,
 };
 use crate::settings::Settings;
 
@@ -132,6 +133,32 @@ impl TradeManager {
         }
     }
 
+    /// Backs the processing locks with database leases (B2) so runs exclude each other across
+    /// processes and hosts sharing the database. `owner` must be unique per process.
+    pub fn with_leases(
+        mut self,
+        store: Arc<dyn LeaseStore>,
+        owner: String,
+        ttl: std::time::Duration,
+    ) -> Self {
+        let cfg = LeaseConfig {
+            store,
+            owner,
+            ttl,
+            clock: self.clock.clone(),
+        };
+        self.locks = ProcessingLocks::with_leases(self.settings.lock_timeout, cfg);
+        self
+    }
+
+    /// Who this process is in lease and run records.
+    fn owner(&self) -> String {
+        self.locks
+            .owner()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("local-{}", std::process::id()))
+    }
+
     /// The settings in force.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -227,7 +254,7 @@ impl TradeManager {
             .experts
             .get(&expert_id)
             .ok_or(EngineError::UnknownExpert(expert_id))?;
-        let Some(_guard) = self.locks.acquire(expert_id, use_case).await else {
+        let Some(guard) = self.locks.acquire(expert_id, use_case).await else {
             return Ok(RunReport::skipped(
                 expert_id,
                 use_case,
@@ -235,9 +262,29 @@ impl TradeManager {
             ));
         };
         let started = Instant::now();
+        let started_at = self.clock.now();
         let result = self
-            .enter_market_locked(expert, lookback_days.unwrap_or(self.settings.lookback_days))
+            .enter_market_locked(
+                expert,
+                lookback_days.unwrap_or(self.settings.lookback_days),
+                &guard,
+            )
             .await;
+        // Recorded while the lock is still held, so records of one key never overlap.
+        let record = RunRecord {
+            lock_key: guard.key(),
+            owner: self.owner(),
+            status: match &result {
+                Ok(r) => r.status.as_str().to_string(),
+                Err(e) => format!("failed: {e}"),
+            },
+            started_at,
+            finished_at: self.clock.now(),
+        };
+        if let Err(e) = self.store.record_run(&record).await {
+            tracing::warn!("could not record run of {}: {e}", record.lock_key);
+        }
+        guard.release().await;
         metrics::histogram!(m::RUN_SECONDS, "use_case" => use_case.as_str())
             .record(started.elapsed().as_secs_f64());
         result
@@ -265,6 +312,7 @@ impl TradeManager {
         &self,
         expert: &Expert,
         lookback_days: u32,
+        guard: &ProcessingGuard,
     ) -> Result<RunReport, EngineError> {
         let use_case = UseCase::EnterMarket;
         let skipped = |status| Ok(RunReport::skipped(expert.id, use_case, status));
@@ -292,9 +340,16 @@ impl TradeManager {
             .map(|a| a.minimum_equity_threshold_percent)
             .ok_or_else(|| EngineError::NoBroker(expert.account.clone()))?;
 
+        // Orders of this expert left `submitting` by a crash are settled first: their
+        // transactions already hold the slots, and the broker decides whether they exist.
+        for order in self.store.orders_in_flight(Some(expert.id)).await? {
+            self.settle(broker.as_ref(), guard, order).await?;
+        }
+
         let now = self.clock.now();
         let since = now - ChronoDuration::days(i64::from(lookback_days));
         let data = self.store.load_enter_market(expert.id, since).await?;
+        guard.ensure_held()?;
         let snapshot = broker.account().await?;
         let symbols: Vec<String> = data
             .recommendations
@@ -307,6 +362,7 @@ impl TradeManager {
         let quotes = if symbols.is_empty() {
             HashMap::new()
         } else {
+            guard.ensure_held()?;
             broker.quotes(&symbols).await?
         };
         let balance = ExpertBalance::compute(
@@ -381,7 +437,10 @@ impl TradeManager {
         // Step 6: store each funded position, then submit it, then record the answer.
         let mut placed: Vec<(Order, i64, String, String)> = Vec::new();
         let mut late = Vec::new();
-        for (rec, side, quantity, price, detail) in funded {
+        for (i, (rec, side, quantity, price, detail)) in funded.into_iter().enumerate() {
+            if i > 0 {
+                fault::point("mid_run");
+            }
             let new = NewPosition {
                 expert_id: expert.id,
                 account: expert.account.clone(),
@@ -416,6 +475,8 @@ impl TradeManager {
                 }
                 Err(e) => return Err(e.into()),
             };
+            fault::point("after_order_stored");
+            guard.ensure_held()?;
             let order = self.submit(broker.as_ref(), order).await?;
             placed.push((order, rec.id, rec.symbol.clone(), detail));
         }
@@ -484,7 +545,10 @@ impl TradeManager {
         };
         metrics::counter!(m::ORDERS_SUBMITTED, "result" => result).increment(1);
         match answer {
-            Ok(a) => Ok(self.store.apply_broker_order(order.id, &a).await?),
+            Ok(a) => {
+                fault::point("before_answer_stored");
+                Ok(self.store.apply_broker_order(order.id, &a).await?)
+            }
             Err(BrokerError::Rejected(reason)) => {
                 tracing::warn!(order = order.id, client_order_id = %order.client_order_id, "broker rejected order: {reason}");
                 let answer = BrokerOrder {
@@ -504,6 +568,166 @@ impl TradeManager {
             }
         }
     }
+}
+
+impl TradeManager {
+    /// Settles one order left `submitting`: adopts the broker's order when the broker has
+    /// its client_order_id, submits it when the broker has never seen it, leaves it when the
+    /// broker cannot be asked. Never sends an order the broker may already have.
+    async fn settle(
+        &self,
+        broker: &dyn Broker,
+        guard: &ProcessingGuard,
+        order: Order,
+    ) -> Result<SettledOrder, EngineError> {
+        guard.ensure_held()?;
+        let (order, how) = match broker.order_by_client_id(&order.client_order_id).await {
+            Ok(Some(answer)) => (
+                self.store.apply_broker_order(order.id, &answer).await?,
+                "adopted",
+            ),
+            Ok(None) => {
+                guard.ensure_held()?;
+                (self.submit(broker, order).await?, "submitted")
+            }
+            Err(e) => {
+                tracing::warn!(
+                    order = order.id,
+                    "cannot settle {}: {e}",
+                    order.client_order_id
+                );
+                (order, "unreachable")
+            }
+        };
+        if how != "unreachable" {
+            metrics::counter!(m::ORDERS_SETTLED, "how" => how).increment(1);
+            tracing::info!(
+                order = order.id,
+                client_order_id = %order.client_order_id,
+                "settled in-flight order: {how}, now {}",
+                order.status
+            );
+        }
+        Ok(SettledOrder {
+            order_id: order.id,
+            client_order_id: order.client_order_id,
+            how: how.to_string(),
+            status: order.status,
+        })
+    }
+
+    /// Startup reconciliation (B3): settles every order left `submitting`, under its expert's
+    /// processing lock, then compares each account's broker positions with what the open
+    /// transactions hold. A difference is reported (WARNING, a stored finding, a metric) and
+    /// left for a person to decide: never adopted, never deleted.
+    pub async fn reconcile(&self) -> Result<ReconcileReport, EngineError> {
+        let mut report = ReconcileReport::default();
+        let mut by_expert: std::collections::BTreeMap<i64, Vec<Order>> = Default::default();
+        for o in self.store.orders_in_flight(None).await? {
+            by_expert.entry(o.expert_id).or_default().push(o);
+        }
+        for (expert_id, orders) in by_expert {
+            let Some(guard) = self.locks.acquire(expert_id, UseCase::EnterMarket).await else {
+                // A live run of this expert holds the lock; it settles them itself.
+                report
+                    .settled
+                    .extend(orders.into_iter().map(|o| SettledOrder {
+                        order_id: o.id,
+                        client_order_id: o.client_order_id,
+                        how: "busy".into(),
+                        status: o.status,
+                    }));
+                continue;
+            };
+            let result = async {
+                let mut settled = Vec::new();
+                for order in orders {
+                    let broker = self.broker(&order.account)?;
+                    settled.push(self.settle(broker.as_ref(), &guard, order).await?);
+                }
+                Ok::<_, EngineError>(settled)
+            }
+            .await;
+            guard.release().await;
+            report.settled.extend(result?);
+        }
+
+        let mut accounts: Vec<&String> = self.brokers.keys().collect();
+        accounts.sort();
+        for account in accounts {
+            let broker = &self.brokers[account];
+            let subject = LockSubject::Account {
+                account: account.clone(),
+            };
+            let Some(guard) = self.locks.acquire_subject(subject).await else {
+                continue;
+            };
+            let positions = broker.positions().await;
+            let held = self.store.held_quantities(account).await;
+            guard.release().await;
+            let (positions, held) = match (positions, held) {
+                (Ok(p), Ok(h)) => (p, h),
+                (Err(e), _) => {
+                    // Never act on a failed positions fetch.
+                    tracing::warn!("reconcile {account}: cannot read broker positions: {e}");
+                    continue;
+                }
+                (_, Err(e)) => return Err(e.into()),
+            };
+            let mut symbols: BTreeSet<String> = held.keys().cloned().collect();
+            let broker_qty: HashMap<String, rust_decimal::Decimal> = positions
+                .into_iter()
+                .map(|p| (p.symbol, p.quantity))
+                .collect();
+            symbols.extend(broker_qty.keys().cloned());
+            let mut found = Vec::new();
+            for symbol in symbols {
+                let b = broker_qty.get(&symbol).copied().unwrap_or_default();
+                let r = held.get(&symbol).copied().unwrap_or_default();
+                if b != r {
+                    let detail = format!(
+                        "broker holds {} {symbol}, open transactions hold {}; left for a person to decide",
+                        b.normalize(),
+                        r.normalize()
+                    );
+                    tracing::warn!("RECONCILE: account {account}: {detail}");
+                    metrics::counter!(m::RECONCILE_FINDINGS).increment(1);
+                    found.push(Finding {
+                        account: account.clone(),
+                        symbol,
+                        broker_quantity: b,
+                        recorded_quantity: r,
+                        detail,
+                        found_at: self.clock.now(),
+                    });
+                }
+            }
+            if !found.is_empty() {
+                self.store.record_findings(&found).await?;
+            }
+            report.findings.extend(found);
+        }
+        Ok(report)
+    }
+}
+
+/// What reconciliation did with one in-flight order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettledOrder {
+    pub order_id: i64,
+    pub client_order_id: String,
+    /// `adopted` (the broker had it), `submitted` (it never reached the broker),
+    /// `unreachable` (the broker could not be asked; still submitting) or `busy` (a live
+    /// run of its expert holds the lock and settles it).
+    pub how: String,
+    pub status: OrderStatus,
+}
+
+/// What `reconcile` prints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    pub settled: Vec<SettledOrder>,
+    pub findings: Vec<Finding>,
 }
 
 /// The seed's WARNING line for a prevented duplicate position (S5).

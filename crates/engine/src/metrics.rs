@@ -17,3 +17,9 @@ pub const DUPLICATES_PREVENTED: &str = "tradewarden_duplicates_prevented_total";
 pub const ORDERS_SUBMITTED: &str = "tradewarden_orders_submitted_total";
 /// Histogram: seconds a whole run took, labelled `use_case`.
 pub const RUN_SECONDS: &str = "tradewarden_run_seconds";
+/// Counter: runs stopped because their cross-process lease was lost.
+pub const LEASE_LOST: &str = "tradewarden_lease_lost_total";
+/// Counter: reconciliation findings (broker positions that differ from transactions).
+pub const RECONCILE_FINDINGS: &str = "tradewarden_reconcile_findings_total";
+/// Counter: in-flight orders settled by reconciliation, labelled `how` (`adopted`, `submitted`).
+pub const ORDERS_SETTLED: &str = "tradewarden_orders_settled_total";

@@ -244,8 +244,17 @@ pub trait Store: Send + Sync {
         symbol: &str,
     ) -> Result<Option<Transaction>, StoreError>;
 
-    /// Orders still `submitting` (their broker answer never arrived).
-    async fn orders_in_flight(&self) -> Result<Vec<Order>, StoreError>;
+    /// Orders still `submitting` (their broker answer never arrived), optionally of one expert.
+    async fn orders_in_flight(&self, expert_id: Option<i64>) -> Result<Vec<Order>, StoreError>;
+
+    /// What the OPENED and CLOSING transactions of an account hold per symbol, signed.
+    async fn held_quantities(&self, account: &str) -> Result<HashMap<String, Decimal>, StoreError>;
+
+    /// Stores the record of a run.
+    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+
+    /// Stores reconciliation findings.
+    async fn record_findings(&self, findings: &[Finding]) -> Result<(), StoreError>;
 
     /// Listings for the command line and the API.
     async fn transactions(&self, f: &ListFilter) -> Result<Vec<Transaction>, StoreError>;
@@ -253,6 +262,55 @@ pub trait Store: Send + Sync {
     async fn orders(&self, f: &ListFilter) -> Result<Vec<Order>, StoreError>;
     /// Listings for the command line and the API.
     async fn outcomes(&self, f: &ListFilter) -> Result<Vec<Outcome>, StoreError>;
+}
+
+/// Cross-process lock leases (B2): a row per key with an owner and an expiry.
+///
+/// Times come from the caller's [`Clock`] so expiry is testable; hosts sharing a database
+/// are assumed to keep their clocks within a small fraction of the lease time.
+#[async_trait]
+pub trait LeaseStore: Send + Sync {
+    /// Takes `key` for `owner` until `now + ttl` if it is free, expired, or already ours.
+    async fn try_acquire_lease(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    /// Extends our unexpired lease to `now + ttl`; `false` means it was lost.
+    async fn renew_lease(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError>;
+    /// Gives the key up if we still hold it.
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError>;
+}
+
+/// The record of one run: who held which key from when to when, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    pub lock_key: String,
+    pub owner: String,
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// A difference between a broker's position and the open transactions (reconciliation).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub account: String,
+    pub symbol: String,
+    /// Signed: negative is short.
+    pub broker_quantity: Decimal,
+    /// What OPENED and CLOSING transactions hold, signed.
+    pub recorded_quantity: Decimal,
+    pub detail: String,
+    pub found_at: DateTime<Utc>,
 }
 
 /// Why an import stored nothing.

@@ -21,9 +21,10 @@ use tradewarden_domain::{
     Recommendation, RiskLevel, Side, TimeHorizon, Transaction, TransactionStatus, UseCase,
 };
 use tradewarden_engine::ports::{
-    EnterMarketData, ImportCounts, ImportError, ListFilter, NewPosition, QuoteUpdate,
+    EnterMarketData, Finding, ImportCounts, ImportError, ListFilter, NewPosition, QuoteUpdate,
+    RunRecord,
 };
-use tradewarden_engine::{BrokerError, BrokerOrder, OrderRequest, Store, StoreError};
+use tradewarden_engine::{BrokerError, BrokerOrder, LeaseStore, OrderRequest, Store, StoreError};
 
 use crate::db::{Kind, Pool, Row, Tx, Val, is_unique_violation, map_err};
 
@@ -34,17 +35,37 @@ pub struct SqlStore {
 }
 
 fn migrator(kind: Kind) -> Migrator {
-    let (desc, sql) = match kind {
-        Kind::Sqlite => ("core", include_str!("../migrations/sqlite/0001_core.sql")),
-        Kind::Postgres => ("core", include_str!("../migrations/postgres/0001_core.sql")),
+    let files: [(&str, &str); 2] = match kind {
+        Kind::Sqlite => [
+            ("core", include_str!("../migrations/sqlite/0001_core.sql")),
+            (
+                "leases runs",
+                include_str!("../migrations/sqlite/0002_leases_runs.sql"),
+            ),
+        ],
+        Kind::Postgres => [
+            ("core", include_str!("../migrations/postgres/0001_core.sql")),
+            (
+                "leases runs",
+                include_str!("../migrations/postgres/0002_leases_runs.sql"),
+            ),
+        ],
     };
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed(desc),
-        MigrationType::Simple,
-        sqlx::AssertSqlSafe(sql).into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(
+        files
+            .into_iter()
+            .enumerate()
+            .map(|(i, (desc, sql))| {
+                Migration::new(
+                    i as i64 + 1,
+                    Cow::Borrowed(desc),
+                    MigrationType::Simple,
+                    sqlx::AssertSqlSafe(sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 fn bad_value(what: &str, v: &str) -> StoreError {
@@ -668,15 +689,75 @@ impl Store for SqlStore {
         self.active_by_symbol(expert_id, symbol).await
     }
 
-    async fn orders_in_flight(&self) -> Result<Vec<Order>, StoreError> {
-        let sql =
-            format!("SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'submitting' ORDER BY id");
+    async fn orders_in_flight(&self, expert_id: Option<i64>) -> Result<Vec<Order>, StoreError> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE status = 'submitting' AND ($1 IS NULL OR expert_id = $1) ORDER BY id"
+        );
         self.pool
-            .fetch(&sql, &[])
+            .fetch(&sql, &[expert_id.into()])
             .await?
             .iter()
             .map(order_from)
             .collect()
+    }
+
+    async fn held_quantities(&self, account: &str) -> Result<HashMap<String, Decimal>, StoreError> {
+        let rows = self
+            .pool
+            .fetch(
+                "SELECT symbol, side, quantity FROM transactions WHERE account = $1 AND status IN ('OPENED', 'CLOSING')",
+                &[account.into()],
+            )
+            .await?;
+        let mut held: HashMap<String, Decimal> = HashMap::new();
+        for r in &rows {
+            let q = r.dec("quantity")?;
+            let signed = if side(&r.text("side")?)? == Side::Buy {
+                q
+            } else {
+                -q
+            };
+            *held.entry(r.text("symbol")?).or_default() += signed;
+        }
+        Ok(held)
+    }
+
+    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        self.pool
+            .execute(
+                "INSERT INTO runs (lock_key, owner, status, started_at, finished_at) VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    run.lock_key.as_str().into(),
+                    run.owner.as_str().into(),
+                    run.status.as_str().into(),
+                    run.started_at.into(),
+                    run.finished_at.into(),
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn record_findings(&self, findings: &[Finding]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for f in findings {
+            tx.execute(
+                "INSERT INTO reconciliation_findings (account, symbol, broker_quantity, recorded_quantity, detail, found_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[
+                    f.account.as_str().into(),
+                    f.symbol.as_str().into(),
+                    f.broker_quantity.into(),
+                    f.recorded_quantity.into(),
+                    f.detail.as_str().into(),
+                    f.found_at.into(),
+                ],
+            )
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await
     }
 
     async fn transactions(&self, f: &ListFilter) -> Result<Vec<Transaction>, StoreError> {
@@ -711,6 +792,63 @@ impl Store for SqlStore {
             )
             .await?;
         rows.iter().map(outcome_from).collect()
+    }
+}
+
+fn expiry(now: DateTime<Utc>, ttl: std::time::Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
+}
+
+#[async_trait]
+impl LeaseStore for SqlStore {
+    async fn try_acquire_lease(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        // One statement: insert, or take over a row that expired or is already ours.
+        let n = self
+            .pool
+            .execute(
+                "INSERT INTO leases (key, owner, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+                 WHERE leases.expires_at <= $4 OR leases.owner = excluded.owner",
+                &[key.into(), owner.into(), expiry(now, ttl).into(), now.into()],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(n == 1)
+    }
+
+    async fn renew_lease(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<bool, StoreError> {
+        let n = self
+            .pool
+            .execute(
+                "UPDATE leases SET expires_at = $1 WHERE key = $2 AND owner = $3 AND expires_at > $4",
+                &[expiry(now, ttl).into(), key.into(), owner.into(), now.into()],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(n == 1)
+    }
+
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        self.pool
+            .execute(
+                "DELETE FROM leases WHERE key = $1 AND owner = $2",
+                &[key.into(), owner.into()],
+            )
+            .await
+            .map_err(map_err)?;
+        Ok(())
     }
 }
 

@@ -21,6 +21,8 @@ const BROKERS: &[&str] = &["paper"];
 #[derive(Debug, Clone)]
 pub struct Config {
     pub database_url: String,
+    /// How long a processing lease lasts without renewal (`[processing] lease_seconds`).
+    pub lease: Duration,
     pub settings: Settings,
 }
 
@@ -419,10 +421,11 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
         db.finish(&mut errs);
     }
 
-    let (mut lock_timeout_ms, mut lookback_days) = (500, 1);
+    let (mut lock_timeout_ms, mut lookback_days, mut lease_seconds) = (500, 1, 30);
     if let Some(mut p) = top.table("processing", &mut errs) {
         lock_timeout_ms = p.integer("lock_timeout_ms", 500, 0, &mut errs);
         lookback_days = p.integer("lookback_days", 1, 1, &mut errs);
+        lease_seconds = p.integer("lease_seconds", 30, 1, &mut errs);
         p.finish(&mut errs);
     }
 
@@ -583,6 +586,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
     }
     Ok(Config {
         database_url,
+        lease: Duration::from_secs(lease_seconds as u64),
         settings: Settings {
             experts,
             rulesets,

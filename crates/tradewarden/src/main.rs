@@ -93,6 +93,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Settle orders left in flight, then compare broker positions with open transactions;
+    /// prints what it settled and every difference found (differences are only reported).
+    Reconcile,
     /// List transactions.
     Transactions(ListArgs),
     /// List orders.
@@ -270,12 +273,25 @@ async fn wire(cfg: Config) -> Result<App, Failure> {
             Arc::new(PaperBroker::new(name, store.clone(), clock.clone())),
         );
     }
+    let owner = format!(
+        "{}-{}-{}",
+        std::env::var("HOSTNAME")
+            .ok()
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+            .map(|h| h.trim().to_string())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "host".into()),
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    );
+    let lease = cfg.lease;
     let manager = TradeManager::new(
         cfg.settings,
         store.clone() as Arc<dyn Store>,
         brokers,
         clock.clone(),
     );
+    let manager = manager.with_leases(store.clone(), owner, lease);
     Ok(App {
         manager,
         store,
@@ -361,8 +377,21 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             };
             print_json(&reports)?;
         }
+        Command::Reconcile => {
+            let report = app.manager.reconcile().await?;
+            print_json(&report)?;
+        }
         Command::Run { file, json } => {
             let text = read_input(&file)?;
+            // Settle what a crashed predecessor left in flight before ordering anything new.
+            let reconciled = app.manager.reconcile().await?;
+            if !reconciled.settled.is_empty() || !reconciled.findings.is_empty() {
+                tracing::info!(
+                    settled = reconciled.settled.len(),
+                    findings = reconciled.findings.len(),
+                    "reconciled before the run"
+                );
+            }
             let summary = app.manager.import_jsonl(&text).await?;
             let reports = app.manager.process_all(None).await?;
             if json {

@@ -33,9 +33,10 @@ pub fn describe_config(cfg: &Config, source: &str) -> String {
     let _ = writeln!(out, "database: {}", redact(&cfg.database_url));
     let _ = writeln!(
         out,
-        "processing: lock_timeout_ms = {}, lookback_days = {}",
+        "processing: lock_timeout_ms = {}, lookback_days = {}, lease_seconds = {}",
         s.lock_timeout.as_millis(),
-        s.lookback_days
+        s.lookback_days,
+        cfg.lease.as_secs()
     );
     let mut accounts: Vec<_> = s.accounts.values().collect();
     accounts.sort_by(|a, b| a.name.cmp(&b.name));

@@ -1,0 +1,452 @@
+//! The store test suite: every operation of the store, the paper ledger and the lease table,
+//! run against a real SQLite file and a real PostgreSQL database alike.
+
+mod common;
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use common::*;
+use rust_decimal::Decimal;
+use rust_decimal_macros::dec;
+use tradewarden_brokers::PaperLedger;
+use tradewarden_domain::{Action, OrderStatus, OrderType, Side, TransactionStatus};
+use tradewarden_engine::ports::{ImportError, ListFilter, NewPosition, QuoteUpdate, RunRecord};
+use tradewarden_engine::{BrokerError, BrokerOrder, LeaseStore, OrderRequest, Store, StoreError};
+use tradewarden_store::SqlStore;
+
+fn t(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 10, 0, 0).unwrap() + chrono::Duration::seconds(secs)
+}
+
+fn position(expert_id: i64, symbol: &str) -> NewPosition {
+    NewPosition {
+        expert_id,
+        account: "paper".into(),
+        symbol: symbol.into(),
+        side: Side::Buy,
+        quantity: dec!(10),
+        reference_price: dec!(100),
+        order_type: OrderType::Market,
+        limit_price: None,
+        recommendation_id: None,
+        created_at: t(0),
+    }
+}
+
+fn answer(coid: &str, status: OrderStatus, filled: Decimal, price: Option<Decimal>) -> BrokerOrder {
+    BrokerOrder {
+        broker_order_id: "b-1".into(),
+        client_order_id: coid.into(),
+        status,
+        filled_quantity: filled,
+        avg_fill_price: price,
+        reason: None,
+        updated_at: t(5),
+    }
+}
+
+fn quote(symbol: &str, price: Decimal, at: DateTime<Utc>) -> QuoteUpdate {
+    QuoteUpdate {
+        account: "paper".into(),
+        symbol: symbol.into(),
+        price,
+        at,
+    }
+}
+
+async fn store_with_paper(db: &TestDb, cash: Decimal) -> std::sync::Arc<SqlStore> {
+    let s = db.store().await;
+    s.init_paper_accounts(&[("paper".into(), cash)])
+        .await
+        .unwrap();
+    s
+}
+
+/// Runs one suite function on both databases.
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(DbKind::Sqlite).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(DbKind::Postgres).await;
+            }
+        }
+    };
+}
+
+async fn import_is_idempotent_and_all_or_nothing(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store().await;
+    let a = rec_at(1, "AAPL", Action::Buy, dec!(80), dec!(10), dec!(100), t(0));
+    let b = rec_at(
+        1,
+        "MSFT",
+        Action::Sell,
+        dec!(70.5),
+        dec!(-2.25),
+        dec!(410.1),
+        t(1),
+    );
+    let c = s
+        .import(&[a.clone(), b.clone(), a.clone()], &[])
+        .await
+        .unwrap();
+    assert_eq!((c.imported, c.already_present), (2, 1));
+    let c = s.import(&[a.clone(), b.clone()], &[]).await.unwrap();
+    assert_eq!((c.imported, c.already_present), (0, 2));
+
+    // Same identity, different content: an error naming that line; the good line of the same
+    // batch is not stored either.
+    let mut changed = a.clone();
+    changed.confidence = dec!(81);
+    let fresh = rec_at(1, "NVDA", Action::Buy, dec!(90), dec!(5), dec!(130), t(2));
+    match s.import(&[fresh.clone(), changed.clone()], &[]).await {
+        Err(ImportError::Conflicts(v)) => {
+            assert_eq!(v.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1])
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let loaded = s.load_enter_market(1, t(-10)).await.unwrap();
+    assert_eq!(loaded.recommendations.len(), 2, "NVDA must not be stored");
+    // Within one batch as well.
+    assert!(matches!(
+        s.import(
+            &[fresh.clone(), {
+                let mut f = fresh.clone();
+                f.expected_profit_percent = dec!(6);
+                f
+            }],
+            &[]
+        )
+        .await,
+        Err(ImportError::Conflicts(_))
+    ));
+
+    // Stored values come back exactly (decimals, times).
+    let got = &loaded
+        .recommendations
+        .iter()
+        .find(|r| r.symbol == "MSFT")
+        .unwrap()
+        .rec;
+    assert_eq!(got, &b);
+    // HOLD is not loaded for enter_market; the window is honoured.
+    s.import(
+        &[rec_at(
+            1,
+            "HOLDME",
+            Action::Hold,
+            dec!(80),
+            dec!(10),
+            dec!(100),
+            t(3),
+        )],
+        &[],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.load_enter_market(1, t(-10))
+            .await
+            .unwrap()
+            .recommendations
+            .len(),
+        2
+    );
+    assert_eq!(
+        s.load_enter_market(1, t(1))
+            .await
+            .unwrap()
+            .recommendations
+            .len(),
+        1
+    );
+}
+both!(import_is_idempotent_and_all_or_nothing);
+
+async fn quotes_newest_by_time_wins(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let s = store_with_paper(&db, dec!(1000)).await;
+    s.record_quotes(&[quote("AAPL", dec!(101), t(10))])
+        .await
+        .unwrap();
+    s.record_quotes(&[quote("AAPL", dec!(99), t(5))])
+        .await
+        .unwrap();
+    let q = s.paper_quotes("paper", &["AAPL".into()]).await.unwrap();
+    assert_eq!(q["AAPL"], dec!(101));
+    // Within one batch too, and an import's prices are quotes.
+    s.record_quotes(&[
+        quote("AAPL", dec!(102), t(20)),
+        quote("AAPL", dec!(100), t(15)),
+    ])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.paper_quotes("paper", &["AAPL".into()]).await.unwrap()["AAPL"],
+        dec!(102)
+    );
+    let r = rec_at(
+        1,
+        "MSFT",
+        Action::Buy,
+        dec!(80),
+        dec!(10),
+        dec!(410.5),
+        t(0),
+    );
+    s.import(&[r], &[quote("MSFT", dec!(410.5), t(0))])
+        .await
+        .unwrap();
+    assert_eq!(
+        s.paper_quotes("paper", &["MSFT".into()]).await.unwrap()["MSFT"],
+        dec!(410.5)
+    );
+}
+both!(quotes_newest_by_time_wins);
+
+async fn one_active_position_per_expert_and_symbol(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store().await;
+    let (txn, order) = s.open_position(&position(1, "AAPL")).await.unwrap();
+    assert_eq!(txn.status, TransactionStatus::Waiting);
+    assert_eq!(order.status, OrderStatus::Submitting);
+    assert_eq!(order.client_order_id, format!("tw-{}-entry", txn.id));
+    match s.open_position(&position(1, "AAPL")).await {
+        Err(StoreError::DuplicatePosition { existing, .. }) => {
+            assert_eq!(existing, Some((txn.id, TransactionStatus::Waiting)))
+        }
+        other => panic!("expected DuplicatePosition, got {other:?}"),
+    }
+    // Another expert, or another symbol, is fine.
+    s.open_position(&position(2, "AAPL")).await.unwrap();
+    s.open_position(&position(1, "MSFT")).await.unwrap();
+    // Once the entry is refused the slot is free again.
+    let mut rejected = answer(&order.client_order_id, OrderStatus::Rejected, dec!(0), None);
+    rejected.reason = Some("no".into());
+    let o = s.apply_broker_order(order.id, &rejected).await.unwrap();
+    assert_eq!(o.status, OrderStatus::Rejected);
+    let all = s
+        .transactions(&ListFilter {
+            expert_id: Some(1),
+            status: Some("CLOSED".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 1);
+    assert!(
+        all[0]
+            .close_reason
+            .as_deref()
+            .unwrap()
+            .starts_with("entry_orders_terminal_no_execution")
+    );
+    s.open_position(&position(1, "AAPL")).await.unwrap();
+}
+both!(one_active_position_per_expert_and_symbol);
+
+async fn broker_answers_go_through_the_transition_table(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store().await;
+    let (txn, order) = s.open_position(&position(1, "AAPL")).await.unwrap();
+    assert_eq!(s.orders_in_flight(None).await.unwrap().len(), 1);
+    assert_eq!(s.orders_in_flight(Some(2)).await.unwrap().len(), 0);
+    let filled = s
+        .apply_broker_order(
+            order.id,
+            &answer(
+                &order.client_order_id,
+                OrderStatus::Filled,
+                dec!(10),
+                Some(dec!(100.5)),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(filled.status, OrderStatus::Filled);
+    assert_eq!(filled.avg_fill_price, Some(dec!(100.5)));
+    assert_eq!(filled.broker_order_id.as_deref(), Some("b-1"));
+    let t1 = s.active_transaction(1, "AAPL").await.unwrap().unwrap();
+    assert_eq!(
+        (t1.id, t1.status, t1.open_price, t1.opened_at),
+        (
+            txn.id,
+            TransactionStatus::Opened,
+            Some(dec!(100.5)),
+            Some(t(5))
+        )
+    );
+    assert!(s.orders_in_flight(None).await.unwrap().is_empty());
+    // A stale answer cannot move a filled order back.
+    let stale = s
+        .apply_broker_order(
+            order.id,
+            &answer(&order.client_order_id, OrderStatus::Accepted, dec!(0), None),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stale.status, OrderStatus::Filled);
+    assert_eq!(s.held_quantities("paper").await.unwrap()["AAPL"], dec!(10));
+}
+both!(broker_answers_go_through_the_transition_table);
+
+fn req(coid: &str, side: Side, qty: Decimal) -> OrderRequest {
+    OrderRequest {
+        client_order_id: coid.into(),
+        symbol: "AAPL".into(),
+        side,
+        order_type: OrderType::Market,
+        quantity: qty,
+        limit_price: None,
+        stop_price: None,
+    }
+}
+
+async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let s = store_with_paper(&db, dec!(1000)).await;
+    // No quote: rejected with a reason.
+    match s
+        .paper_execute("paper", &req("c1", Side::Buy, dec!(1)), t(0))
+        .await
+    {
+        Err(BrokerError::Rejected(r)) => assert!(r.contains("no quote"), "{r}"),
+        other => panic!("{other:?}"),
+    }
+    // The rejected id is spent: a real broker refuses a reused client_order_id too.
+    assert!(matches!(
+        s.paper_execute("paper", &req("c1", Side::Buy, dec!(1)), t(0))
+            .await,
+        Err(BrokerError::DuplicateClientOrderId(_))
+    ));
+    s.record_quotes(&[quote("AAPL", dec!(100), t(0))])
+        .await
+        .unwrap();
+    let a = s
+        .paper_execute("paper", &req("c2", Side::Buy, dec!(7)), t(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.status, a.filled_quantity, a.avg_fill_price),
+        (OrderStatus::Filled, dec!(7), Some(dec!(100)))
+    );
+    assert!(matches!(
+        s.paper_execute("paper", &req("c2", Side::Buy, dec!(1)), t(1))
+            .await,
+        Err(BrokerError::DuplicateClientOrderId(_))
+    ));
+    match s
+        .paper_execute("paper", &req("c3", Side::Buy, dec!(4)), t(2))
+        .await
+    {
+        Err(BrokerError::Rejected(r)) => assert!(r.contains("insufficient cash"), "{r}"),
+        other => panic!("{other:?}"),
+    }
+    let st = s.paper_state("paper").await.unwrap();
+    assert_eq!(st.cash, dec!(300));
+    assert_eq!(
+        st.positions,
+        vec![("AAPL".to_string(), dec!(7), Some(dec!(100)))]
+    );
+    let found = s.paper_order("paper", "c2").await.unwrap().unwrap();
+    assert_eq!(found.broker_order_id, a.broker_order_id);
+    assert_eq!(
+        s.paper_order("paper", "c3").await.unwrap().unwrap().status,
+        OrderStatus::Rejected
+    );
+    assert!(s.paper_order("paper", "never").await.unwrap().is_none());
+    // Starting cash is only applied once: a restart with another config keeps the state.
+    s.init_paper_accounts(&[("paper".into(), dec!(5))])
+        .await
+        .unwrap();
+    assert_eq!(s.paper_state("paper").await.unwrap().cash, dec!(300));
+}
+both!(paper_ledger_is_strict_and_persistent);
+
+async fn leases_expire_renew_and_release(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store().await;
+    let ttl = Duration::from_secs(30);
+    let k = "expert_1_usecase_enter_market";
+    assert!(s.try_acquire_lease(k, "a", t(0), ttl).await.unwrap());
+    assert!(
+        !s.try_acquire_lease(k, "b", t(29), ttl).await.unwrap(),
+        "held until it expires"
+    );
+    assert!(
+        s.try_acquire_lease(k, "a", t(1), ttl).await.unwrap(),
+        "re-entrant for its owner"
+    );
+    assert!(s.renew_lease(k, "a", t(20), ttl).await.unwrap());
+    assert!(
+        !s.try_acquire_lease(k, "b", t(45), ttl).await.unwrap(),
+        "renewal extended it to t+50"
+    );
+    assert!(
+        s.try_acquire_lease(k, "b", t(51), ttl).await.unwrap(),
+        "a dead holder's lease expires"
+    );
+    assert!(
+        !s.renew_lease(k, "a", t(52), ttl).await.unwrap(),
+        "the old holder learns it lost the lease"
+    );
+    s.release_lease(k, "a").await.unwrap();
+    assert!(
+        !s.try_acquire_lease(k, "c", t(53), ttl).await.unwrap(),
+        "only the owner can release"
+    );
+    s.release_lease(k, "b").await.unwrap();
+    assert!(s.try_acquire_lease(k, "c", t(53), ttl).await.unwrap());
+    // Keys are independent.
+    assert!(
+        s.try_acquire_lease("expert_2_usecase_enter_market", "a", t(53), ttl)
+            .await
+            .unwrap()
+    );
+}
+both!(leases_expire_renew_and_release);
+
+async fn listings_filter_and_runs_are_recorded(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store().await;
+    s.open_position(&position(1, "AAPL")).await.unwrap();
+    s.open_position(&position(2, "AAPL")).await.unwrap();
+    let f = |e: Option<i64>, st: Option<&str>| ListFilter {
+        expert_id: e,
+        status: st.map(Into::into),
+        recommendation_id: None,
+    };
+    assert_eq!(s.transactions(&f(None, None)).await.unwrap().len(), 2);
+    assert_eq!(s.transactions(&f(Some(2), None)).await.unwrap().len(), 1);
+    assert_eq!(
+        s.transactions(&f(None, Some("OPENED")))
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        s.orders(&f(Some(1), Some("submitting")))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    s.record_run(&RunRecord {
+        lock_key: "expert_1_usecase_enter_market".into(),
+        owner: "me".into(),
+        status: "processed".into(),
+        started_at: t(0),
+        finished_at: t(1),
+    })
+    .await
+    .unwrap();
+}
+both!(listings_filter_and_runs_are_recorded);
