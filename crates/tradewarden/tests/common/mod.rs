@@ -273,3 +273,52 @@ pub async fn harness(
 pub fn plain(b: Arc<dyn Broker>) -> Arc<dyn Broker> {
     b
 }
+
+/// A clock the test moves by hand.
+pub struct ManualClock(pub parking_lot::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// A clock standing at `at`.
+    pub fn at(at: DateTime<Utc>) -> Arc<ManualClock> {
+        Arc::new(ManualClock(parking_lot::Mutex::new(at)))
+    }
+    /// Moves the clock forward.
+    pub fn advance(&self, by: chrono::Duration) {
+        *self.0.lock() += by;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock()
+    }
+}
+
+/// Like [`harness`], with the processing locks backed by database leases held as `owner`
+/// for `ttl`, and time from `clock`: one call per simulated process.
+pub async fn harness_with_leases(
+    db: &TestDb,
+    settings: Settings,
+    wrap: impl FnOnce(Arc<dyn Broker>) -> Arc<dyn Broker>,
+    owner: &str,
+    ttl: Duration,
+    clock: Arc<dyn Clock>,
+) -> Harness {
+    let store = db.store().await;
+    let accounts: Vec<(String, Decimal)> = settings
+        .accounts
+        .values()
+        .map(|a| (a.name.clone(), a.cash))
+        .collect();
+    store.init_paper_accounts(&accounts).await.unwrap();
+    let paper: Arc<dyn Broker> = Arc::new(PaperBroker::new("paper", store.clone(), clock.clone()));
+    let brokers: HashMap<String, Arc<dyn Broker>> =
+        [("paper".to_string(), wrap(paper.clone()))].into();
+    let manager = TradeManager::new(settings, store.clone() as Arc<dyn Store>, brokers, clock)
+        .with_leases(store.clone(), owner.to_string(), ttl);
+    Harness {
+        manager: Arc::new(manager),
+        store,
+        paper,
+    }
+}
