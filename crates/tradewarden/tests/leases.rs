@@ -16,8 +16,8 @@ use tokio::sync::Notify;
 use tradewarden_domain::Action;
 use tradewarden_engine::ports::{AccountSnapshot, BrokerPosition, ListFilter};
 use tradewarden_engine::{
-    Broker, BrokerError, BrokerOrder, EngineError, LeaseStore, OrderRequest, RunStatus, Store,
-    SystemClock,
+    Broker, BrokerError, BrokerOrder, Clock, EngineError, LeaseStore, OrderRequest, RunStatus,
+    Store, SystemClock,
 };
 
 /// Delegates to the paper broker; the first `account()` call waits until the test opens the
