@@ -182,9 +182,15 @@ impl Broker for PaperBroker {
     }
 
     async fn submit(&self, order: &OrderRequest) -> Result<BrokerOrder, BrokerError> {
-        self.ledger
+        let answer = self
+            .ledger
             .paper_execute(&self.account, order, self.clock.now())
-            .await
+            .await;
+        if answer.is_ok() {
+            // The broker has the order; its answer has not reached the caller yet.
+            tradewarden_engine::fault::point("after_broker_accepted");
+        }
+        answer
     }
 
     async fn order_by_client_id(

@@ -322,3 +322,61 @@ pub async fn harness_with_leases(
         paper,
     }
 }
+
+/// The `tradewarden` binary built for these tests.
+pub fn bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_tradewarden"));
+    c.env_remove("TRADEWARDEN_CONFIG")
+        .env_remove("TRADEWARDEN_FAULT");
+    c
+}
+
+/// A config file for the binary: one paper account, experts `1..=experts` with the
+/// confident-buy ruleset, leases of `lease_seconds`, a 100 ms lock timeout.
+pub fn write_config(
+    dir: &std::path::Path,
+    db_url: &str,
+    experts: i64,
+    lease_seconds: u64,
+) -> PathBuf {
+    let mut s = format!(
+        "[database]\nurl = \"{db_url}\"\n\n[processing]\nlock_timeout_ms = 100\nlookback_days = 1\nlease_seconds = {lease_seconds}\n\n\
+         [[accounts]]\nname = \"paper\"\nbroker = \"paper\"\ncash = 1000000\n\n"
+    );
+    let share = (100 / experts).max(1);
+    for id in 1..=experts {
+        s.push_str(&format!(
+            "[[experts]]\nid = {id}\nname = \"e{id}\"\naccount = \"paper\"\nvirtual_equity_percent = {share}\n\
+             allow_automated_trade_opening = true\nenter_market_ruleset = \"confident-buy\"\n\n"
+        ));
+    }
+    s.push_str(
+        "[[rulesets]]\nname = \"confident-buy\"\n\n[[rulesets.rules]]\nname = \"bullish-and-confident\"\n\
+         triggers = [{ event = \"bullish\" }, { event = \"confidence\", op = \">=\", value = 60 }]\nactions = [{ action = \"buy\" }]\n",
+    );
+    let path = dir.join("tradewarden.toml");
+    std::fs::write(&path, s).unwrap();
+    path
+}
+
+/// Runs the binary with `config`, returning (exit status, stdout, stderr).
+pub fn tw(
+    config: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, String, String) {
+    let mut c = bin();
+    c.arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(std::process::Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let out = c.output().expect("run tradewarden");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
