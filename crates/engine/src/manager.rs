@@ -487,7 +487,8 @@ impl TradeManager {
             if matches!(
                 order.status,
                 OrderStatus::Accepted | OrderStatus::PartiallyFilled
-            ) && let Ok(Some(answer)) = broker.order_by_client_id(&order.client_order_id).await
+            ) && guard.ensure_held().is_ok()
+                && let Ok(Some(answer)) = broker.order_by_client_id(&order.client_order_id).await
             {
                 order = self.store.apply_broker_order(order.id, &answer).await?;
             }
