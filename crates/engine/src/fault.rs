@@ -6,6 +6,11 @@
 //! `before_answer_stored` (we have the answer, it is not yet stored), `mid_run` (the first
 //! order of a run is settled, the next one not yet stored).
 
+#[cfg(all(feature = "fault-injection", not(debug_assertions)))]
+compile_error!(
+    "the fault-injection feature is for debug test builds only, never for a release build"
+);
+
 /// Aborts the process here if `$TRADEWARDEN_FAULT` names this point.
 #[cfg(feature = "fault-injection")]
 pub fn point(name: &str) {

@@ -226,11 +226,24 @@ impl SqlStore {
     /// takes an advisory lock, so instances starting together migrate once.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let m = migrator(self.pool.kind());
-        let res = match &self.pool {
-            Pool::Sqlite(p) => m.run(p).await,
-            Pool::Postgres(p) => m.run(p).await,
-        };
-        res.map_err(|e| StoreError::Database(format!("migration failed: {e}")))
+        // SQLite has no migration lock: processes starting together on a fresh file can race
+        // to create the tables. The loser sees the winner's work on a second look.
+        let mut attempt = 0;
+        loop {
+            let res = match &self.pool {
+                Pool::Sqlite(p) => m.run(p).await,
+                Pool::Postgres(p) => m.run(p).await,
+            };
+            match res {
+                Ok(()) => return Ok(()),
+                Err(e) if attempt < 5 && self.pool.kind() == Kind::Sqlite => {
+                    attempt += 1;
+                    tracing::debug!("migration attempt {attempt} failed ({e}); retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
+                }
+                Err(e) => return Err(StoreError::Database(format!("migration failed: {e}"))),
+            }
+        }
     }
 
     /// The underlying pool (for tests and the lease store).

@@ -200,3 +200,33 @@ async fn sqlite_four_processes_one_truth() {
 async fn postgres_four_processes_one_truth() {
     four_processes(DbKind::Postgres).await;
 }
+
+/// Processes starting together on a fresh SQLite file all get a migrated database (SQLite has
+/// no migration lock; without the retry the losers of the race fail).
+#[test]
+fn processes_starting_together_on_a_fresh_sqlite_file() {
+    for _ in 0..3 {
+        let db = TestDb::sqlite();
+        let dir = tempfile::tempdir().unwrap();
+        let config = write_config(dir.path(), &db.url, 1, 30);
+        let children: Vec<_> = (0..PROCESSES)
+            .map(|_| {
+                let mut c = bin();
+                c.arg("--config")
+                    .arg(&config)
+                    .args(["transactions", "--json"]);
+                c.stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped());
+                c.spawn().unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
