@@ -245,6 +245,16 @@ pub async fn harness(
     settings: Settings,
     wrap: impl FnOnce(Arc<dyn Broker>) -> Arc<dyn Broker>,
 ) -> Harness {
+    build(db, settings, wrap, Arc::new(SystemClock), None).await
+}
+
+async fn build(
+    db: &TestDb,
+    settings: Settings,
+    wrap: impl FnOnce(Arc<dyn Broker>) -> Arc<dyn Broker>,
+    clock: Arc<dyn Clock>,
+    lease: Option<(&str, Duration)>,
+) -> Harness {
     let store = db.store().await;
     let accounts: Vec<(String, Decimal)> = settings
         .accounts
@@ -252,18 +262,15 @@ pub async fn harness(
         .map(|a| (a.name.clone(), a.cash))
         .collect();
     store.init_paper_accounts(&accounts).await.unwrap();
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let paper: Arc<dyn Broker> = Arc::new(PaperBroker::new("paper", store.clone(), clock.clone()));
     let brokers: HashMap<String, Arc<dyn Broker>> =
         [("paper".to_string(), wrap(paper.clone()))].into();
-    let manager = Arc::new(TradeManager::new(
-        settings,
-        store.clone() as Arc<dyn Store>,
-        brokers,
-        clock,
-    ));
+    let mut manager = TradeManager::new(settings, store.clone() as Arc<dyn Store>, brokers, clock);
+    if let Some((owner, ttl)) = lease {
+        manager = manager.with_leases(store.clone(), owner.to_string(), ttl);
+    }
     Harness {
-        manager,
+        manager: Arc::new(manager),
         store,
         paper,
     }
@@ -304,23 +311,7 @@ pub async fn harness_with_leases(
     ttl: Duration,
     clock: Arc<dyn Clock>,
 ) -> Harness {
-    let store = db.store().await;
-    let accounts: Vec<(String, Decimal)> = settings
-        .accounts
-        .values()
-        .map(|a| (a.name.clone(), a.cash))
-        .collect();
-    store.init_paper_accounts(&accounts).await.unwrap();
-    let paper: Arc<dyn Broker> = Arc::new(PaperBroker::new("paper", store.clone(), clock.clone()));
-    let brokers: HashMap<String, Arc<dyn Broker>> =
-        [("paper".to_string(), wrap(paper.clone()))].into();
-    let manager = TradeManager::new(settings, store.clone() as Arc<dyn Store>, brokers, clock)
-        .with_leases(store.clone(), owner.to_string(), ttl);
-    Harness {
-        manager: Arc::new(manager),
-        store,
-        paper,
-    }
+    build(db, settings, wrap, clock, Some((owner, ttl))).await
 }
 
 /// The `tradewarden` binary built for these tests.
