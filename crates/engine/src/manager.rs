@@ -434,27 +434,33 @@ impl TradeManager {
             self.store.record_outcomes(&skips).await?;
         }
 
-        // Step 6: store each funded position, then submit it, then record the answer.
-        let mut placed: Vec<(Order, i64, String, String)> = Vec::new();
+        // Step 6: store every funded position (transaction + entry order, committed), then
+        // send each order once, then record all answers.
         let mut late = Vec::new();
-        for (i, (rec, side, quantity, price, detail)) in funded.into_iter().enumerate() {
-            if i > 0 {
-                fault::point("mid_run");
-            }
-            let new = NewPosition {
+        let news: Vec<NewPosition> = funded
+            .iter()
+            .map(|(rec, side, quantity, price, _)| NewPosition {
                 expert_id: expert.id,
                 account: expert.account.clone(),
                 symbol: rec.symbol.clone(),
-                side,
-                quantity,
-                reference_price: price,
+                side: *side,
+                quantity: *quantity,
+                reference_price: *price,
                 order_type: OrderType::Market,
                 limit_price: None,
                 recommendation_id: Some(rec.id),
                 created_at: self.clock.now(),
-            };
-            let order = match self.store.open_position(&new).await {
-                Ok((_txn, order)) => order,
+            })
+            .collect();
+        let stored = if news.is_empty() {
+            Vec::new()
+        } else {
+            self.store.open_positions(&news).await?
+        };
+        let mut placed: Vec<(Order, i64, String, String)> = Vec::with_capacity(stored.len());
+        for ((rec, _, _, _, detail), result) in funded.into_iter().zip(stored) {
+            match result {
+                Ok((_txn, order)) => placed.push((order, rec.id, rec.symbol.clone(), detail)),
                 Err(StoreError::DuplicatePosition { existing, .. }) => {
                     // Another process got there between our read and our insert (B1).
                     let (id, status) = match existing {
@@ -471,14 +477,46 @@ impl TradeManager {
                         format!("{detail}; refused by the database: existing transaction {id} in {status} status"),
                         None,
                     ));
-                    continue;
                 }
                 Err(e) => return Err(e.into()),
-            };
+            }
+        }
+        if !placed.is_empty() {
             fault::point("after_order_stored");
-            guard.ensure_held()?;
-            let order = self.submit(broker.as_ref(), order).await?;
-            placed.push((order, rec.id, rec.symbol.clone(), detail));
+        }
+        let mut answers = Vec::with_capacity(placed.len());
+        let mut lease_lost = None;
+        for (i, (order, ..)) in placed.iter().enumerate() {
+            if i > 0 {
+                fault::point("mid_run");
+            }
+            if let Err(e) = guard.ensure_held() {
+                lease_lost = Some(e);
+                break;
+            }
+            if let Some(answer) = self.send(broker.as_ref(), order).await {
+                answers.push((order.id, answer));
+            }
+        }
+        if !answers.is_empty() {
+            fault::point("before_answer_stored");
+            let updated: HashMap<i64, Order> = self
+                .store
+                .apply_broker_orders(&answers)
+                .await?
+                .into_iter()
+                .map(|o| (o.id, o))
+                .collect();
+            for (order, ..) in placed.iter_mut() {
+                if let Some(u) = updated.get(&order.id) {
+                    *order = u.clone();
+                }
+            }
+        }
+        if let Some(e) = lease_lost {
+            // What was sent is recorded; the rest stays `submitting` for whoever holds the
+            // lock next.
+            return Err(e.into());
         }
 
         // Step 7: refresh what is still working at the broker (a market order may have filled).
@@ -522,12 +560,11 @@ impl TradeManager {
         })
     }
 
-    /// Sends a stored order and records the broker's answer. Exactly once: a broker that
-    /// already has the client_order_id is asked for that order instead; no answer leaves the
-    /// order `submitting` for reconciliation.
-    async fn submit(&self, broker: &dyn Broker, order: Order) -> Result<Order, EngineError> {
-        let answer = broker.submit(&OrderRequest::for_order(&order)).await;
-        let answer = match answer {
+    /// Sends a stored order once and returns the answer to record. Exactly once: a broker
+    /// that already has the client_order_id is asked for that order instead; `None` (no
+    /// answer) leaves the order `submitting` for settlement.
+    async fn send(&self, broker: &dyn Broker, order: &Order) -> Option<BrokerOrder> {
+        let answer = match broker.submit(&OrderRequest::for_order(order)).await {
             Err(BrokerError::DuplicateClientOrderId(_)) => {
                 match broker.order_by_client_id(&order.client_order_id).await {
                     Ok(Some(found)) => Ok(found),
@@ -546,13 +583,10 @@ impl TradeManager {
         };
         metrics::counter!(m::ORDERS_SUBMITTED, "result" => result).increment(1);
         match answer {
-            Ok(a) => {
-                fault::point("before_answer_stored");
-                Ok(self.store.apply_broker_order(order.id, &a).await?)
-            }
+            Ok(a) => Some(a),
             Err(BrokerError::Rejected(reason)) => {
                 tracing::warn!(order = order.id, client_order_id = %order.client_order_id, "broker rejected order: {reason}");
-                let answer = BrokerOrder {
+                Some(BrokerOrder {
                     broker_order_id: String::new(),
                     client_order_id: order.client_order_id.clone(),
                     status: OrderStatus::Rejected,
@@ -560,12 +594,11 @@ impl TradeManager {
                     avg_fill_price: None,
                     reason: Some(reason),
                     updated_at: self.clock.now(),
-                };
-                Ok(self.store.apply_broker_order(order.id, &answer).await?)
+                })
             }
             Err(e) => {
                 tracing::warn!(order = order.id, client_order_id = %order.client_order_id, "no broker answer: {e}; left submitting");
-                Ok(order)
+                None
             }
         }
     }
@@ -589,7 +622,13 @@ impl TradeManager {
             ),
             Ok(None) => {
                 guard.ensure_held()?;
-                (self.submit(broker, order).await?, "submitted")
+                match self.send(broker, &order).await {
+                    Some(answer) => (
+                        self.store.apply_broker_order(order.id, &answer).await?,
+                        "submitted",
+                    ),
+                    None => (order, "unreachable"),
+                }
             }
             Err(e) => {
                 tracing::warn!(

@@ -220,19 +220,44 @@ pub trait Store: Send + Sync {
         since: DateTime<Utc>,
     ) -> Result<EnterMarketData, StoreError>;
 
-    /// Writes a WAITING transaction and its entry order (status `submitting`, with its
-    /// client_order_id) in one committed database transaction. A second active transaction
-    /// for the same (expert, symbol) is `StoreError::DuplicatePosition`.
-    async fn open_position(&self, new: &NewPosition) -> Result<(Transaction, Order), StoreError>;
+    /// Writes, for each position, a WAITING transaction and its entry order (status
+    /// `submitting`, with its client_order_id), all in one committed database transaction.
+    /// A position whose (expert, symbol) already has an active transaction gets
+    /// `Err(StoreError::DuplicatePosition)` in its slot; the others are still written.
+    async fn open_positions(
+        &self,
+        new: &[NewPosition],
+    ) -> Result<Vec<Result<(Transaction, Order), StoreError>>, StoreError>;
 
-    /// Applies a broker's answer to an order through the status table; an entry that filled
-    /// moves its transaction to OPENED (open_price, opened_at), a refused entry moves it to
-    /// FAILED. Returns the updated order.
+    /// [`Store::open_positions`] for one position.
+    async fn open_position(&self, new: &NewPosition) -> Result<(Transaction, Order), StoreError> {
+        self.open_positions(std::slice::from_ref(new))
+            .await?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Database("no result for the position".into())))
+    }
+
+    /// Applies brokers' answers to orders through the status table, in one database
+    /// transaction: an entry that filled moves its transaction to OPENED (open_price,
+    /// opened_at); an entry refused with nothing filled closes it (FAILED when it never
+    /// reached the broker). An answer the table does not allow (stale, out of order) is
+    /// ignored. Returns the orders as they now stand, in input order.
+    async fn apply_broker_orders(
+        &self,
+        answers: &[(i64, BrokerOrder)],
+    ) -> Result<Vec<Order>, StoreError>;
+
+    /// [`Store::apply_broker_orders`] for one order.
     async fn apply_broker_order(
         &self,
         order_id: i64,
         answer: &BrokerOrder,
-    ) -> Result<Order, StoreError>;
+    ) -> Result<Order, StoreError> {
+        self.apply_broker_orders(&[(order_id, answer.clone())])
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::NotFound(format!("order {order_id}")))
+    }
 
     /// Stores decision records.
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError>;

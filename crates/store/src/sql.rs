@@ -313,6 +313,82 @@ impl SqlStore {
         order_from(&row.ok_or_else(|| StoreError::NotFound(format!("order {id}")))?)
     }
 
+    /// Applies one broker answer inside `tx` (see [`Store::apply_broker_orders`]).
+    async fn apply_answer(
+        tx: &mut Tx,
+        order_id: i64,
+        answer: &BrokerOrder,
+    ) -> Result<Order, StoreError> {
+        let mut order = Self::order_by_id(tx, order_id).await?;
+        let status = match order.status.transition(answer.status) {
+            Ok(s) => s,
+            Err(e) => {
+                // A stale or out-of-order answer: keep what we have.
+                tracing::warn!(order = order_id, "ignoring broker answer: {e}");
+                return Ok(order);
+            }
+        };
+        let broker_id =
+            (!answer.broker_order_id.is_empty()).then(|| answer.broker_order_id.clone());
+        tx.execute(
+            "UPDATE orders SET status = $1, filled_quantity = $2, avg_fill_price = COALESCE($3, avg_fill_price), \
+             broker_order_id = COALESCE($4, broker_order_id), reason = COALESCE($5, reason), updated_at = $6 WHERE id = $7",
+            &[
+                status.as_str().into(),
+                answer.filled_quantity.into(),
+                answer.avg_fill_price.into(),
+                broker_id.clone().into(),
+                answer.reason.clone().into(),
+                answer.updated_at.into(),
+                order_id.into(),
+            ],
+        )
+        .await
+        .map_err(map_err)?;
+        if order.role == OrderRole::Entry {
+            if status.is_executed() {
+                // The entry filled (in part): the position exists.
+                let quantity = if status == OrderStatus::Filled {
+                    order.quantity
+                } else {
+                    answer.filled_quantity
+                };
+                tx.execute(
+                    "UPDATE transactions SET status = 'OPENED', open_price = $1, opened_at = COALESCE(opened_at, $2), quantity = $3 \
+                     WHERE id = $4 AND status IN ('WAITING', 'OPENED')",
+                    &[answer.avg_fill_price.into(), answer.updated_at.into(), quantity.into(), order.transaction_id.into()],
+                )
+                .await
+                .map_err(map_err)?;
+            } else if status.is_terminal() && answer.filled_quantity.is_zero() {
+                // Nothing filled and nothing will: the slot is free again.
+                let (new_status, reason) = if status == OrderStatus::Error {
+                    (TransactionStatus::Failed, "entry_not_submitted")
+                } else {
+                    (
+                        TransactionStatus::Closed,
+                        "entry_orders_terminal_no_execution",
+                    )
+                };
+                let reason = match &answer.reason {
+                    Some(r) => format!("{reason}: {r}"),
+                    None => reason.to_string(),
+                };
+                tx.execute(
+                    "UPDATE transactions SET status = $1, closed_at = $2, close_reason = $3 WHERE id = $4 AND status = 'WAITING'",
+                    &[new_status.as_str().into(), answer.updated_at.into(), reason.into(), order.transaction_id.into()],
+                )
+                .await
+                .map_err(map_err)?;
+            }
+        }
+        order.status = status;
+        order.filled_quantity = answer.filled_quantity;
+        order.avg_fill_price = answer.avg_fill_price.or(order.avg_fill_price);
+        order.broker_order_id = broker_id.or(order.broker_order_id);
+        Ok(order)
+    }
+
     async fn active_by_symbol(
         &self,
         expert_id: i64,
@@ -327,6 +403,55 @@ impl SqlStore {
             .await?;
         rows.first().map(transaction_from).transpose()
     }
+}
+
+/// The rows [`Store::open_positions`] wrote for one position, as values.
+fn new_position_rows(
+    new: &NewPosition,
+    txn_id: i64,
+    order_id: i64,
+    coid: String,
+) -> (Transaction, Order) {
+    let txn = Transaction {
+        id: txn_id,
+        expert_id: new.expert_id,
+        account: new.account.clone(),
+        symbol: new.symbol.clone(),
+        side: new.side,
+        quantity: new.quantity,
+        status: TransactionStatus::Waiting,
+        open_price: None,
+        close_price: None,
+        take_profit: None,
+        stop_loss: None,
+        opened_at: None,
+        closed_at: None,
+        close_reason: None,
+        created_at: new.created_at,
+    };
+    let order = Order {
+        id: order_id,
+        transaction_id: txn_id,
+        expert_id: new.expert_id,
+        account: new.account.clone(),
+        symbol: new.symbol.clone(),
+        side: new.side,
+        role: OrderRole::Entry,
+        order_type: new.order_type,
+        quantity: new.quantity,
+        filled_quantity: Decimal::ZERO,
+        limit_price: new.limit_price,
+        stop_price: None,
+        avg_fill_price: None,
+        status: OrderStatus::Submitting,
+        client_order_id: coid,
+        broker_order_id: None,
+        parent_order_id: None,
+        trigger_status: None,
+        recommendation_id: new.recommendation_id,
+        created_at: new.created_at,
+    };
+    (txn, order)
 }
 
 fn broker_unavailable(e: StoreError) -> BrokerError {
@@ -491,180 +616,99 @@ impl Store for SqlStore {
         })
     }
 
-    async fn open_position(&self, new: &NewPosition) -> Result<(Transaction, Order), StoreError> {
+    async fn open_positions(
+        &self,
+        positions: &[NewPosition],
+    ) -> Result<Vec<Result<(Transaction, Order), StoreError>>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let inserted = tx
-            .fetch_one(
-                "INSERT INTO transactions (expert_id, account, symbol, side, quantity, status, reference_price, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'WAITING', $6, $7) RETURNING id",
-                &[
-                    new.expert_id.into(),
-                    new.account.as_str().into(),
-                    new.symbol.as_str().into(),
-                    new.side.as_str().into(),
-                    new.quantity.into(),
-                    new.reference_price.into(),
-                    new.created_at.into(),
-                ],
-            )
-            .await;
-        let txn_id = match inserted {
-            Ok(Some(row)) => row.i64("id")?,
-            Ok(None) => return Err(StoreError::Database("insert returned no id".into())),
-            Err(e) if is_unique_violation(&e) => {
-                drop(tx);
-                let existing = self
-                    .active_by_symbol(new.expert_id, &new.symbol)
-                    .await?
-                    .map(|t| (t.id, t.status));
-                return Err(StoreError::DuplicatePosition {
+        let mut out = Vec::with_capacity(positions.len());
+        let mut duplicates = Vec::new();
+        for new in positions {
+            // B1: the partial unique index refuses a second active transaction; DO NOTHING
+            // turns the refusal into "no row returned" without aborting the batch (a unique
+            // violation would abort a PostgreSQL transaction).
+            let inserted = tx
+                .fetch_one(
+                    "INSERT INTO transactions (expert_id, account, symbol, side, quantity, status, reference_price, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'WAITING', $6, $7) ON CONFLICT DO NOTHING RETURNING id",
+                    &[
+                        new.expert_id.into(),
+                        new.account.as_str().into(),
+                        new.symbol.as_str().into(),
+                        new.side.as_str().into(),
+                        new.quantity.into(),
+                        new.reference_price.into(),
+                        new.created_at.into(),
+                    ],
+                )
+                .await
+                .map_err(map_err)?;
+            let Some(row) = inserted else {
+                duplicates.push(out.len());
+                out.push(Err(StoreError::DuplicatePosition {
                     expert_id: new.expert_id,
                     symbol: new.symbol.clone(),
-                    existing,
-                });
-            }
-            Err(e) => return Err(map_err(e)),
-        };
-        let coid = client_order_id(txn_id, OrderRole::Entry);
-        let order_id = tx
-            .fetch_one(
-                "INSERT INTO orders (transaction_id, expert_id, account, symbol, side, role, order_type, quantity, \
-                 filled_quantity, limit_price, status, client_order_id, recommendation_id, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, 'entry', $6, $7, $8, $9, 'submitting', $10, $11, $12, $12) RETURNING id",
-                &[
-                    txn_id.into(),
-                    new.expert_id.into(),
-                    new.account.as_str().into(),
-                    new.symbol.as_str().into(),
-                    new.side.as_str().into(),
-                    new.order_type.as_str().into(),
-                    new.quantity.into(),
-                    Decimal::ZERO.into(),
-                    new.limit_price.into(),
-                    coid.as_str().into(),
-                    new.recommendation_id.into(),
-                    new.created_at.into(),
-                ],
-            )
-            .await
-            .map_err(map_err)?
-            .ok_or_else(|| StoreError::Database("insert returned no id".into()))?
-            .i64("id")?;
+                    existing: None,
+                }));
+                continue;
+            };
+            let txn_id = row.i64("id")?;
+            let coid = client_order_id(txn_id, OrderRole::Entry);
+            let order_id = tx
+                .fetch_one(
+                    "INSERT INTO orders (transaction_id, expert_id, account, symbol, side, role, order_type, quantity, \
+                     filled_quantity, limit_price, status, client_order_id, recommendation_id, created_at, updated_at) \
+                     VALUES ($1, $2, $3, $4, $5, 'entry', $6, $7, $8, $9, 'submitting', $10, $11, $12, $12) RETURNING id",
+                    &[
+                        txn_id.into(),
+                        new.expert_id.into(),
+                        new.account.as_str().into(),
+                        new.symbol.as_str().into(),
+                        new.side.as_str().into(),
+                        new.order_type.as_str().into(),
+                        new.quantity.into(),
+                        Decimal::ZERO.into(),
+                        new.limit_price.into(),
+                        coid.as_str().into(),
+                        new.recommendation_id.into(),
+                        new.created_at.into(),
+                    ],
+                )
+                .await
+                .map_err(map_err)?
+                .ok_or_else(|| StoreError::Database("insert returned no id".into()))?
+                .i64("id")?;
+            out.push(Ok(new_position_rows(new, txn_id, order_id, coid)));
+        }
         tx.commit().await?;
-        let txn = Transaction {
-            id: txn_id,
-            expert_id: new.expert_id,
-            account: new.account.clone(),
-            symbol: new.symbol.clone(),
-            side: new.side,
-            quantity: new.quantity,
-            status: TransactionStatus::Waiting,
-            open_price: None,
-            close_price: None,
-            take_profit: None,
-            stop_loss: None,
-            opened_at: None,
-            closed_at: None,
-            close_reason: None,
-            created_at: new.created_at,
-        };
-        let order = Order {
-            id: order_id,
-            transaction_id: txn_id,
-            expert_id: new.expert_id,
-            account: new.account.clone(),
-            symbol: new.symbol.clone(),
-            side: new.side,
-            role: OrderRole::Entry,
-            order_type: new.order_type,
-            quantity: new.quantity,
-            filled_quantity: Decimal::ZERO,
-            limit_price: new.limit_price,
-            stop_price: None,
-            avg_fill_price: None,
-            status: OrderStatus::Submitting,
-            client_order_id: coid,
-            broker_order_id: None,
-            parent_order_id: None,
-            trigger_status: None,
-            recommendation_id: new.recommendation_id,
-            created_at: new.created_at,
-        };
-        Ok((txn, order))
+        // Name the transaction that holds each refused slot (read after commit: the
+        // holder may be another process's).
+        for i in duplicates {
+            let new = &positions[i];
+            let existing = self
+                .active_by_symbol(new.expert_id, &new.symbol)
+                .await?
+                .map(|t| (t.id, t.status));
+            out[i] = Err(StoreError::DuplicatePosition {
+                expert_id: new.expert_id,
+                symbol: new.symbol.clone(),
+                existing,
+            });
+        }
+        Ok(out)
     }
 
-    async fn apply_broker_order(
+    async fn apply_broker_orders(
         &self,
-        order_id: i64,
-        answer: &BrokerOrder,
-    ) -> Result<Order, StoreError> {
+        answers: &[(i64, BrokerOrder)],
+    ) -> Result<Vec<Order>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let current = Self::order_by_id(&mut tx, order_id).await?;
-        let status = match current.status.transition(answer.status) {
-            Ok(s) => s,
-            Err(e) => {
-                // A stale or out-of-order answer: keep what we have.
-                tracing::warn!(order = order_id, "ignoring broker answer: {e}");
-                return Ok(current);
-            }
-        };
-        let broker_id =
-            (!answer.broker_order_id.is_empty()).then(|| answer.broker_order_id.clone());
-        tx.execute(
-            "UPDATE orders SET status = $1, filled_quantity = $2, avg_fill_price = COALESCE($3, avg_fill_price), \
-             broker_order_id = COALESCE($4, broker_order_id), reason = COALESCE($5, reason), updated_at = $6 WHERE id = $7",
-            &[
-                status.as_str().into(),
-                answer.filled_quantity.into(),
-                answer.avg_fill_price.into(),
-                broker_id.into(),
-                answer.reason.clone().into(),
-                answer.updated_at.into(),
-                order_id.into(),
-            ],
-        )
-        .await
-        .map_err(map_err)?;
-        if current.role == OrderRole::Entry {
-            if status.is_executed() {
-                // The entry filled (in part): the position exists.
-                let quantity = if status == OrderStatus::Filled {
-                    current.quantity
-                } else {
-                    answer.filled_quantity
-                };
-                tx.execute(
-                    "UPDATE transactions SET status = 'OPENED', open_price = $1, opened_at = COALESCE(opened_at, $2), quantity = $3 \
-                     WHERE id = $4 AND status IN ('WAITING', 'OPENED')",
-                    &[answer.avg_fill_price.into(), answer.updated_at.into(), quantity.into(), current.transaction_id.into()],
-                )
-                .await
-                .map_err(map_err)?;
-            } else if status.is_terminal() && answer.filled_quantity.is_zero() {
-                // Nothing filled and nothing will: the slot is free again.
-                let (new_status, reason) = if status == OrderStatus::Error {
-                    (TransactionStatus::Failed, "entry_not_submitted")
-                } else {
-                    (
-                        TransactionStatus::Closed,
-                        "entry_orders_terminal_no_execution",
-                    )
-                };
-                let reason = match &answer.reason {
-                    Some(r) => format!("{reason}: {r}"),
-                    None => reason.to_string(),
-                };
-                tx.execute(
-                    "UPDATE transactions SET status = $1, closed_at = $2, close_reason = $3 WHERE id = $4 AND status = 'WAITING'",
-                    &[new_status.as_str().into(), answer.updated_at.into(), reason.into(), current.transaction_id.into()],
-                )
-                .await
-                .map_err(map_err)?;
-            }
+        let mut out = Vec::with_capacity(answers.len());
+        for (order_id, answer) in answers {
+            out.push(Self::apply_answer(&mut tx, *order_id, answer).await?);
         }
-        let updated = Self::order_by_id(&mut tx, order_id).await?;
         tx.commit().await?;
-        Ok(updated)
+        Ok(out)
     }
 
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError> {
@@ -935,51 +979,36 @@ impl PaperLedger for SqlStore {
     ) -> Result<BrokerOrder, BrokerError> {
         let mut tx = self.pool.begin().await.map_err(broker_unavailable)?;
         let unavailable = |e: sqlx::Error| broker_unavailable(map_err(e));
-        let seen = tx
-            .fetch_one(
-                "SELECT id FROM paper_orders WHERE account = $1 AND client_order_id = $2",
-                &[account.into(), order.client_order_id.as_str().into()],
-            )
-            .await
-            .map_err(unavailable)?;
-        if seen.is_some() {
-            return Err(BrokerError::DuplicateClientOrderId(
-                order.client_order_id.clone(),
-            ));
-        }
+        // Everything the fill depends on, in one round trip; on PostgreSQL the account row
+        // stays locked until commit so concurrent orders see each other's cash.
         let lock = tx.for_update();
-        let cash = tx
+        let state = tx
             .fetch_one(
-                &format!("SELECT cash FROM paper_accounts WHERE account = $1{lock}"),
-                &[account.into()],
+                &format!(
+                    "SELECT a.cash, \
+                     (SELECT id FROM paper_orders WHERE account = $1 AND client_order_id = $2) AS seen, \
+                     (SELECT price FROM quotes WHERE account = $1 AND symbol = $3) AS quote, \
+                     (SELECT quantity FROM paper_positions WHERE account = $1 AND symbol = $3) AS position \
+                     FROM paper_accounts a WHERE a.account = $1{lock}"
+                ),
+                &[account.into(), order.client_order_id.as_str().into(), order.symbol.as_str().into()],
             )
             .await
             .map_err(unavailable)?;
-        let Some(cash) = cash else {
+        let Some(state) = state else {
             return Err(BrokerError::Rejected(format!(
                 "unknown paper account {account:?}"
             )));
         };
-        let cash = cash.dec("cash").map_err(broker_unavailable)?;
-        let quote = tx
-            .fetch_one(
-                "SELECT price FROM quotes WHERE account = $1 AND symbol = $2",
-                &[account.into(), order.symbol.as_str().into()],
-            )
-            .await
-            .map_err(unavailable)?
-            .map(|r| r.dec("price"))
-            .transpose()
-            .map_err(broker_unavailable)?;
-        let position = tx
-            .fetch_one(
-                "SELECT quantity FROM paper_positions WHERE account = $1 AND symbol = $2",
-                &[account.into(), order.symbol.as_str().into()],
-            )
-            .await
-            .map_err(unavailable)?
-            .map(|r| r.dec("quantity"))
-            .transpose()
+        if state.opt_i64("seen").map_err(broker_unavailable)?.is_some() {
+            return Err(BrokerError::DuplicateClientOrderId(
+                order.client_order_id.clone(),
+            ));
+        }
+        let cash = state.dec("cash").map_err(broker_unavailable)?;
+        let quote = state.opt_dec("quote").map_err(broker_unavailable)?;
+        let position = state
+            .opt_dec("position")
             .map_err(broker_unavailable)?
             .unwrap_or_default();
         let decided = paper::fill(order, quote, cash, position);
