@@ -185,9 +185,13 @@ actions = [{ action = "buy" }]
     s
 }
 
-/// `/work/shared` seen from this crate: crates/tradewarden → ../../../shared.
+/// `$TRADEWARDEN_SHARED` (as bench/run.sh reads it), else `../shared` beside the repository:
+/// crates/tradewarden → ../../../shared.
 fn shared_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+    match std::env::var_os("TRADEWARDEN_SHARED") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
+    }
 }
 
 fn repo_root() -> PathBuf {
@@ -208,7 +212,7 @@ fn generate(args: &[&str]) -> String {
     let script = shared_dir().join("workloads/gen_recommendations.py");
     assert!(
         script.exists(),
-        "workload generator not found at {script:?}"
+        "workload generator not found at {script:?} (set TRADEWARDEN_SHARED)"
     );
     let out = Command::new("python3")
         .arg(&script)
