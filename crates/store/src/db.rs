@@ -83,10 +83,18 @@ pub fn time_text(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
 }
 
-/// A fetched row: column names with their values.
+/// A fetched row: column names (shared by all rows of one result) with their values.
 #[derive(Debug, Clone, Default)]
 pub struct Row {
-    cols: Vec<(String, Val)>,
+    names: std::sync::Arc<[String]>,
+    vals: Vec<Val>,
+}
+
+/// The column names of a result, read once from its first row.
+fn names_of<R: sqlx::Row>(rows: &[R]) -> std::sync::Arc<[String]> {
+    rows.first()
+        .map(|r| r.columns().iter().map(|c| c.name().to_string()).collect())
+        .unwrap_or_default()
 }
 
 fn db_err(e: sqlx::Error) -> StoreError {
@@ -101,10 +109,10 @@ pub fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 impl Row {
     fn get(&self, name: &str) -> Result<&Val, StoreError> {
-        self.cols
+        self.names
             .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
+            .position(|n| n == name)
+            .and_then(|i| self.vals.get(i))
             .ok_or_else(|| StoreError::Database(format!("column {name} missing from result")))
     }
 
@@ -172,9 +180,12 @@ impl Row {
             .ok_or_else(|| StoreError::Database(format!("column {name} is null")))
     }
 
-    fn from_sqlite(row: &sqlx::sqlite::SqliteRow) -> Result<Row, sqlx::Error> {
-        let mut cols = Vec::with_capacity(row.columns().len());
-        for (i, c) in row.columns().iter().enumerate() {
+    fn from_sqlite(
+        row: &sqlx::sqlite::SqliteRow,
+        names: &std::sync::Arc<[String]>,
+    ) -> Result<Row, sqlx::Error> {
+        let mut vals = Vec::with_capacity(names.len());
+        for i in 0..names.len() {
             let raw = row.try_get_raw(i)?;
             let v = if raw.is_null() {
                 Val::Text(None)
@@ -185,13 +196,19 @@ impl Row {
                     _ => Val::Text(Some(row.try_get::<String, _>(i)?)),
                 }
             };
-            cols.push((c.name().to_string(), v));
+            vals.push(v);
         }
-        Ok(Row { cols })
+        Ok(Row {
+            names: names.clone(),
+            vals,
+        })
     }
 
-    fn from_pg(row: &sqlx::postgres::PgRow) -> Result<Row, sqlx::Error> {
-        let mut cols = Vec::with_capacity(row.columns().len());
+    fn from_pg(
+        row: &sqlx::postgres::PgRow,
+        names: &std::sync::Arc<[String]>,
+    ) -> Result<Row, sqlx::Error> {
+        let mut vals = Vec::with_capacity(names.len());
         for (i, c) in row.columns().iter().enumerate() {
             let v = match c.type_info().name() {
                 "INT8" => Val::I64(row.try_get::<Option<i64>, _>(i)?),
@@ -202,9 +219,12 @@ impl Row {
                 "TIMESTAMPTZ" => Val::Time(row.try_get::<Option<DateTime<Utc>>, _>(i)?),
                 _ => Val::Text(row.try_get::<Option<String>, _>(i)?),
             };
-            cols.push((c.name().to_string(), v));
+            vals.push(v);
         }
-        Ok(Row { cols })
+        Ok(Row {
+            names: names.clone(),
+            vals,
+        })
     }
 }
 
@@ -331,8 +351,9 @@ impl Pool {
                     .fetch_all(p)
                     .await
                     .map_err(db_err)?;
+                let names = names_of(&rows);
                 rows.iter()
-                    .map(Row::from_sqlite)
+                    .map(|r| Row::from_sqlite(r, &names))
                     .collect::<Result<_, _>>()
                     .map_err(db_err)
             }
@@ -341,8 +362,9 @@ impl Pool {
                     .fetch_all(p)
                     .await
                     .map_err(db_err)?;
+                let names = names_of(&rows);
                 rows.iter()
-                    .map(Row::from_pg)
+                    .map(|r| Row::from_pg(r, &names))
                     .collect::<Result<_, _>>()
                     .map_err(db_err)
             }
@@ -381,13 +403,15 @@ impl Tx {
                 let rows = bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
                     .fetch_all(&mut **t)
                     .await?;
-                rows.iter().map(Row::from_sqlite).collect()
+                let names = names_of(&rows);
+                rows.iter().map(|r| Row::from_sqlite(r, &names)).collect()
             }
             Tx::Postgres(t) => {
                 let rows = bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
                     .fetch_all(&mut **t)
                     .await?;
-                rows.iter().map(Row::from_pg).collect()
+                let names = names_of(&rows);
+                rows.iter().map(|r| Row::from_pg(r, &names)).collect()
             }
         }
     }
@@ -402,6 +426,14 @@ impl Tx {
         match self {
             Tx::Sqlite(t) => t.commit().await.map_err(db_err),
             Tx::Postgres(t) => t.commit().await.map_err(db_err),
+        }
+    }
+
+    /// Which database this transaction is on.
+    pub fn kind(&self) -> Kind {
+        match self {
+            Tx::Sqlite(_) => Kind::Sqlite,
+            Tx::Postgres(_) => Kind::Postgres,
         }
     }
 

@@ -181,14 +181,15 @@ fn outcome_from(r: &Row) -> Result<Outcome, StoreError> {
     })
 }
 
-/// `($1, $2, …), ($n, …)` for a multi-row insert of `rows` rows of `cols` columns.
-fn values_clause(rows: usize, cols: usize) -> String {
-    values_clause_with(rows, &vec![""; cols])
+/// `($1, $2, …), ($n, …)` for a multi-row insert of `rows` rows of `cols` columns; on SQLite
+/// `(?, ?, …)`, see [`PARAMS_PER_STATEMENT`].
+fn values_clause(kind: Kind, rows: usize, cols: usize) -> String {
+    values_clause_with(kind, rows, &vec![""; cols])
 }
 
 /// Like [`values_clause`], where a non-empty entry of `fixed` is a SQL literal written in
 /// place of that column's parameter.
-fn values_clause_with(rows: usize, fixed: &[&str]) -> String {
+fn values_clause_with(kind: Kind, rows: usize, fixed: &[&str]) -> String {
     let params = fixed.iter().filter(|f| f.is_empty()).count();
     let mut s = String::with_capacity(rows * fixed.len() * 5);
     for r in 0..rows {
@@ -201,7 +202,9 @@ fn values_clause_with(rows: usize, fixed: &[&str]) -> String {
             if c > 0 {
                 s.push_str(", ");
             }
-            if f.is_empty() {
+            if f.is_empty() && kind == Kind::Sqlite {
+                s.push('?');
+            } else if f.is_empty() {
                 n += 1;
                 s.push('$');
                 s.push_str(&n.to_string());
@@ -214,11 +217,11 @@ fn values_clause_with(rows: usize, fixed: &[&str]) -> String {
     s
 }
 
-/// Bound parameters per multi-row statement. sqlx-sqlite looks every parameter up by name
-/// (`sqlite3_bind_parameter_name`, a linear scan), so binding costs grow with the square of
-/// a statement's parameters: a few hundred keeps that negligible while still saving most
-/// round trips (measured: 4,800 parameters a statement made an import of 2,000 rows CPU-bound).
-const PARAMS_PER_STATEMENT: usize = 240;
+/// Bound parameters per multi-row statement (SQLite allows 32,766). sqlx-sqlite looks a
+/// numbered parameter (`$n`) up by name, a linear scan, so binding costs grow with the square
+/// of a statement's parameters (4,800 `$n` made an import of 2,000 rows CPU-bound); multi-row
+/// statements therefore use anonymous `?` on SQLite, which binds by position.
+const PARAMS_PER_STATEMENT: usize = 2400;
 
 /// Rows per multi-row statement of `cols` columns.
 fn chunk_rows(cols: usize) -> usize {
@@ -310,7 +313,7 @@ impl SqlStore {
                 "INSERT INTO quotes (account, symbol, price, at) VALUES {} \
                  ON CONFLICT (account, symbol) DO UPDATE SET price = excluded.price, at = excluded.at \
                  WHERE excluded.at >= quotes.at",
-                values_clause(chunk.len(), 4)
+                values_clause(tx.kind(), chunk.len(), 4)
             );
             let args: Vec<Val> = chunk
                 .iter()
@@ -535,7 +538,7 @@ impl Store for SqlStore {
                 "INSERT INTO recommendations (expert_id, symbol, action, confidence, expected_profit_percent, price_at_date, \
                  risk_level, time_horizon, target_price, details, created_at, imported_at) VALUES {} \
                  ON CONFLICT (expert_id, symbol, created_at) DO NOTHING RETURNING expert_id, symbol, created_at",
-                values_clause(chunk.len(), 12)
+                values_clause(self.pool.kind(), chunk.len(), 12)
             );
             let mut args: Vec<Val> = Vec::with_capacity(chunk.len() * 12);
             for &i in chunk {
@@ -661,7 +664,11 @@ impl Store for SqlStore {
             let sql = format!(
                 "INSERT INTO transactions (expert_id, account, symbol, side, quantity, status, reference_price, created_at) \
                  VALUES {} ON CONFLICT DO NOTHING RETURNING id, expert_id, symbol",
-                values_clause_with(chunk.len(), &["", "", "", "", "", "'WAITING'", "", ""])
+                values_clause_with(
+                    self.pool.kind(),
+                    chunk.len(),
+                    &["", "", "", "", "", "'WAITING'", "", ""]
+                )
             );
             let args: Vec<Val> = chunk
                 .iter()
@@ -698,6 +705,7 @@ impl Store for SqlStore {
                  client_order_id, recommendation_id, created_at, updated_at, role, filled_quantity, status) \
                  VALUES {} RETURNING id, transaction_id",
                 values_clause_with(
+                    self.pool.kind(),
                     chunk.len(),
                     &[
                         "",
@@ -800,7 +808,7 @@ impl Store for SqlStore {
         for chunk in outcomes.chunks(chunk_rows(8)) {
             let sql = format!(
                 "INSERT INTO outcomes (recommendation_id, expert_id, symbol, use_case, outcome, detail, order_id, decided_at) VALUES {}",
-                values_clause(chunk.len(), 8)
+                values_clause(self.pool.kind(), chunk.len(), 8)
             );
             let args: Vec<Val> = chunk
                 .iter()
