@@ -26,7 +26,7 @@ use crate::metrics as m;
 use crate::ports::{Clock, LeaseStore};
 
 /// What a lock protects; it decides the key and the log lines.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum LockSubject {
     /// A processing run of one expert.
     Expert { expert_id: i64, use_case: UseCase },
@@ -46,10 +46,18 @@ impl LockSubject {
         }
     }
 
-    fn label(&self) -> &'static str {
+    /// Which of the per-label metric handles this subject reports to.
+    fn label_index(&self) -> usize {
         match self {
-            LockSubject::Expert { use_case, .. } => use_case.as_str(),
-            LockSubject::Account { .. } => "refresh",
+            LockSubject::Expert {
+                use_case: UseCase::EnterMarket,
+                ..
+            } => 0,
+            LockSubject::Expert {
+                use_case: UseCase::OpenPositions,
+                ..
+            } => 1,
+            LockSubject::Account { .. } => 2,
         }
     }
 
@@ -126,9 +134,30 @@ const LEASE_POLL: Duration = Duration::from_millis(20);
 pub struct ProcessingLocks {
     /// The meta-lock. A std-style (parking_lot) mutex is right here: it is held only for a
     /// hash-map lookup, never across an `.await`, so an async mutex would only add cost.
-    registry: parking_lot::Mutex<HashMap<String, Arc<AsyncMutex<()>>>>,
+    registry: parking_lot::Mutex<HashMap<LockSubject, Arc<AsyncMutex<()>>>>,
     timeout: Duration,
     lease: Option<LeaseConfig>,
+    /// Metric handles registered once (per use-case label) instead of on every acquire:
+    /// building a labelled key each time cost more than the mutex itself.
+    metrics: [LockMetrics; 3],
+}
+
+/// The lock metrics of one label.
+#[derive(Debug)]
+struct LockMetrics {
+    acquired: metrics::Counter,
+    contended: metrics::Counter,
+    wait: metrics::Histogram,
+}
+
+impl LockMetrics {
+    fn all() -> [LockMetrics; 3] {
+        ["enter_market", "open_positions", "refresh"].map(|label| LockMetrics {
+            acquired: metrics::counter!(m::LOCK_ACQUIRED, "use_case" => label),
+            contended: metrics::counter!(m::LOCK_CONTENDED, "use_case" => label),
+            wait: metrics::histogram!(m::LOCK_WAIT_SECONDS, "use_case" => label),
+        })
+    }
 }
 
 /// A lease we hold, renewed in the background.
@@ -224,6 +253,7 @@ impl ProcessingLocks {
             registry: parking_lot::Mutex::new(HashMap::new()),
             timeout,
             lease: None,
+            metrics: LockMetrics::all(),
         }
     }
 
@@ -233,6 +263,7 @@ impl ProcessingLocks {
             registry: parking_lot::Mutex::new(HashMap::new()),
             timeout,
             lease: Some(lease),
+            metrics: LockMetrics::all(),
         }
     }
 
@@ -246,13 +277,13 @@ impl ProcessingLocks {
         self.lease.as_ref().map(|l| l.owner.as_str())
     }
 
-    fn lock_for(&self, key: &str) -> Arc<AsyncMutex<()>> {
+    fn lock_for(&self, subject: &LockSubject) -> Arc<AsyncMutex<()>> {
         let mut reg = self.registry.lock();
-        if let Some(l) = reg.get(key) {
+        if let Some(l) = reg.get(subject) {
             return l.clone();
         }
         let l = Arc::new(AsyncMutex::new(()));
-        reg.insert(key.to_string(), l.clone());
+        reg.insert(subject.clone(), l.clone());
         l
     }
 
@@ -278,16 +309,19 @@ impl ProcessingLocks {
 
     /// Takes the lock of any subject within the timeout.
     pub async fn acquire_subject(&self, subject: LockSubject) -> Option<ProcessingGuard> {
-        let key = subject.key();
-        let label = subject.label();
-        let started = Instant::now();
-        let lock = self.lock_for(&key);
-        // try_lock first: the uncontended path never touches the timer.
-        let local = match lock.clone().try_lock_owned() {
-            Ok(g) => Some(g),
-            Err(_) => tokio::time::timeout(self.timeout, lock.lock_owned())
-                .await
-                .ok(),
+        let lock = self.lock_for(&subject);
+        // try_lock first: the uncontended path never touches the clock or the timer.
+        let (local, started) = match lock.clone().try_lock_owned() {
+            Ok(g) => (Some(g), None),
+            Err(_) => {
+                let started = Instant::now();
+                (
+                    tokio::time::timeout(self.timeout, lock.lock_owned())
+                        .await
+                        .ok(),
+                    Some(started),
+                )
+            }
         };
         let guard = match (local, &self.lease) {
             (None, _) => None,
@@ -297,9 +331,11 @@ impl ProcessingLocks {
                 lease: None,
             }),
             (Some(local), Some(cfg)) => {
-                let remaining = self.timeout.saturating_sub(started.elapsed());
+                let remaining = self
+                    .timeout
+                    .saturating_sub(started.map(|s| s.elapsed()).unwrap_or_default());
                 // Not ours across processes: the local lock goes back when `local` drops.
-                take_lease(cfg, &key, remaining)
+                take_lease(cfg, &subject.key(), remaining)
                     .await
                     .map(|lease| ProcessingGuard {
                         _local: local,
@@ -308,16 +344,18 @@ impl ProcessingLocks {
                     })
             }
         };
-        metrics::histogram!(m::LOCK_WAIT_SECONDS, "use_case" => label)
-            .record(started.elapsed().as_secs_f64());
+        let metrics = &self.metrics[subject.label_index()];
+        metrics
+            .wait
+            .record(started.map(|s| s.elapsed().as_secs_f64()).unwrap_or(0.0));
         match guard {
             Some(g) => {
-                metrics::counter!(m::LOCK_ACQUIRED, "use_case" => label).increment(1);
+                metrics.acquired.increment(1);
                 subject.log_acquired();
                 Some(g)
             }
             None => {
-                metrics::counter!(m::LOCK_CONTENDED, "use_case" => label).increment(1);
+                metrics.contended.increment(1);
                 subject.log_skipped();
                 None
             }
