@@ -10,16 +10,26 @@ pub struct Price(Decimal);
 
 /// Why a value is not a price.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("must be greater than 0, got {0}")]
-pub struct NotPositive(pub Decimal);
+pub enum NotPositive {
+    #[error("must be greater than 0, got {0}")]
+    NotPositive(Decimal),
+    /// Far beyond any traded price; refused so that arithmetic on it cannot overflow.
+    #[error("must be at most 1000000000, got {0}")]
+    TooLarge(Decimal),
+}
+
+/// The largest price accepted. Keeps quantity × price far inside `Decimal`'s range.
+pub const MAX_PRICE: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, false, 0);
 
 impl Price {
-    /// Accepts only values greater than zero.
+    /// Accepts values greater than zero and at most [`MAX_PRICE`].
     pub fn new(value: Decimal) -> Result<Self, NotPositive> {
-        if value > Decimal::ZERO {
-            Ok(Price(value.normalize()))
+        if value <= Decimal::ZERO {
+            Err(NotPositive::NotPositive(value))
+        } else if value > MAX_PRICE {
+            Err(NotPositive::TooLarge(value))
         } else {
-            Err(NotPositive(value))
+            Ok(Price(value.normalize()))
         }
     }
 
@@ -62,6 +72,8 @@ mod tests {
     fn price_must_be_positive() {
         assert!(Price::new(dec!(0)).is_err());
         assert!(Price::new(dec!(-1)).is_err());
+        assert!(Price::new(dec!(1000000000.01)).is_err());
+        assert!(Price::new(dec!(1000000000)).is_ok());
         assert_eq!(Price::new(dec!(187.250)).unwrap().to_string(), "187.25");
     }
 

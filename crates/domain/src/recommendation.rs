@@ -349,6 +349,17 @@ impl NewRecommendation {
                 Some(c.normalize())
             }
         });
+        let expected_profit_percent = expected_profit_percent.and_then(|e| {
+            if e.abs() > Decimal::from(10_000) {
+                err(
+                    "expected_profit_percent",
+                    format!("must be between -10000 and 10000, got {e}"),
+                );
+                None
+            } else {
+                Some(e)
+            }
+        });
         let price_at_date = price_at_date.and_then(|p| match Price::new(p) {
             Ok(p) => Some(p),
             Err(e) => {
@@ -477,6 +488,11 @@ mod tests {
             ("{not json", &["json"]),
             ("[1,2]", &["json"]),
             (r#"{"expert_id":1}"#, &["symbol", "action", "confidence"]),
+            // Bounded so that arithmetic on them cannot overflow.
+            (
+                r#"{"expert_id":1,"symbol":"A","action":"BUY","confidence":50,"expected_profit_percent":1e9,"price_at_date":"79228162514264337593543950335","risk_level":"LOW","time_horizon":"SHORT_TERM"}"#,
+                &["expected_profit_percent", "price_at_date"],
+            ),
             (
                 r#"{"expert_id":0,"symbol":" ","action":"BUYY","confidence":101,"expected_profit_percent":"x","price_at_date":0,"risk_level":"LOW","time_horizon":"SHORT_TERM","created_at":"yesterday","extra":1}"#,
                 &[

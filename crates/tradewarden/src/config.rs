@@ -434,12 +434,13 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
         let mut a = Section::new(path.clone(), t);
         let name = a.required_string("name", &mut errs);
         let broker = a.required_string("broker", &mut errs);
+        // Bounded so that no sum of money can overflow a decimal.
         let cash = a.decimal(
             "cash",
             Decimal::from(100_000),
             Decimal::ZERO,
             false,
-            None,
+            Some(Decimal::from(1_000_000_000_000_000i64)),
             &mut errs,
         );
         let threshold = a.decimal(
