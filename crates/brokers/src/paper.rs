@@ -29,14 +29,16 @@ pub trait PaperLedger: Send + Sync {
         account: &str,
         symbols: &[String],
     ) -> Result<HashMap<String, Decimal>, BrokerError>;
-    /// Applies one order atomically: refuses a seen client_order_id, calls [`fill`] on the
-    /// current quote, cash and position, stores the order and its effects.
+    /// Applies orders in one atomic step, in order: each refuses a client_order_id seen
+    /// before (in the book or earlier in the batch), calls [`fill`] on the quote, cash and
+    /// position left by the orders before it, and is stored with its effects. `Err` means
+    /// nothing of the batch was applied.
     async fn paper_execute(
         &self,
         account: &str,
-        order: &OrderRequest,
+        orders: &[OrderRequest],
         now: DateTime<Utc>,
-    ) -> Result<BrokerOrder, BrokerError>;
+    ) -> Result<Vec<Result<BrokerOrder, BrokerError>>, BrokerError>;
     /// Looks an order up by its client_order_id.
     async fn paper_order(
         &self,
@@ -182,15 +184,29 @@ impl Broker for PaperBroker {
     }
 
     async fn submit(&self, order: &OrderRequest) -> Result<BrokerOrder, BrokerError> {
-        let answer = self
+        self.submit_batch(std::slice::from_ref(order))
+            .await
+            .pop()
+            .unwrap_or_else(|| {
+                Err(BrokerError::Unavailable(
+                    "paper broker returned no answer".into(),
+                ))
+            })
+    }
+
+    async fn submit_batch(&self, orders: &[OrderRequest]) -> Vec<Result<BrokerOrder, BrokerError>> {
+        match self
             .ledger
-            .paper_execute(&self.account, order, self.clock.now())
-            .await;
-        if answer.is_ok() {
-            // The broker has the order; its answer has not reached the caller yet.
-            tradewarden_engine::fault::point("after_broker_accepted");
+            .paper_execute(&self.account, orders, self.clock.now())
+            .await
+        {
+            Ok(answers) => {
+                // The broker has the orders; its answers have not reached the caller yet.
+                tradewarden_engine::fault::point("after_broker_accepted");
+                answers
+            }
+            Err(e) => orders.iter().map(|_| Err(e.clone())).collect(),
         }
-        answer
     }
 
     async fn order_by_client_id(

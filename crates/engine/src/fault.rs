@@ -4,7 +4,8 @@
 //! Points: `after_order_stored` (the order intent is committed, the broker not yet called),
 //! `after_broker_accepted` (the broker has the order, its answer is not yet returned),
 //! `before_answer_stored` (we have the answers, they are not yet stored), `mid_run` (the
-//! run's first order has been sent, the next ones are stored but not sent).
+//! run's orders are sent and their answers stored; its decision records and run record are
+//! not yet written).
 
 #[cfg(all(feature = "fault-injection", not(debug_assertions)))]
 compile_error!(

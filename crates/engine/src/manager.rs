@@ -484,39 +484,37 @@ impl TradeManager {
         if !placed.is_empty() {
             fault::point("after_order_stored");
         }
-        let mut answers = Vec::with_capacity(placed.len());
-        let mut lease_lost = None;
-        for (i, (order, ..)) in placed.iter().enumerate() {
-            if i > 0 {
-                fault::point("mid_run");
-            }
-            if let Err(e) = guard.ensure_held() {
-                lease_lost = Some(e);
-                break;
-            }
-            if let Some(answer) = self.send(broker.as_ref(), order).await {
-                answers.push((order.id, answer));
-            }
-        }
-        if !answers.is_empty() {
-            fault::point("before_answer_stored");
-            let updated: HashMap<i64, Order> = self
-                .store
-                .apply_broker_orders(&answers)
-                .await?
-                .into_iter()
-                .map(|o| (o.id, o))
+        if !placed.is_empty() {
+            // The lease is checked right before the broker call; a lost lease leaves every
+            // order `submitting` for whoever holds the lock next.
+            guard.ensure_held()?;
+            let requests: Vec<OrderRequest> = placed
+                .iter()
+                .map(|(o, ..)| OrderRequest::for_order(o))
                 .collect();
-            for (order, ..) in placed.iter_mut() {
-                if let Some(u) = updated.get(&order.id) {
-                    *order = u.clone();
+            let results = broker.submit_batch(&requests).await;
+            let mut answers = Vec::with_capacity(placed.len());
+            for ((order, ..), result) in placed.iter().zip(results) {
+                if let Some(answer) = self.answer_of(broker.as_ref(), order, result).await {
+                    answers.push((order.id, answer));
                 }
             }
-        }
-        if let Some(e) = lease_lost {
-            // What was sent is recorded; the rest stays `submitting` for whoever holds the
-            // lock next.
-            return Err(e.into());
+            if !answers.is_empty() {
+                fault::point("before_answer_stored");
+                let updated: HashMap<i64, Order> = self
+                    .store
+                    .apply_broker_orders(&answers)
+                    .await?
+                    .into_iter()
+                    .map(|o| (o.id, o))
+                    .collect();
+                for (order, ..) in placed.iter_mut() {
+                    if let Some(u) = updated.get(&order.id) {
+                        *order = u.clone();
+                    }
+                }
+            }
+            fault::point("mid_run");
         }
 
         // Step 7: refresh what is still working at the broker (a market order may have filled).
@@ -560,11 +558,23 @@ impl TradeManager {
         })
     }
 
-    /// Sends a stored order once and returns the answer to record. Exactly once: a broker
-    /// that already has the client_order_id is asked for that order instead; `None` (no
-    /// answer) leaves the order `submitting` for settlement.
+    /// Sends one stored order once and returns the answer to record (see
+    /// [`TradeManager::answer_of`]).
     async fn send(&self, broker: &dyn Broker, order: &Order) -> Option<BrokerOrder> {
-        let answer = match broker.submit(&OrderRequest::for_order(order)).await {
+        let result = broker.submit(&OrderRequest::for_order(order)).await;
+        self.answer_of(broker, order, result).await
+    }
+
+    /// Turns a broker's reply to a submission into the answer to record: a refusal of a
+    /// client_order_id it already has becomes a look-up of that order; a rejection is
+    /// recorded as such; no answer (`None`) leaves the order `submitting` for settlement.
+    async fn answer_of(
+        &self,
+        broker: &dyn Broker,
+        order: &Order,
+        result: Result<BrokerOrder, BrokerError>,
+    ) -> Option<BrokerOrder> {
+        let answer = match result {
             Err(BrokerError::DuplicateClientOrderId(_)) => {
                 match broker.order_by_client_id(&order.client_order_id).await {
                     Ok(Some(found)) => Ok(found),

@@ -156,6 +156,16 @@ pub trait Broker: Send + Sync {
     async fn quotes(&self, symbols: &[String]) -> Result<HashMap<String, Decimal>, BrokerError>;
     /// Sends an order. The broker must refuse a client_order_id it has seen.
     async fn submit(&self, order: &OrderRequest) -> Result<BrokerOrder, BrokerError>;
+    /// Sends several orders; one answer per order, in order. A broker with a batch path
+    /// (the paper broker: one database transaction) overrides this; the default sends them
+    /// one after another.
+    async fn submit_batch(&self, orders: &[OrderRequest]) -> Vec<Result<BrokerOrder, BrokerError>> {
+        let mut out = Vec::with_capacity(orders.len());
+        for o in orders {
+            out.push(self.submit(o).await);
+        }
+        out
+    }
     /// Looks an order up by the id we gave it; `None` when the broker never received it.
     async fn order_by_client_id(
         &self,

@@ -1066,132 +1066,223 @@ impl PaperLedger for SqlStore {
     async fn paper_execute(
         &self,
         account: &str,
-        order: &OrderRequest,
+        orders: &[OrderRequest],
         now: DateTime<Utc>,
-    ) -> Result<BrokerOrder, BrokerError> {
-        let mut tx = self.pool.begin().await.map_err(broker_unavailable)?;
+    ) -> Result<Vec<Result<BrokerOrder, BrokerError>>, BrokerError> {
         let unavailable = |e: sqlx::Error| broker_unavailable(map_err(e));
-        // Everything the fill depends on, in one round trip; on PostgreSQL the account row
-        // stays locked until commit so concurrent orders see each other's cash.
+        let mut tx = self.pool.begin().await.map_err(broker_unavailable)?;
+        // The whole book state the batch depends on, read once; on PostgreSQL the account
+        // row stays locked until commit so concurrent batches see each other's cash.
         let lock = tx.for_update();
-        let state = tx
+        let Some(cash) = tx
             .fetch_one(
-                &format!(
-                    "SELECT a.cash, \
-                     (SELECT id FROM paper_orders WHERE account = $1 AND client_order_id = $2) AS seen, \
-                     (SELECT price FROM quotes WHERE account = $1 AND symbol = $3) AS quote, \
-                     (SELECT quantity FROM paper_positions WHERE account = $1 AND symbol = $3) AS position \
-                     FROM paper_accounts a WHERE a.account = $1{lock}"
-                ),
-                &[account.into(), order.client_order_id.as_str().into(), order.symbol.as_str().into()],
+                &format!("SELECT cash FROM paper_accounts WHERE account = $1{lock}"),
+                &[account.into()],
             )
             .await
-            .map_err(unavailable)?;
-        let Some(state) = state else {
+            .map_err(unavailable)?
+        else {
             return Err(BrokerError::Rejected(format!(
                 "unknown paper account {account:?}"
             )));
         };
-        if state.opt_i64("seen").map_err(broker_unavailable)?.is_some() {
-            return Err(BrokerError::DuplicateClientOrderId(
-                order.client_order_id.clone(),
-            ));
-        }
-        let cash = state.dec("cash").map_err(broker_unavailable)?;
-        let quote = state.opt_dec("quote").map_err(broker_unavailable)?;
-        let position = state
-            .opt_dec("position")
-            .map_err(broker_unavailable)?
-            .unwrap_or_default();
-        let decided = paper::fill(order, quote, cash, position);
-        let (status, filled, price, reason) = match &decided {
-            Ok(f) => (
-                f.status,
-                if f.status == OrderStatus::Filled {
-                    order.quantity
-                } else {
-                    Decimal::ZERO
-                },
-                f.price,
-                None,
-            ),
-            Err(reason) => (
-                OrderStatus::Rejected,
-                Decimal::ZERO,
-                None,
-                Some(reason.clone()),
-            ),
-        };
-        let inserted = tx
-            .fetch_one(
-                "INSERT INTO paper_orders (account, client_order_id, symbol, side, order_type, quantity, limit_price, stop_price, \
-                 status, filled_quantity, avg_fill_price, reason, created_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $13) RETURNING id",
-                &[
-                    account.into(),
-                    order.client_order_id.as_str().into(),
-                    order.symbol.as_str().into(),
-                    order.side.as_str().into(),
-                    order.order_type.as_str().into(),
-                    order.quantity.into(),
-                    order.limit_price.into(),
-                    order.stop_price.into(),
-                    status.as_str().into(),
-                    filled.into(),
-                    price.into(),
-                    reason.clone().into(),
-                    now.into(),
-                ],
+        let mut cash = cash.dec("cash").map_err(broker_unavailable)?;
+        let mut quotes: HashMap<String, Decimal> = HashMap::new();
+        for r in tx
+            .fetch(
+                "SELECT symbol, price FROM quotes WHERE account = $1",
+                &[account.into()],
             )
-            .await;
-        let id = match inserted {
-            Ok(Some(r)) => r.i64("id").map_err(broker_unavailable)?,
-            Ok(None) => {
-                return Err(BrokerError::Unavailable(
-                    "paper order insert returned no id".into(),
-                ));
-            }
-            Err(e) if is_unique_violation(&e) => {
-                return Err(BrokerError::DuplicateClientOrderId(
-                    order.client_order_id.clone(),
-                ));
-            }
-            Err(e) => return Err(unavailable(e)),
-        };
-        if let Ok(f) = &decided
-            && f.status == OrderStatus::Filled
+            .await
+            .map_err(unavailable)?
         {
+            quotes.insert(
+                r.text("symbol").map_err(broker_unavailable)?,
+                r.dec("price").map_err(broker_unavailable)?,
+            );
+        }
+        let mut positions: HashMap<String, Decimal> = HashMap::new();
+        for r in tx
+            .fetch(
+                "SELECT symbol, quantity FROM paper_positions WHERE account = $1",
+                &[account.into()],
+            )
+            .await
+            .map_err(unavailable)?
+        {
+            positions.insert(
+                r.text("symbol").map_err(broker_unavailable)?,
+                r.dec("quantity").map_err(broker_unavailable)?,
+            );
+        }
+        let mut seen: HashSet<String> = HashSet::new();
+        for chunk in orders.chunks(chunk_rows(1)) {
+            // Positional `?` on SQLite, as in `values_clause`.
+            let sql = match tx.kind() {
+                Kind::Sqlite => format!(
+                    "SELECT client_order_id FROM paper_orders WHERE account = ? AND client_order_id IN ({})",
+                    vec!["?"; chunk.len()].join(", ")
+                ),
+                Kind::Postgres => format!(
+                    "SELECT client_order_id FROM paper_orders WHERE account = $1 AND client_order_id IN ({})",
+                    (2..chunk.len() + 2)
+                        .map(|i| format!("${i}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            let mut args: Vec<Val> = vec![account.into()];
+            args.extend(chunk.iter().map(|o| Val::from(o.client_order_id.as_str())));
+            for r in tx.fetch(&sql, &args).await.map_err(unavailable)? {
+                seen.insert(r.text("client_order_id").map_err(broker_unavailable)?);
+            }
+        }
+
+        // Decide every order in turn against the book as the orders before it left it.
+        struct Row<'a> {
+            order: &'a OrderRequest,
+            status: OrderStatus,
+            filled: Decimal,
+            price: Option<Decimal>,
+            reason: Option<String>,
+        }
+        let mut answers: Vec<Result<BrokerOrder, BrokerError>> = Vec::with_capacity(orders.len());
+        let mut rows: Vec<Row> = Vec::with_capacity(orders.len());
+        let mut touched: Vec<String> = Vec::new();
+        for order in orders {
+            if !seen.insert(order.client_order_id.clone()) {
+                answers.push(Err(BrokerError::DuplicateClientOrderId(
+                    order.client_order_id.clone(),
+                )));
+                continue;
+            }
+            let position = positions.get(&order.symbol).copied().unwrap_or_default();
+            let row = match paper::fill(order, quotes.get(&order.symbol).copied(), cash, position) {
+                Ok(f) => {
+                    let filled = f.status == OrderStatus::Filled;
+                    if filled {
+                        cash = f.cash_after;
+                        positions.insert(order.symbol.clone(), f.position_after);
+                        if !touched.contains(&order.symbol) {
+                            touched.push(order.symbol.clone());
+                        }
+                    }
+                    Row {
+                        order,
+                        status: f.status,
+                        filled: if filled {
+                            order.quantity
+                        } else {
+                            Decimal::ZERO
+                        },
+                        price: f.price,
+                        reason: None,
+                    }
+                }
+                Err(reason) => Row {
+                    order,
+                    status: OrderStatus::Rejected,
+                    filled: Decimal::ZERO,
+                    price: None,
+                    reason: Some(reason),
+                },
+            };
+            answers.push(Ok(BrokerOrder {
+                broker_order_id: String::new(), // set from the stored row below
+                client_order_id: order.client_order_id.clone(),
+                status: row.status,
+                filled_quantity: row.filled,
+                avg_fill_price: row.price,
+                reason: row.reason.clone(),
+                updated_at: now,
+            }));
+            rows.push(row);
+        }
+
+        // Store the orders (a rejected one too: its id stays spent) and their effects.
+        let mut broker_ids: HashMap<String, String> = HashMap::new();
+        let kind = tx.kind();
+        for chunk in rows.chunks(chunk_rows(14)) {
+            let sql = format!(
+                "INSERT INTO paper_orders (account, client_order_id, symbol, side, order_type, quantity, limit_price, stop_price, \
+                 status, filled_quantity, avg_fill_price, reason, created_at, updated_at) VALUES {} RETURNING id, client_order_id",
+                values_clause(kind, chunk.len(), 14)
+            );
+            let args: Vec<Val> = chunk
+                .iter()
+                .flat_map(|r| {
+                    [
+                        account.into(),
+                        r.order.client_order_id.as_str().into(),
+                        r.order.symbol.as_str().into(),
+                        r.order.side.as_str().into(),
+                        r.order.order_type.as_str().into(),
+                        r.order.quantity.into(),
+                        r.order.limit_price.into(),
+                        r.order.stop_price.into(),
+                        r.status.as_str().into(),
+                        r.filled.into(),
+                        r.price.into(),
+                        r.reason.clone().into(),
+                        now.into(),
+                        now.into(),
+                    ]
+                })
+                .collect();
+            let inserted = tx.fetch(&sql, &args).await;
+            let inserted = match inserted {
+                // Another process took one of the ids between our check and our insert.
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(BrokerError::Unavailable(
+                        "client_order_id raced with another submitter; look it up".into(),
+                    ));
+                }
+                other => other.map_err(unavailable)?,
+            };
+            for r in inserted {
+                broker_ids.insert(
+                    r.text("client_order_id").map_err(broker_unavailable)?,
+                    format!("paper-{}", r.i64("id").map_err(broker_unavailable)?),
+                );
+            }
+        }
+        if !touched.is_empty() {
             tx.execute(
                 "UPDATE paper_accounts SET cash = $1 WHERE account = $2",
-                &[f.cash_after.into(), account.into()],
+                &[cash.into(), account.into()],
             )
             .await
             .map_err(unavailable)?;
-            tx.execute(
-                "INSERT INTO paper_positions (account, symbol, quantity) VALUES ($1, $2, $3) \
-                     ON CONFLICT (account, symbol) DO UPDATE SET quantity = excluded.quantity",
-                &[
-                    account.into(),
-                    order.symbol.as_str().into(),
-                    f.position_after.into(),
-                ],
-            )
-            .await
-            .map_err(unavailable)?;
+            let sql = format!(
+                "INSERT INTO paper_positions (account, symbol, quantity) VALUES {} \
+                 ON CONFLICT (account, symbol) DO UPDATE SET quantity = excluded.quantity",
+                values_clause(kind, touched.len(), 3)
+            );
+            let args: Vec<Val> = touched
+                .iter()
+                .flat_map(|s| [account.into(), s.as_str().into(), positions[s].into()])
+                .collect();
+            tx.execute(&sql, &args).await.map_err(unavailable)?;
         }
         tx.commit().await.map_err(broker_unavailable)?;
-        match decided {
-            Err(reason) => Err(BrokerError::Rejected(reason)),
-            Ok(_) => Ok(BrokerOrder {
-                broker_order_id: format!("paper-{id}"),
-                client_order_id: order.client_order_id.clone(),
-                status,
-                filled_quantity: filled,
-                avg_fill_price: price,
-                reason: None,
-                updated_at: now,
-            }),
-        }
+        Ok(answers
+            .into_iter()
+            .map(|a| {
+                let a = a?;
+                match a.reason {
+                    Some(reason) if a.status == OrderStatus::Rejected => {
+                        Err(BrokerError::Rejected(reason))
+                    }
+                    _ => Ok(BrokerOrder {
+                        broker_order_id: broker_ids
+                            .get(&a.client_order_id)
+                            .cloned()
+                            .unwrap_or_default(),
+                        ..a
+                    }),
+                }
+            })
+            .collect())
     }
 
     async fn paper_order(

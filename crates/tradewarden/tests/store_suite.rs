@@ -309,28 +309,35 @@ fn req(coid: &str, side: Side, qty: Decimal) -> OrderRequest {
     }
 }
 
+/// One order through the paper ledger.
+async fn exec1(
+    s: &SqlStore,
+    order: &OrderRequest,
+    at: DateTime<Utc>,
+) -> Result<BrokerOrder, BrokerError> {
+    s.paper_execute("paper", std::slice::from_ref(order), at)
+        .await?
+        .pop()
+        .unwrap()
+}
+
 async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
     let db = TestDb::new(kind).await;
     let s = store_with_paper(&db, dec!(1000)).await;
     // No quote: rejected with a reason.
-    match s
-        .paper_execute("paper", &req("c1", Side::Buy, dec!(1)), t(0))
-        .await
-    {
+    match exec1(&s, &req("c1", Side::Buy, dec!(1)), t(0)).await {
         Err(BrokerError::Rejected(r)) => assert!(r.contains("no quote"), "{r}"),
         other => panic!("{other:?}"),
     }
     // The rejected id is spent: a real broker refuses a reused client_order_id too.
     assert!(matches!(
-        s.paper_execute("paper", &req("c1", Side::Buy, dec!(1)), t(0))
-            .await,
+        exec1(&s, &req("c1", Side::Buy, dec!(1)), t(0)).await,
         Err(BrokerError::DuplicateClientOrderId(_))
     ));
     s.record_quotes(&[quote("AAPL", dec!(100), t(0))])
         .await
         .unwrap();
-    let a = s
-        .paper_execute("paper", &req("c2", Side::Buy, dec!(7)), t(1))
+    let a = exec1(&s, &req("c2", Side::Buy, dec!(7)), t(1))
         .await
         .unwrap();
     assert_eq!(
@@ -338,14 +345,10 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         (OrderStatus::Filled, dec!(7), Some(dec!(100)))
     );
     assert!(matches!(
-        s.paper_execute("paper", &req("c2", Side::Buy, dec!(1)), t(1))
-            .await,
+        exec1(&s, &req("c2", Side::Buy, dec!(1)), t(1)).await,
         Err(BrokerError::DuplicateClientOrderId(_))
     ));
-    match s
-        .paper_execute("paper", &req("c3", Side::Buy, dec!(4)), t(2))
-        .await
-    {
+    match exec1(&s, &req("c3", Side::Buy, dec!(4)), t(2)).await {
         Err(BrokerError::Rejected(r)) => assert!(r.contains("insufficient cash"), "{r}"),
         other => panic!("{other:?}"),
     }
@@ -362,11 +365,30 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         OrderStatus::Rejected
     );
     assert!(s.paper_order("paper", "never").await.unwrap().is_none());
+    // A batch is decided in order against the book the earlier orders left: the second buy
+    // finds the cash spent, the repeated id is refused, and nothing else changes.
+    let batch = [
+        req("d1", Side::Buy, dec!(2)),
+        req("d2", Side::Buy, dec!(2)),
+        req("d1", Side::Sell, dec!(1)),
+    ];
+    let answers = s.paper_execute("paper", &batch, t(3)).await.unwrap();
+    assert_eq!(answers[0].as_ref().unwrap().status, OrderStatus::Filled);
+    assert!(
+        matches!(&answers[1], Err(BrokerError::Rejected(r)) if r.contains("insufficient cash")),
+        "{answers:?}"
+    );
+    assert!(
+        matches!(&answers[2], Err(BrokerError::DuplicateClientOrderId(_))),
+        "{answers:?}"
+    );
+    let st = s.paper_state("paper").await.unwrap();
+    assert_eq!((st.cash, st.positions[0].1), (dec!(100), dec!(9)));
     // Starting cash is only applied once: a restart with another config keeps the state.
     s.init_paper_accounts(&[("paper".into(), dec!(5))])
         .await
         .unwrap();
-    assert_eq!(s.paper_state("paper").await.unwrap().cash, dec!(300));
+    assert_eq!(s.paper_state("paper").await.unwrap().cash, dec!(100));
 }
 both!(paper_ledger_is_strict_and_persistent);
 
