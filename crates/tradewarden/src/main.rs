@@ -18,7 +18,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use rust_decimal::Decimal;
 use tradewarden_brokers::PaperBroker;
 use tradewarden_domain::recommendation::parse_time;
-use tradewarden_domain::{Price, UseCase};
+use tradewarden_domain::{OrderStatus, OutcomeKind, Price, TransactionStatus, UseCase};
 use tradewarden_engine::ports::{ListFilter, QuoteUpdate};
 use tradewarden_engine::{Broker, Clock, EngineError, Store, SystemClock, TradeManager};
 use tradewarden_store::SqlStore;
@@ -406,7 +406,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Transactions(a) => {
             let rows = app
                 .store
-                .transactions(&filter(&a, None))
+                .transactions(&filter(
+                    &a,
+                    None,
+                    &TransactionStatus::ALL.map(|s| s.as_str()),
+                )?)
                 .await
                 .map_err(runtime)?;
             if a.json {
@@ -416,7 +420,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Orders(a) => {
-            let rows = app.store.orders(&filter(&a, None)).await.map_err(runtime)?;
+            let rows = app
+                .store
+                .orders(&filter(&a, None, &OrderStatus::ALL.map(|s| s.as_str()))?)
+                .await
+                .map_err(runtime)?;
             if a.json {
                 print_json(&rows)?
             } else {
@@ -429,7 +437,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let rows = app
                 .store
-                .outcomes(&filter(&list, recommendation))
+                .outcomes(&filter(
+                    &list,
+                    recommendation,
+                    &OutcomeKind::ALL.map(|k| k.as_str()),
+                )?)
                 .await
                 .map_err(runtime)?;
             if list.json {
@@ -442,12 +454,29 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     Ok(())
 }
 
-fn filter(a: &ListArgs, recommendation_id: Option<i64>) -> ListFilter {
-    ListFilter {
+fn filter(
+    a: &ListArgs,
+    recommendation_id: Option<i64>,
+    statuses: &[&str],
+) -> Result<ListFilter, Failure> {
+    // A status that can never match is a typo, not an empty result.
+    let status = match &a.status {
+        None => None,
+        Some(s) => match statuses.iter().find(|k| k.eq_ignore_ascii_case(s.trim())) {
+            Some(k) => Some(k.to_string()),
+            None => {
+                return Err(Failure::Input(format!(
+                    "--status: unknown status {s:?} (one of {})",
+                    statuses.join(", ")
+                )));
+            }
+        },
+    };
+    Ok(ListFilter {
         expert_id: a.expert,
-        status: a.status.clone(),
+        status,
         recommendation_id,
-    }
+    })
 }
 
 /// A (symbol, price, time) quote, validated.

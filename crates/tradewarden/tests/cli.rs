@@ -789,6 +789,24 @@ fn unknown_expert_is_exit_2() {
 }
 
 #[test]
+fn a_status_filter_that_can_never_match_is_exit_2() {
+    let sb = Sandbox::new();
+    sb.config(100_000, &[expert(1, 100)]);
+    for (cmd, bad, good) in [
+        ("transactions", "OPEN", "opened"),
+        ("orders", "done", "FILLED"),
+        ("outcomes", "skipped", "ordered"),
+    ] {
+        let out = sb.run(&[cmd, "--status", bad, "--json"]);
+        assert_eq!(out.code, 2, "{cmd}: {}", out.describe());
+        assert!(out.stderr.contains("--status"), "{cmd}: {}", out.describe());
+        // Any case of a known status is accepted.
+        let ok = sb.run(&[cmd, "--status", good, "--json"]);
+        assert_eq!(ok.code, 0, "{cmd}: {}", ok.describe());
+    }
+}
+
+#[test]
 fn a_bad_config_reports_every_problem_with_its_key_path() {
     let sb = Sandbox::new();
     let text = format!(
