@@ -31,6 +31,9 @@ pub enum RunStatus {
     ExpertDisabled,
     AutomationDisabled,
     NoRuleset,
+    /// The run stopped on an error (only in `process --all` reports, so that one expert's
+    /// failure does not stop the others); `error` says why.
+    Failed,
 }
 
 impl RunStatus {
@@ -43,6 +46,7 @@ impl RunStatus {
             RunStatus::ExpertDisabled => "expert_disabled",
             RunStatus::AutomationDisabled => "automation_disabled",
             RunStatus::NoRuleset => "no_ruleset",
+            RunStatus::Failed => "failed",
         }
     }
 }
@@ -85,6 +89,9 @@ pub struct RunReport {
     pub counts: Counts,
     /// The orders the run created (S6); empty when skipped.
     pub orders: Vec<Order>,
+    /// Why a `failed` run stopped (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl RunReport {
@@ -95,6 +102,7 @@ impl RunReport {
             status,
             counts: Counts::default(),
             orders: Vec::new(),
+            error: None,
         }
     }
 }
@@ -290,16 +298,24 @@ impl TradeManager {
         result
     }
 
-    /// Runs enter_market for every configured expert, one after another.
-    pub async fn process_all(
-        &self,
-        lookback_days: Option<u32>,
-    ) -> Result<Vec<RunReport>, EngineError> {
+    /// Runs enter_market for every configured expert, one after another. An expert whose
+    /// run fails gets a `failed` report naming the error; the others still run.
+    pub async fn process_all(&self, lookback_days: Option<u32>) -> Vec<RunReport> {
         let mut reports = Vec::with_capacity(self.settings.experts.len());
         for id in self.settings.experts.keys() {
-            reports.push(self.process_enter_market(*id, lookback_days).await?);
+            let report = match self.process_enter_market(*id, lookback_days).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("enter_market run of expert {id} failed: {e}");
+                    RunReport {
+                        error: Some(e.to_string()),
+                        ..RunReport::skipped(*id, UseCase::EnterMarket, RunStatus::Failed)
+                    }
+                }
+            };
+            reports.push(report);
         }
-        Ok(reports)
+        reports
     }
 
     /// Whether the expert still has analysis jobs pending. Analysis jobs arrive with a later
@@ -553,6 +569,7 @@ impl TradeManager {
             expert_id: expert.id,
             use_case,
             status: RunStatus::Processed,
+            error: None,
             counts,
             orders,
         })

@@ -373,9 +373,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             debug_assert_eq!(use_case, UseCase::EnterMarket.as_str());
             let reports = match expert {
                 Some(id) => vec![app.manager.process_enter_market(id, lookback_days).await?],
-                None => app.manager.process_all(lookback_days).await?,
+                None => app.manager.process_all(lookback_days).await,
             };
             print_json(&reports)?;
+            any_failed(&reports)?;
         }
         Command::Reconcile => {
             let report = app.manager.reconcile().await?;
@@ -393,7 +394,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 );
             }
             let summary = app.manager.import_jsonl(&text).await?;
-            let reports = app.manager.process_all(None).await?;
+            let reports = app.manager.process_all(None).await;
             if json {
                 print_json(&reports)?;
             } else {
@@ -402,6 +403,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                     output::run_summary(&summary, &reports, app.manager.settings())
                 );
             }
+            any_failed(&reports)?;
         }
         Command::Transactions(a) => {
             let rows = app
@@ -452,6 +454,30 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// Exit 1 after the reports are printed when any expert's run failed.
+fn any_failed(reports: &[tradewarden_engine::RunReport]) -> Result<(), Failure> {
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| r.status == tradewarden_engine::RunStatus::Failed)
+        .map(|r| {
+            format!(
+                "expert {}: {}",
+                r.expert_id,
+                r.error.as_deref().unwrap_or("failed")
+            )
+        })
+        .collect();
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Runtime(format!(
+            "{} run(s) failed: {}",
+            failed.len(),
+            failed.join("; ")
+        )))
+    }
 }
 
 fn filter(

@@ -128,6 +128,9 @@ pub fn run_summary(import: &ImportSummary, reports: &[RunReport], settings: &Set
             c.unfunded,
             c.failed
         );
+        if let Some(e) = &r.error {
+            let _ = writeln!(out, "  error: {e}");
+        }
         for o in &r.orders {
             total_orders += 1;
             let _ = writeln!(
