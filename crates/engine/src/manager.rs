@@ -107,12 +107,8 @@ impl RunReport {
     }
 }
 
-/// What `import` prints.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ImportSummary {
-    pub imported: usize,
-    pub already_present: usize,
-}
+/// What `import` prints: the store's counts.
+pub type ImportSummary = crate::ports::ImportCounts;
 
 /// The trade manager of one process.
 pub struct TradeManager {
@@ -240,10 +236,7 @@ impl TradeManager {
             })
             .collect();
         match self.store.import(recs, &quotes).await {
-            Ok(c) => Ok(ImportSummary {
-                imported: c.imported,
-                already_present: c.already_present,
-            }),
+            Ok(c) => Ok(c),
             Err(ImportError::Conflicts(v)) => Err(EngineError::BadInput(v)),
             Err(ImportError::Store(e)) => Err(e.into()),
         }

@@ -185,7 +185,7 @@ pub struct EnterMarketData {
 }
 
 /// The result of storing a batch of recommendations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct ImportCounts {
     pub imported: usize,
     pub already_present: usize,
