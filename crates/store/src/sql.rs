@@ -337,91 +337,136 @@ impl SqlStore {
         order_from(&row.ok_or_else(|| StoreError::NotFound(format!("order {id}")))?)
     }
 
-    /// Applies one broker answer inside `tx` (see [`Store::apply_broker_orders`]).
-    async fn apply_answer(
+    /// Applies broker answers to distinct orders inside `tx` (see
+    /// [`Store::apply_broker_orders`]), a few statements for the whole batch: one
+    /// `UPDATE … FROM (VALUES …)` per answered status, in which the status table decides (a row
+    /// changes only from a status that may legally move to the answer's, and comes back in
+    /// the same trip), then one for the transactions whose entries filled.
+    async fn apply_answers(
         tx: &mut Tx,
-        order_id: i64,
-        answer: &BrokerOrder,
-    ) -> Result<Order, StoreError> {
-        // The status table decides in the statement itself: the row changes only from a
-        // status that may legally move to the answer's, and comes back in the same trip.
-        let status = answer.status;
-        let from: Vec<String> = OrderStatus::ALL
-            .into_iter()
-            .filter(|f| f.transition(status).is_ok())
-            .map(|f| format!("'{}'", f.as_str()))
-            .collect();
-        let broker_id =
-            (!answer.broker_order_id.is_empty()).then(|| answer.broker_order_id.clone());
-        let updated = tx
-            .fetch_one(
-                &format!(
-                    "UPDATE orders SET status = $1, filled_quantity = $2, avg_fill_price = COALESCE($3, avg_fill_price), \
-                     broker_order_id = COALESCE($4, broker_order_id), reason = COALESCE($5, reason), updated_at = $6 \
-                     WHERE id = $7 AND status IN ({}) RETURNING {ORDER_COLUMNS}",
+        answers: &[(i64, BrokerOrder)],
+    ) -> Result<Vec<Order>, StoreError> {
+        let kind = tx.kind();
+        let mut by_status: HashMap<OrderStatus, Vec<&(i64, BrokerOrder)>> = HashMap::new();
+        for a in answers {
+            by_status.entry(a.1.status).or_default().push(a);
+        }
+        let mut updated: HashMap<i64, Order> = HashMap::with_capacity(answers.len());
+        for (to, group) in by_status {
+            let status = to.as_str();
+            let from: Vec<String> = OrderStatus::ALL
+                .into_iter()
+                .filter(|f| f.transition(to).is_ok())
+                .map(|f| format!("'{}'", f.as_str()))
+                .collect();
+            for chunk in group.chunks(chunk_rows(6)) {
+                let sql = format!(
+                    "UPDATE orders SET status = '{status}', filled_quantity = v.column2, \
+                     avg_fill_price = COALESCE(v.column3, orders.avg_fill_price), \
+                     broker_order_id = COALESCE(v.column4, orders.broker_order_id), \
+                     reason = COALESCE(v.column5, orders.reason), updated_at = v.column6 \
+                     FROM (VALUES {}) AS v WHERE orders.id = v.column1 AND orders.status IN ({}) RETURNING {ORDER_COLUMNS}",
+                    values_clause(kind, chunk.len(), 6),
                     from.join(", ")
-                ),
-                &[
-                    status.as_str().into(),
-                    answer.filled_quantity.into(),
-                    answer.avg_fill_price.into(),
-                    broker_id.into(),
-                    answer.reason.clone().into(),
-                    answer.updated_at.into(),
-                    order_id.into(),
-                ],
+                );
+                let args: Vec<Val> = chunk
+                    .iter()
+                    .flat_map(|(id, a)| {
+                        [
+                            (*id).into(),
+                            a.filled_quantity.into(),
+                            a.avg_fill_price.into(),
+                            (!a.broker_order_id.is_empty())
+                                .then(|| a.broker_order_id.clone())
+                                .into(),
+                            a.reason.clone().into(),
+                            a.updated_at.into(),
+                        ]
+                    })
+                    .collect();
+                for row in tx.fetch(&sql, &args).await.map_err(map_err)? {
+                    let o = order_from(&row)?;
+                    updated.insert(o.id, o);
+                }
+            }
+        }
+
+        // The transactions of entries that filled (in part): the position exists.
+        let opened: Vec<(&Order, &BrokerOrder)> = answers
+            .iter()
+            .filter_map(|(id, a)| updated.get(id).map(|o| (o, a)))
+            .filter(|(o, a)| o.role == OrderRole::Entry && a.status.is_executed())
+            .collect();
+        for chunk in opened.chunks(chunk_rows(4)) {
+            let sql = format!(
+                "UPDATE transactions SET status = 'OPENED', open_price = v.column2, \
+                 opened_at = COALESCE(transactions.opened_at, v.column3), quantity = v.column4 \
+                 FROM (VALUES {}) AS v WHERE transactions.id = v.column1 AND transactions.status IN ('WAITING', 'OPENED')",
+                values_clause(kind, chunk.len(), 4)
+            );
+            let args: Vec<Val> = chunk
+                .iter()
+                .flat_map(|(o, a)| {
+                    let quantity = if a.status == OrderStatus::Filled {
+                        o.quantity
+                    } else {
+                        a.filled_quantity
+                    };
+                    [
+                        o.transaction_id.into(),
+                        a.avg_fill_price.into(),
+                        a.updated_at.into(),
+                        quantity.into(),
+                    ]
+                })
+                .collect();
+            tx.execute(&sql, &args).await.map_err(map_err)?;
+        }
+        // Entries refused with nothing filled: the slot is free again (rare; one by one).
+        for (id, a) in answers {
+            let Some(o) = updated.get(id) else { continue };
+            if o.role != OrderRole::Entry || !a.status.is_terminal() || !a.filled_quantity.is_zero()
+            {
+                continue;
+            }
+            let (new_status, reason) = if a.status == OrderStatus::Error {
+                (TransactionStatus::Failed, "entry_not_submitted")
+            } else {
+                (
+                    TransactionStatus::Closed,
+                    "entry_orders_terminal_no_execution",
+                )
+            };
+            let reason = match &a.reason {
+                Some(r) => format!("{reason}: {r}"),
+                None => reason.to_string(),
+            };
+            tx.execute(
+                "UPDATE transactions SET status = $1, closed_at = $2, close_reason = $3 WHERE id = $4 AND status = 'WAITING'",
+                &[new_status.as_str().into(), a.updated_at.into(), reason.into(), o.transaction_id.into()],
             )
             .await
             .map_err(map_err)?;
-        let Some(row) = updated else {
-            // A stale or out-of-order answer (or no such order): keep what we have.
-            let current = Self::order_by_id(tx, order_id).await?;
-            tracing::warn!(
-                order = order_id,
-                "ignoring broker answer: {} -> {status} is not allowed",
-                current.status
-            );
-            return Ok(current);
-        };
-        let order = order_from(&row)?;
-        if order.role == OrderRole::Entry {
-            if status.is_executed() {
-                // The entry filled (in part): the position exists.
-                let quantity = if status == OrderStatus::Filled {
-                    order.quantity
-                } else {
-                    answer.filled_quantity
-                };
-                tx.execute(
-                    "UPDATE transactions SET status = 'OPENED', open_price = $1, opened_at = COALESCE(opened_at, $2), quantity = $3 \
-                     WHERE id = $4 AND status IN ('WAITING', 'OPENED')",
-                    &[answer.avg_fill_price.into(), answer.updated_at.into(), quantity.into(), order.transaction_id.into()],
-                )
-                .await
-                .map_err(map_err)?;
-            } else if status.is_terminal() && answer.filled_quantity.is_zero() {
-                // Nothing filled and nothing will: the slot is free again.
-                let (new_status, reason) = if status == OrderStatus::Error {
-                    (TransactionStatus::Failed, "entry_not_submitted")
-                } else {
-                    (
-                        TransactionStatus::Closed,
-                        "entry_orders_terminal_no_execution",
-                    )
-                };
-                let reason = match &answer.reason {
-                    Some(r) => format!("{reason}: {r}"),
-                    None => reason.to_string(),
-                };
-                tx.execute(
-                    "UPDATE transactions SET status = $1, closed_at = $2, close_reason = $3 WHERE id = $4 AND status = 'WAITING'",
-                    &[new_status.as_str().into(), answer.updated_at.into(), reason.into(), order.transaction_id.into()],
-                )
-                .await
-                .map_err(map_err)?;
+        }
+
+        let mut out = Vec::with_capacity(answers.len());
+        for (id, a) in answers {
+            match updated.remove(id) {
+                Some(o) => out.push(o),
+                None => {
+                    // A stale or out-of-order answer: keep what we have.
+                    let current = Self::order_by_id(tx, *id).await?;
+                    tracing::warn!(
+                        order = id,
+                        "ignoring broker answer: {} -> {} is not allowed",
+                        current.status,
+                        a.status
+                    );
+                    out.push(current);
+                }
             }
         }
-        Ok(order)
+        Ok(out)
     }
 
     async fn active_by_symbol(
@@ -795,10 +840,17 @@ impl Store for SqlStore {
         answers: &[(i64, BrokerOrder)],
     ) -> Result<Vec<Order>, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(answers.len());
-        for (order_id, answer) in answers {
-            out.push(Self::apply_answer(&mut tx, *order_id, answer).await?);
-        }
+        let mut ids = HashSet::new();
+        let out = if answers.iter().all(|(id, _)| ids.insert(*id)) {
+            Self::apply_answers(&mut tx, answers).await?
+        } else {
+            // The same order twice: apply the answers one at a time, in order.
+            let mut out = Vec::with_capacity(answers.len());
+            for a in answers {
+                out.extend(Self::apply_answers(&mut tx, std::slice::from_ref(a)).await?);
+            }
+            out
+        };
         tx.commit().await?;
         Ok(out)
     }

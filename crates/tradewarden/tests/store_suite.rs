@@ -472,3 +472,133 @@ async fn listings_filter_and_runs_are_recorded(kind: DbKind) {
     .unwrap();
 }
 both!(listings_filter_and_runs_are_recorded);
+
+async fn a_batch_of_answers_is_applied_per_order(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store().await;
+    let opened = s
+        .open_positions(&[
+            position(1, "AAPL"),
+            position(1, "MSFT"),
+            position(1, "NVDA"),
+            position(1, "AAPL"),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        matches!(
+            opened[3],
+            Err(StoreError::DuplicatePosition {
+                existing: Some(_),
+                ..
+            })
+        ),
+        "same batch, same slot"
+    );
+    let orders: Vec<_> = opened[..3]
+        .iter()
+        .map(|r| r.as_ref().unwrap().1.clone())
+        .collect();
+    let mut rejected = answer(
+        &orders[1].client_order_id,
+        OrderStatus::Rejected,
+        dec!(0),
+        None,
+    );
+    rejected.reason = Some("no".into());
+    let got = s
+        .apply_broker_orders(&[
+            (
+                orders[0].id,
+                answer(
+                    &orders[0].client_order_id,
+                    OrderStatus::Filled,
+                    dec!(10),
+                    Some(dec!(101)),
+                ),
+            ),
+            (orders[1].id, rejected),
+            (
+                orders[2].id,
+                answer(
+                    &orders[2].client_order_id,
+                    OrderStatus::Accepted,
+                    dec!(0),
+                    None,
+                ),
+            ),
+        ])
+        .await
+        .unwrap();
+    let statuses: Vec<_> = got.iter().map(|o| o.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            OrderStatus::Filled,
+            OrderStatus::Rejected,
+            OrderStatus::Accepted
+        ]
+    );
+    let txns = s.transactions(&ListFilter::default()).await.unwrap();
+    let st: Vec<_> = txns
+        .iter()
+        .map(|t| (t.symbol.as_str(), t.status, t.open_price))
+        .collect();
+    assert_eq!(
+        st,
+        [
+            ("AAPL", TransactionStatus::Opened, Some(dec!(101))),
+            ("MSFT", TransactionStatus::Closed, None),
+            ("NVDA", TransactionStatus::Waiting, None)
+        ]
+    );
+    // Stale answers in a batch are ignored, the others applied; the same order twice is
+    // applied in order.
+    let got = s
+        .apply_broker_orders(&[
+            (
+                orders[0].id,
+                answer(
+                    &orders[0].client_order_id,
+                    OrderStatus::Accepted,
+                    dec!(0),
+                    None,
+                ),
+            ),
+            (
+                orders[2].id,
+                answer(
+                    &orders[2].client_order_id,
+                    OrderStatus::PartiallyFilled,
+                    dec!(4),
+                    Some(dec!(99)),
+                ),
+            ),
+            (
+                orders[2].id,
+                answer(
+                    &orders[2].client_order_id,
+                    OrderStatus::Filled,
+                    dec!(10),
+                    Some(dec!(99.5)),
+                ),
+            ),
+        ])
+        .await
+        .unwrap();
+    let statuses: Vec<_> = got.iter().map(|o| o.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            OrderStatus::Filled,
+            OrderStatus::PartiallyFilled,
+            OrderStatus::Filled
+        ]
+    );
+    let nvda = s.active_transaction(1, "NVDA").await.unwrap().unwrap();
+    assert_eq!(
+        (nvda.status, nvda.quantity, nvda.open_price),
+        (TransactionStatus::Opened, dec!(10), Some(dec!(99.5)))
+    );
+}
+both!(a_batch_of_answers_is_applied_per_order);
