@@ -439,13 +439,10 @@ impl TradeManager {
                 } => funded.push((p.rec, side, quantity, price, detail)),
             }
         }
-        if !skips.is_empty() {
-            self.store.record_outcomes(&skips).await?;
-        }
-
         // Step 6: store every funded position (transaction + entry order, committed), then
         // send each order once, then record all answers.
-        let mut late = Vec::new();
+        // Every decision record of the run is written once, at its end (one commit).
+        let mut records = skips;
         let news: Vec<NewPosition> = funded
             .iter()
             .map(|(rec, side, quantity, price, _)| NewPosition {
@@ -479,7 +476,7 @@ impl TradeManager {
                     safety_check_warning(rec.id, &rec.symbol, &id, status, expert.id);
                     metrics::counter!(m::DUPLICATES_PREVENTED, "by" => "index").increment(1);
                     counts.add(OutcomeKind::DuplicatePosition);
-                    late.push(outcome(
+                    records.push(outcome(
                         rec.id,
                         &rec.symbol,
                         OutcomeKind::DuplicatePosition,
@@ -552,11 +549,11 @@ impl TradeManager {
                 ),
             };
             counts.add(kind);
-            late.push(outcome(rec_id, &symbol, kind, detail, Some(order.id)));
+            records.push(outcome(rec_id, &symbol, kind, detail, Some(order.id)));
             orders.push(order);
         }
-        if !late.is_empty() {
-            self.store.record_outcomes(&late).await?;
+        if !records.is_empty() {
+            self.store.record_outcomes(&records).await?;
         }
         Ok(RunReport {
             expert_id: expert.id,
