@@ -28,13 +28,6 @@ impl Side {
             _ => None,
         }
     }
-    /// The other side: what closes a position opened on this one.
-    pub fn opposite(self) -> Side {
-        match self {
-            Side::Buy => Side::Sell,
-            Side::Sell => Side::Buy,
-        }
-    }
 }
 
 /// What an order is for. Stored explicitly, never inferred from a comment.
@@ -226,14 +219,6 @@ impl OrderStatus {
     /// Some quantity executed.
     pub fn is_executed(self) -> bool {
         matches!(self, OrderStatus::Filled | OrderStatus::PartiallyFilled)
-    }
-
-    /// The broker may hold this order, or will once it is sent.
-    pub fn is_live(self) -> bool {
-        matches!(
-            self,
-            OrderStatus::Submitting | OrderStatus::Accepted | OrderStatus::PartiallyFilled
-        )
     }
 }
 

@@ -267,11 +267,6 @@ impl ProcessingLocks {
         }
     }
 
-    /// The configured wait.
-    pub fn timeout(&self) -> Duration {
-        self.timeout
-    }
-
     /// The lease owner id of this process, when leases are on.
     pub fn owner(&self) -> Option<&str> {
         self.lease.as_ref().map(|l| l.owner.as_str())

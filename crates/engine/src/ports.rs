@@ -42,9 +42,6 @@ pub enum StoreError {
         /// The transaction that holds the slot, when it could be read back.
         existing: Option<(i64, TransactionStatus)>,
     },
-    /// A recommendation with the same identity but different content is already stored.
-    #[error("recommendation conflicts with stored one: {0}")]
-    Conflict(String),
     /// A row the caller named does not exist.
     #[error("not found: {0}")]
     NotFound(String),
