@@ -409,7 +409,8 @@ impl TradeManager {
             order_id,
             decided_at: self.clock.now(),
         };
-        let mut skips = Vec::new();
+        // Every decision record of the run is written once, at its end (one commit).
+        let mut records = Vec::new();
         let mut funded = Vec::new();
         for p in planned {
             match p.decision {
@@ -429,7 +430,7 @@ impl TradeManager {
                         metrics::counter!(m::DUPLICATES_PREVENTED, "by" => "check").increment(1);
                     }
                     counts.add(kind);
-                    skips.push(outcome(p.rec.id, &p.rec.symbol, kind, detail, None));
+                    records.push(outcome(p.rec.id, &p.rec.symbol, kind, detail, None));
                 }
                 Decision::Order {
                     side,
@@ -441,8 +442,6 @@ impl TradeManager {
         }
         // Step 6: store every funded position (transaction + entry order, committed), then
         // send each order once, then record all answers.
-        // Every decision record of the run is written once, at its end (one commit).
-        let mut records = skips;
         let news: Vec<NewPosition> = funded
             .iter()
             .map(|(rec, side, quantity, price, _)| NewPosition {
@@ -507,33 +506,29 @@ impl TradeManager {
             }
             if !answers.is_empty() {
                 fault::point("before_answer_stored");
-                let updated: HashMap<i64, Order> = self
-                    .store
-                    .apply_broker_orders(&answers)
-                    .await?
-                    .into_iter()
-                    .map(|o| (o.id, o))
-                    .collect();
-                for (order, ..) in placed.iter_mut() {
-                    if let Some(u) = updated.get(&order.id) {
-                        *order = u.clone();
-                    }
-                }
+                self.record_answers(&mut placed, &answers).await?;
             }
             fault::point("mid_run");
         }
 
-        // Step 7: refresh what is still working at the broker (a market order may have filled).
-        let mut orders = Vec::with_capacity(placed.len());
-        for (mut order, rec_id, symbol, detail) in placed {
+        // Step 7: refresh what is still working at the broker (a market order may have
+        // filled since it was accepted); the answers are recorded in one go.
+        let mut refreshed = Vec::new();
+        for (order, ..) in &placed {
             if matches!(
                 order.status,
                 OrderStatus::Accepted | OrderStatus::PartiallyFilled
             ) && guard.ensure_held().is_ok()
                 && let Ok(Some(answer)) = broker.order_by_client_id(&order.client_order_id).await
             {
-                order = self.store.apply_broker_order(order.id, &answer).await?;
+                refreshed.push((order.id, answer));
             }
+        }
+        if !refreshed.is_empty() {
+            self.record_answers(&mut placed, &refreshed).await?;
+        }
+        let mut orders = Vec::with_capacity(placed.len());
+        for (order, rec_id, symbol, detail) in placed {
             let (kind, detail) = match order.status {
                 OrderStatus::Rejected | OrderStatus::Error => (
                     OutcomeKind::Failed,
@@ -563,6 +558,27 @@ impl TradeManager {
             counts,
             orders,
         })
+    }
+
+    /// Records brokers' answers in one store call and updates the run's orders with them.
+    async fn record_answers(
+        &self,
+        placed: &mut [(Order, i64, String, String)],
+        answers: &[(i64, BrokerOrder)],
+    ) -> Result<(), EngineError> {
+        let updated: HashMap<i64, Order> = self
+            .store
+            .apply_broker_orders(answers)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+        for (order, ..) in placed.iter_mut() {
+            if let Some(u) = updated.get(&order.id) {
+                *order = u.clone();
+            }
+        }
+        Ok(())
     }
 
     /// Sends one stored order once and returns the answer to record (see
