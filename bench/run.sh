@@ -1,18 +1,14 @@
 #!/usr/bin/env bash
 # Times `tradewarden import` + `tradewarden process --all` on the issue's workload
-# (gen_recommendations.py --experts 20 --symbols 100: 2,000 recommendations) against a fresh
+# (`tradewarden demo gen --experts 20 --symbols 100`: 2,000 recommendations) against a fresh
 # SQLite file, and prints recommendations considered per second (target: > 20,000).
 #
 # Usage: bench/run.sh [RUNS]      (default 3; each run uses a fresh temp dir and database)
-# Env:   TRADEWARDEN_SHARED=DIR   where gen_recommendations.py lives (default ../shared)
-#        TRADEWARDEN_BIN=PATH     use this binary instead of building target/release/tradewarden
+# Env:   TRADEWARDEN_BIN=PATH     use this binary instead of building target/release/tradewarden
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 runs="${1:-3}"
-shared="${TRADEWARDEN_SHARED:-$root/../shared}"
-gen="$shared/workloads/gen_recommendations.py"
-[[ -f "$gen" ]] || { echo "error: $gen not found (set TRADEWARDEN_SHARED)" >&2; exit 2; }
 
 if [[ -n "${TRADEWARDEN_BIN:-}" ]]; then
     bin="$TRADEWARDEN_BIN"
@@ -30,7 +26,7 @@ for run in $(seq 1 "$runs"); do
     # The generator spaces recommendations one second apart (2,000 s in all) and the default
     # lookback is one day: start an hour ago so every created_at is in the past.
     start="$(date -u -d '-60 minutes' +%Y-%m-%dT%H:%M:%SZ)"
-    python3 "$gen" --experts 20 --symbols 100 --start "$start" > "$work/recs.jsonl"
+    "$bin" demo gen --experts 20 --symbols 100 --start "$start" > "$work/recs.jsonl"
 
     {
         cat <<TOML

@@ -1,7 +1,8 @@
 //! Brokers behind the engine's [`Broker`](tradewarden_engine::Broker) trait.
 //!
-//! - [`paper`]: the built-in, deterministic paper broker whose state lives in the database.
+//! - [`paper`]: the built-in, deterministic paper broker; its book is persisted through the
+//!   engine's [`PaperLedger`](tradewarden_engine::ports::PaperLedger) port.
 
 pub mod paper;
 
-pub use paper::{PaperBroker, PaperLedger};
+pub use paper::{PaperBook, PaperBroker};

@@ -1,9 +1,12 @@
 //! The trade manager: use cases, processing locks, decision records and metrics.
 //!
-//! - [`ports`]: the traits the engine talks to the outside through (store, broker, clock).
+//! - [`ports`]: the traits the engine talks to the outside through (store roles, brokers,
+//!   the paper broker's persistence, the clock).
 //! - [`locks`]: keyed processing locks, one run per (expert, use case) at a time (S1–S4).
 //! - [`settings`]: the validated runtime view of the configuration.
-//! - [`manager`]: [`TradeManager`], the enter_market run (DESIGN.md §5) and ingestion.
+//! - [`manager`]: [`TradeManager`], one file per use case (enter_market, settle, reconcile,
+//!   import).
+//! - [`report`]: what the use cases report.
 //! - [`fault`]: abort points for crash tests (feature `fault-injection`).
 //! - [`metrics`]: names of the Prometheus series the engine emits (S8, B5).
 //!
@@ -17,15 +20,17 @@ pub mod locks;
 pub mod manager;
 pub mod metrics;
 pub mod ports;
+pub mod report;
 pub mod settings;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;
 
 pub use error::EngineError;
 pub use locks::{LeaseConfig, LeaseLost, LockSubject, ProcessingGuard, ProcessingLocks};
-pub use manager::{
-    Counts, ImportSummary, ReconcileReport, RunReport, RunStatus, SettledOrder, TradeManager,
-};
+pub use manager::{ImportSummary, TradeManager};
 pub use ports::{
     Broker, BrokerError, BrokerOrder, Clock, LeaseStore, OrderRequest, Store, StoreError,
     SystemClock,
 };
+pub use report::{Counts, ReconcileReport, RunReport, RunStatus, Settled, SettledOrder};
 pub use settings::{AccountSettings, Settings};

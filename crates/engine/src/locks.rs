@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxBuildHasher;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use tokio::task::JoinHandle;
 use tradewarden_domain::{UseCase, lock_key};
@@ -134,45 +135,15 @@ const LEASE_POLL: Duration = Duration::from_millis(20);
 pub struct ProcessingLocks {
     /// The meta-lock. A std-style (parking_lot) mutex is right here: it is held only for a
     /// hash-map lookup, never across an `.await`, so an async mutex would only add cost.
-    registry: parking_lot::Mutex<HashMap<LockSubject, Arc<AsyncMutex<()>>, BuildKeyHasher>>,
+    /// Keyed with FxHash: the keys are a handful of configured experts, not attacker input,
+    /// so SipHash's flood resistance buys nothing and costs a third of an uncontended acquire.
+    registry: parking_lot::Mutex<HashMap<LockSubject, Arc<AsyncMutex<()>>, FxBuildHasher>>,
     timeout: Duration,
     lease: Option<LeaseConfig>,
     /// Metric handles registered once (per use-case label) instead of on every acquire:
     /// building a labelled key each time cost more than the mutex itself.
     metrics: [LockMetrics; 3],
 }
-
-/// A cheap hasher for the registry: its keys are a handful of configured experts, not
-/// attacker input, so SipHash's flood resistance buys nothing and costs a third of an
-/// uncontended acquire.
-#[derive(Debug, Default, Clone, Copy)]
-struct KeyHasher(u64);
-
-impl std::hash::Hasher for KeyHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.write_u64(u64::from(*b));
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        // The multiply-rotate step of FxHash.
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn write_i64(&mut self, n: i64) {
-        self.write_u64(n as u64);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-    fn write_isize(&mut self, n: isize) {
-        self.write_u64(n as u64);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type BuildKeyHasher = std::hash::BuildHasherDefault<KeyHasher>;
 
 /// The lock metrics of one label.
 #[derive(Debug)]

@@ -7,14 +7,10 @@ use rust_decimal::Decimal;
 use tradewarden_domain::expert::Expert;
 use tradewarden_domain::rules::Ruleset;
 
-/// One account.
+/// One account, as the engine needs it (which broker serves it is the app's business).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountSettings {
     pub name: String,
-    /// `paper` (built in) or the name of a real broker.
-    pub broker: String,
-    /// Starting cash of a paper account.
-    pub cash: Decimal,
     /// The equity gate, in percent of an expert's virtual balance.
     pub minimum_equity_threshold_percent: Decimal,
 }

@@ -98,7 +98,24 @@ fn names_of<R: sqlx::Row>(rows: &[R]) -> std::sync::Arc<[String]> {
 }
 
 fn db_err(e: sqlx::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    StoreError::Database {
+        message: e.to_string(),
+        transient: is_transient(&e),
+        source: Some(std::sync::Arc::new(e)),
+    }
+}
+
+/// Whether trying again may help: the connection was lost or timed out, the database was
+/// busy (SQLite), or a serialization failure or deadlock ended the transaction (PostgreSQL).
+fn is_transient(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+        sqlx::Error::Database(d) => matches!(
+            d.code().as_deref(),
+            Some("5" | "6" | "261" | "517" | "40001" | "40P01" | "57P01" | "08006" | "08003")
+        ),
+        _ => false,
+    }
 }
 
 /// Whether a sqlx error is a unique-constraint violation.
@@ -113,11 +130,11 @@ impl Row {
             .iter()
             .position(|n| n == name)
             .and_then(|i| self.vals.get(i))
-            .ok_or_else(|| StoreError::Database(format!("column {name} missing from result")))
+            .ok_or_else(|| StoreError::database(format!("column {name} missing from result")))
     }
 
     fn bad(name: &str, v: &Val, want: &str) -> StoreError {
-        StoreError::Database(format!("column {name}: expected {want}, got {v:?}"))
+        StoreError::database(format!("column {name}: expected {want}, got {v:?}"))
     }
 
     /// An optional integer.
@@ -131,7 +148,7 @@ impl Row {
     /// An integer.
     pub fn i64(&self, name: &str) -> Result<i64, StoreError> {
         self.opt_i64(name)?
-            .ok_or_else(|| StoreError::Database(format!("column {name} is null")))
+            .ok_or_else(|| StoreError::database(format!("column {name} is null")))
     }
     /// An optional text.
     pub fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
@@ -144,7 +161,7 @@ impl Row {
     /// A text.
     pub fn text(&self, name: &str) -> Result<String, StoreError> {
         self.opt_text(name)?
-            .ok_or_else(|| StoreError::Database(format!("column {name} is null")))
+            .ok_or_else(|| StoreError::database(format!("column {name} is null")))
     }
     /// An optional decimal, from numeric or text; normalised (PostgreSQL pads with zeros).
     pub fn opt_dec(&self, name: &str) -> Result<Option<Decimal>, StoreError> {
@@ -161,7 +178,7 @@ impl Row {
     /// A decimal.
     pub fn dec(&self, name: &str) -> Result<Decimal, StoreError> {
         self.opt_dec(name)?
-            .ok_or_else(|| StoreError::Database(format!("column {name} is null")))
+            .ok_or_else(|| StoreError::database(format!("column {name} is null")))
     }
     /// An optional time, from timestamptz or RFC 3339 text.
     pub fn opt_time(&self, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -177,7 +194,7 @@ impl Row {
     /// A time.
     pub fn time(&self, name: &str) -> Result<DateTime<Utc>, StoreError> {
         self.opt_time(name)?
-            .ok_or_else(|| StoreError::Database(format!("column {name} is null")))
+            .ok_or_else(|| StoreError::database(format!("column {name} is null")))
     }
 
     fn from_sqlite(
@@ -305,7 +322,7 @@ impl Pool {
                 .map_err(db_err)?;
             Ok(Pool::Postgres(pool))
         } else {
-            Err(StoreError::Database(format!(
+            Err(StoreError::database(format!(
                 "unsupported database url (want sqlite:// or postgres://): {url}"
             )))
         }

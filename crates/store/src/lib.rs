@@ -1,11 +1,20 @@
-//! The store: SQLite and PostgreSQL behind the engine's [`Store`](tradewarden_engine::Store)
-//! trait and the paper broker's [`PaperLedger`](tradewarden_brokers::PaperLedger).
+//! The store: SQLite and PostgreSQL behind the engine's store roles and the paper broker's
+//! ledger port, one file per aggregate.
 //!
 //! - [`db`]: the dialect layer; the SQL and the logic above it are written once.
-//! - [`sql`]: [`SqlStore`], every store operation as one short database transaction.
-//! - migrations: `migrations/sqlite` and `migrations/postgres`, embedded in the binary.
+//! - `store`: [`SqlStore`], connecting and migrating (`migrations/sqlite`,
+//!   `migrations/postgres`, embedded with `sqlx::migrate!`).
+//! - `recommendations`, `positions`, `journal`, `listings`, `leases`, `paper`: the roles.
+//! - `rows`: stored rows to domain values, and the multi-row statement helpers.
 
 pub mod db;
-pub mod sql;
+mod journal;
+mod leases;
+mod listings;
+mod paper;
+mod positions;
+mod recommendations;
+mod rows;
+mod store;
 
-pub use sql::SqlStore;
+pub use store::SqlStore;

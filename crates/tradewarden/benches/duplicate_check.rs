@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
-use tradewarden_engine::Store;
+use tradewarden_engine::ports::{PositionStore, RecommendationStore};
 use tradewarden_store::SqlStore;
 use tradewarden_store::db::time_text;
 

@@ -17,6 +17,24 @@ pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
 /// Brokers this version can wire.
 const BROKERS: &[&str] = &["paper"];
 
+/// Which broker serves an account, parsed once from the configuration; only the app's
+/// wiring looks at it (the engine never knows a broker's kind).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BrokerKind {
+    /// The built-in paper broker, with its starting cash (applied once, when the account is
+    /// first created).
+    Paper { cash: Decimal },
+}
+
+impl BrokerKind {
+    /// The `broker` word of the configuration.
+    pub fn name(&self) -> &'static str {
+        match self {
+            BrokerKind::Paper { .. } => "paper",
+        }
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -24,6 +42,8 @@ pub struct Config {
     /// How long a processing lease lasts without renewal (`[processing] lease_seconds`).
     pub lease: Duration,
     pub settings: Settings,
+    /// The broker of each account, by account name.
+    pub brokers: BTreeMap<String, BrokerKind>,
 }
 
 /// Every problem found, each `path: problem`.
@@ -430,6 +450,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
     }
 
     let mut accounts = HashMap::new();
+    let mut brokers = BTreeMap::new();
     for (path, t) in top.array_of_tables("accounts", &mut errs) {
         let mut a = Section::new(path.clone(), t);
         let name = a.required_string("name", &mut errs);
@@ -464,12 +485,13 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
             if accounts.contains_key(&name) {
                 errs.push(format!("{path}.name: duplicate account name \"{name}\""));
             }
+            if broker == "paper" {
+                brokers.insert(name.clone(), BrokerKind::Paper { cash });
+            }
             accounts.insert(
                 name.clone(),
                 AccountSettings {
                     name,
-                    broker,
-                    cash,
                     minimum_equity_threshold_percent: threshold,
                 },
             );
@@ -595,6 +617,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
             lock_timeout: Duration::from_millis(lock_timeout_ms as u64),
             lookback_days: lookback_days as u32,
         },
+        brokers,
     })
 }
 
@@ -610,7 +633,12 @@ mod tests {
         let e = &c.settings.experts[&1];
         assert_eq!(e.name, "demo");
         assert!(e.allow_automated_trade_opening);
-        assert_eq!(c.settings.accounts["paper"].cash, Decimal::from(100_000));
+        assert_eq!(
+            c.brokers["paper"],
+            BrokerKind::Paper {
+                cash: Decimal::from(100_000)
+            }
+        );
         assert_eq!(c.settings.rulesets["confident-buy"].rules.len(), 1);
     }
 

@@ -7,7 +7,7 @@ use rust_decimal::Decimal;
 use tradewarden_domain::{Order, Outcome, Transaction};
 use tradewarden_engine::{ImportSummary, RunReport, Settings};
 
-use crate::config::Config;
+use crate::config::{BrokerKind, Config};
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref()
@@ -42,12 +42,14 @@ pub fn describe_config(cfg: &Config, source: &str) -> String {
     accounts.sort_by(|a, b| a.name.cmp(&b.name));
     let _ = writeln!(out, "accounts: {}", accounts.len());
     for a in accounts {
+        let broker = match cfg.brokers.get(&a.name) {
+            Some(BrokerKind::Paper { cash }) => format!("broker paper, cash {}", dec(cash)),
+            None => "no broker".to_string(),
+        };
         let _ = writeln!(
             out,
-            "  {} (broker {}, cash {}, minimum_equity_threshold_percent {})",
+            "  {} ({broker}, minimum_equity_threshold_percent {})",
             a.name,
-            a.broker,
-            dec(&a.cash),
             dec(&a.minimum_equity_threshold_percent)
         );
     }

@@ -185,15 +185,6 @@ actions = [{ action = "buy" }]
     s
 }
 
-/// `$TRADEWARDEN_SHARED` (as bench/run.sh reads it), else `../shared` beside the repository:
-/// crates/tradewarden → ../../../shared.
-fn shared_dir() -> PathBuf {
-    match std::env::var_os("TRADEWARDEN_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
-
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -207,18 +198,14 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// Runs `gen_recommendations.py` with `args` and returns its JSON Lines.
+/// Runs `tradewarden demo gen` with `args` (the flags of the original's Python generator)
+/// and returns its JSON Lines.
 fn generate(args: &[&str]) -> String {
-    let script = shared_dir().join("workloads/gen_recommendations.py");
-    assert!(
-        script.exists(),
-        "workload generator not found at {script:?} (set TRADEWARDEN_SHARED)"
-    );
-    let out = Command::new("python3")
-        .arg(&script)
+    let out = Command::new(BIN)
+        .args(["demo", "gen"])
         .args(args)
         .output()
-        .expect("python3 runs");
+        .expect("tradewarden demo gen runs");
     assert!(
         out.status.success(),
         "generator failed: {}",

@@ -5,6 +5,10 @@
 //! command enables it).
 
 mod common;
+#[allow(unused_imports)]
+use tradewarden_engine::ports::{
+    JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
+};
 
 use std::time::Duration;
 

@@ -14,8 +14,12 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use tradewarden_domain::rules::{Rule, RuleAction, Ruleset, Trigger, TriggerSpec};
 use tradewarden_domain::{Action, OrderStatus, OrderType, OutcomeKind, Side, TransactionStatus};
-use tradewarden_engine::ports::{ListFilter, NewPosition, QuoteUpdate};
-use tradewarden_engine::{OrderRequest, RunStatus, Store};
+#[allow(unused_imports)]
+use tradewarden_engine::ports::{
+    JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
+};
+use tradewarden_engine::ports::{ListFilter, NewPosition, Quote};
+use tradewarden_engine::{OrderRequest, RunStatus};
 
 async fn sizing_worked_example(kind: DbKind) {
     let db = TestDb::new(kind).await;
@@ -95,12 +99,14 @@ async fn every_considered_recommendation_gets_one_outcome(kind: DbKind) {
 
     // NVDA is held: an entry resting at the paper broker, nothing filled (WAITING).
     h.store
-        .record_quotes(&[QuoteUpdate {
-            account: "paper".into(),
-            symbol: "NVDA".into(),
-            price: dec!(100),
-            at: Utc::now(),
-        }])
+        .save_quotes(
+            "paper",
+            &[Quote {
+                symbol: "NVDA".into(),
+                price: dec!(100),
+                at: Utc::now(),
+            }],
+        )
         .await
         .unwrap();
     let (held, entry) = h

@@ -9,7 +9,11 @@ mod common;
 use chrono::{DateTime, Duration, Utc};
 use common::*;
 use rust_decimal_macros::dec;
-use tradewarden_engine::{EngineError, ImportSummary, Store};
+#[allow(unused_imports)]
+use tradewarden_engine::ports::{
+    JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
+};
+use tradewarden_engine::{EngineError, ImportSummary};
 
 /// One JSON line of expert `expert_id`.
 fn line(expert_id: i64, symbol: &str, confidence: &str, price: &str, at: &str) -> String {

@@ -15,9 +15,12 @@ use rust_decimal_macros::dec;
 use tokio::sync::Notify;
 use tradewarden_domain::Action;
 use tradewarden_engine::ports::{AccountSnapshot, BrokerPosition, ListFilter};
+#[allow(unused_imports)]
+use tradewarden_engine::ports::{
+    JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
+};
 use tradewarden_engine::{
-    Broker, BrokerError, BrokerOrder, Clock, EngineError, LeaseStore, OrderRequest, RunStatus,
-    Store, SystemClock,
+    Broker, BrokerError, BrokerOrder, Clock, EngineError, OrderRequest, RunStatus, SystemClock,
 };
 
 /// Delegates to the paper broker; the first `account()` call waits until the test opens the
@@ -70,9 +73,12 @@ impl Broker for Gate {
     async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError> {
         self.inner.positions().await
     }
+    fn accepts_quotes(&self) -> Option<&dyn tradewarden_engine::ports::AcceptsQuotes> {
+        self.inner.accepts_quotes()
+    }
 }
 
-fn quick(mut s: tradewarden_engine::Settings) -> tradewarden_engine::Settings {
+fn quick(mut s: TestSettings) -> TestSettings {
     s.lock_timeout = Duration::from_millis(50);
     s
 }
@@ -243,10 +249,9 @@ async fn a_run_that_lost_its_lease_stops_before_the_next_broker_call() {
             .unwrap()
             .is_empty()
     );
-    use tradewarden_brokers::PaperLedger;
     assert!(
         a.store
-            .paper_order("paper", "tw-1-entry")
+            .load_paper_order("paper", "tw-1-entry")
             .await
             .unwrap()
             .is_none()

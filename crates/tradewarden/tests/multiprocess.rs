@@ -6,6 +6,10 @@
 //! Runs for `$TRADEWARDEN_STRESS_SECONDS` (default 60) on SQLite and on PostgreSQL.
 
 mod common;
+#[allow(unused_imports)]
+use tradewarden_engine::ports::{
+    JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
+};
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -13,6 +13,10 @@ use rust_decimal_macros::dec;
 use tradewarden_brokers::PaperBroker;
 use tradewarden_domain::Action;
 use tradewarden_engine::ports::{AccountSnapshot, BrokerPosition};
+#[allow(unused_imports)]
+use tradewarden_engine::ports::{
+    JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
+};
 use tradewarden_engine::{
     AccountSettings, Broker, BrokerError, BrokerOrder, OrderRequest, RunStatus, Store, SystemClock,
     TradeManager,
@@ -45,7 +49,7 @@ async fn one_failing_expert_does_not_stop_the_others() {
     let db = TestDb::sqlite();
     let store = db.store().await;
     store
-        .init_paper_accounts(&[("paper".into(), dec!(100000))])
+        .open_paper_accounts(&[("paper".into(), dec!(100000))])
         .await
         .unwrap();
     let mut s = settings(vec![expert(1), expert(2), expert(3)], dec!(100000));
@@ -53,8 +57,6 @@ async fn one_failing_expert_does_not_stop_the_others() {
         "down".into(),
         AccountSettings {
             name: "down".into(),
-            broker: "paper".into(),
-            cash: dec!(0),
             minimum_equity_threshold_percent: dec!(5),
         },
     );
@@ -68,7 +70,7 @@ async fn one_failing_expert_does_not_stop_the_others() {
         ("down".to_string(), Arc::new(Down) as Arc<dyn Broker>),
     ]
     .into();
-    let manager = TradeManager::new(s, store.clone() as Arc<dyn Store>, brokers, clock);
+    let manager = TradeManager::new(s.settings, store.clone() as Arc<dyn Store>, brokers, clock);
     manager
         .import(&[
             rec(1, "AAPL", Action::Buy, dec!(80), dec!(10), dec!(100)),

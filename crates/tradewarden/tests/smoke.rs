@@ -6,6 +6,10 @@ use common::*;
 use rust_decimal_macros::dec;
 use tradewarden_domain::Action;
 use tradewarden_engine::RunStatus;
+#[allow(unused_imports)]
+use tradewarden_engine::ports::{
+    JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
+};
 
 async fn one_buy_is_ordered(kind: DbKind) {
     let db = TestDb::new(kind).await;

@@ -9,10 +9,14 @@ use chrono::{DateTime, TimeZone, Utc};
 use common::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use tradewarden_brokers::PaperLedger;
+use tradewarden_brokers::PaperBroker;
 use tradewarden_domain::{Action, OrderStatus, OrderType, Side, TransactionStatus};
-use tradewarden_engine::ports::{ImportError, ListFilter, NewPosition, QuoteUpdate, RunRecord};
-use tradewarden_engine::{BrokerError, BrokerOrder, LeaseStore, OrderRequest, Store, StoreError};
+use tradewarden_engine::ports::{ImportError, ListFilter, NewPosition, Quote, RunRecord};
+#[allow(unused_imports)]
+use tradewarden_engine::ports::{
+    JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
+};
+use tradewarden_engine::{Broker, BrokerError, BrokerOrder, OrderRequest, StoreError};
 use tradewarden_store::SqlStore;
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -36,7 +40,7 @@ fn position(expert_id: i64, symbol: &str) -> NewPosition {
 
 fn answer(coid: &str, status: OrderStatus, filled: Decimal, price: Option<Decimal>) -> BrokerOrder {
     BrokerOrder {
-        broker_order_id: "b-1".into(),
+        broker_order_id: Some("b-1".into()),
         client_order_id: coid.into(),
         status,
         filled_quantity: filled,
@@ -46,38 +50,25 @@ fn answer(coid: &str, status: OrderStatus, filled: Decimal, price: Option<Decima
     }
 }
 
-fn quote(symbol: &str, price: Decimal, at: DateTime<Utc>) -> QuoteUpdate {
-    QuoteUpdate {
-        account: "paper".into(),
+fn quote(symbol: &str, price: Decimal, at: DateTime<Utc>) -> Quote {
+    Quote {
         symbol: symbol.into(),
         price,
         at,
     }
 }
 
+/// The paper account's stored quotes.
+async fn quotes_of(s: &SqlStore) -> std::collections::HashMap<String, Decimal> {
+    s.load_book("paper", &[]).await.unwrap().unwrap().quotes
+}
+
 async fn store_with_paper(db: &TestDb, cash: Decimal) -> std::sync::Arc<SqlStore> {
     let s = db.store().await;
-    s.init_paper_accounts(&[("paper".into(), cash)])
+    s.open_paper_accounts(&[("paper".into(), cash)])
         .await
         .unwrap();
     s
-}
-
-/// Runs one suite function on both databases.
-macro_rules! both {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-            #[tokio::test]
-            async fn sqlite() {
-                super::$name(DbKind::Sqlite).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                super::$name(DbKind::Postgres).await;
-            }
-        }
-    };
 }
 
 async fn import_is_idempotent_and_all_or_nothing(kind: DbKind) {
@@ -93,12 +84,9 @@ async fn import_is_idempotent_and_all_or_nothing(kind: DbKind) {
         dec!(410.1),
         t(1),
     );
-    let c = s
-        .import(&[a.clone(), b.clone(), a.clone()], &[])
-        .await
-        .unwrap();
+    let c = s.import(&[a.clone(), b.clone(), a.clone()]).await.unwrap();
     assert_eq!((c.imported, c.already_present), (2, 1));
-    let c = s.import(&[a.clone(), b.clone()], &[]).await.unwrap();
+    let c = s.import(&[a.clone(), b.clone()]).await.unwrap();
     assert_eq!((c.imported, c.already_present), (0, 2));
 
     // Same identity, different content: an error naming that line; the good line of the same
@@ -106,7 +94,7 @@ async fn import_is_idempotent_and_all_or_nothing(kind: DbKind) {
     let mut changed = a.clone();
     changed.confidence = dec!(81);
     let fresh = rec_at(1, "NVDA", Action::Buy, dec!(90), dec!(5), dec!(130), t(2));
-    match s.import(&[fresh.clone(), changed.clone()], &[]).await {
+    match s.import(&[fresh.clone(), changed.clone()]).await {
         Err(ImportError::Conflicts(v)) => {
             assert_eq!(v.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1])
         }
@@ -116,15 +104,12 @@ async fn import_is_idempotent_and_all_or_nothing(kind: DbKind) {
     assert_eq!(loaded.recommendations.len(), 2, "NVDA must not be stored");
     // Within one batch as well.
     assert!(matches!(
-        s.import(
-            &[fresh.clone(), {
-                let mut f = fresh.clone();
-                f.expected_profit_percent = dec!(6);
-                f
-            }],
-            &[]
-        )
-        .await,
+        s.import(&[fresh.clone(), {
+            let mut f = fresh.clone();
+            f.expected_profit_percent = dec!(6);
+            f
+        }],)
+            .await,
         Err(ImportError::Conflicts(_))
     ));
 
@@ -137,18 +122,15 @@ async fn import_is_idempotent_and_all_or_nothing(kind: DbKind) {
         .rec;
     assert_eq!(got, &b);
     // HOLD is not loaded for enter_market; the window is honoured.
-    s.import(
-        &[rec_at(
-            1,
-            "HOLDME",
-            Action::Hold,
-            dec!(80),
-            dec!(10),
-            dec!(100),
-            t(3),
-        )],
-        &[],
-    )
+    s.import(&[rec_at(
+        1,
+        "HOLDME",
+        Action::Hold,
+        dec!(80),
+        dec!(10),
+        dec!(100),
+        t(3),
+    )])
     .await
     .unwrap();
     assert_eq!(
@@ -173,41 +155,24 @@ both!(import_is_idempotent_and_all_or_nothing);
 async fn quotes_newest_by_time_wins(kind: DbKind) {
     let db = TestDb::new(kind).await;
     let s = store_with_paper(&db, dec!(1000)).await;
-    s.record_quotes(&[quote("AAPL", dec!(101), t(10))])
+    s.save_quotes("paper", &[quote("AAPL", dec!(101), t(10))])
         .await
         .unwrap();
-    s.record_quotes(&[quote("AAPL", dec!(99), t(5))])
+    s.save_quotes("paper", &[quote("AAPL", dec!(99), t(5))])
         .await
         .unwrap();
-    let q = s.paper_quotes("paper", &["AAPL".into()]).await.unwrap();
-    assert_eq!(q["AAPL"], dec!(101));
-    // Within one batch too, and an import's prices are quotes.
-    s.record_quotes(&[
-        quote("AAPL", dec!(102), t(20)),
-        quote("AAPL", dec!(100), t(15)),
-    ])
+    assert_eq!(quotes_of(&s).await["AAPL"], dec!(101));
+    // Within one batch too.
+    s.save_quotes(
+        "paper",
+        &[
+            quote("AAPL", dec!(102), t(20)),
+            quote("AAPL", dec!(100), t(15)),
+        ],
+    )
     .await
     .unwrap();
-    assert_eq!(
-        s.paper_quotes("paper", &["AAPL".into()]).await.unwrap()["AAPL"],
-        dec!(102)
-    );
-    let r = rec_at(
-        1,
-        "MSFT",
-        Action::Buy,
-        dec!(80),
-        dec!(10),
-        dec!(410.5),
-        t(0),
-    );
-    s.import(&[r], &[quote("MSFT", dec!(410.5), t(0))])
-        .await
-        .unwrap();
-    assert_eq!(
-        s.paper_quotes("paper", &["MSFT".into()]).await.unwrap()["MSFT"],
-        dec!(410.5)
-    );
+    assert_eq!(quotes_of(&s).await["AAPL"], dec!(102));
 }
 both!(quotes_newest_by_time_wins);
 
@@ -309,16 +274,18 @@ fn req(coid: &str, side: Side, qty: Decimal) -> OrderRequest {
     }
 }
 
-/// One order through the paper ledger.
+/// One order through the paper broker on this store, at `at`.
 async fn exec1(
-    s: &SqlStore,
+    s: &std::sync::Arc<SqlStore>,
     order: &OrderRequest,
     at: DateTime<Utc>,
 ) -> Result<BrokerOrder, BrokerError> {
-    s.paper_execute("paper", std::slice::from_ref(order), at)
-        .await?
-        .pop()
-        .unwrap()
+    paper_at(s, at).submit(order).await
+}
+
+/// The paper broker of account `paper` on this store, its clock standing at `at`.
+fn paper_at(s: &std::sync::Arc<SqlStore>, at: DateTime<Utc>) -> PaperBroker {
+    PaperBroker::new("paper", s.clone(), ManualClock::at(at))
 }
 
 async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
@@ -334,7 +301,7 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         exec1(&s, &req("c1", Side::Buy, dec!(1)), t(0)).await,
         Err(BrokerError::DuplicateClientOrderId(_))
     ));
-    s.record_quotes(&[quote("AAPL", dec!(100), t(0))])
+    s.save_quotes("paper", &[quote("AAPL", dec!(100), t(0))])
         .await
         .unwrap();
     let a = exec1(&s, &req("c2", Side::Buy, dec!(7)), t(1))
@@ -352,19 +319,25 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         Err(BrokerError::Rejected(r)) => assert!(r.contains("insufficient cash"), "{r}"),
         other => panic!("{other:?}"),
     }
-    let st = s.paper_state("paper").await.unwrap();
+    let st = s.load_book("paper", &[]).await.unwrap().unwrap();
     assert_eq!(st.cash, dec!(300));
-    assert_eq!(
-        st.positions,
-        vec![("AAPL".to_string(), dec!(7), Some(dec!(100)))]
-    );
-    let found = s.paper_order("paper", "c2").await.unwrap().unwrap();
+    assert_eq!(st.positions, [("AAPL".to_string(), dec!(7))].into());
+    let found = s.load_paper_order("paper", "c2").await.unwrap().unwrap();
     assert_eq!(found.broker_order_id, a.broker_order_id);
     assert_eq!(
-        s.paper_order("paper", "c3").await.unwrap().unwrap().status,
+        s.load_paper_order("paper", "c3")
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
         OrderStatus::Rejected
     );
-    assert!(s.paper_order("paper", "never").await.unwrap().is_none());
+    assert!(
+        s.load_paper_order("paper", "never")
+            .await
+            .unwrap()
+            .is_none()
+    );
     // A batch is decided in order against the book the earlier orders left: the second buy
     // finds the cash spent, the repeated id is refused, and nothing else changes.
     let batch = [
@@ -372,7 +345,7 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         req("d2", Side::Buy, dec!(2)),
         req("d1", Side::Sell, dec!(1)),
     ];
-    let answers = s.paper_execute("paper", &batch, t(3)).await.unwrap();
+    let answers = paper_at(&s, t(3)).submit_batch(&batch).await;
     assert_eq!(answers[0].as_ref().unwrap().status, OrderStatus::Filled);
     assert!(
         matches!(&answers[1], Err(BrokerError::Rejected(r)) if r.contains("insufficient cash")),
@@ -382,13 +355,16 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         matches!(&answers[2], Err(BrokerError::DuplicateClientOrderId(_))),
         "{answers:?}"
     );
-    let st = s.paper_state("paper").await.unwrap();
-    assert_eq!((st.cash, st.positions[0].1), (dec!(100), dec!(9)));
+    let st = s.load_book("paper", &[]).await.unwrap().unwrap();
+    assert_eq!((st.cash, st.positions["AAPL"]), (dec!(100), dec!(9)));
     // Starting cash is only applied once: a restart with another config keeps the state.
-    s.init_paper_accounts(&[("paper".into(), dec!(5))])
+    s.open_paper_accounts(&[("paper".into(), dec!(5))])
         .await
         .unwrap();
-    assert_eq!(s.paper_state("paper").await.unwrap().cash, dec!(100));
+    assert_eq!(
+        s.load_book("paper", &[]).await.unwrap().unwrap().cash,
+        dec!(100)
+    );
 }
 both!(paper_ledger_is_strict_and_persistent);
 
@@ -464,7 +440,8 @@ async fn listings_filter_and_runs_are_recorded(kind: DbKind) {
     s.record_run(&RunRecord {
         lock_key: "expert_1_usecase_enter_market".into(),
         owner: "me".into(),
-        status: "processed".into(),
+        status: tradewarden_engine::RunStatus::Processed,
+        error: None,
         started_at: t(0),
         finished_at: t(1),
     })

@@ -17,6 +17,7 @@ use tradewarden_domain::expert::Expert;
 use tradewarden_domain::money::Price;
 use tradewarden_domain::rules::{Rule, RuleAction, Ruleset, Trigger, TriggerSpec};
 use tradewarden_domain::{Action, NewRecommendation, RiskLevel, TimeHorizon};
+use tradewarden_engine::ports::PaperLedger;
 use tradewarden_engine::{
     AccountSettings, Broker, Clock, Settings, Store, SystemClock, TradeManager,
 };
@@ -162,9 +163,30 @@ pub fn expert(id: i64) -> Expert {
     e
 }
 
+/// The engine's settings plus what the app wires from the config: the paper account's
+/// starting cash.
+#[derive(Debug, Clone)]
+pub struct TestSettings {
+    pub settings: Settings,
+    pub cash: Decimal,
+}
+
+impl std::ops::Deref for TestSettings {
+    type Target = Settings;
+    fn deref(&self) -> &Settings {
+        &self.settings
+    }
+}
+
+impl std::ops::DerefMut for TestSettings {
+    fn deref_mut(&mut self) -> &mut Settings {
+        &mut self.settings
+    }
+}
+
 /// Settings with one paper account of `cash` and the given experts.
-pub fn settings(experts: Vec<Expert>, cash: Decimal) -> Settings {
-    Settings {
+pub fn settings(experts: Vec<Expert>, cash: Decimal) -> TestSettings {
+    let settings = Settings {
         experts: experts
             .into_iter()
             .map(|e| (e.id, e))
@@ -174,15 +196,14 @@ pub fn settings(experts: Vec<Expert>, cash: Decimal) -> Settings {
             "paper".to_string(),
             AccountSettings {
                 name: "paper".into(),
-                broker: "paper".into(),
-                cash,
                 minimum_equity_threshold_percent: dec!(5),
             },
         )]
         .into(),
         lock_timeout: Duration::from_millis(500),
         lookback_days: 1,
-    }
+    };
+    TestSettings { settings, cash }
 }
 
 /// A recommendation created `now`.
@@ -242,7 +263,7 @@ pub struct Harness {
 /// Builds a [`Harness`] on `db`.
 pub async fn harness(
     db: &TestDb,
-    settings: Settings,
+    settings: TestSettings,
     wrap: impl FnOnce(Arc<dyn Broker>) -> Arc<dyn Broker>,
 ) -> Harness {
     build(db, settings, wrap, Arc::new(SystemClock), None).await
@@ -250,7 +271,7 @@ pub async fn harness(
 
 async fn build(
     db: &TestDb,
-    settings: Settings,
+    settings: TestSettings,
     wrap: impl FnOnce(Arc<dyn Broker>) -> Arc<dyn Broker>,
     clock: Arc<dyn Clock>,
     lease: Option<(&str, Duration)>,
@@ -259,9 +280,10 @@ async fn build(
     let accounts: Vec<(String, Decimal)> = settings
         .accounts
         .values()
-        .map(|a| (a.name.clone(), a.cash))
+        .map(|a| (a.name.clone(), settings.cash))
         .collect();
-    store.init_paper_accounts(&accounts).await.unwrap();
+    store.open_paper_accounts(&accounts).await.unwrap();
+    let settings = settings.settings;
     let paper: Arc<dyn Broker> = Arc::new(PaperBroker::new("paper", store.clone(), clock.clone()));
     let brokers: HashMap<String, Arc<dyn Broker>> =
         [("paper".to_string(), wrap(paper.clone()))].into();
@@ -305,7 +327,7 @@ impl Clock for ManualClock {
 /// for `ttl`, and time from `clock`: one call per simulated process.
 pub async fn harness_with_leases(
     db: &TestDb,
-    settings: Settings,
+    settings: TestSettings,
     wrap: impl FnOnce(Arc<dyn Broker>) -> Arc<dyn Broker>,
     owner: &str,
     ttl: Duration,
@@ -371,3 +393,23 @@ pub fn tw(
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Runs one async suite function `fn(DbKind)` as two tests, on SQLite and on PostgreSQL.
+#[allow(unused_macros)]
+macro_rules! both {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(DbKind::Sqlite).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(DbKind::Postgres).await;
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use both;

@@ -1,9 +1,8 @@
-//! The traits through which the engine reaches the outside: the store, brokers and the clock.
-//!
-//! They are object-safe (`async_trait`) so the binary can wire SQLite or PostgreSQL, the
-//! paper broker or a real one, without the engine knowing which.
+//! The store, split by role: a caller takes only the role it needs (a read-only API handler
+//! takes [`QueryStore`]; the run takes all of them through [`Store`]).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,28 +10,14 @@ use rust_decimal::Decimal;
 
 use tradewarden_domain::transaction::ActivePosition;
 use tradewarden_domain::{
-    NewRecommendation, Order, OrderStatus, OrderType, Outcome, Recommendation, Side, Transaction,
+    NewRecommendation, Order, OrderType, Outcome, Recommendation, Side, Transaction,
     TransactionStatus,
 };
 
-/// Wall-clock time, injected so tests can fix it.
-pub trait Clock: Send + Sync {
-    /// Now, in UTC.
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The real clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
+use super::broker::BrokerOrder;
 
 /// Store failures. `DuplicatePosition` is the database's own one-active-position rule (B1).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The partial unique index refused a second WAITING/OPENED transaction.
     #[error("expert {expert_id} already has an active transaction for {symbol}")]
@@ -46,8 +31,38 @@ pub enum StoreError {
     #[error("not found: {0}")]
     NotFound(String),
     /// The database failed (connection, I/O, constraint other than the above).
-    #[error("database: {0}")]
-    Database(String),
+    #[error("database: {message}")]
+    Database {
+        message: String,
+        /// Whether trying again may succeed (busy, serialization failure, connection lost).
+        transient: bool,
+        /// The driver's error, kept for its details.
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl StoreError {
+    /// A database failure described by `message`, with no driver error behind it (a stored
+    /// value that cannot be read back, a row that should exist and does not).
+    pub fn database(message: impl Into<String>) -> Self {
+        StoreError::Database {
+            message: message.into(),
+            transient: false,
+            source: None,
+        }
+    }
+
+    /// Whether trying the same operation again may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Database {
+                transient: true,
+                ..
+            }
+        )
+    }
 }
 
 /// A position to open: the transaction and its entry order, written in one database
@@ -67,111 +82,6 @@ pub struct NewPosition {
     pub created_at: DateTime<Utc>,
 }
 
-/// A broker's view of one order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerOrder {
-    pub broker_order_id: String,
-    pub client_order_id: String,
-    pub status: OrderStatus,
-    pub filled_quantity: Decimal,
-    pub avg_fill_price: Option<Decimal>,
-    /// Why the broker refused or ended the order, if it did.
-    pub reason: Option<String>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// An order as a broker receives it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderRequest {
-    pub client_order_id: String,
-    pub symbol: String,
-    pub side: Side,
-    pub order_type: OrderType,
-    pub quantity: Decimal,
-    pub limit_price: Option<Decimal>,
-    pub stop_price: Option<Decimal>,
-}
-
-impl OrderRequest {
-    /// The request for a stored order.
-    pub fn for_order(o: &Order) -> Self {
-        OrderRequest {
-            client_order_id: o.client_order_id.clone(),
-            symbol: o.symbol.clone(),
-            side: o.side,
-            order_type: o.order_type,
-            quantity: o.quantity,
-            limit_price: o.limit_price,
-            stop_price: o.stop_price,
-        }
-    }
-}
-
-/// Broker failures, saying whether trying again may help.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum BrokerError {
-    /// The broker refused the order; sending it again will not help.
-    #[error("rejected: {0}")]
-    Rejected(String),
-    /// The broker already has an order with this client_order_id: look it up instead.
-    #[error("client_order_id {0} already used")]
-    DuplicateClientOrderId(String),
-    /// No answer, or an answer that says to try later: the order may or may not exist.
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-}
-
-impl BrokerError {
-    /// Whether a later attempt (after looking the order up) may succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, BrokerError::Unavailable(_))
-    }
-}
-
-/// An account's money as the broker reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AccountSnapshot {
-    pub cash: Decimal,
-    /// Cash plus positions at their latest quote.
-    pub balance: Decimal,
-}
-
-/// A broker position.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerPosition {
-    pub symbol: String,
-    /// Signed: negative is short.
-    pub quantity: Decimal,
-}
-
-/// One broker account. The paper broker and real brokers implement it alike.
-#[async_trait]
-pub trait Broker: Send + Sync {
-    /// Cash and balance.
-    async fn account(&self) -> Result<AccountSnapshot, BrokerError>;
-    /// The latest quote of each symbol it knows; unknown symbols are absent.
-    async fn quotes(&self, symbols: &[String]) -> Result<HashMap<String, Decimal>, BrokerError>;
-    /// Sends an order. The broker must refuse a client_order_id it has seen.
-    async fn submit(&self, order: &OrderRequest) -> Result<BrokerOrder, BrokerError>;
-    /// Sends several orders; one answer per order, in order. A broker with a batch path
-    /// (the paper broker: one database transaction) overrides this; the default sends them
-    /// one after another.
-    async fn submit_batch(&self, orders: &[OrderRequest]) -> Vec<Result<BrokerOrder, BrokerError>> {
-        let mut out = Vec::with_capacity(orders.len());
-        for o in orders {
-            out.push(self.submit(o).await);
-        }
-        out
-    }
-    /// Looks an order up by the id we gave it; `None` when the broker never received it.
-    async fn order_by_client_id(
-        &self,
-        client_order_id: &str,
-    ) -> Result<Option<BrokerOrder>, BrokerError>;
-    /// Current positions.
-    async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError>;
-}
-
 /// What a run needs from the store, loaded in one go.
 #[derive(Debug, Clone, Default)]
 pub struct EnterMarketData {
@@ -188,15 +98,6 @@ pub struct ImportCounts {
     pub already_present: usize,
 }
 
-/// A quote to record for a paper account.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct QuoteUpdate {
-    pub account: String,
-    pub symbol: String,
-    pub price: Decimal,
-    pub at: DateTime<Utc>,
-}
-
 /// Filters for listings; `None` means any.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
@@ -205,20 +106,13 @@ pub struct ListFilter {
     pub recommendation_id: Option<i64>,
 }
 
-/// The store the engine persists through. Every method is one short database transaction.
+/// Recommendations: ingestion and what a run reads.
 #[async_trait]
-pub trait Store: Send + Sync {
-    /// Stores recommendations and quotes all or nothing. An identical recommendation already
-    /// stored counts as already present; a different one with the same identity is an error
-    /// naming the batch index (0-based) of every such line.
-    async fn import(
-        &self,
-        recs: &[NewRecommendation],
-        quotes: &[QuoteUpdate],
-    ) -> Result<ImportCounts, ImportError>;
-
-    /// Records quotes (newest by time wins).
-    async fn record_quotes(&self, quotes: &[QuoteUpdate]) -> Result<(), StoreError>;
+pub trait RecommendationStore: Send + Sync {
+    /// Stores recommendations all or nothing. An identical recommendation already stored
+    /// counts as already present; a different one with the same identity is an error naming
+    /// the batch index (0-based) of every such line.
+    async fn import(&self, recs: &[NewRecommendation]) -> Result<ImportCounts, ImportError>;
 
     /// Loads what an enter_market run for one expert needs.
     async fn load_enter_market(
@@ -226,7 +120,11 @@ pub trait Store: Send + Sync {
         expert_id: i64,
         since: DateTime<Utc>,
     ) -> Result<EnterMarketData, StoreError>;
+}
 
+/// Positions and their orders: the one-active-position rule and order status changes.
+#[async_trait]
+pub trait PositionStore: Send + Sync {
     /// Writes, for each position, a WAITING transaction and its entry order (status
     /// `submitting`, with its client_order_id), all in one committed database transaction.
     /// A position whose (expert, symbol) already has an active transaction gets
@@ -236,12 +134,12 @@ pub trait Store: Send + Sync {
         new: &[NewPosition],
     ) -> Result<Vec<Result<(Transaction, Order), StoreError>>, StoreError>;
 
-    /// [`Store::open_positions`] for one position.
+    /// [`PositionStore::open_positions`] for one position.
     async fn open_position(&self, new: &NewPosition) -> Result<(Transaction, Order), StoreError> {
         self.open_positions(std::slice::from_ref(new))
             .await?
             .pop()
-            .unwrap_or_else(|| Err(StoreError::Database("no result for the position".into())))
+            .unwrap_or_else(|| Err(StoreError::database("no result for the position")))
     }
 
     /// Applies brokers' answers to orders through the status table, in one database
@@ -254,7 +152,7 @@ pub trait Store: Send + Sync {
         answers: &[(i64, BrokerOrder)],
     ) -> Result<Vec<Order>, StoreError>;
 
-    /// [`Store::apply_broker_orders`] for one order.
+    /// [`PositionStore::apply_broker_orders`] for one order.
     async fn apply_broker_order(
         &self,
         order_id: i64,
@@ -265,9 +163,6 @@ pub trait Store: Send + Sync {
             .pop()
             .ok_or_else(|| StoreError::NotFound(format!("order {order_id}")))
     }
-
-    /// Stores decision records.
-    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError>;
 
     /// The expert's active transaction for a symbol, if any.
     async fn active_transaction(
@@ -281,19 +176,41 @@ pub trait Store: Send + Sync {
 
     /// What the OPENED and CLOSING transactions of an account hold per symbol, signed.
     async fn held_quantities(&self, account: &str) -> Result<HashMap<String, Decimal>, StoreError>;
+}
+
+/// The journal: decision records, run records, reconciliation findings.
+#[async_trait]
+pub trait JournalStore: Send + Sync {
+    /// Stores decision records.
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError>;
 
     /// Stores the record of a run.
     async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
 
     /// Stores reconciliation findings.
     async fn record_findings(&self, findings: &[Finding]) -> Result<(), StoreError>;
+}
 
-    /// Listings for the command line and the API.
+/// Read-only listings for the command line and the API.
+#[async_trait]
+pub trait QueryStore: Send + Sync {
+    /// Transactions, newest first.
     async fn transactions(&self, f: &ListFilter) -> Result<Vec<Transaction>, StoreError>;
-    /// Listings for the command line and the API.
+    /// Orders, newest first.
     async fn orders(&self, f: &ListFilter) -> Result<Vec<Order>, StoreError>;
-    /// Listings for the command line and the API.
+    /// Decision records, newest first.
     async fn outcomes(&self, f: &ListFilter) -> Result<Vec<Outcome>, StoreError>;
+}
+
+/// Every role the engine's use cases need, in one object.
+pub trait Store:
+    RecommendationStore + PositionStore + JournalStore + QueryStore + LeaseStore
+{
+}
+
+impl<T> Store for T where
+    T: RecommendationStore + PositionStore + JournalStore + QueryStore + LeaseStore
+{
 }
 
 /// Cross-process lock leases (B2): a row per key with an owner and an expiry.
@@ -327,7 +244,9 @@ pub trait LeaseStore: Send + Sync {
 pub struct RunRecord {
     pub lock_key: String,
     pub owner: String,
-    pub status: String,
+    pub status: crate::report::RunStatus,
+    /// Why a `failed` run stopped.
+    pub error: Option<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
 }
@@ -346,7 +265,7 @@ pub struct Finding {
 }
 
 /// Why an import stored nothing.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum ImportError {
     /// Lines (batch index, message) that conflict with stored recommendations.
     #[error("{} conflicting line(s)", .0.len())]

@@ -1,0 +1,746 @@
+//! The enter_market run of one expert (DESIGN.md §5), as named phases:
+//! `settle_in_flight` → `load_inputs` → `decide` → `store_intents` → `submit` →
+//! `record_answers` → `refresh_placed` → `record_outcomes`.
+//!
+//! It decides synchronously (the domain's pure plan), then carries the plan out; no lock or
+//! database transaction is held across a broker call except the processing lock itself.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Duration as ChronoDuration;
+use rust_decimal::Decimal;
+use tradewarden_domain::enter_market::{self, Decision, Inputs};
+use tradewarden_domain::expert::{Expert, ExpertBalance};
+use tradewarden_domain::outcome::OutcomeKind;
+use tradewarden_domain::rules::Ruleset;
+use tradewarden_domain::{Order, OrderStatus, OrderType, Outcome, Recommendation, Side, UseCase};
+
+use super::TradeManager;
+use crate::error::EngineError;
+use crate::fault;
+use crate::locks::ProcessingGuard;
+use crate::metrics as m;
+use crate::ports::{
+    AccountSnapshot, Broker, BrokerOrder, EnterMarketData, NewPosition, OrderRequest, RunRecord,
+    StoreError,
+};
+use crate::report::{Counts, RunReport, RunStatus};
+
+/// What a run works with once its gates are passed.
+struct RunContext<'a> {
+    expert: &'a Expert,
+    ruleset: &'a Ruleset,
+    broker: &'a Arc<dyn Broker>,
+    /// The account's minimum_equity_threshold_percent.
+    equity_threshold_percent: Decimal,
+}
+
+/// The run's inputs: stored recommendations and positions, the account, the quotes.
+pub(crate) struct RunInputs {
+    data: EnterMarketData,
+    account: AccountSnapshot,
+    quotes: HashMap<String, Decimal>,
+}
+
+/// A recommendation the plan funded: a position to open.
+struct Funded<'a> {
+    rec: &'a Recommendation,
+    side: Side,
+    quantity: Decimal,
+    price: Decimal,
+    detail: String,
+}
+
+/// An entry order stored for a recommendation, followed through submission.
+pub(crate) struct Placed {
+    pub order: Order,
+    pub recommendation_id: i64,
+    pub symbol: String,
+    /// The decision's detail, completed with the broker's answer at the end.
+    pub detail: String,
+}
+
+/// The decision records of a run and their counts, collected as the run goes.
+struct Journal<'a> {
+    expert_id: i64,
+    counts: Counts,
+    records: Vec<Outcome>,
+    manager: &'a TradeManager,
+}
+
+impl Journal<'_> {
+    /// Records one outcome.
+    fn push(
+        &mut self,
+        rec_id: i64,
+        symbol: &str,
+        kind: OutcomeKind,
+        detail: String,
+        order_id: Option<i64>,
+    ) {
+        self.counts.add(kind);
+        self.records.push(Outcome {
+            recommendation_id: rec_id,
+            expert_id: self.expert_id,
+            symbol: symbol.to_string(),
+            use_case: UseCase::EnterMarket,
+            outcome: kind,
+            detail,
+            order_id,
+            decided_at: self.manager.clock.now(),
+        });
+    }
+}
+
+impl TradeManager {
+    /// Runs enter_market for one expert (DESIGN.md §5). `lookback_days` overrides the
+    /// configured window.
+    pub async fn process_enter_market(
+        &self,
+        expert_id: i64,
+        lookback_days: Option<u32>,
+    ) -> Result<RunReport, EngineError> {
+        let use_case = UseCase::EnterMarket;
+        let expert = self
+            .settings
+            .experts
+            .get(&expert_id)
+            .ok_or(EngineError::UnknownExpert(expert_id))?;
+        let Some(guard) = self.locks.acquire(expert_id, use_case).await else {
+            return Ok(RunReport::skipped(
+                expert_id,
+                use_case,
+                RunStatus::SkippedLocked,
+            ));
+        };
+        let started = Instant::now();
+        let started_at = self.clock.now();
+        let lookback = lookback_days.unwrap_or(self.settings.lookback_days);
+        let result = self.enter_market_locked(expert, lookback, &guard).await;
+        // Recorded while the lock is still held, so records of one key never overlap.
+        let record = RunRecord {
+            lock_key: guard.key(),
+            owner: self.owner(),
+            status: match &result {
+                Ok(r) => r.status,
+                Err(_) => RunStatus::Failed,
+            },
+            error: result.as_ref().err().map(ToString::to_string),
+            started_at,
+            finished_at: self.clock.now(),
+        };
+        if let Err(e) = self.store.record_run(&record).await {
+            tracing::warn!("could not record run of {}: {e}", record.lock_key);
+        }
+        guard.release().await;
+        metrics::histogram!(m::RUN_SECONDS, "use_case" => use_case.as_str())
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+
+    /// Runs enter_market for every configured expert, one after another. An expert whose
+    /// run fails gets a `failed` report naming the error; the others still run.
+    pub async fn process_all(&self, lookback_days: Option<u32>) -> Vec<RunReport> {
+        let mut reports = Vec::with_capacity(self.settings.experts.len());
+        for id in self.settings.experts.keys() {
+            let report = match self.process_enter_market(*id, lookback_days).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!("enter_market run of expert {id} failed: {e}");
+                    RunReport::failed(*id, UseCase::EnterMarket, e.to_string())
+                }
+            };
+            reports.push(report);
+        }
+        reports
+    }
+
+    /// The run under its lock: the gates, then the phases.
+    async fn enter_market_locked(
+        &self,
+        expert: &Expert,
+        lookback_days: u32,
+        guard: &ProcessingGuard,
+    ) -> Result<RunReport, EngineError> {
+        let ctx = match self.gates(expert).await? {
+            Ok(ctx) => ctx,
+            Err(status) => {
+                return Ok(RunReport::skipped(expert.id, UseCase::EnterMarket, status));
+            }
+        };
+        self.settle_in_flight(&ctx, guard).await?;
+        let inputs = self.load_inputs(&ctx, lookback_days, guard).await?;
+        let mut journal = Journal {
+            expert_id: expert.id,
+            counts: Counts::default(),
+            records: Vec::new(),
+            manager: self,
+        };
+        let funded = decide(&ctx, &inputs, &mut journal);
+        let mut placed = self.store_intents(&ctx, funded, &mut journal).await?;
+        if !placed.is_empty() {
+            fault::point("after_order_stored");
+            let answers = self.submit(&ctx, &placed, guard).await?;
+            if !answers.is_empty() {
+                fault::point("before_answer_stored");
+                self.record_answers(&mut placed, &answers).await?;
+            }
+            fault::point("mid_run");
+            let refreshed = self.refresh_placed(&ctx, &placed, guard).await;
+            self.record_answers(&mut placed, &refreshed).await?;
+        }
+        let orders = self.record_outcomes(placed, &mut journal).await?;
+        Ok(RunReport {
+            expert_id: expert.id,
+            use_case: UseCase::EnterMarket,
+            status: RunStatus::Processed,
+            error: None,
+            counts: journal.counts,
+            orders,
+        })
+    }
+
+    /// Step 2: stop early, with a status, when the expert may not open positions now.
+    async fn gates<'a>(
+        &'a self,
+        expert: &'a Expert,
+    ) -> Result<Result<RunContext<'a>, RunStatus>, EngineError> {
+        if !expert.enabled {
+            return Ok(Err(RunStatus::ExpertDisabled));
+        }
+        if !expert.allow_automated_trade_opening {
+            return Ok(Err(RunStatus::AutomationDisabled));
+        }
+        let Some(ruleset) = expert
+            .enter_market_ruleset
+            .as_ref()
+            .and_then(|n| self.settings.rulesets.get(n))
+        else {
+            return Ok(Err(RunStatus::NoRuleset));
+        };
+        if self.has_pending_jobs(expert.id).await {
+            return Ok(Err(RunStatus::SkippedPendingJobs));
+        }
+        let broker = self.broker(&expert.account)?;
+        let equity_threshold_percent = self
+            .settings
+            .accounts
+            .get(&expert.account)
+            .map(|a| a.minimum_equity_threshold_percent)
+            .ok_or_else(|| EngineError::NoBroker(expert.account.clone()))?;
+        Ok(Ok(RunContext {
+            expert,
+            ruleset,
+            broker,
+            equity_threshold_percent,
+        }))
+    }
+
+    /// Whether the expert still has analysis jobs pending. Analysis jobs arrive with a later
+    /// issue; the check keeps its place in the run.
+    async fn has_pending_jobs(&self, _expert_id: i64) -> bool {
+        false
+    }
+
+    /// Orders of this expert left `submitting` by a crash are settled first: their
+    /// transactions already hold the slots, and the broker decides whether they exist.
+    async fn settle_in_flight(
+        &self,
+        ctx: &RunContext<'_>,
+        guard: &ProcessingGuard,
+    ) -> Result<(), EngineError> {
+        for order in self.store.orders_in_flight(Some(ctx.expert.id)).await? {
+            self.settle(ctx.broker.as_ref(), guard, order).await?;
+        }
+        Ok(())
+    }
+
+    /// Step 3's inputs: the window's recommendations and the active positions from the
+    /// store, the account and the quotes of every symbol concerned from the broker.
+    async fn load_inputs(
+        &self,
+        ctx: &RunContext<'_>,
+        lookback_days: u32,
+        guard: &ProcessingGuard,
+    ) -> Result<RunInputs, EngineError> {
+        let since = self.clock.now() - ChronoDuration::days(i64::from(lookback_days));
+        let data = self.store.load_enter_market(ctx.expert.id, since).await?;
+        guard.ensure_held()?;
+        let account = ctx.broker.account().await?;
+        let symbols: Vec<String> = data
+            .recommendations
+            .iter()
+            .map(|r| r.symbol.clone())
+            .chain(data.positions.iter().map(|p| p.symbol.clone()))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let quotes = if symbols.is_empty() {
+            HashMap::new()
+        } else {
+            guard.ensure_held()?;
+            ctx.broker.quotes(&symbols).await?
+        };
+        Ok(RunInputs {
+            data,
+            account,
+            quotes,
+        })
+    }
+
+    /// Step 6, first half: every funded position is stored (transaction + entry order,
+    /// committed, `submitting`) before anything is sent. A position the database refuses as
+    /// a duplicate (another process got there first, B1) is recorded as the SAFETY CHECK.
+    async fn store_intents(
+        &self,
+        ctx: &RunContext<'_>,
+        funded: Vec<Funded<'_>>,
+        journal: &mut Journal<'_>,
+    ) -> Result<Vec<Placed>, EngineError> {
+        if funded.is_empty() {
+            return Ok(Vec::new());
+        }
+        let news: Vec<NewPosition> = funded
+            .iter()
+            .map(|f| NewPosition {
+                expert_id: ctx.expert.id,
+                account: ctx.expert.account.clone(),
+                symbol: f.rec.symbol.clone(),
+                side: f.side,
+                quantity: f.quantity,
+                reference_price: f.price,
+                order_type: OrderType::Market,
+                limit_price: None,
+                recommendation_id: Some(f.rec.id),
+                created_at: self.clock.now(),
+            })
+            .collect();
+        let stored = self.store.open_positions(&news).await?;
+        let mut placed = Vec::with_capacity(stored.len());
+        for (f, result) in funded.into_iter().zip(stored) {
+            match result {
+                Ok((_txn, order)) => placed.push(Placed {
+                    order,
+                    recommendation_id: f.rec.id,
+                    symbol: f.rec.symbol.clone(),
+                    detail: f.detail,
+                }),
+                Err(StoreError::DuplicatePosition { existing, .. }) => {
+                    refused_by_index(ctx.expert.id, f, existing, journal)
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(placed)
+    }
+
+    /// Step 6, second half: the run's orders go to the broker as one batch, each once. An
+    /// order without an answer stays `submitting` for settlement.
+    async fn submit(
+        &self,
+        ctx: &RunContext<'_>,
+        placed: &[Placed],
+        guard: &ProcessingGuard,
+    ) -> Result<Vec<(i64, BrokerOrder)>, EngineError> {
+        // The lease is checked right before the broker call; a lost lease leaves every
+        // order `submitting` for whoever holds the lock next.
+        guard.ensure_held()?;
+        let requests: Vec<OrderRequest> = placed
+            .iter()
+            .map(|p| OrderRequest::for_order(&p.order))
+            .collect();
+        let results = ctx.broker.submit_batch(&requests).await;
+        let mut answers = Vec::with_capacity(placed.len());
+        for (p, result) in placed.iter().zip(results) {
+            if let Some(answer) = self.answer_of(ctx.broker.as_ref(), &p.order, result).await {
+                answers.push((p.order.id, answer));
+            }
+        }
+        Ok(answers)
+    }
+
+    /// Records brokers' answers in one store call and updates the run's orders with them.
+    async fn record_answers(
+        &self,
+        placed: &mut [Placed],
+        answers: &[(i64, BrokerOrder)],
+    ) -> Result<(), EngineError> {
+        if answers.is_empty() {
+            return Ok(());
+        }
+        let mut updated: HashMap<i64, Order> = self
+            .store
+            .apply_broker_orders(answers)
+            .await?
+            .into_iter()
+            .map(|o| (o.id, o))
+            .collect();
+        for p in placed.iter_mut() {
+            if let Some(u) = updated.remove(&p.order.id) {
+                p.order = u;
+            }
+        }
+        Ok(())
+    }
+
+    /// Step 7: asks again about orders still working at the broker (a market order may have
+    /// filled since it was accepted).
+    async fn refresh_placed(
+        &self,
+        ctx: &RunContext<'_>,
+        placed: &[Placed],
+        guard: &ProcessingGuard,
+    ) -> Vec<(i64, BrokerOrder)> {
+        let mut refreshed = Vec::new();
+        for p in placed {
+            let working = matches!(
+                p.order.status,
+                OrderStatus::Accepted | OrderStatus::PartiallyFilled
+            );
+            if working
+                && guard.ensure_held().is_ok()
+                && let Ok(Some(answer)) = ctx
+                    .broker
+                    .order_by_client_id(&p.order.client_order_id)
+                    .await
+            {
+                refreshed.push((p.order.id, answer));
+            }
+        }
+        refreshed
+    }
+
+    /// The last phase: every placed order's outcome, from its final status, and every
+    /// decision record of the run written in one commit. Returns the run's orders (S6).
+    async fn record_outcomes(
+        &self,
+        placed: Vec<Placed>,
+        journal: &mut Journal<'_>,
+    ) -> Result<Vec<Order>, EngineError> {
+        let mut orders = Vec::with_capacity(placed.len());
+        for p in placed {
+            let (kind, detail) = placed_outcome(&p);
+            journal.push(
+                p.recommendation_id,
+                &p.symbol,
+                kind,
+                detail,
+                Some(p.order.id),
+            );
+            orders.push(p.order);
+        }
+        if !journal.records.is_empty() {
+            self.store.record_outcomes(&journal.records).await?;
+        }
+        Ok(orders)
+    }
+}
+
+/// Steps 3–5: the domain's plan; skips are recorded, funded recommendations returned.
+fn decide<'a>(
+    ctx: &RunContext<'a>,
+    inputs: &'a RunInputs,
+    journal: &mut Journal<'_>,
+) -> Vec<Funded<'a>> {
+    let balance = ExpertBalance::compute(
+        inputs.account.balance,
+        inputs.account.cash,
+        ctx.expert.virtual_equity_percent,
+        &inputs.data.positions,
+        &inputs.quotes,
+    );
+    let planned = enter_market::plan(&Inputs {
+        expert: ctx.expert,
+        ruleset: ctx.ruleset,
+        equity_threshold_percent: ctx.equity_threshold_percent,
+        recommendations: &inputs.data.recommendations,
+        positions: &inputs.data.positions,
+        balance,
+        quotes: &inputs.quotes,
+    });
+    journal.counts.considered = planned.len();
+    let mut funded = Vec::new();
+    for p in planned {
+        match p.decision {
+            Decision::Skip {
+                outcome,
+                detail,
+                existing,
+            } => {
+                if let Some((txn_id, status)) = existing {
+                    safety_check_warning(
+                        p.rec.id,
+                        &p.rec.symbol,
+                        &txn_id.to_string(),
+                        status.as_str(),
+                        ctx.expert.id,
+                    );
+                    metrics::counter!(m::DUPLICATES_PREVENTED, "by" => "check").increment(1);
+                }
+                journal.push(p.rec.id, &p.rec.symbol, outcome, detail, None);
+            }
+            Decision::Order {
+                side,
+                quantity,
+                price,
+                detail,
+            } => funded.push(Funded {
+                rec: p.rec,
+                side,
+                quantity,
+                price,
+                detail,
+            }),
+        }
+    }
+    funded
+}
+
+/// A position the database's unique index refused: reported exactly like the SAFETY CHECK.
+fn refused_by_index(
+    expert_id: i64,
+    f: Funded<'_>,
+    existing: Option<(i64, tradewarden_domain::TransactionStatus)>,
+    journal: &mut Journal<'_>,
+) {
+    let (id, status) = match existing {
+        Some((id, st)) => (id.to_string(), st.as_str()),
+        None => ("unknown".to_string(), "WAITING/OPENED"),
+    };
+    safety_check_warning(f.rec.id, &f.rec.symbol, &id, status, expert_id);
+    metrics::counter!(m::DUPLICATES_PREVENTED, "by" => "index").increment(1);
+    journal.push(
+        f.rec.id,
+        &f.rec.symbol,
+        OutcomeKind::DuplicatePosition,
+        format!(
+            "{}; refused by the database: existing transaction {id} in {status} status",
+            f.detail
+        ),
+        None,
+    );
+}
+
+/// The outcome of a placed order, from the status it ended the run in.
+fn placed_outcome(p: &Placed) -> (OutcomeKind, String) {
+    match p.order.status {
+        OrderStatus::Rejected | OrderStatus::Error => (
+            OutcomeKind::Failed,
+            format!("{}; broker: {}", p.detail, p.order.status),
+        ),
+        OrderStatus::Submitting => (
+            OutcomeKind::Failed,
+            format!(
+                "{}; no broker answer, order left submitting for reconciliation",
+                p.detail
+            ),
+        ),
+        st => (
+            OutcomeKind::Ordered,
+            format!("{}; order {} {st}", p.detail, p.order.client_order_id),
+        ),
+    }
+}
+
+/// The seed's WARNING line for a prevented duplicate position (S5).
+pub fn safety_check_warning(rec_id: i64, symbol: &str, txn_id: &str, status: &str, expert_id: i64) {
+    tracing::warn!(
+        "SAFETY CHECK: Skipping recommendation {rec_id} for {symbol} - existing transaction {txn_id} in {status} status for expert {expert_id}"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    //! The run's phases against the in-memory store and the scripted broker: milliseconds
+    //! per case, no database.
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use rust_decimal_macros::dec;
+    use tradewarden_domain::rules::{Rule, RuleAction, Ruleset, Trigger, TriggerSpec};
+    use tradewarden_domain::{
+        Action, NewRecommendation, Price, RiskLevel, TimeHorizon, TransactionStatus,
+    };
+
+    use super::*;
+    use crate::ports::{BrokerError, NewPosition, PositionStore, SystemClock};
+    use crate::settings::{AccountSettings, Settings};
+    use crate::testing::{MemoryStore, ScriptedBroker};
+
+    fn settings() -> Settings {
+        let mut e = Expert::with_defaults(1, "e1", "paper");
+        e.allow_automated_trade_opening = true;
+        e.enter_market_ruleset = Some("buy".into());
+        let bullish = Trigger::from_spec(&TriggerSpec {
+            event: "bullish".into(),
+            op: None,
+            value: None,
+        })
+        .unwrap();
+        Settings {
+            experts: BTreeMap::from([(1, e)]),
+            rulesets: [(
+                "buy".to_string(),
+                Ruleset {
+                    name: "buy".into(),
+                    rules: vec![Rule {
+                        name: "bullish".into(),
+                        continue_processing: false,
+                        triggers: vec![bullish],
+                        actions: vec![RuleAction::Buy],
+                    }],
+                },
+            )]
+            .into(),
+            accounts: [(
+                "paper".to_string(),
+                AccountSettings {
+                    name: "paper".into(),
+                    minimum_equity_threshold_percent: dec!(5),
+                },
+            )]
+            .into(),
+            lock_timeout: std::time::Duration::from_millis(50),
+            lookback_days: 1,
+        }
+    }
+
+    fn rec(symbol: &str) -> NewRecommendation {
+        NewRecommendation {
+            expert_id: 1,
+            symbol: symbol.into(),
+            action: Action::Buy,
+            confidence: dec!(80),
+            expected_profit_percent: dec!(10),
+            price_at_date: Price::new(dec!(100)).unwrap(),
+            risk_level: RiskLevel::Low,
+            time_horizon: TimeHorizon::ShortTerm,
+            target_price: None,
+            details: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    /// A manager over a fresh memory store and a broker quoting AAPL at 100, with `recs`
+    /// imported.
+    async fn manager(
+        broker: ScriptedBroker,
+        recs: &[NewRecommendation],
+    ) -> (TradeManager, Arc<MemoryStore>, Arc<ScriptedBroker>) {
+        let store = Arc::new(MemoryStore::new());
+        let broker = Arc::new(broker);
+        let m = TradeManager::new(
+            settings(),
+            store.clone(),
+            [("paper".to_string(), broker.clone() as Arc<dyn Broker>)].into(),
+            Arc::new(SystemClock),
+        );
+        m.import(recs).await.unwrap();
+        (m, store, broker)
+    }
+
+    fn broker() -> ScriptedBroker {
+        ScriptedBroker::new(dec!(100000), &[("AAPL", dec!(100))])
+    }
+
+    use chrono::Utc;
+
+    #[tokio::test]
+    async fn a_funded_recommendation_is_stored_then_sent_once_and_recorded_ordered() {
+        let (m, store, broker) = manager(broker(), &[rec("AAPL")]).await;
+        let report = m.process_enter_market(1, None).await.unwrap();
+        assert_eq!(report.counts.ordered, 1, "{report:?}");
+        assert_eq!(broker.state.lock().submitted.len(), 1);
+        let s = store.state.lock();
+        assert_eq!(s.transactions[0].status, TransactionStatus::Opened);
+        assert_eq!(s.outcomes.len(), 1);
+        assert_eq!(s.outcomes[0].outcome, OutcomeKind::Ordered);
+    }
+
+    #[tokio::test]
+    async fn each_phase_outcome_table() {
+        // (what the broker does first, expected outcome, expected order status, submissions)
+        let cases: Vec<(Option<BrokerError>, bool, OutcomeKind, OrderStatus, usize)> = vec![
+            (None, false, OutcomeKind::Ordered, OrderStatus::Filled, 1),
+            (
+                Some(BrokerError::Unavailable("down".into())),
+                false,
+                OutcomeKind::Failed,
+                OrderStatus::Submitting,
+                1,
+            ),
+            (None, true, OutcomeKind::Failed, OrderStatus::Rejected, 1),
+            (
+                Some(BrokerError::RateLimited { retry_after: None }),
+                false,
+                OutcomeKind::Failed,
+                OrderStatus::Submitting,
+                1,
+            ),
+        ];
+        for (fail, reject, outcome, status, submissions) in cases {
+            let b = broker();
+            if let Some(e) = fail.clone() {
+                b.state.lock().fail_next.push(e);
+            }
+            if reject {
+                b.state.lock().reject.insert("tw-1-entry".into());
+            }
+            let (m, store, broker) = manager(b, &[rec("AAPL")]).await;
+            let report = m.process_enter_market(1, None).await.unwrap();
+            assert_eq!(report.orders[0].status, status, "{fail:?} {reject}");
+            assert_eq!(store.state.lock().outcomes[0].outcome, outcome, "{fail:?}");
+            assert_eq!(broker.state.lock().submitted.len(), submissions, "{fail:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_existing_active_transaction_blocks_the_recommendation_before_the_broker() {
+        let (m, store, broker) = manager(broker(), &[rec("AAPL")]).await;
+        store
+            .open_position(&NewPosition {
+                expert_id: 1,
+                account: "paper".into(),
+                symbol: "AAPL".into(),
+                side: Side::Buy,
+                quantity: dec!(1),
+                reference_price: dec!(100),
+                order_type: OrderType::Market,
+                limit_price: None,
+                recommendation_id: None,
+                created_at: Utc::now(),
+            })
+            .await
+            .unwrap();
+        let report = m.process_enter_market(1, None).await.unwrap();
+        assert_eq!(report.counts.duplicate_position, 1, "{report:?}");
+        // Settling sends the stored intent once; the duplicate is never sent.
+        assert_eq!(broker.state.lock().submitted.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_order_is_settled_by_lookup_on_the_next_run_never_sent_twice() {
+        let b = broker();
+        b.state
+            .lock()
+            .fail_next
+            .push(BrokerError::Unavailable("timeout".into()));
+        let (m, store, broker) = manager(b, &[rec("AAPL")]).await;
+        m.process_enter_market(1, None).await.unwrap();
+        assert_eq!(store.state.lock().orders[0].status, OrderStatus::Submitting);
+        // The broker did get it after all (an answer lost on the way back).
+        let request = broker.state.lock().submitted[0].clone();
+        broker.submit(&request).await.unwrap();
+        let before = broker.state.lock().submitted.len();
+        let report = m.process_enter_market(1, None).await.unwrap();
+        assert_eq!(report.counts.duplicate_position, 1, "{report:?}");
+        assert_eq!(
+            broker.state.lock().submitted.len(),
+            before,
+            "adopted, not resent"
+        );
+        assert_eq!(store.state.lock().orders[0].status, OrderStatus::Filled);
+    }
+}

@@ -1,0 +1,103 @@
+//! [`TradeManager`]: the use cases of one process, one file each.
+//!
+//! - [`enter_market`]: the enter_market run (DESIGN.md §5) as named phases.
+//! - [`settle`]: settling orders left `submitting` by a crash (B3).
+//! - [`reconcile`]: startup reconciliation of in-flight orders and broker positions.
+//! - [`import`]: recommendation ingestion and the quotes it carries.
+
+mod enter_market;
+mod import;
+mod reconcile;
+mod settle;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::error::EngineError;
+use crate::locks::{LeaseConfig, ProcessingLocks};
+use crate::ports::{Broker, Clock, LeaseStore, Store};
+use crate::settings::Settings;
+
+pub use enter_market::safety_check_warning;
+pub use import::ImportSummary;
+
+/// The trade manager of one process.
+pub struct TradeManager {
+    settings: Arc<Settings>,
+    store: Arc<dyn Store>,
+    brokers: HashMap<String, Arc<dyn Broker>>,
+    clock: Arc<dyn Clock>,
+    locks: ProcessingLocks,
+}
+
+impl TradeManager {
+    /// Wires a manager. `brokers` maps account names to their broker.
+    pub fn new(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        brokers: HashMap<String, Arc<dyn Broker>>,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let locks = ProcessingLocks::new(settings.lock_timeout);
+        TradeManager {
+            settings: Arc::new(settings),
+            store,
+            brokers,
+            clock,
+            locks,
+        }
+    }
+
+    /// Backs the processing locks with database leases (B2) so runs exclude each other across
+    /// processes and hosts sharing the database. `owner` must be unique per process.
+    pub fn with_leases(
+        mut self,
+        store: Arc<dyn LeaseStore>,
+        owner: String,
+        ttl: std::time::Duration,
+    ) -> Self {
+        let cfg = LeaseConfig {
+            store,
+            owner,
+            ttl,
+            clock: self.clock.clone(),
+        };
+        self.locks = ProcessingLocks::with_leases(self.settings.lock_timeout, cfg);
+        self
+    }
+
+    /// Who this process is in lease and run records.
+    fn owner(&self) -> String {
+        self.locks
+            .owner()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("local-{}", std::process::id()))
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// The processing locks of this process.
+    pub fn locks(&self) -> &ProcessingLocks {
+        &self.locks
+    }
+
+    /// The broker of an account.
+    fn broker(&self, account: &str) -> Result<&Arc<dyn Broker>, EngineError> {
+        self.brokers
+            .get(account)
+            .ok_or_else(|| EngineError::NoBroker(account.to_string()))
+    }
+}

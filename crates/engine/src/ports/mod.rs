@@ -1,0 +1,43 @@
+//! The traits through which the engine reaches the outside, by role.
+//!
+//! - [`store`]: the store, split by role (recommendations, positions, journal, queries,
+//!   leases) so a caller takes only the role it needs.
+//! - [`broker`]: a broker account, and the capability of accepting quotes.
+//! - [`paper`]: the paper broker's persistence port (load and save only; its fill rules
+//!   live in `tradewarden-brokers`).
+//! - [`Clock`]: wall-clock time, injected so tests can fix it.
+//!
+//! They are object-safe (`async_trait`) so the app can wire SQLite or PostgreSQL, the paper
+//! broker or a real one, without the engine knowing which.
+
+pub mod broker;
+pub mod paper;
+pub mod store;
+
+use chrono::{DateTime, Utc};
+
+pub use broker::{
+    AcceptsQuotes, AccountSnapshot, Broker, BrokerError, BrokerOrder, BrokerPosition, OrderRequest,
+    Quote,
+};
+pub use paper::{PaperBook, PaperLedger, PaperOrderRecord, PaperSave};
+pub use store::{
+    EnterMarketData, Finding, ImportCounts, ImportError, JournalStore, LeaseStore, ListFilter,
+    NewPosition, PositionStore, QueryStore, RecommendationStore, RunRecord, Store, StoreError,
+};
+
+/// Wall-clock time, injected so tests can fix it.
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The real clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

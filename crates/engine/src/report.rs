@@ -1,0 +1,180 @@
+//! What the use cases report: a run's status and counts, and what settling and
+//! reconciliation did.
+
+use serde::Serialize;
+use tradewarden_domain::outcome::OutcomeKind;
+use tradewarden_domain::{Order, OrderStatus, UseCase};
+
+use crate::metrics as m;
+use crate::ports::Finding;
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Processed,
+    SkippedLocked,
+    SkippedPendingJobs,
+    ExpertDisabled,
+    AutomationDisabled,
+    NoRuleset,
+    /// The run stopped on an error; the report's `error` says why.
+    Failed,
+}
+
+impl RunStatus {
+    /// Every status.
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Processed,
+        RunStatus::SkippedLocked,
+        RunStatus::SkippedPendingJobs,
+        RunStatus::ExpertDisabled,
+        RunStatus::AutomationDisabled,
+        RunStatus::NoRuleset,
+        RunStatus::Failed,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Processed => "processed",
+            RunStatus::SkippedLocked => "skipped_locked",
+            RunStatus::SkippedPendingJobs => "skipped_pending_jobs",
+            RunStatus::ExpertDisabled => "expert_disabled",
+            RunStatus::AutomationDisabled => "automation_disabled",
+            RunStatus::NoRuleset => "no_ruleset",
+            RunStatus::Failed => "failed",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        RunStatus::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Outcome counts of one run, in the documented key order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Counts {
+    pub considered: usize,
+    pub rules_not_met: usize,
+    pub not_permitted: usize,
+    pub duplicate_position: usize,
+    pub insufficient_equity: usize,
+    pub unfunded: usize,
+    pub ordered: usize,
+    pub failed: usize,
+}
+
+impl Counts {
+    /// Counts one outcome (and reports it to the metrics).
+    pub fn add(&mut self, kind: OutcomeKind) {
+        let slot = match kind {
+            OutcomeKind::RulesNotMet => &mut self.rules_not_met,
+            OutcomeKind::NotPermitted => &mut self.not_permitted,
+            OutcomeKind::DuplicatePosition => &mut self.duplicate_position,
+            OutcomeKind::InsufficientEquity => &mut self.insufficient_equity,
+            OutcomeKind::Unfunded => &mut self.unfunded,
+            OutcomeKind::Ordered => &mut self.ordered,
+            OutcomeKind::Failed => &mut self.failed,
+        };
+        *slot += 1;
+        metrics::counter!(m::RECOMMENDATIONS, "outcome" => kind.as_str()).increment(1);
+    }
+}
+
+/// The report of one run: what `process` prints per expert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunReport {
+    pub expert_id: i64,
+    pub use_case: UseCase,
+    pub status: RunStatus,
+    pub counts: Counts,
+    /// The orders the run created (S6); empty when skipped.
+    pub orders: Vec<Order>,
+    /// Why a `failed` run stopped (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RunReport {
+    /// The report of a run that did nothing, ending in `status`.
+    pub fn skipped(expert_id: i64, use_case: UseCase, status: RunStatus) -> Self {
+        RunReport {
+            expert_id,
+            use_case,
+            status,
+            counts: Counts::default(),
+            orders: Vec::new(),
+            error: None,
+        }
+    }
+
+    /// The report of a run that stopped on `error`.
+    pub fn failed(expert_id: i64, use_case: UseCase, error: String) -> Self {
+        RunReport {
+            error: Some(error),
+            ..RunReport::skipped(expert_id, use_case, RunStatus::Failed)
+        }
+    }
+}
+
+/// How an order left `submitting` was settled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Settled {
+    /// The broker had it: its answer was recorded.
+    Adopted,
+    /// The broker never saw it: it was sent now.
+    Submitted,
+    /// The broker could not be asked; the order is still `submitting`.
+    Unreachable,
+    /// A live run of its expert holds the lock and settles it.
+    Busy,
+}
+
+impl Settled {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Settled::Adopted => "adopted",
+            Settled::Submitted => "submitted",
+            Settled::Unreachable => "unreachable",
+            Settled::Busy => "busy",
+        }
+    }
+}
+
+/// What reconciliation did with one in-flight order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SettledOrder {
+    pub order_id: i64,
+    pub client_order_id: String,
+    pub how: Settled,
+    pub status: OrderStatus,
+}
+
+impl SettledOrder {
+    /// The line for `order`, settled `how`.
+    pub fn of(order: Order, how: Settled) -> Self {
+        SettledOrder {
+            order_id: order.id,
+            client_order_id: order.client_order_id,
+            how,
+            status: order.status,
+        }
+    }
+}
+
+/// What `reconcile` prints.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    pub settled: Vec<SettledOrder>,
+    pub findings: Vec<Finding>,
+}

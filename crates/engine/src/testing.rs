@@ -1,0 +1,490 @@
+//! Test doubles for fast engine tests without a database (feature `test-util`): an
+//! in-memory store that honours the one-active-position rule and the order status table,
+//! and a scripted broker.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use parking_lot::Mutex;
+use rust_decimal::Decimal;
+use tradewarden_domain::order::client_order_id;
+use tradewarden_domain::transaction::ActivePosition;
+use tradewarden_domain::{
+    Action, NewRecommendation, Order, OrderRole, OrderStatus, Outcome, Recommendation, Transaction,
+    TransactionStatus,
+};
+
+use crate::ports::*;
+
+/// Everything the in-memory store holds.
+#[derive(Debug, Default)]
+pub struct MemoryState {
+    pub recommendations: Vec<Recommendation>,
+    pub transactions: Vec<Transaction>,
+    /// The price each transaction's entry was sized at.
+    pub reference_prices: HashMap<i64, Decimal>,
+    pub orders: Vec<Order>,
+    pub outcomes: Vec<Outcome>,
+    pub runs: Vec<RunRecord>,
+    pub findings: Vec<Finding>,
+    /// key → (owner, expires_at)
+    pub leases: HashMap<String, (String, DateTime<Utc>)>,
+}
+
+/// A store in memory. A std mutex is right here: no method awaits while holding it.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    pub state: Mutex<MemoryState>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn active_of<'a>(s: &'a MemoryState, expert_id: i64, symbol: &str) -> Option<&'a Transaction> {
+    s.transactions
+        .iter()
+        .find(|t| t.expert_id == expert_id && t.symbol == symbol && t.status.is_active())
+}
+
+#[async_trait]
+impl RecommendationStore for MemoryStore {
+    async fn import(&self, recs: &[NewRecommendation]) -> Result<ImportCounts, ImportError> {
+        let mut s = self.state.lock();
+        let mut counts = ImportCounts::default();
+        let mut conflicts = Vec::new();
+        let mut fresh: Vec<&NewRecommendation> = Vec::new();
+        for (i, r) in recs.iter().enumerate() {
+            let same = |o: &NewRecommendation| {
+                (o.expert_id, &o.symbol, o.created_at) == (r.expert_id, &r.symbol, r.created_at)
+            };
+            let stored = s
+                .recommendations
+                .iter()
+                .map(|x| &x.rec)
+                .chain(fresh.iter().copied())
+                .find(|o| same(o));
+            match stored {
+                Some(o) if o == r => counts.already_present += 1,
+                Some(_) => conflicts.push((
+                    i,
+                    "recommendation: same identity, different content".to_string(),
+                )),
+                None => fresh.push(r),
+            }
+        }
+        if !conflicts.is_empty() {
+            return Err(ImportError::Conflicts(conflicts));
+        }
+        counts.imported = fresh.len();
+        let fresh: Vec<NewRecommendation> = fresh.into_iter().cloned().collect();
+        for rec in fresh {
+            let id = s.recommendations.len() as i64 + 1;
+            s.recommendations.push(Recommendation { id, rec });
+        }
+        Ok(counts)
+    }
+
+    async fn load_enter_market(
+        &self,
+        expert_id: i64,
+        since: DateTime<Utc>,
+    ) -> Result<EnterMarketData, StoreError> {
+        let s = self.state.lock();
+        Ok(EnterMarketData {
+            recommendations: s
+                .recommendations
+                .iter()
+                .filter(|r| {
+                    r.expert_id == expert_id && r.created_at >= since && r.action != Action::Hold
+                })
+                .cloned()
+                .collect(),
+            positions: s
+                .transactions
+                .iter()
+                .filter(|t| t.expert_id == expert_id && t.status.is_active())
+                .map(|t| ActivePosition {
+                    transaction_id: t.id,
+                    symbol: t.symbol.clone(),
+                    side: t.side,
+                    status: t.status,
+                    quantity: t.quantity,
+                    price: t
+                        .open_price
+                        .or(s.reference_prices.get(&t.id).copied())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        })
+    }
+}
+
+impl MemoryState {
+    fn open_one(&mut self, n: &NewPosition) -> Result<(Transaction, Order), StoreError> {
+        if let Some(t) = active_of(self, n.expert_id, &n.symbol) {
+            return Err(StoreError::DuplicatePosition {
+                expert_id: n.expert_id,
+                symbol: n.symbol.clone(),
+                existing: Some((t.id, t.status)),
+            });
+        }
+        let txn = Transaction {
+            id: self.transactions.len() as i64 + 1,
+            expert_id: n.expert_id,
+            account: n.account.clone(),
+            symbol: n.symbol.clone(),
+            side: n.side,
+            quantity: n.quantity,
+            status: TransactionStatus::Waiting,
+            open_price: None,
+            close_price: None,
+            take_profit: None,
+            stop_loss: None,
+            opened_at: None,
+            closed_at: None,
+            close_reason: None,
+            created_at: n.created_at,
+        };
+        let order = Order {
+            id: self.orders.len() as i64 + 1,
+            transaction_id: txn.id,
+            expert_id: n.expert_id,
+            account: n.account.clone(),
+            symbol: n.symbol.clone(),
+            side: n.side,
+            role: OrderRole::Entry,
+            order_type: n.order_type,
+            quantity: n.quantity,
+            filled_quantity: Decimal::ZERO,
+            limit_price: n.limit_price,
+            stop_price: None,
+            avg_fill_price: None,
+            status: OrderStatus::Submitting,
+            client_order_id: client_order_id(txn.id, OrderRole::Entry),
+            broker_order_id: None,
+            parent_order_id: None,
+            trigger_status: None,
+            recommendation_id: n.recommendation_id,
+            created_at: n.created_at,
+        };
+        self.reference_prices.insert(txn.id, n.reference_price);
+        self.transactions.push(txn.clone());
+        self.orders.push(order.clone());
+        Ok((txn, order))
+    }
+
+    fn apply_one(&mut self, id: i64, a: &BrokerOrder) -> Result<Order, StoreError> {
+        let i = self
+            .orders
+            .iter()
+            .position(|o| o.id == id)
+            .ok_or_else(|| StoreError::NotFound(format!("order {id}")))?;
+        if self.orders[i].status.transition(a.status).is_err() {
+            return Ok(self.orders[i].clone());
+        }
+        let o = &mut self.orders[i];
+        o.status = a.status;
+        o.filled_quantity = a.filled_quantity;
+        o.avg_fill_price = a.avg_fill_price.or(o.avg_fill_price);
+        o.broker_order_id = a.broker_order_id.clone().or(o.broker_order_id.take());
+        let order = o.clone();
+        if order.role == OrderRole::Entry {
+            self.entry_answered(&order, a);
+        }
+        Ok(order)
+    }
+
+    fn entry_answered(&mut self, order: &Order, a: &BrokerOrder) {
+        let Some(t) = self
+            .transactions
+            .iter_mut()
+            .find(|t| t.id == order.transaction_id)
+        else {
+            return;
+        };
+        if a.status.is_executed() && t.status.is_active() {
+            t.status = TransactionStatus::Opened;
+            t.open_price = a.avg_fill_price;
+            t.opened_at = t.opened_at.or(Some(a.updated_at));
+        } else if a.status.is_terminal()
+            && a.filled_quantity.is_zero()
+            && t.status == TransactionStatus::Waiting
+        {
+            t.status = if a.status == OrderStatus::Error {
+                TransactionStatus::Failed
+            } else {
+                TransactionStatus::Closed
+            };
+            t.closed_at = Some(a.updated_at);
+        }
+    }
+}
+
+#[async_trait]
+impl PositionStore for MemoryStore {
+    async fn open_positions(
+        &self,
+        new: &[NewPosition],
+    ) -> Result<Vec<Result<(Transaction, Order), StoreError>>, StoreError> {
+        let mut s = self.state.lock();
+        Ok(new.iter().map(|n| s.open_one(n)).collect())
+    }
+
+    async fn apply_broker_orders(
+        &self,
+        answers: &[(i64, BrokerOrder)],
+    ) -> Result<Vec<Order>, StoreError> {
+        let mut s = self.state.lock();
+        answers.iter().map(|(id, a)| s.apply_one(*id, a)).collect()
+    }
+
+    async fn active_transaction(
+        &self,
+        expert_id: i64,
+        symbol: &str,
+    ) -> Result<Option<Transaction>, StoreError> {
+        Ok(active_of(&self.state.lock(), expert_id, symbol).cloned())
+    }
+
+    async fn orders_in_flight(&self, expert_id: Option<i64>) -> Result<Vec<Order>, StoreError> {
+        let s = self.state.lock();
+        Ok(s.orders
+            .iter()
+            .filter(|o| {
+                o.status == OrderStatus::Submitting && expert_id.is_none_or(|e| o.expert_id == e)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn held_quantities(&self, account: &str) -> Result<HashMap<String, Decimal>, StoreError> {
+        let s = self.state.lock();
+        let mut held: HashMap<String, Decimal> = HashMap::new();
+        for t in s.transactions.iter().filter(|t| {
+            t.account == account
+                && matches!(
+                    t.status,
+                    TransactionStatus::Opened | TransactionStatus::Closing
+                )
+        }) {
+            let signed = if t.side == tradewarden_domain::Side::Buy {
+                t.quantity
+            } else {
+                -t.quantity
+            };
+            *held.entry(t.symbol.clone()).or_default() += signed;
+        }
+        Ok(held)
+    }
+}
+
+#[async_trait]
+impl JournalStore for MemoryStore {
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError> {
+        self.state.lock().outcomes.extend_from_slice(outcomes);
+        Ok(())
+    }
+
+    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        self.state.lock().runs.push(run.clone());
+        Ok(())
+    }
+
+    async fn record_findings(&self, findings: &[Finding]) -> Result<(), StoreError> {
+        self.state.lock().findings.extend_from_slice(findings);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl QueryStore for MemoryStore {
+    async fn transactions(&self, f: &ListFilter) -> Result<Vec<Transaction>, StoreError> {
+        let s = self.state.lock();
+        Ok(s.transactions
+            .iter()
+            .filter(|t| f.expert_id.is_none_or(|e| t.expert_id == e))
+            .filter(|t| f.status.as_deref().is_none_or(|st| t.status.as_str() == st))
+            .cloned()
+            .collect())
+    }
+
+    async fn orders(&self, f: &ListFilter) -> Result<Vec<Order>, StoreError> {
+        let s = self.state.lock();
+        Ok(s.orders
+            .iter()
+            .filter(|o| f.expert_id.is_none_or(|e| o.expert_id == e))
+            .filter(|o| f.status.as_deref().is_none_or(|st| o.status.as_str() == st))
+            .cloned()
+            .collect())
+    }
+
+    async fn outcomes(&self, f: &ListFilter) -> Result<Vec<Outcome>, StoreError> {
+        let s = self.state.lock();
+        Ok(s.outcomes
+            .iter()
+            .filter(|o| f.expert_id.is_none_or(|e| o.expert_id == e))
+            .filter(|o| {
+                f.status
+                    .as_deref()
+                    .is_none_or(|st| o.outcome.as_str() == st)
+            })
+            .filter(|o| f.recommendation_id.is_none_or(|r| o.recommendation_id == r))
+            .cloned()
+            .collect())
+    }
+}
+
+#[async_trait]
+impl LeaseStore for MemoryStore {
+    async fn try_acquire_lease(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state.lock();
+        let free = s
+            .leases
+            .get(key)
+            .is_none_or(|(o, exp)| *exp <= now || o == owner);
+        if free {
+            let exp = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+            s.leases.insert(key.to_string(), (owner.to_string(), exp));
+        }
+        Ok(free)
+    }
+
+    async fn renew_lease(
+        &self,
+        key: &str,
+        owner: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.state.lock();
+        match s.leases.get_mut(key) {
+            Some((o, exp)) if o == owner && *exp > now => {
+                *exp = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let mut s = self.state.lock();
+        if s.leases.get(key).is_some_and(|(o, _)| o == owner) {
+            s.leases.remove(key);
+        }
+        Ok(())
+    }
+}
+
+/// A broker whose answers a test scripts: it fills market orders at its quotes, remembers
+/// every order by client_order_id (refusing a reused one), and can be told to fail.
+#[derive(Debug, Default)]
+pub struct ScriptedBroker {
+    pub state: Mutex<ScriptState>,
+}
+
+/// What the scripted broker knows and will do.
+#[derive(Debug, Default)]
+pub struct ScriptState {
+    pub cash: Decimal,
+    pub quotes: HashMap<String, Decimal>,
+    /// Orders received, by client_order_id.
+    pub orders: HashMap<String, BrokerOrder>,
+    /// Every submission, in order (a refused duplicate too).
+    pub submitted: Vec<OrderRequest>,
+    /// The next submissions fail with these errors, first first.
+    pub fail_next: Vec<BrokerError>,
+    /// Client order ids to reject with a reason.
+    pub reject: HashSet<String>,
+}
+
+impl ScriptedBroker {
+    /// A broker with `cash` and the given quotes.
+    pub fn new(cash: Decimal, quotes: &[(&str, Decimal)]) -> Self {
+        let b = ScriptedBroker::default();
+        {
+            let mut s = b.state.lock();
+            s.cash = cash;
+            s.quotes = quotes.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        }
+        b
+    }
+}
+
+#[async_trait]
+impl Broker for ScriptedBroker {
+    async fn account(&self) -> Result<AccountSnapshot, BrokerError> {
+        let s = self.state.lock();
+        Ok(AccountSnapshot {
+            cash: s.cash,
+            balance: s.cash,
+        })
+    }
+
+    async fn quotes(&self, symbols: &[String]) -> Result<HashMap<String, Decimal>, BrokerError> {
+        let s = self.state.lock();
+        Ok(symbols
+            .iter()
+            .filter_map(|k| s.quotes.get(k).map(|v| (k.clone(), *v)))
+            .collect())
+    }
+
+    async fn submit(&self, order: &OrderRequest) -> Result<BrokerOrder, BrokerError> {
+        let mut s = self.state.lock();
+        s.submitted.push(order.clone());
+        if !s.fail_next.is_empty() {
+            return Err(s.fail_next.remove(0));
+        }
+        if s.orders.contains_key(&order.client_order_id) {
+            return Err(BrokerError::DuplicateClientOrderId(
+                order.client_order_id.clone(),
+            ));
+        }
+        if s.reject.contains(&order.client_order_id) {
+            return Err(BrokerError::Rejected("scripted rejection".into()));
+        }
+        let price = s.quotes.get(&order.symbol).copied();
+        let answer = BrokerOrder {
+            broker_order_id: Some(format!("scripted-{}", s.orders.len() + 1)),
+            client_order_id: order.client_order_id.clone(),
+            status: if price.is_some() {
+                OrderStatus::Filled
+            } else {
+                OrderStatus::Accepted
+            },
+            filled_quantity: if price.is_some() {
+                order.quantity
+            } else {
+                Decimal::ZERO
+            },
+            avg_fill_price: price,
+            reason: None,
+            updated_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        s.orders
+            .insert(order.client_order_id.clone(), answer.clone());
+        Ok(answer)
+    }
+
+    async fn order_by_client_id(
+        &self,
+        client_order_id: &str,
+    ) -> Result<Option<BrokerOrder>, BrokerError> {
+        Ok(self.state.lock().orders.get(client_order_id).cloned())
+    }
+
+    async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,45 @@
+//! Read-only listings for the command line and the API.
+
+use async_trait::async_trait;
+use tradewarden_domain::{Order, Outcome, Transaction};
+use tradewarden_engine::ports::*;
+
+use crate::SqlStore;
+use crate::rows::*;
+
+#[async_trait]
+impl QueryStore for SqlStore {
+    async fn transactions(&self, f: &ListFilter) -> Result<Vec<Transaction>, StoreError> {
+        let sql = format!(
+            "SELECT {TXN_COLUMNS} FROM transactions WHERE ($1 IS NULL OR expert_id = $1) AND ($2 IS NULL OR status = $2) ORDER BY id"
+        );
+        let rows = self
+            .pool
+            .fetch(&sql, &[f.expert_id.into(), f.status.clone().into()])
+            .await?;
+        rows.iter().map(transaction_from).collect()
+    }
+
+    async fn orders(&self, f: &ListFilter) -> Result<Vec<Order>, StoreError> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE ($1 IS NULL OR expert_id = $1) AND ($2 IS NULL OR status = $2) ORDER BY id"
+        );
+        let rows = self
+            .pool
+            .fetch(&sql, &[f.expert_id.into(), f.status.clone().into()])
+            .await?;
+        rows.iter().map(order_from).collect()
+    }
+
+    async fn outcomes(&self, f: &ListFilter) -> Result<Vec<Outcome>, StoreError> {
+        let rows = self
+            .pool
+            .fetch(
+                "SELECT * FROM outcomes WHERE ($1 IS NULL OR expert_id = $1) AND ($2 IS NULL OR outcome = $2) \
+                 AND ($3 IS NULL OR recommendation_id = $3) ORDER BY id",
+                &[f.expert_id.into(), f.status.clone().into(), f.recommendation_id.into()],
+            )
+            .await?;
+        rows.iter().map(outcome_from).collect()
+    }
+}

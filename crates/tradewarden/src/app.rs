@@ -1,0 +1,143 @@
+//! [`App`]: everything a command or an HTTP handler needs, wired once from a [`Config`].
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use tradewarden_brokers::PaperBroker;
+use tradewarden_engine::ports::{PaperLedger, QueryStore};
+use tradewarden_engine::{Broker, Clock, Store, SystemClock, TradeManager};
+use tradewarden_store::SqlStore;
+
+use crate::config::{self, BrokerKind, Config};
+use crate::failure::{Failure, runtime};
+
+/// The wired application: store, brokers and trade manager.
+pub struct App {
+    pub manager: TradeManager,
+    pub store: Arc<SqlStore>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl App {
+    /// Connects the store, opens the paper accounts, wires one broker per account and the
+    /// manager with cross-process leases.
+    pub async fn build(cfg: Config) -> Result<App, Failure> {
+        let store = Arc::new(
+            SqlStore::connect(&cfg.database_url)
+                .await
+                .map_err(runtime)?,
+        );
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let brokers = wire_brokers(&cfg, &store, &clock).await?;
+        let manager = TradeManager::new(
+            cfg.settings,
+            store.clone() as Arc<dyn Store>,
+            brokers,
+            clock.clone(),
+        )
+        .with_leases(store.clone(), process_owner(), cfg.lease);
+        Ok(App {
+            manager,
+            store,
+            clock,
+        })
+    }
+
+    /// The read-only role of the store, for listings.
+    pub fn queries(&self) -> &dyn QueryStore {
+        self.store.as_ref()
+    }
+}
+
+/// One broker per configured account, by its kind.
+async fn wire_brokers(
+    cfg: &Config,
+    store: &Arc<SqlStore>,
+    clock: &Arc<dyn Clock>,
+) -> Result<HashMap<String, Arc<dyn Broker>>, Failure> {
+    let paper: Vec<(String, rust_decimal::Decimal)> = cfg
+        .brokers
+        .iter()
+        .map(|(name, kind)| match kind {
+            BrokerKind::Paper { cash } => (name.clone(), *cash),
+        })
+        .collect();
+    store.open_paper_accounts(&paper).await.map_err(runtime)?;
+    let mut brokers: HashMap<String, Arc<dyn Broker>> = HashMap::new();
+    for (name, kind) in &cfg.brokers {
+        let broker: Arc<dyn Broker> = match kind {
+            BrokerKind::Paper { .. } => {
+                Arc::new(PaperBroker::new(name, store.clone(), clock.clone()))
+            }
+        };
+        brokers.insert(name.clone(), broker);
+    }
+    Ok(brokers)
+}
+
+/// Who this process is in leases and run records: host, pid and a random part.
+fn process_owner() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!(
+        "{host}-{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    )
+}
+
+/// Reads the configuration: `--config` / `$TRADEWARDEN_CONFIG`, else `./tradewarden.toml`,
+/// else the built-in default. Returns it with a name for its source.
+pub fn load_config(path: Option<&Path>) -> Result<(Config, String), Failure> {
+    let (text, source) = match path {
+        Some(p) => (read_file(p)?, p.display().to_string()),
+        None if Path::new("tradewarden.toml").exists() => (
+            read_file(Path::new("tradewarden.toml"))?,
+            "tradewarden.toml".to_string(),
+        ),
+        None => (
+            config::DEFAULT_CONFIG.to_string(),
+            "built-in default".to_string(),
+        ),
+    };
+    let cfg = config::parse(&text).map_err(|e| {
+        let lines: Vec<String> = e.0.iter().map(|l| format!("{source}: {l}")).collect();
+        Failure::Input(format!(
+            "{}\n{} configuration problem(s)",
+            lines.join("\n"),
+            e.0.len()
+        ))
+    })?;
+    Ok((cfg, source))
+}
+
+fn read_file(p: &Path) -> Result<String, Failure> {
+    std::fs::read_to_string(p)
+        .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", p.display())))
+}
+
+/// Reads a command's input: a file, or standard input for `-`.
+pub fn read_input(file: &str) -> Result<String, Failure> {
+    use std::io::Read;
+    if file == "-" {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| Failure::Input(format!("stdin: {e}")))?;
+        Ok(s)
+    } else {
+        std::fs::read_to_string(file)
+            .map_err(|e| Failure::Input(format!("{file}: cannot read: {e}")))
+    }
+}
+
+/// Prints a value as pretty JSON on stdout.
+pub fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
+    println!("{}", serde_json::to_string_pretty(v).map_err(runtime)?);
+    Ok(())
+}

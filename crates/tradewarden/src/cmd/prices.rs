@@ -1,0 +1,50 @@
+//! `tradewarden prices set|import`: quotes for every broker that takes them.
+
+use crate::app::{App, read_input};
+use crate::failure::{Failure, runtime};
+use crate::quotes::{parse_prices_csv, parse_quote};
+
+/// The `prices` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Args {
+    /// Quote one symbol now.
+    Set {
+        /// The symbol.
+        symbol: String,
+        /// The price (a decimal greater than 0).
+        price: String,
+    },
+    /// Quote from a CSV file: `symbol,price[,time]`, header optional.
+    Import {
+        /// The CSV file, or `-`.
+        file: String,
+    },
+}
+
+/// Records the quotes and says how many accounts or rows it took.
+pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
+    match args {
+        Args::Set { symbol, price } => {
+            let quote =
+                parse_quote(&symbol, &price, None, app.clock.now()).map_err(Failure::Input)?;
+            let accounts = app
+                .manager
+                .record_quotes(std::slice::from_ref(&quote))
+                .await
+                .map_err(runtime)?;
+            println!(
+                "{} {} quoted for {} paper account(s)",
+                quote.symbol,
+                price.trim(),
+                accounts.len()
+            );
+        }
+        Args::Import { file } => {
+            let text = read_input(&file)?;
+            let quotes = parse_prices_csv(&text, app.clock.now())?;
+            app.manager.record_quotes(&quotes).await.map_err(runtime)?;
+            println!("{{\"imported\": {}}}", quotes.len());
+        }
+    }
+    Ok(())
+}

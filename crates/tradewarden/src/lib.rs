@@ -1,0 +1,16 @@
+//! The tradewarden application: configuration, wiring and the commands, as a library the
+//! binary and the HTTP API both call.
+//!
+//! - [`config`]: TOML in, validated [`config::Config`] out.
+//! - [`app`]: [`app::App`], wired once from a config.
+//! - [`cmd`]: one module per command, each `run(args, &App)`.
+//! - [`workload`]: the deterministic benchmark workload (`demo gen`).
+//! - [`quotes`]: price ingestion; [`output`]: tables and summaries; [`failure`]: exit codes.
+
+pub mod app;
+pub mod cmd;
+pub mod config;
+pub mod failure;
+pub mod output;
+pub mod quotes;
+pub mod workload;
