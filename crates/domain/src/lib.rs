@@ -1,6 +1,8 @@
 //! The trade manager's domain: pure types and decisions, no I/O, no async, no wall clock.
 //!
-//! - [`money`]: decimal prices and quantities.
+//! - [`money`]: decimal prices and quantities, their bounds, and checked arithmetic.
+//! - [`decimal`]: the one parser of decimal text.
+//! - [`echo`]: how input is repeated in error messages (a short prefix).
 //! - [`recommendation`]: what experts publish, and how one JSON line becomes one.
 //! - [`order`] and [`transaction`]: the lifecycle types and their transition tables.
 //! - [`expert`]: an expert's settings and its balance maths.
@@ -9,6 +11,8 @@
 //! - [`enter_market`]: the whole enter-market decision for one expert, as a plan.
 //! - [`outcome`]: the decision record written for every recommendation a run considers.
 
+pub mod decimal;
+pub mod echo;
 pub mod enter_market;
 pub mod expert;
 pub mod money;
@@ -19,7 +23,8 @@ pub mod rules;
 pub mod sizing;
 pub mod transaction;
 
-pub use money::Price;
+pub use decimal::{DecimalError, parse_decimal};
+pub use money::{Price, Quantity};
 pub use order::{Order, OrderRole, OrderStatus, OrderType, Side};
 pub use outcome::{Outcome, OutcomeKind};
 pub use recommendation::{Action, NewRecommendation, Recommendation, RiskLevel, TimeHorizon};
