@@ -153,27 +153,30 @@ impl std::ops::Deref for Recommendation {
 
 impl NewRecommendation {
     /// The expert's target price: `target_price` when given, else `price_at_date × (1 ±
-    /// expected_profit_percent / 100)` in the recommendation's direction; none for HOLD.
+    /// expected_profit_percent / 100)` in the recommendation's direction; none for HOLD, and
+    /// none when the figures overflow (a recommendation built by hand can hold any
+    /// `expected_profit_percent`).
     pub fn target(&self) -> Option<Decimal> {
         if let Some(t) = self.target_price {
             return Some(t.get());
         }
         let p = self.price_at_date.get();
-        let move_ = crate::money::percent_of(p, self.expected_profit_percent);
+        let move_ = crate::money::try_percent_of(p, self.expected_profit_percent).ok()?;
         match self.action.direction()? {
-            Side::Buy => Some(p + move_),
-            Side::Sell => Some(p - move_),
+            Side::Buy => p.checked_add(move_),
+            Side::Sell => p.checked_sub(move_),
         }
     }
 
     /// The sizing priority of the original's current risk manager:
     /// `expected_profit × confidence / 100`, or `−1 + confidence / 100` without a profit estimate.
+    /// Saturates at `±Decimal::MAX` (it only orders candidates), so it never panics.
     pub fn priority(&self) -> Decimal {
         let conf = self.confidence / Decimal::ONE_HUNDRED;
         if self.expected_profit_percent.is_zero() {
-            conf - Decimal::ONE
+            conf.saturating_sub(Decimal::ONE)
         } else {
-            self.expected_profit_percent * conf
+            self.expected_profit_percent.saturating_mul(conf)
         }
     }
 }

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::money::{ArithmeticError, checked_mul};
 use crate::order::Side;
 
 /// The status of a transaction.
@@ -128,9 +129,16 @@ pub struct ActivePosition {
 }
 
 impl ActivePosition {
-    /// `|quantity × price|`: what the position holds of the expert's equity.
+    /// `|quantity × price|`: what the position holds of the expert's equity, or why it
+    /// cannot be computed.
+    pub fn try_notional(&self) -> Result<Decimal, ArithmeticError> {
+        checked_mul(self.quantity, self.price).map(|n| n.abs())
+    }
+
+    /// [`ActivePosition::try_notional`], saturating at `Decimal::MAX`: a position too large
+    /// to measure counts as holding everything (fail closed), never as holding nothing.
     pub fn notional(&self) -> Decimal {
-        (self.quantity * self.price).abs()
+        self.try_notional().unwrap_or(Decimal::MAX)
     }
 }
 
