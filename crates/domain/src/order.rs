@@ -7,32 +7,20 @@ use serde::{Deserialize, Serialize};
 /// Buy or sell. On a transaction, BUY means long and SELL means short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum Side {
     Buy,
     Sell,
 }
 
-impl Side {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Buy => "BUY",
-            Side::Sell => "SELL",
-        }
-    }
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "BUY" => Some(Side::Buy),
-            "SELL" => Some(Side::Sell),
-            _ => None,
-        }
-    }
-}
+wire_names!(Side);
 
 /// What an order is for. Stored explicitly, never inferred from a comment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum OrderRole {
     Entry,
     TakeProfit,
@@ -40,56 +28,20 @@ pub enum OrderRole {
     Close,
 }
 
-impl OrderRole {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderRole::Entry => "entry",
-            OrderRole::TakeProfit => "take_profit",
-            OrderRole::StopLoss => "stop_loss",
-            OrderRole::Close => "close",
-        }
-    }
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "entry" => OrderRole::Entry,
-            "take_profit" => OrderRole::TakeProfit,
-            "stop_loss" => OrderRole::StopLoss,
-            "close" => OrderRole::Close,
-            _ => return None,
-        })
-    }
-}
+wire_names!(OrderRole);
 
 /// How the broker executes the order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum OrderType {
     Market,
     Limit,
     Stop,
 }
 
-impl OrderType {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderType::Market => "market",
-            OrderType::Limit => "limit",
-            OrderType::Stop => "stop",
-        }
-    }
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "market" => OrderType::Market,
-            "limit" => OrderType::Limit,
-            "stop" => OrderType::Stop,
-            _ => return None,
-        })
-    }
-}
+wire_names!(OrderType);
 
 /// The status of an order.
 ///
@@ -108,6 +60,8 @@ impl OrderType {
 /// it is settled by looking its `client_order_id` up at the broker, never by sending again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum OrderStatus {
     Pending,
     WaitingTrigger,
@@ -143,27 +97,6 @@ impl OrderStatus {
         OrderStatus::Expired,
         OrderStatus::Error,
     ];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "pending",
-            OrderStatus::WaitingTrigger => "waiting_trigger",
-            OrderStatus::Submitting => "submitting",
-            OrderStatus::Accepted => "accepted",
-            OrderStatus::PartiallyFilled => "partially_filled",
-            OrderStatus::Filled => "filled",
-            OrderStatus::Canceled => "canceled",
-            OrderStatus::Rejected => "rejected",
-            OrderStatus::Expired => "expired",
-            OrderStatus::Error => "error",
-        }
-    }
-
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        OrderStatus::ALL.into_iter().find(|st| st.as_str() == s)
-    }
 
     /// The one way a status changes: returns the new status or why it may not.
     pub fn transition(self, to: OrderStatus) -> Result<OrderStatus, IllegalTransition> {
@@ -222,11 +155,7 @@ impl OrderStatus {
     }
 }
 
-impl std::fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+wire_names!(OrderStatus);
 
 /// One order, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

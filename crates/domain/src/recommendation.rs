@@ -16,6 +16,8 @@ use crate::order::Side;
 /// What the expert recommends. Ranked SELL < UNDERWEIGHT < HOLD < OVERWEIGHT < BUY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum Action {
     Buy,
     Sell,
@@ -24,30 +26,9 @@ pub enum Action {
     Underweight,
 }
 
+wire_names!(Action);
+
 impl Action {
-    /// The wire name (`BUY`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::Buy => "BUY",
-            Action::Sell => "SELL",
-            Action::Hold => "HOLD",
-            Action::Overweight => "OVERWEIGHT",
-            Action::Underweight => "UNDERWEIGHT",
-        }
-    }
-
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "BUY" => Action::Buy,
-            "SELL" => Action::Sell,
-            "HOLD" => Action::Hold,
-            "OVERWEIGHT" => Action::Overweight,
-            "UNDERWEIGHT" => Action::Underweight,
-            _ => return None,
-        })
-    }
-
     /// The direction the recommendation points in; OVERWEIGHT counts as BUY, UNDERWEIGHT as
     /// SELL, HOLD has none.
     pub fn direction(self) -> Option<Side> {
@@ -62,60 +43,28 @@ impl Action {
 /// The risk the expert attaches to its recommendation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum RiskLevel {
     Low,
     Medium,
     High,
 }
 
-impl RiskLevel {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RiskLevel::Low => "LOW",
-            RiskLevel::Medium => "MEDIUM",
-            RiskLevel::High => "HIGH",
-        }
-    }
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "LOW" => RiskLevel::Low,
-            "MEDIUM" => RiskLevel::Medium,
-            "HIGH" => RiskLevel::High,
-            _ => return None,
-        })
-    }
-}
+wire_names!(RiskLevel);
 
 /// The horizon the expert expects its recommendation to play out over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum TimeHorizon {
     ShortTerm,
     MediumTerm,
     LongTerm,
 }
 
-impl TimeHorizon {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TimeHorizon::ShortTerm => "SHORT_TERM",
-            TimeHorizon::MediumTerm => "MEDIUM_TERM",
-            TimeHorizon::LongTerm => "LONG_TERM",
-        }
-    }
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "SHORT_TERM" => TimeHorizon::ShortTerm,
-            "MEDIUM_TERM" => TimeHorizon::MediumTerm,
-            "LONG_TERM" => TimeHorizon::LongTerm,
-            _ => return None,
-        })
-    }
-}
+wire_names!(TimeHorizon);
 
 /// A validated recommendation that is not stored yet. Identity: (expert_id, symbol, created_at).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,6 +19,8 @@ use crate::order::Side;
 /// | CLOSED, FAILED | — |
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum TransactionStatus {
     Waiting,
     Opened,
@@ -36,24 +38,6 @@ impl TransactionStatus {
         TransactionStatus::Closed,
         TransactionStatus::Failed,
     ];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransactionStatus::Waiting => "WAITING",
-            TransactionStatus::Opened => "OPENED",
-            TransactionStatus::Closing => "CLOSING",
-            TransactionStatus::Closed => "CLOSED",
-            TransactionStatus::Failed => "FAILED",
-        }
-    }
-
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        TransactionStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-    }
 
     /// WAITING or OPENED: the statuses of which an expert may hold one per symbol.
     pub fn is_active(self) -> bool {
@@ -89,11 +73,7 @@ impl TransactionStatus {
     }
 }
 
-impl std::fmt::Display for TransactionStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+wire_names!(TransactionStatus);
 
 /// One position of one expert in one symbol, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
