@@ -3,6 +3,7 @@
 //! - [`money`]: decimal prices and quantities, their bounds, and checked arithmetic.
 //! - [`decimal`]: the one parser of decimal text.
 //! - [`echo`]: how input is repeated in error messages (a short prefix).
+//! - [`symbol`]: the one rule for ticker symbols.
 //! - [`recommendation`]: what experts publish, and how one JSON line becomes one.
 //! - [`order`] and [`transaction`]: the lifecycle types and their transition tables.
 //! - [`expert`]: an expert's settings and its balance maths.
@@ -48,6 +49,7 @@ pub mod outcome;
 pub mod recommendation;
 pub mod rules;
 pub mod sizing;
+pub mod symbol;
 pub mod transaction;
 
 pub use decimal::{DecimalError, parse_decimal};
@@ -55,6 +57,7 @@ pub use money::{Price, Quantity};
 pub use order::{Order, OrderRole, OrderStatus, OrderType, Side};
 pub use outcome::{Outcome, OutcomeKind};
 pub use recommendation::{Action, NewRecommendation, Recommendation, RiskLevel, TimeHorizon};
+pub use symbol::{Symbol, SymbolError};
 pub use transaction::{Transaction, TransactionStatus};
 
 /// The two processing use cases of an expert; the lock key names them.

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::money::Price;
 use crate::order::Side;
+use crate::symbol::Symbol;
 
 /// What the expert recommends. Ranked SELL < UNDERWEIGHT < HOLD < OVERWEIGHT < BUY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -223,23 +224,13 @@ impl NewRecommendation {
                 err("symbol", "missing".into());
                 None
             }
-            Some(Value::String(s)) if s.trim().is_empty() => {
-                err("symbol", "must not be empty".into());
-                None
-            }
-            Some(Value::String(s)) => {
-                let s = s.trim().to_ascii_uppercase();
-                if s.len() > 32
-                    || !s
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || ".-_/".contains(c))
-                {
-                    err("symbol", format!("not a symbol: {s:?}"));
+            Some(Value::String(s)) => match Symbol::parse(s) {
+                Ok(sym) => Some(sym.into_string()),
+                Err(e) => {
+                    err("symbol", e.to_string());
                     None
-                } else {
-                    Some(s)
                 }
-            }
+            },
             Some(v) => {
                 err("symbol", format!("must be a string, got {v}"));
                 None
