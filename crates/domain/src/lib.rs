@@ -56,7 +56,10 @@ pub use decimal::{DecimalError, parse_decimal};
 pub use money::{Price, Quantity};
 pub use order::{Order, OrderRole, OrderStatus, OrderType, Side};
 pub use outcome::{Outcome, OutcomeKind};
-pub use recommendation::{Action, NewRecommendation, Recommendation, RiskLevel, TimeHorizon};
+pub use recommendation::{
+    Action, LineError, NewRecommendation, ParseContext, ParsedLine, Recommendation, RiskLevel,
+    TimeHorizon, parse_batch,
+};
 pub use symbol::{Symbol, SymbolError};
 pub use transaction::{Transaction, TransactionStatus};
 

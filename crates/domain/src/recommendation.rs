@@ -1,18 +1,22 @@
-//! Recommendations: what experts publish, and the parser that turns one JSON line into one.
+//! Recommendations: what experts publish, and the parser that turns JSON lines into them.
 //!
-//! Parsing happens here, once, at the edge: everything past [`NewRecommendation`] is valid.
-//! A line is checked field by field and every problem is reported, not only the first.
+//! Parsing happens here, once, at the edge (see [`parse`]): everything past
+//! [`NewRecommendation`] is valid. A line is checked field by field and every problem is
+//! reported, not only the first.
 
-use std::str::FromStr;
-
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::money::Price;
 use crate::order::Side;
-use crate::symbol::Symbol;
+
+pub mod parse;
+
+pub use parse::{
+    DEFAULT_MAX_CLOCK_SKEW_SECONDS, FieldError, LineError, ParseContext, ParsedLine, json_decimal,
+    parse_batch, parse_time,
+};
 
 /// What the expert recommends. Ranked SELL < UNDERWEIGHT < HOLD < OVERWEIGHT < BUY.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -127,268 +131,6 @@ impl NewRecommendation {
             conf.saturating_sub(Decimal::ONE)
         } else {
             self.expected_profit_percent.saturating_mul(conf)
-        }
-    }
-}
-
-/// One problem with one field of an input line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub field: String,
-    pub problem: String,
-}
-
-impl std::fmt::Display for FieldError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.field, self.problem)
-    }
-}
-
-const FIELDS: &[&str] = &[
-    "expert_id",
-    "symbol",
-    "action",
-    "confidence",
-    "expected_profit_percent",
-    "price_at_date",
-    "risk_level",
-    "time_horizon",
-    "target_price",
-    "details",
-    "created_at",
-];
-
-/// Reads a decimal from a JSON number or a decimal string.
-pub fn json_decimal(v: &Value) -> Result<Decimal, String> {
-    let text = match v {
-        Value::Number(n) => n.to_string(),
-        Value::String(s) => s.trim().to_string(),
-        _ => return Err("must be a number or a decimal string".into()),
-    };
-    Decimal::from_str(&text)
-        .or_else(|_| Decimal::from_scientific(&text))
-        .map_err(|_| format!("not a decimal number: {text:?}"))
-}
-
-/// Parses an RFC 3339 time into UTC, truncated to microseconds.
-pub fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s.trim())
-        .map(|t| t.with_timezone(&Utc).trunc_subsecs(6))
-        .map_err(|e| format!("not an RFC 3339 time ({e}): {s:?}"))
-}
-
-impl NewRecommendation {
-    /// Parses one JSON Lines line. `now` is the default `created_at`. Every problem is
-    /// returned, each naming its field.
-    pub fn parse_line(line: &str, now: DateTime<Utc>) -> Result<Self, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        let mut err = |field: &str, problem: String| {
-            errors.push(FieldError {
-                field: field.to_string(),
-                problem,
-            })
-        };
-        let value: Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => {
-                err("json", format!("malformed JSON: {e}"));
-                return Err(errors);
-            }
-        };
-        let Value::Object(obj) = value else {
-            err("json", "a line must be a JSON object".into());
-            return Err(errors);
-        };
-        for key in obj.keys() {
-            if !FIELDS.contains(&key.as_str()) {
-                err(key, "unknown field".into());
-            }
-        }
-        let present = |k: &str| obj.get(k).filter(|v| !v.is_null());
-
-        let expert_id = match present("expert_id") {
-            None => {
-                err("expert_id", "missing".into());
-                None
-            }
-            Some(v) => match v.as_i64() {
-                Some(id) if id > 0 => Some(id),
-                _ => {
-                    err("expert_id", format!("must be a positive integer, got {v}"));
-                    None
-                }
-            },
-        };
-        let symbol = match present("symbol") {
-            None => {
-                err("symbol", "missing".into());
-                None
-            }
-            Some(Value::String(s)) => match Symbol::parse(s) {
-                Ok(sym) => Some(sym.into_string()),
-                Err(e) => {
-                    err("symbol", e.to_string());
-                    None
-                }
-            },
-            Some(v) => {
-                err("symbol", format!("must be a string, got {v}"));
-                None
-            }
-        };
-        let mut enum_field =
-            |name: &str, allowed: &str, parse: &dyn Fn(&str) -> bool| -> Option<String> {
-                match present(name) {
-                    None => {
-                        err(name, "missing".into());
-                        None
-                    }
-                    Some(Value::String(s)) if parse(s.trim()) => Some(s.trim().to_string()),
-                    Some(v) => {
-                        err(name, format!("must be one of {allowed}, got {v}"));
-                        None
-                    }
-                }
-            };
-        let action = enum_field("action", "BUY, SELL, HOLD, OVERWEIGHT, UNDERWEIGHT", &|s| {
-            Action::parse(s).is_some()
-        })
-        .and_then(|s| Action::parse(&s));
-        let risk_level = enum_field("risk_level", "LOW, MEDIUM, HIGH", &|s| {
-            RiskLevel::parse(s).is_some()
-        })
-        .and_then(|s| RiskLevel::parse(&s));
-        let time_horizon = enum_field("time_horizon", "SHORT_TERM, MEDIUM_TERM, LONG_TERM", &|s| {
-            TimeHorizon::parse(s).is_some()
-        })
-        .and_then(|s| TimeHorizon::parse(&s));
-
-        let mut decimal = |name: &str, required: bool| -> Option<Decimal> {
-            match present(name) {
-                None => {
-                    if required {
-                        err(name, "missing".into());
-                    }
-                    None
-                }
-                Some(v) => match json_decimal(v) {
-                    Ok(d) => Some(d),
-                    Err(e) => {
-                        err(name, e);
-                        None
-                    }
-                },
-            }
-        };
-        let confidence = decimal("confidence", true);
-        let expected_profit_percent = decimal("expected_profit_percent", true);
-        let price_at_date = decimal("price_at_date", true);
-        let target_price = decimal("target_price", false);
-        let confidence = confidence.and_then(|c| {
-            if c < Decimal::ZERO || c > Decimal::ONE_HUNDRED {
-                err("confidence", format!("must be between 0 and 100, got {c}"));
-                None
-            } else {
-                Some(c.normalize())
-            }
-        });
-        let expected_profit_percent = expected_profit_percent.and_then(|e| {
-            if e.abs() > Decimal::from(10_000) {
-                err(
-                    "expected_profit_percent",
-                    format!("must be between -10000 and 10000, got {e}"),
-                );
-                None
-            } else {
-                Some(e)
-            }
-        });
-        let price_at_date = price_at_date.and_then(|p| match Price::new(p) {
-            Ok(p) => Some(p),
-            Err(e) => {
-                err("price_at_date", e.to_string());
-                None
-            }
-        });
-        let target_price = match target_price {
-            None => Some(None),
-            Some(p) => match Price::new(p) {
-                Ok(p) => Some(Some(p)),
-                Err(e) => {
-                    err("target_price", e.to_string());
-                    None
-                }
-            },
-        };
-        let details = match present("details") {
-            None => Some(None),
-            Some(Value::String(s)) => Some(Some(s.clone())),
-            Some(v) => {
-                err("details", format!("must be a string, got {v}"));
-                None
-            }
-        };
-        let created_at = match present("created_at") {
-            None => Some(now.trunc_subsecs(6)),
-            Some(Value::String(s)) => match parse_time(s) {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    err("created_at", e);
-                    None
-                }
-            },
-            Some(v) => {
-                err("created_at", format!("must be an RFC 3339 string, got {v}"));
-                None
-            }
-        };
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        match (
-            expert_id,
-            symbol,
-            action,
-            confidence,
-            expected_profit_percent,
-            price_at_date,
-            risk_level,
-            time_horizon,
-            target_price,
-            details,
-            created_at,
-        ) {
-            (
-                Some(expert_id),
-                Some(symbol),
-                Some(action),
-                Some(confidence),
-                Some(expected_profit_percent),
-                Some(price_at_date),
-                Some(risk_level),
-                Some(time_horizon),
-                Some(target_price),
-                Some(details),
-                Some(created_at),
-            ) => Ok(NewRecommendation {
-                expert_id,
-                symbol,
-                action,
-                confidence,
-                expected_profit_percent: expected_profit_percent.normalize(),
-                price_at_date,
-                risk_level,
-                time_horizon,
-                target_price,
-                details,
-                created_at,
-            }),
-            // Every None above pushed an error, so this arm is unreachable in practice; it
-            // still answers with an error rather than panicking.
-            _ => Err(vec![FieldError {
-                field: "json".into(),
-                problem: "incomplete line".into(),
-            }]),
         }
     }
 }
