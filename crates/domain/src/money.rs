@@ -167,12 +167,17 @@ pub enum ArithmeticError {
     Overflow {
         /// `+`, `-`, `×` or `÷`.
         op: &'static str,
+        /// The left operand.
         left: Decimal,
+        /// The right operand.
         right: Decimal,
     },
     /// A division by zero.
     #[error("{dividend} ÷ 0 is undefined")]
-    DivisionByZero { dividend: Decimal },
+    DivisionByZero {
+        /// What was to be divided.
+        dividend: Decimal,
+    },
 }
 
 /// `a + b`, or why not.

@@ -47,14 +47,18 @@ pub enum SizingError {
     /// The quote is not a usable price.
     #[error("quote for {symbol}: {source}")]
     QuoteOutOfRange {
+        /// The candidate's symbol.
         symbol: String,
+        /// Which bound the quote broke.
         #[source]
         source: NotPositive,
     },
     /// A figure derived from the inputs overflowed.
     #[error("sizing {symbol}: {source}")]
     Overflow {
+        /// The candidate's symbol.
         symbol: String,
+        /// The operation that overflowed, with its operands.
         #[source]
         source: ArithmeticError,
     },

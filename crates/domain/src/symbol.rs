@@ -26,16 +26,36 @@ pub enum SymbolError {
     Empty,
     /// Longer than [`MAX_SYMBOL_LEN`].
     #[error("{text} is {len} characters long (max {MAX_SYMBOL_LEN})")]
-    TooLong { text: String, len: usize },
+    TooLong {
+        /// The text, quoted and cut to a short prefix.
+        text: String,
+        /// Its length in characters.
+        len: usize,
+    },
     /// Whitespace between its characters.
     #[error("{text} contains whitespace")]
-    Whitespace { text: String },
+    Whitespace {
+        /// The text, quoted and cut to a short prefix.
+        text: String,
+    },
     /// A character outside ASCII, often a look-alike letter.
     #[error("{text} contains the non-ASCII character {ch:?} (U+{code:04X}); symbols are ASCII")]
-    NotAscii { text: String, ch: char, code: u32 },
+    NotAscii {
+        /// The text, quoted and cut to a short prefix.
+        text: String,
+        /// The first non-ASCII character.
+        ch: char,
+        /// Its code point, to tell look-alikes apart.
+        code: u32,
+    },
     /// An ASCII character outside `A–Z 0–9 . - _ /` (NUL and other controls included).
     #[error("{text} contains {ch:?}; a symbol is made of A-Z, 0-9 and . - _ /")]
-    BadCharacter { text: String, ch: char },
+    BadCharacter {
+        /// The text, quoted and cut to a short prefix.
+        text: String,
+        /// The first character refused.
+        ch: char,
+    },
 }
 
 impl Symbol {

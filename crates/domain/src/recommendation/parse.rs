@@ -24,7 +24,9 @@ use crate::symbol::Symbol;
 /// One problem with one field of an input line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
+    /// The field's name (`json` for the line as a whole).
     pub field: String,
+    /// What is wrong, with a short prefix of the value concerned.
     pub problem: String,
 }
 
@@ -72,6 +74,7 @@ impl ParseContext {
 pub struct ParsedLine {
     /// 1-based line number in the input.
     pub line: usize,
+    /// What the line says.
     pub rec: NewRecommendation,
 }
 
@@ -83,6 +86,7 @@ pub struct LineError {
     pub line: usize,
     /// The field concerned; `None` for the line as a whole (invalid UTF-8).
     pub field: Option<String>,
+    /// What is wrong, with a short prefix of the value concerned.
     pub message: String,
 }
 
