@@ -12,7 +12,7 @@ use crate::order::Side;
 use crate::outcome::OutcomeKind;
 use crate::recommendation::{Action, Recommendation};
 use crate::rules::{EvalContext, Ruleset};
-use crate::sizing::{SizingCandidate, size_candidates};
+use crate::sizing::{Sized, SizingCandidate, size_candidates};
 use crate::transaction::{ActivePosition, TransactionStatus};
 
 /// Everything the decision needs, loaded by the engine.
@@ -57,6 +57,26 @@ pub struct Planned<'a> {
     pub decision: Decision,
 }
 
+/// A recommendation that passed every check and waits for sizing.
+struct ToSize {
+    /// Its index in the plan.
+    index: usize,
+    side: Side,
+    candidate: SizingCandidate,
+    /// The rule evaluation, for the decision record.
+    described: String,
+}
+
+/// What step 4 decided for one recommendation: a final decision, or a candidate for sizing.
+enum Checked {
+    Decided(Decision),
+    Size {
+        side: Side,
+        price: Decimal,
+        described: String,
+    },
+}
+
 /// Steps 3–5 of the enter_market run: select, evaluate, check, size.
 pub fn plan<'a>(inp: &Inputs<'a>) -> Vec<Planned<'a>> {
     let selected = select(inp.recommendations);
@@ -70,131 +90,175 @@ pub fn plan<'a>(inp: &Inputs<'a>) -> Vec<Planned<'a>> {
         .has_sufficient_equity(inp.equity_threshold_percent);
 
     let mut planned: Vec<Planned<'a>> = Vec::with_capacity(selected.len());
-    // (index into planned, side, sizing candidate, rule description)
-    let mut candidates: Vec<(usize, Side, SizingCandidate, String)> = Vec::new();
+    let mut to_size: Vec<ToSize> = Vec::new();
     for rec in selected {
         let existing = active.get(rec.symbol.as_str()).copied();
-        let quote = inp.quotes.get(&rec.symbol).copied();
-        let ctx = EvalContext {
-            rec,
-            has_position: existing.is_some(),
-            current_price: quote,
-        };
-        let ev = inp.ruleset.evaluate(&ctx);
-        let described = ev.describe();
-        let skip = |outcome, detail: String| Decision::Skip {
-            outcome,
-            detail,
-            existing: None,
-        };
-        let sides: Vec<Side> = ev.actions.iter().filter_map(|a| a.side()).collect();
-        let decision = match sides.as_slice() {
-            [] => skip(OutcomeKind::RulesNotMet, described),
-            [_, _, ..] => skip(
-                OutcomeKind::RulesNotMet,
-                format!("{described}; conflicting actions buy and sell"),
-            ),
-            [side] => {
-                let side = *side;
-                let permitted = match side {
-                    Side::Buy => inp.expert.enable_buy,
-                    Side::Sell => inp.expert.enable_sell,
-                };
-                if !permitted {
-                    let flag = if side == Side::Buy {
-                        "enable_buy"
-                    } else {
-                        "enable_sell"
-                    };
-                    skip(
-                        OutcomeKind::NotPermitted,
-                        format!(
-                            "{described}; {} not allowed: {flag} is false",
-                            side.as_str()
-                        ),
-                    )
-                } else if let Some(p) = existing {
-                    Decision::Skip {
-                        outcome: OutcomeKind::DuplicatePosition,
-                        detail: format!(
-                            "{described}; existing transaction {} in {} status",
-                            p.transaction_id, p.status
-                        ),
-                        existing: Some((p.transaction_id, p.status)),
-                    }
-                } else if !equity_ok {
-                    skip(
-                        OutcomeKind::InsufficientEquity,
-                        format!(
-                            "{described}; available {} below {}% of virtual balance {}",
-                            inp.balance.available.round_dp(2),
-                            inp.equity_threshold_percent,
-                            inp.balance.virtual_balance.round_dp(2)
-                        ),
-                    )
-                } else if let Some(price) = quote {
-                    candidates.push((
-                        planned.len(),
-                        side,
-                        SizingCandidate {
-                            symbol: rec.symbol.clone(),
-                            price,
-                            priority: rec.priority(),
-                        },
-                        described,
-                    ));
-                    // Placeholder until sizing below decides.
-                    skip(OutcomeKind::Unfunded, String::new())
-                } else {
-                    skip(
-                        OutcomeKind::Unfunded,
-                        format!("{described}; no quote for {}", rec.symbol),
-                    )
-                }
+        let decision = match check(inp, rec, existing, equity_ok) {
+            Checked::Decided(d) => d,
+            Checked::Size {
+                side,
+                price,
+                described,
+            } => {
+                to_size.push(ToSize {
+                    index: planned.len(),
+                    side,
+                    candidate: SizingCandidate {
+                        symbol: rec.symbol.clone(),
+                        price,
+                        priority: rec.priority(),
+                    },
+                    described,
+                });
+                // Placeholder until sizing below decides.
+                skip(OutcomeKind::Unfunded, String::new())
             }
         };
         planned.push(Planned { rec, decision });
     }
+    size(inp, &mut planned, to_size);
+    planned
+}
 
+fn skip(outcome: OutcomeKind, detail: String) -> Decision {
+    Decision::Skip {
+        outcome,
+        detail,
+        existing: None,
+    }
+}
+
+/// Step 4 for one recommendation: rules, permission, duplicate position, equity, quote.
+fn check(
+    inp: &Inputs<'_>,
+    rec: &Recommendation,
+    existing: Option<&ActivePosition>,
+    equity_ok: bool,
+) -> Checked {
+    let quote = inp.quotes.get(&rec.symbol).copied();
+    let ctx = EvalContext {
+        rec,
+        has_position: existing.is_some(),
+        current_price: quote,
+    };
+    let ev = inp.ruleset.evaluate(&ctx);
+    let described = ev.describe();
+    let sides: Vec<Side> = ev.actions.iter().filter_map(|a| a.side()).collect();
+    let side = match sides.as_slice() {
+        [] => return Checked::Decided(skip(OutcomeKind::RulesNotMet, described)),
+        [_, _, ..] => {
+            return Checked::Decided(skip(
+                OutcomeKind::RulesNotMet,
+                format!("{described}; conflicting actions buy and sell"),
+            ));
+        }
+        [side] => *side,
+    };
+    let (permitted, flag) = match side {
+        Side::Buy => (inp.expert.enable_buy, "enable_buy"),
+        Side::Sell => (inp.expert.enable_sell, "enable_sell"),
+    };
+    let decision = if !permitted {
+        skip(
+            OutcomeKind::NotPermitted,
+            format!(
+                "{described}; {} not allowed: {flag} is false",
+                side.as_str()
+            ),
+        )
+    } else if let Some(p) = existing {
+        Decision::Skip {
+            outcome: OutcomeKind::DuplicatePosition,
+            detail: format!(
+                "{described}; existing transaction {} in {} status",
+                p.transaction_id, p.status
+            ),
+            existing: Some((p.transaction_id, p.status)),
+        }
+    } else if !equity_ok {
+        skip(
+            OutcomeKind::InsufficientEquity,
+            format!(
+                "{described}; available {} below {}% of virtual balance {}",
+                inp.balance.available.round_dp(2),
+                inp.equity_threshold_percent,
+                inp.balance.virtual_balance.round_dp(2)
+            ),
+        )
+    } else if let Some(price) = quote {
+        return Checked::Size {
+            side,
+            price,
+            described,
+        };
+    } else {
+        skip(
+            OutcomeKind::Unfunded,
+            format!("{described}; no quote for {}", rec.symbol),
+        )
+    };
+    Checked::Decided(decision)
+}
+
+/// Step 5: sizes the candidates together and turns each into an order or an `unfunded` skip.
+fn size(inp: &Inputs<'_>, planned: &mut [Planned<'_>], to_size: Vec<ToSize>) {
     let mut existing_alloc: HashMap<String, Decimal> = HashMap::new();
     for p in inp.positions {
-        *existing_alloc.entry(p.symbol.clone()).or_default() += p.notional();
+        // Saturating: a holding too large to add up leaves its symbol no room (fail closed).
+        let held = existing_alloc.entry(p.symbol.clone()).or_default();
+        *held = held.saturating_add(p.notional());
     }
-    let sizing: Vec<SizingCandidate> = candidates.iter().map(|(_, _, c, _)| c.clone()).collect();
+    let candidates: Vec<SizingCandidate> = to_size.iter().map(|c| c.candidate.clone()).collect();
     let sized = size_candidates(
         inp.balance.available,
         inp.expert.max_virtual_equity_per_instrument_percent,
         &existing_alloc,
-        &sizing,
+        &candidates,
     );
-    for ((idx, side, cand, described), s) in candidates.into_iter().zip(sized) {
-        let inputs = format!(
-            "price {}, priority {}, instrument room {}, budget left {}",
-            cand.price,
-            cand.priority.round_dp(4).normalize(),
-            s.instrument_room.round_dp(2).normalize(),
-            s.remaining.round_dp(2).normalize()
-        );
-        planned[idx].decision = if s.quantity > Decimal::ZERO {
-            Decision::Order {
-                side,
-                quantity: s.quantity,
-                price: cand.price,
-                detail: format!(
-                    "{described}; sized {} {} ({inputs})",
-                    side.as_str(),
-                    s.quantity
-                ),
-            }
-        } else {
-            Decision::Skip {
-                outcome: OutcomeKind::Unfunded,
-                detail: format!("{described}; not one share affordable ({inputs})"),
-                existing: None,
-            }
-        };
+    for (c, s) in to_size.into_iter().zip(sized) {
+        let index = c.index;
+        planned[index].decision = sized_decision(c, &s);
     }
-    planned
+}
+
+/// The decision for one sized candidate, with the sizing inputs in its detail.
+fn sized_decision(c: ToSize, s: &Sized) -> Decision {
+    let ToSize {
+        side,
+        candidate,
+        described,
+        ..
+    } = c;
+    if let Some(refused) = &s.refused {
+        return skip(
+            OutcomeKind::Unfunded,
+            format!("{described}; cannot be sized: {refused}"),
+        );
+    }
+    let inputs = format!(
+        "price {}, priority {}, instrument room {}, budget left {}",
+        candidate.price,
+        candidate.priority.round_dp(4).normalize(),
+        s.instrument_room.round_dp(2).normalize(),
+        s.remaining.round_dp(2).normalize()
+    );
+    if s.quantity > Decimal::ZERO {
+        Decision::Order {
+            side,
+            quantity: s.quantity,
+            price: candidate.price,
+            detail: format!(
+                "{described}; sized {} {} ({inputs})",
+                side.as_str(),
+                s.quantity
+            ),
+        }
+    } else {
+        skip(
+            OutcomeKind::Unfunded,
+            format!("{described}; not one share affordable ({inputs})"),
+        )
+    }
 }
 
 /// Step 3: HOLD excluded, newest per symbol, highest expected profit first.
@@ -222,7 +286,7 @@ pub fn select(recs: &[Recommendation]) -> Vec<&Recommendation> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::money::Price;
+    use crate::money::{Price, Quantity};
     use crate::recommendation::{NewRecommendation, RiskLevel, TimeHorizon, parse_time};
     use crate::rules::{Rule, RuleAction, Trigger, TriggerSpec};
     use rust_decimal_macros::dec;
@@ -375,5 +439,160 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    /// A ruleset whose triggers compute every metric and which then buys whatever happens.
+    fn probing_buy() -> Ruleset {
+        let t = |e: &str, op: &str, v: Decimal| {
+            Trigger::from_spec(&TriggerSpec {
+                event: e.into(),
+                op: Some(op.into()),
+                value: Some(v),
+            })
+            .unwrap()
+        };
+        Ruleset {
+            name: "probe".into(),
+            rules: vec![
+                Rule {
+                    name: "metrics".into(),
+                    continue_processing: true,
+                    triggers: vec![
+                        t("percent_to_new_target", ">", dec!(0)),
+                        t("expected_profit_target_percent", "!=", dec!(0)),
+                        t("confidence", ">=", dec!(0)),
+                    ],
+                    actions: vec![RuleAction::Buy],
+                },
+                Rule {
+                    name: "always".into(),
+                    continue_processing: false,
+                    triggers: vec![],
+                    actions: vec![RuleAction::Buy],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn plan_never_panics_on_extreme_values() {
+        // Every combination of extreme balances, settings and quotes, against recommendations
+        // with extreme figures. Catches: any unchecked arithmetic on the way from a
+        // recommendation to an order (the 1e-28 price divided into a budget).
+        let extremes = [
+            Decimal::ZERO,
+            dec!(0.0000000000000000000000000001),
+            dec!(0.0001),
+            dec!(1),
+            dec!(1000000000),
+            Decimal::MAX,
+            dec!(-1),
+            Decimal::MIN,
+        ];
+        let prices = [dec!(0.0001), dec!(1), dec!(1000000000)];
+        let actions = [Action::Buy, Action::Sell, Action::Underweight];
+        let mut recs = Vec::new();
+        for (i, epp) in extremes.iter().enumerate() {
+            for (j, price) in prices.iter().enumerate() {
+                for (k, action) in actions.iter().enumerate() {
+                    let id = (i * 9 + j * 3 + k) as i64;
+                    let mut r = rec(id, &format!("S{id}"), *action, *epp, "2026-11-27T10:00:00Z");
+                    r.rec.price_at_date = Price::new(*price).unwrap();
+                    r.rec.confidence = extremes[(i + j) % extremes.len()];
+                    r.rec.target_price = (k == 2).then(|| Price::new(prices[2 - j]).unwrap());
+                    recs.push(r);
+                }
+            }
+        }
+        // Every symbol gets a quote, cycling through the extremes; a few hold a position.
+        let quotes: HashMap<String, Decimal> = recs
+            .iter()
+            .enumerate()
+            .map(|(n, r)| (r.symbol.clone(), extremes[n % extremes.len()]))
+            .collect();
+        let positions: Vec<ActivePosition> = extremes
+            .iter()
+            .enumerate()
+            .map(|(n, x)| ActivePosition {
+                transaction_id: n as i64,
+                symbol: format!("S{}", n * 7),
+                side: Side::Sell,
+                status: TransactionStatus::Opened,
+                quantity: *x,
+                price: Decimal::MAX,
+            })
+            .collect();
+        let rs = probing_buy();
+        let mut expert = Expert::with_defaults(1, "x", "paper");
+        expert.enable_sell = true;
+        let mut plans = 0;
+        for available in extremes {
+            for virtual_balance in extremes {
+                for pct in extremes {
+                    for threshold in extremes {
+                        expert.max_virtual_equity_per_instrument_percent = pct;
+                        let inputs = Inputs {
+                            expert: &expert,
+                            ruleset: &rs,
+                            equity_threshold_percent: threshold,
+                            recommendations: &recs,
+                            positions: &positions,
+                            balance: ExpertBalance {
+                                virtual_balance,
+                                used: Decimal::ZERO,
+                                available,
+                            },
+                            quotes: &quotes,
+                        };
+                        for p in plan(&inputs) {
+                            if let Decision::Order {
+                                quantity, price, ..
+                            } = p.decision
+                            {
+                                assert!(Quantity::new(quantity).is_ok(), "{quantity}");
+                                assert!(Price::new(price).is_ok(), "{price}");
+                            }
+                        }
+                        plans += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(plans, 8 * 8 * 8 * 8);
+    }
+
+    #[test]
+    fn an_unusable_quote_is_unfunded_with_the_reason() {
+        let mut expert = Expert::with_defaults(1, "demo", "paper");
+        expert.max_virtual_equity_per_instrument_percent = dec!(40);
+        let rs = confident_buy();
+        let recs = [rec(1, "TINY", Action::Buy, dec!(5), "2026-11-27T10:00:00Z")];
+        let quotes: HashMap<String, Decimal> =
+            [("TINY".to_string(), dec!(0.0000000000000000000000000001))].into();
+        let inputs = Inputs {
+            expert: &expert,
+            ruleset: &rs,
+            equity_threshold_percent: dec!(5),
+            recommendations: &recs,
+            positions: &[],
+            balance: ExpertBalance {
+                virtual_balance: dec!(100000),
+                used: dec!(0),
+                available: dec!(100000),
+            },
+            quotes: &quotes,
+        };
+        let planned = plan(&inputs);
+        let Decision::Skip {
+            outcome, detail, ..
+        } = &planned[0].decision
+        else {
+            panic!("{planned:?}")
+        };
+        assert_eq!(*outcome, OutcomeKind::Unfunded);
+        assert!(
+            detail.contains("cannot be sized: quote for TINY"),
+            "{detail}"
+        );
     }
 }

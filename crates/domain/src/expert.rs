@@ -6,7 +6,9 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use serde::Serialize;
 
-use crate::money::percent_of;
+use crate::money::{
+    ArithmeticError, checked_add, checked_mul, checked_sub, percent_of, try_percent_of,
+};
 use crate::transaction::ActivePosition;
 
 /// An expert's settings. Defaults are the original's.
@@ -62,7 +64,37 @@ pub struct ExpertBalance {
 
 impl ExpertBalance {
     /// The balance maths of reference §1.3. `quotes` marks open positions to market so an
-    /// unrealised loss counts as used.
+    /// unrealised loss counts as used. Every step is checked: balances, quantities and
+    /// quotes come from outside.
+    pub fn try_compute(
+        account_balance: Decimal,
+        account_cash: Decimal,
+        virtual_equity_percent: Decimal,
+        positions: &[ActivePosition],
+        quotes: &HashMap<String, Decimal>,
+    ) -> Result<Self, ArithmeticError> {
+        let virtual_balance = try_percent_of(account_balance, virtual_equity_percent)?;
+        let mut used = Decimal::ZERO;
+        for p in positions {
+            let loss = match quotes.get(&p.symbol) {
+                Some(q) => unrealised_loss(p, *q)?,
+                None => Decimal::ZERO,
+            };
+            used = checked_add(used, checked_add(p.try_notional()?, loss)?)?;
+        }
+        let available = checked_sub(virtual_balance, used)?
+            .min(account_cash)
+            .max(Decimal::ZERO);
+        Ok(ExpertBalance {
+            virtual_balance,
+            used,
+            available,
+        })
+    }
+
+    /// [`ExpertBalance::try_compute`], failing closed: when a figure overflows, the expert
+    /// counts as having used everything and has nothing available, so nothing is sized
+    /// from a balance that could not be computed.
     pub fn compute(
         account_balance: Decimal,
         account_cash: Decimal,
@@ -70,38 +102,35 @@ impl ExpertBalance {
         positions: &[ActivePosition],
         quotes: &HashMap<String, Decimal>,
     ) -> Self {
-        let virtual_balance = percent_of(account_balance, virtual_equity_percent);
-        let used: Decimal = positions
-            .iter()
-            .map(|p| {
-                let held = p.notional();
-                let loss = quotes
-                    .get(&p.symbol)
-                    .map(|q| {
-                        let pnl = match p.side {
-                            crate::Side::Buy => (*q - p.price) * p.quantity,
-                            crate::Side::Sell => (p.price - *q) * p.quantity,
-                        };
-                        (-pnl).max(Decimal::ZERO)
-                    })
-                    .unwrap_or_default();
-                held + loss
-            })
-            .sum();
-        let available = (virtual_balance - used)
-            .min(account_cash)
-            .max(Decimal::ZERO);
-        ExpertBalance {
-            virtual_balance,
-            used,
-            available,
-        }
+        Self::try_compute(
+            account_balance,
+            account_cash,
+            virtual_equity_percent,
+            positions,
+            quotes,
+        )
+        .unwrap_or(ExpertBalance {
+            virtual_balance: percent_of(account_balance, virtual_equity_percent),
+            used: Decimal::MAX,
+            available: Decimal::ZERO,
+        })
     }
 
     /// The equity gate: available must be at least `threshold_percent` of the virtual balance.
+    /// A threshold that cannot be computed is not met (fail closed).
     pub fn has_sufficient_equity(&self, threshold_percent: Decimal) -> bool {
-        self.available >= percent_of(self.virtual_balance, threshold_percent)
+        try_percent_of(self.virtual_balance, threshold_percent)
+            .is_ok_and(|needed| self.available >= needed)
     }
+}
+
+/// What a position has lost at quote `q` (never negative).
+fn unrealised_loss(p: &ActivePosition, q: Decimal) -> Result<Decimal, ArithmeticError> {
+    let pnl = match p.side {
+        crate::Side::Buy => checked_mul(checked_sub(q, p.price)?, p.quantity)?,
+        crate::Side::Sell => checked_mul(checked_sub(p.price, q)?, p.quantity)?,
+    };
+    Ok((-pnl).max(Decimal::ZERO))
 }
 
 #[cfg(test)]
@@ -165,5 +194,40 @@ mod tests {
             ..b
         };
         assert!(b.has_sufficient_equity(dec!(5)));
+    }
+
+    #[test]
+    fn extreme_balances_fail_closed() {
+        // (balance, vep, position quantity, position price, quote, overflows). Catches: an
+        // unchecked multiplication or sum in the balance maths.
+        let m = Decimal::MAX;
+        let cases = [
+            (m, dec!(100), dec!(1), dec!(1), dec!(1), false),
+            (m, dec!(101), dec!(1), dec!(1), dec!(1), true),
+            (dec!(1000), dec!(100), m, dec!(2), dec!(2), true),
+            (dec!(1000), dec!(100), m, dec!(1), dec!(0), true),
+            (dec!(1000), dec!(100), dec!(1), m, Decimal::MIN, true),
+            (dec!(1000), m, dec!(1), dec!(1), dec!(1), true),
+        ];
+        for (bal, vep, qty, price, quote, overflows) in cases {
+            let positions = [pos("A", qty, price)];
+            let quotes: HashMap<String, Decimal> = [("A".to_string(), quote)].into();
+            let tried = ExpertBalance::try_compute(bal, bal, vep, &positions, &quotes);
+            assert_eq!(
+                tried.is_err(),
+                overflows,
+                "{bal} {vep} {qty} {price} {quote}"
+            );
+            let b = ExpertBalance::compute(bal, bal, vep, &positions, &quotes);
+            if overflows {
+                assert_eq!(b.available, Decimal::ZERO);
+            }
+        }
+        let b = ExpertBalance {
+            virtual_balance: m,
+            used: dec!(0),
+            available: m,
+        };
+        assert!(!b.has_sufficient_equity(m));
     }
 }

@@ -7,32 +7,20 @@ use serde::{Deserialize, Serialize};
 /// Buy or sell. On a transaction, BUY means long and SELL means short.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum Side {
     Buy,
     Sell,
 }
 
-impl Side {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Buy => "BUY",
-            Side::Sell => "SELL",
-        }
-    }
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "BUY" => Some(Side::Buy),
-            "SELL" => Some(Side::Sell),
-            _ => None,
-        }
-    }
-}
+wire_names!(Side);
 
 /// What an order is for. Stored explicitly, never inferred from a comment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum OrderRole {
     Entry,
     TakeProfit,
@@ -40,56 +28,20 @@ pub enum OrderRole {
     Close,
 }
 
-impl OrderRole {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderRole::Entry => "entry",
-            OrderRole::TakeProfit => "take_profit",
-            OrderRole::StopLoss => "stop_loss",
-            OrderRole::Close => "close",
-        }
-    }
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "entry" => OrderRole::Entry,
-            "take_profit" => OrderRole::TakeProfit,
-            "stop_loss" => OrderRole::StopLoss,
-            "close" => OrderRole::Close,
-            _ => return None,
-        })
-    }
-}
+wire_names!(OrderRole);
 
 /// How the broker executes the order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum OrderType {
     Market,
     Limit,
     Stop,
 }
 
-impl OrderType {
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderType::Market => "market",
-            OrderType::Limit => "limit",
-            OrderType::Stop => "stop",
-        }
-    }
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "market" => OrderType::Market,
-            "limit" => OrderType::Limit,
-            "stop" => OrderType::Stop,
-            _ => return None,
-        })
-    }
-}
+wire_names!(OrderType);
 
 /// The status of an order.
 ///
@@ -102,12 +54,22 @@ impl OrderType {
 /// | submitting | accepted, partially_filled, filled, rejected, canceled, expired, error |
 /// | accepted | partially_filled, filled, canceled, expired, rejected |
 /// | partially_filled | filled, canceled, expired |
-/// | filled, canceled, rejected, expired, error | — (final) |
+/// | canceled | partially_filled, filled (a late fill that raced the cancel) |
+/// | expired | partially_filled, filled (a fill at expiry reported after it) |
+/// | filled, rejected, error | — (final) |
 ///
 /// `submitting` means the order intent is committed and the broker may or may not have it:
 /// it is settled by looking its `client_order_id` up at the broker, never by sending again.
+///
+/// The edges out of `canceled` and `expired` are what a real broker produces, not what we
+/// would like: a cancel (or the end of a day order) and an execution can cross at the
+/// exchange, and Alpaca then reports the fill after having reported the order canceled or
+/// expired. Refusing the fill would leave a position at the broker that the store does not
+/// know about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum OrderStatus {
     Pending,
     WaitingTrigger,
@@ -121,9 +83,10 @@ pub enum OrderStatus {
     Error,
 }
 
-/// A status change the table does not allow.
+/// A status change the table does not allow (of an order or, with its upper-case names, of a
+/// transaction).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("illegal order status transition {from} -> {to}")]
+#[error("illegal status transition {from} -> {to}")]
 pub struct IllegalTransition {
     pub from: &'static str,
     pub to: &'static str,
@@ -144,56 +107,59 @@ impl OrderStatus {
         OrderStatus::Error,
     ];
 
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OrderStatus::Pending => "pending",
-            OrderStatus::WaitingTrigger => "waiting_trigger",
-            OrderStatus::Submitting => "submitting",
-            OrderStatus::Accepted => "accepted",
-            OrderStatus::PartiallyFilled => "partially_filled",
-            OrderStatus::Filled => "filled",
-            OrderStatus::Canceled => "canceled",
-            OrderStatus::Rejected => "rejected",
-            OrderStatus::Expired => "expired",
-            OrderStatus::Error => "error",
-        }
-    }
-
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        OrderStatus::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    /// The one way a status changes: returns the new status or why it may not.
+    /// The one way a status changes: returns the new status or why it may not. One legal
+    /// edge a line; everything else is an error.
+    #[rustfmt::skip]
     pub fn transition(self, to: OrderStatus) -> Result<OrderStatus, IllegalTransition> {
         use OrderStatus::*;
-        let legal = self == to
-            || matches!(
-                (self, to),
-                (Pending, Submitting | Canceled | Error)
-                    | (WaitingTrigger, Submitting | Pending | Canceled | Error)
-                    | (
-                        Submitting,
-                        Accepted | PartiallyFilled | Filled | Rejected | Canceled | Expired | Error
-                    )
-                    | (
-                        Accepted,
-                        PartiallyFilled | Filled | Canceled | Expired | Rejected
-                    )
-                    | (PartiallyFilled, Filled | Canceled | Expired)
-            );
-        if legal {
-            Ok(to)
-        } else {
-            Err(IllegalTransition {
-                from: self.as_str(),
-                to: to.as_str(),
-            })
+        match (self, to) {
+            (from, to) if from == to        => Ok(to), // a repeated answer changes nothing
+            (Pending, Submitting)           => Ok(to),
+            (Pending, Canceled)             => Ok(to),
+            (Pending, Error)                => Ok(to),
+            (WaitingTrigger, Submitting)    => Ok(to), // the parent filled
+            (WaitingTrigger, Pending)       => Ok(to),
+            (WaitingTrigger, Canceled)      => Ok(to), // the parent ended without a fill
+            (WaitingTrigger, Error)         => Ok(to),
+            (Submitting, Accepted)          => Ok(to),
+            (Submitting, PartiallyFilled)   => Ok(to),
+            (Submitting, Filled)            => Ok(to), // a market order filled at once
+            (Submitting, Rejected)          => Ok(to),
+            (Submitting, Canceled)          => Ok(to), // IOC and FOK
+            (Submitting, Expired)           => Ok(to),
+            (Submitting, Error)             => Ok(to), // never reached the broker
+            (Accepted, PartiallyFilled)     => Ok(to),
+            (Accepted, Filled)              => Ok(to),
+            (Accepted, Canceled)            => Ok(to),
+            (Accepted, Expired)             => Ok(to),
+            (Accepted, Rejected)            => Ok(to), // a stop refused when it triggers
+            (PartiallyFilled, Filled)       => Ok(to),
+            (PartiallyFilled, Canceled)     => Ok(to), // the rest canceled, the fills stay
+            (PartiallyFilled, Expired)      => Ok(to), // the rest expired, the fills stay
+            (Canceled, PartiallyFilled)     => Ok(to), // real world: a late fill racing the cancel
+            (Canceled, Filled)              => Ok(to), // real world: a late fill racing the cancel
+            (Expired, PartiallyFilled)      => Ok(to), // real world: a fill at expiry, reported after it
+            (Expired, Filled)               => Ok(to), // real world: a fill at expiry, reported after it
+            _ => Err(IllegalTransition { from: self.as_str(), to: to.as_str() }),
         }
     }
 
-    /// No further change is possible. `filled` is final too, though its position lives on.
+    /// Every status from which `to` may be reached, `to` itself included (staying is a
+    /// no-op, so a repeated answer, such as a further partial fill, is applied again).
+    ///
+    /// Derived from [`OrderStatus::transition`], never written twice: the store's
+    /// `UPDATE … WHERE status IN (…)` lists these, so the database enforces the table and
+    /// no concurrent writer can apply an illegal edge.
+    pub fn predecessors(to: OrderStatus) -> Vec<OrderStatus> {
+        OrderStatus::ALL
+            .into_iter()
+            .filter(|from| from.transition(to).is_ok())
+            .collect()
+    }
+
+    /// We expect no further change: the order ended. `filled` is final too, though its
+    /// position lives on. A broker may still report a late fill on `canceled` or `expired`
+    /// (see the table), which [`OrderStatus::transition`] accepts.
     pub fn is_final(self) -> bool {
         matches!(
             self,
@@ -222,11 +188,7 @@ impl OrderStatus {
     }
 }
 
-impl std::fmt::Display for OrderStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+wire_names!(OrderStatus);
 
 /// One order, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -265,43 +227,112 @@ mod tests {
     use super::*;
     use OrderStatus::*;
 
+    /// Every legal edge other than staying, written out once more on purpose: a changed
+    /// table must change this list too.
+    const LEGAL: [(OrderStatus, OrderStatus); 26] = [
+        (Pending, Submitting),
+        (Pending, Canceled),
+        (Pending, Error),
+        (WaitingTrigger, Submitting),
+        (WaitingTrigger, Pending),
+        (WaitingTrigger, Canceled),
+        (WaitingTrigger, Error),
+        (Submitting, Accepted),
+        (Submitting, PartiallyFilled),
+        (Submitting, Filled),
+        (Submitting, Rejected),
+        (Submitting, Canceled),
+        (Submitting, Expired),
+        (Submitting, Error),
+        (Accepted, PartiallyFilled),
+        (Accepted, Filled),
+        (Accepted, Canceled),
+        (Accepted, Expired),
+        (Accepted, Rejected),
+        (PartiallyFilled, Filled),
+        (PartiallyFilled, Canceled),
+        (PartiallyFilled, Expired),
+        (Canceled, PartiallyFilled),
+        (Canceled, Filled),
+        (Expired, PartiallyFilled),
+        (Expired, Filled),
+    ];
+
     #[test]
     fn transition_table() {
-        let legal = [
-            (Pending, Submitting),
-            (Pending, Canceled),
-            (WaitingTrigger, Submitting),
-            (Submitting, Filled),
-            (Submitting, Accepted),
-            (Submitting, Rejected),
-            (Submitting, Error),
-            (Accepted, PartiallyFilled),
-            (PartiallyFilled, Filled),
-            (Filled, Filled),
-        ];
+        // Every pair: legal exactly when listed (or staying). Catches: a dropped or an added
+        // edge, the late-fill edges included.
+        for from in OrderStatus::ALL {
+            for to in OrderStatus::ALL {
+                let listed = from == to || LEGAL.contains(&(from, to));
+                assert_eq!(from.transition(to).is_ok(), listed, "{from} -> {to}");
+            }
+        }
         let illegal = [
             (Filled, Canceled),
+            (Filled, PartiallyFilled),
             (Rejected, Submitting),
-            (Canceled, Filled),
+            (Rejected, Filled),
+            (Error, Filled),
             (Pending, Filled),
             (Accepted, Submitting),
-            (Error, Submitting),
+            (PartiallyFilled, Accepted),
+            (Canceled, Accepted),
         ];
-        for (a, b) in legal {
-            assert_eq!(a.transition(b), Ok(b), "{a} -> {b}");
-        }
         for (a, b) in illegal {
             assert!(a.transition(b).is_err(), "{a} -> {b} must be refused");
+        }
+        assert_eq!(
+            Filled.transition(Canceled).unwrap_err().to_string(),
+            "illegal status transition filled -> canceled"
+        );
+    }
+
+    #[test]
+    fn a_real_broker_sequence_is_accepted() {
+        // Alpaca: accepted, two partial fills, a cancel that loses the race, the last fill.
+        let answers = [Accepted, PartiallyFilled, PartiallyFilled, Canceled, Filled];
+        let mut status = Submitting;
+        for next in answers {
+            status = status.transition(next).unwrap();
+        }
+        assert_eq!(status, Filled);
+    }
+
+    #[test]
+    fn final_statuses_only_take_late_fills() {
+        for from in OrderStatus::ALL.into_iter().filter(|s| s.is_final()) {
+            for to in OrderStatus::ALL.into_iter().filter(|t| *t != from) {
+                let late_fill = matches!(from, Canceled | Expired) && to.is_executed();
+                assert_eq!(from.transition(to).is_ok(), late_fill, "{from} -> {to}");
+            }
         }
     }
 
     #[test]
-    fn final_statuses_go_nowhere() {
-        for from in OrderStatus::ALL.into_iter().filter(|s| s.is_final()) {
-            for to in OrderStatus::ALL.into_iter().filter(|t| *t != from) {
-                assert!(from.transition(to).is_err(), "{from} -> {to}");
+    fn predecessors_agree_with_transition() {
+        // For every pair, `from` is a predecessor of `to` exactly when the edge is legal.
+        for to in OrderStatus::ALL {
+            let preds = OrderStatus::predecessors(to);
+            for from in OrderStatus::ALL {
+                assert_eq!(
+                    preds.contains(&from),
+                    from.transition(to).is_ok(),
+                    "{from} -> {to}"
+                );
             }
         }
+        assert_eq!(
+            OrderStatus::predecessors(Filled),
+            [
+                Submitting,
+                Accepted,
+                PartiallyFilled,
+                Filled,
+                Canceled,
+                Expired
+            ]
+        );
     }
 
     #[test]

@@ -8,6 +8,8 @@ use crate::UseCase;
 /// What became of a recommendation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[derive(strum::EnumString, strum::IntoStaticStr, strum::VariantArray)]
+#[strum(serialize_all = "snake_case")]
 pub enum OutcomeKind {
     Ordered,
     RulesNotMet,
@@ -29,31 +31,9 @@ impl OutcomeKind {
         OutcomeKind::Ordered,
         OutcomeKind::Failed,
     ];
-
-    /// The wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutcomeKind::Ordered => "ordered",
-            OutcomeKind::RulesNotMet => "rules_not_met",
-            OutcomeKind::NotPermitted => "not_permitted",
-            OutcomeKind::DuplicatePosition => "duplicate_position",
-            OutcomeKind::InsufficientEquity => "insufficient_equity",
-            OutcomeKind::Unfunded => "unfunded",
-            OutcomeKind::Failed => "failed",
-        }
-    }
-
-    /// Parses the wire name.
-    pub fn parse(s: &str) -> Option<Self> {
-        OutcomeKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
 }
 
-impl std::fmt::Display for OutcomeKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+wire_names!(OutcomeKind);
 
 /// One decision record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,6 +8,7 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::money::{checked_div, checked_mul, checked_sub};
 use crate::order::Side;
 use crate::recommendation::{Action, NewRecommendation, RiskLevel, TimeHorizon};
 
@@ -392,9 +393,12 @@ fn metric_value(metric: Metric, ctx: &EvalContext<'_>) -> Option<Decimal> {
         Metric::Confidence => Some(r.confidence),
         Metric::ExpectedProfitTargetPercent => Some(r.expected_profit_percent),
         Metric::PercentToNewTarget => {
+            // The quote comes from outside (it may be 0 or tiny): every step is checked, and a
+            // figure that cannot be computed makes the trigger false, like missing data.
             let price = ctx.current_price.unwrap_or(r.price_at_date.get());
             let target = r.target()?;
-            Some((target - price) / price * Decimal::ONE_HUNDRED)
+            let rise = checked_sub(target, price).ok()?;
+            checked_mul(checked_div(rise, price).ok()?, Decimal::ONE_HUNDRED).ok()
         }
     }
 }
@@ -924,5 +928,57 @@ mod tests {
             rs.evaluate(&ctx).describe(),
             "no rule matched (conf: confidence >= 60 not met)"
         );
+    }
+
+    #[test]
+    fn percent_to_new_target_never_panics() {
+        // (target_price, current quote, expected_profit_percent, trigger holds). Catches: an
+        // unchecked `(target − price) / price × 100` (a large target over a tiny quote
+        // overflowed the multiplication; a zero quote divided by zero).
+        let t = trig("percent_to_new_target", Some(">"), Some(dec!(0)));
+        let big = Some(Price::new(dec!(1000000000)).unwrap());
+        // `None` as the expectation: either answer, as long as there is one.
+        let cases: Vec<(Option<Price>, Option<Decimal>, Decimal, Option<bool>)> = vec![
+            (
+                big,
+                Some(dec!(0.0000000000000000000000000001)),
+                dec!(0),
+                Some(false),
+            ),
+            (big, Some(dec!(0)), dec!(0), Some(false)),
+            (big, Some(Decimal::MIN), dec!(0), Some(false)),
+            (big, Some(dec!(0.0001)), dec!(0), Some(true)),
+            (big, None, dec!(0), Some(true)),
+            (
+                None,
+                Some(dec!(0.0000000000000000000000000001)),
+                dec!(10),
+                Some(true),
+            ),
+            (None, None, Decimal::MAX, None),
+            (None, None, Decimal::MIN, Some(false)),
+            (None, Some(Decimal::MAX), dec!(10), Some(false)),
+            (None, Some(Decimal::MIN), Decimal::MAX, None),
+        ];
+        for (target_price, current_price, epp, want) in cases {
+            let mut r = rec(
+                Action::Buy,
+                dec!(70),
+                epp,
+                RiskLevel::High,
+                TimeHorizon::ShortTerm,
+            );
+            r.price_at_date = Price::new(dec!(0.0001)).unwrap();
+            r.target_price = target_price;
+            let ctx = EvalContext {
+                rec: &r,
+                has_position: false,
+                current_price,
+            };
+            let got = t.holds(&ctx);
+            if let Some(want) = want {
+                assert_eq!(got, want, "{target_price:?} {current_price:?} {epp}");
+            }
+        }
     }
 }

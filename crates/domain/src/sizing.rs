@@ -2,13 +2,21 @@
 //!
 //! Candidates are funded in priority order from the expert's available balance; no symbol may
 //! take more than the per-instrument cap (available × max_instrument_percent / 100, the cap
-//! computed once at the start) minus what the expert already holds in it. Whole shares, floor.
+//! computed once at the start) minus what the expert already holds in it. Whole shares, floor,
+//! at most [`MAX_QUANTITY`] per order.
+//!
+//! Every figure here comes from input (balances, quotes, settings), so all arithmetic is
+//! checked: a quote outside the price bounds or a figure that would overflow leaves that
+//! candidate unfunded with the reason in [`Sized::refused`], never a panic.
 
 use std::collections::HashMap;
 
 use rust_decimal::Decimal;
 
-use crate::money::percent_of;
+use crate::money::{
+    ArithmeticError, MAX_QUANTITY, NotPositive, Price, checked_div, checked_mul, checked_sub,
+    try_percent_of,
+};
 
 /// One order to be sized.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +36,93 @@ pub struct Sized {
     pub instrument_room: Decimal,
     /// The budget left when the candidate was reached.
     pub remaining: Decimal,
+    /// Why the candidate could not be sized at all (quantity 0); `None` when it was sized,
+    /// even to 0 because not one share was affordable.
+    pub refused: Option<SizingError>,
+}
+
+/// Why a candidate could not be sized.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizingError {
+    /// The quote is not a usable price.
+    #[error("quote for {symbol}: {source}")]
+    QuoteOutOfRange {
+        /// The candidate's symbol.
+        symbol: String,
+        /// Which bound the quote broke.
+        #[source]
+        source: NotPositive,
+    },
+    /// A figure derived from the inputs overflowed.
+    #[error("sizing {symbol}: {source}")]
+    Overflow {
+        /// The candidate's symbol.
+        symbol: String,
+        /// The operation that overflowed, with its operands.
+        #[source]
+        source: ArithmeticError,
+    },
+}
+
+/// What one candidate gets: its quantity and what that costs.
+struct Allocation {
+    quantity: Decimal,
+    cost: Decimal,
+}
+
+/// Whole shares of `price` that fit both `room` and `remaining`, at most [`MAX_QUANTITY`].
+fn allocate(
+    room: Decimal,
+    remaining: Decimal,
+    price: Price,
+) -> Result<Allocation, ArithmeticError> {
+    let price = price.get();
+    let budget = room.min(remaining);
+    if budget < price {
+        return Ok(Allocation {
+            quantity: Decimal::ZERO,
+            cost: Decimal::ZERO,
+        });
+    }
+    // MAX_QUANTITY × price ≤ 10^18: a budget beyond it buys the cap without dividing (the
+    // quotient of a huge budget by a small price would not fit in a Decimal).
+    let most = checked_mul(MAX_QUANTITY, price)?;
+    if budget >= most {
+        return Ok(Allocation {
+            quantity: MAX_QUANTITY,
+            cost: most,
+        });
+    }
+    let mut quantity = checked_div(budget, price)?.floor();
+    let mut cost = checked_mul(quantity, price)?;
+    // Division rounds to 28 digits; a quotient rounded up to a whole number must not buy a
+    // share the budget cannot pay for.
+    if cost > budget {
+        quantity -= Decimal::ONE;
+        cost = checked_mul(quantity, price)?;
+    }
+    Ok(Allocation { quantity, cost })
+}
+
+/// Sizes one candidate: the room its symbol has left under the cap, and what it gets.
+fn size_one(
+    c: &SizingCandidate,
+    cap: &Result<Decimal, ArithmeticError>,
+    held: Decimal,
+    remaining: Decimal,
+) -> Result<(Decimal, Allocation), SizingError> {
+    let price = Price::new(c.price).map_err(|source| SizingError::QuoteOutOfRange {
+        symbol: c.symbol.clone(),
+        source,
+    })?;
+    let overflow = |source| SizingError::Overflow {
+        symbol: c.symbol.clone(),
+        source,
+    };
+    let cap = cap.clone().map_err(overflow)?;
+    let room = checked_sub(cap, held).map_err(overflow)?;
+    let allocation = allocate(room, remaining, price).map_err(overflow)?;
+    Ok((room, allocation))
 }
 
 /// Sizes every candidate in one pass. `existing` is what the expert already holds per symbol.
@@ -37,7 +132,7 @@ pub fn size_candidates(
     existing: &HashMap<String, Decimal>,
     candidates: &[SizingCandidate],
 ) -> Vec<Sized> {
-    let cap = percent_of(available, max_instrument_percent);
+    let cap = try_percent_of(available, max_instrument_percent);
     let mut allocated: HashMap<&str, Decimal> =
         existing.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let mut remaining = available;
@@ -48,7 +143,8 @@ pub fn size_candidates(
         Sized {
             quantity: Decimal::ZERO,
             instrument_room: Decimal::ZERO,
-            remaining: Decimal::ZERO
+            remaining: Decimal::ZERO,
+            refused: None,
         };
         candidates.len()
     ];
@@ -58,21 +154,29 @@ pub fn size_candidates(
             .get(c.symbol.as_str())
             .copied()
             .unwrap_or_default();
-        let room = cap - held;
-        let mut quantity = Decimal::ZERO;
-        if c.price > Decimal::ZERO && room >= c.price && remaining >= c.price {
-            quantity = (room.min(remaining) / c.price).floor();
-        }
-        out[i] = Sized {
-            quantity,
-            instrument_room: room,
-            remaining,
+        out[i] = match size_one(c, &cap, held, remaining) {
+            Ok((room, a)) => {
+                let sized = Sized {
+                    quantity: a.quantity,
+                    instrument_room: room,
+                    remaining,
+                    refused: None,
+                };
+                if a.quantity > Decimal::ZERO {
+                    // cost ≤ min(room, remaining) with room = cap − held (see `allocate`), so
+                    // neither line below can overflow.
+                    remaining -= a.cost;
+                    allocated.insert(c.symbol.as_str(), held + a.cost);
+                }
+                sized
+            }
+            Err(e) => Sized {
+                quantity: Decimal::ZERO,
+                instrument_room: Decimal::ZERO,
+                remaining,
+                refused: Some(e),
+            },
         };
-        if quantity > Decimal::ZERO {
-            let cost = quantity * c.price;
-            remaining -= cost;
-            *allocated.entry(c.symbol.as_str()).or_default() += cost;
-        }
     }
     out
 }
@@ -179,5 +283,70 @@ mod tests {
                 .collect();
             assert_eq!(got, want, "{avail} {pct} {cands:?}");
         }
+    }
+
+    #[test]
+    fn tiny_price_is_refused_not_a_panic() {
+        // The issue's case: a quote of 1e-28 divided into the budget overflowed Decimal.
+        // Catches: removing the quote's price bounds or the checked division.
+        let got = size_candidates(
+            dec!(100000),
+            dec!(10),
+            &HashMap::new(),
+            &[cand("A", dec!(0.0000000000000000000000000001), dec!(1))],
+        );
+        assert_eq!(got[0].quantity, dec!(0));
+        assert!(
+            matches!(got[0].refused, Some(SizingError::QuoteOutOfRange { .. })),
+            "{got:?}"
+        );
+        assert_eq!(
+            got[0].refused.as_ref().unwrap().to_string(),
+            "quote for A: 0.0000000000000000000000000001 is out of range \
+             (min 0.0001, max 1000000000)"
+        );
+    }
+
+    #[test]
+    fn extremes_never_panic_and_stay_bounded() {
+        // Every combination of extreme inputs. Catches: any unchecked operation on them, and
+        // a quantity above MAX_QUANTITY.
+        let extremes = [
+            Decimal::ZERO,
+            dec!(0.0000000000000000000000000001),
+            dec!(0.0001),
+            dec!(1),
+            dec!(100),
+            dec!(1000000000),
+            Decimal::MAX,
+            Decimal::MIN,
+        ];
+        for available in extremes {
+            for pct in extremes {
+                for price in extremes {
+                    for held in extremes {
+                        let existing: HashMap<String, Decimal> = [("A".to_string(), held)].into();
+                        let cands = [cand("A", price, dec!(1)), cand("B", price, held)];
+                        for s in size_candidates(available, pct, &existing, &cands) {
+                            assert!(s.quantity >= Decimal::ZERO && s.quantity <= MAX_QUANTITY);
+                            assert!(s.quantity.is_zero() || s.refused.is_none());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quantity_is_capped() {
+        // A budget that buys more than a billion shares buys exactly MAX_QUANTITY.
+        let got = size_candidates(
+            Decimal::MAX,
+            dec!(100),
+            &HashMap::new(),
+            &[cand("A", dec!(0.0001), dec!(1))],
+        );
+        assert_eq!(got[0].quantity, MAX_QUANTITY);
+        assert_eq!(got[0].refused, None);
     }
 }
