@@ -20,6 +20,9 @@ pub enum EngineError {
     /// The run's cross-process lease was lost; it stopped before its next broker call.
     #[error(transparent)]
     LeaseLost(#[from] crate::locks::LeaseLost),
+    /// The run panicked; the panic was contained to it (its lock released, the others run).
+    #[error("internal error (the run panicked): {0}")]
+    Panicked(String),
     /// An account named by the configuration has no broker wired.
     #[error("no broker for account {0:?}")]
     NoBroker(String),

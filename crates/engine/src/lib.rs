@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod ports;
 pub mod report;
 pub mod settings;
+pub mod unwind;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 

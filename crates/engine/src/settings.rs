@@ -25,4 +25,7 @@ pub struct Settings {
     pub lock_timeout: Duration,
     /// Default lookback of an enter_market run, in days.
     pub lookback_days: u32,
+    /// How far ahead of now a recommendation's `created_at` may be (`[processing]
+    /// max_clock_skew_seconds`); later ones are refused at import.
+    pub max_clock_skew_seconds: u32,
 }

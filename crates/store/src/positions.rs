@@ -261,9 +261,8 @@ async fn update_orders(
     let mut updated: HashMap<i64, Order> = HashMap::with_capacity(answers.len());
     for (to, group) in by_status {
         let status = to.as_str();
-        let from: Vec<String> = OrderStatus::ALL
+        let from: Vec<String> = OrderStatus::predecessors(to)
             .into_iter()
-            .filter(|f| f.transition(to).is_ok())
             .map(|f| format!("'{}'", f.as_str()))
             .collect();
         for chunk in group.chunks(chunk_rows(6)) {

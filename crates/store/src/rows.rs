@@ -180,9 +180,9 @@ pub(crate) const TXN_COLUMNS: &str = "id, expert_id, account, symbol, side, quan
 /// `to`: the transaction transition table's legal predecessors of `to` that are active (an
 /// entry's answer concerns only a WAITING or OPENED transaction; it never reopens a close).
 pub(crate) fn entry_event_predecessors(to: TransactionStatus) -> String {
-    TransactionStatus::ALL
+    TransactionStatus::predecessors(to)
         .into_iter()
-        .filter(|from| from.is_active() && from.transition(to).is_ok())
+        .filter(|from| from.is_active())
         .map(|from| format!("'{}'", from.as_str()))
         .collect::<Vec<_>>()
         .join(", ")

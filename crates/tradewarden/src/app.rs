@@ -121,18 +121,18 @@ fn read_file(p: &Path) -> Result<String, Failure> {
         .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", p.display())))
 }
 
-/// Reads a command's input: a file, or standard input for `-`.
-pub fn read_input(file: &str) -> Result<String, Failure> {
+/// Reads a command's input as bytes: a file, or standard input for `-`. Decoding is the
+/// parser's business, so that invalid UTF-8 is reported with its line.
+pub fn read_input(file: &str) -> Result<Vec<u8>, Failure> {
     use std::io::Read;
     if file == "-" {
-        let mut s = String::new();
+        let mut buf = Vec::new();
         std::io::stdin()
-            .read_to_string(&mut s)
+            .read_to_end(&mut buf)
             .map_err(|e| Failure::Input(format!("stdin: {e}")))?;
-        Ok(s)
+        Ok(buf)
     } else {
-        std::fs::read_to_string(file)
-            .map_err(|e| Failure::Input(format!("{file}: cannot read: {e}")))
+        std::fs::read(file).map_err(|e| Failure::Input(format!("{file}: cannot read: {e}")))
     }
 }
 

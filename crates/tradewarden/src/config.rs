@@ -616,6 +616,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
             accounts,
             lock_timeout: Duration::from_millis(lock_timeout_ms as u64),
             lookback_days: lookback_days as u32,
+            max_clock_skew_seconds: 300,
         },
         brokers,
     })

@@ -1,11 +1,8 @@
 //! Price ingestion for the `prices` commands (and the API later): one quote, or a CSV file
 //! of `symbol,price[,time]` rows, validated whole before anything is stored.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
-use tradewarden_domain::Price;
+use tradewarden_domain::{Price, Symbol};
 use tradewarden_domain::recommendation::parse_time;
 use tradewarden_engine::ports::Quote;
 
@@ -18,13 +15,11 @@ pub fn parse_quote(
     time: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Quote, String> {
-    let symbol = symbol.trim().to_ascii_uppercase();
-    if symbol.is_empty() {
-        return Err("symbol: must not be empty".into());
-    }
-    let price = Decimal::from_str(price.trim())
-        .map_err(|_| format!("price: not a decimal number: {:?}", price.trim()))?;
-    let price = Price::new(price).map_err(|e| format!("price: {e}"))?.get();
+    // The same symbol and decimal rules as the recommendation parser: one door, one rule.
+    let symbol = Symbol::parse(symbol)
+        .map_err(|e| format!("symbol: {e}"))?
+        .into_string();
+    let price = Price::parse(price).map_err(|e| format!("price: {e}"))?.get();
     let at = match time.map(str::trim).filter(|t| !t.is_empty()) {
         None => now,
         Some(t) => parse_time(t).map_err(|e| format!("time: {e}"))?,
@@ -34,12 +29,12 @@ pub fn parse_quote(
 
 /// `symbol,price[,time]` rows (a header row `symbol,…` is skipped, quoted fields are
 /// allowed); every bad line is reported and nothing is returned unless all are good.
-pub fn parse_prices_csv(text: &str, now: DateTime<Utc>) -> Result<Vec<Quote>, Failure> {
+pub fn parse_prices_csv(input: &[u8], now: DateTime<Utc>) -> Result<Vec<Quote>, Failure> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(text.as_bytes());
+        .from_reader(input);
     let mut out = Vec::new();
     let mut errs = Vec::new();
     let mut first = true;

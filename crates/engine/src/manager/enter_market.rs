@@ -27,6 +27,7 @@ use crate::ports::{
     StoreError,
 };
 use crate::report::{Counts, RunReport, RunStatus};
+use crate::unwind::CatchUnwind;
 
 /// What a run works with once its gates are passed.
 struct RunContext<'a> {
@@ -118,7 +119,9 @@ impl TradeManager {
         let started = Instant::now();
         let started_at = self.clock.now();
         let lookback = lookback_days.unwrap_or(self.settings.lookback_days);
-        let result = self.enter_market_locked(expert, lookback, &guard).await;
+        let result = CatchUnwind::new(self.enter_market_locked(expert, lookback, &guard))
+            .await
+            .unwrap_or_else(|panic| Err(EngineError::Panicked(panic)));
         // Recorded while the lock is still held, so records of one key never overlap.
         let record = RunRecord {
             lock_key: guard.key(),
@@ -604,6 +607,7 @@ mod tests {
             .into(),
             lock_timeout: std::time::Duration::from_millis(50),
             lookback_days: 1,
+            max_clock_skew_seconds: 300,
         }
     }
 

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use tradewarden_domain::NewRecommendation;
+use tradewarden_domain::recommendation::{LineError, ParseContext, parse_batch};
 
 use super::TradeManager;
 use crate::error::EngineError;
@@ -14,31 +15,30 @@ pub type ImportSummary = ImportCounts;
 
 impl TradeManager {
     /// Parses and stores a JSON Lines batch, all or nothing (I6, B7). Blank lines are
-    /// ignored; every bad line is reported with its 1-based number.
-    pub async fn import_jsonl(&self, text: &str) -> Result<ImportSummary, EngineError> {
-        let now = self.clock.now();
-        let mut errors: Vec<(usize, String)> = Vec::new();
-        let mut recs = Vec::new();
-        let mut line_of = Vec::new();
-        for (i, line) in text.lines().enumerate() {
-            let n = i + 1;
-            if line.trim().is_empty() {
-                continue;
-            }
-            match NewRecommendation::parse_line(line, now) {
-                Ok(r) if !self.settings.experts.contains_key(&r.expert_id) => {
-                    errors.push((n, format!("expert_id: unknown expert {}", r.expert_id)));
-                }
-                Ok(r) => {
-                    recs.push(r);
-                    line_of.push(n);
-                }
-                Err(errs) => errors.extend(errs.into_iter().map(|e| (n, e.to_string()))),
-            }
+    /// ignored; every bad line is reported with its 1-based number (invalid UTF-8 and a
+    /// `created_at` further ahead than the allowed clock skew included).
+    pub async fn import_jsonl(&self, input: impl AsRef<[u8]>) -> Result<ImportSummary, EngineError> {
+        let ctx = ParseContext::with_max_clock_skew_seconds(
+            self.clock.now(),
+            self.settings.max_clock_skew_seconds,
+        );
+        let parsed = parse_batch(input.as_ref(), &ctx).map_err(|errs| {
+            let named = |e: LineError| match e.field {
+                Some(field) => (e.line, format!("{field}: {}", e.message)),
+                None => (e.line, e.message),
+            };
+            EngineError::BadInput(errs.into_iter().map(named).collect())
+        })?;
+        let unknown: Vec<(usize, String)> = parsed
+            .iter()
+            .filter(|p| !self.settings.experts.contains_key(&p.rec.expert_id))
+            .map(|p| (p.line, format!("expert_id: unknown expert {}", p.rec.expert_id)))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(EngineError::BadInput(unknown));
         }
-        if !errors.is_empty() {
-            return Err(EngineError::BadInput(errors));
-        }
+        let (line_of, recs): (Vec<usize>, Vec<NewRecommendation>) =
+            parsed.into_iter().map(|p| (p.line, p.rec)).unzip();
         self.import(&recs).await.map_err(|e| match e {
             EngineError::BadInput(v) => {
                 EngineError::BadInput(v.into_iter().map(|(i, msg)| (line_of[i], msg)).collect())

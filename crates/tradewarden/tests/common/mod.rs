@@ -202,6 +202,7 @@ pub fn settings(experts: Vec<Expert>, cash: Decimal) -> TestSettings {
         .into(),
         lock_timeout: Duration::from_millis(500),
         lookback_days: 1,
+        max_clock_skew_seconds: 300,
     };
     TestSettings { settings, cash }
 }
