@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions, Postgres};
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -98,7 +98,42 @@ fn names_of<R: sqlx::Row>(rows: &[R]) -> std::sync::Arc<[String]> {
 }
 
 fn db_err(e: sqlx::Error) -> StoreError {
-    StoreError::Database(e.to_string())
+    StoreError::Database(describe(&e))
+}
+
+/// A sqlx error as one line for people. A database error is told by its message, detail and
+/// code: the Display of sqlx's `PgDatabaseError` ends with `at line N`, a line of the
+/// server's C source, which means nothing to a user. An I/O error is told by its kind
+/// (`connection refused`).
+pub fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => {
+            let mut s = d.message().to_string();
+            match d.try_downcast_ref::<PgDatabaseError>() {
+                Some(pg) => {
+                    if let Some(detail) = pg.detail() {
+                        s.push_str(&format!(": {detail}"));
+                    }
+                    s.push_str(&format!(" (SQLSTATE {})", pg.code()));
+                }
+                None => {
+                    if let Some(code) = d.code() {
+                        s.push_str(&format!(" (code {code})"));
+                    }
+                }
+            }
+            s
+        }
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+            std::io::ErrorKind::TimedOut => "timed out".into(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
+        sqlx::Error::Tls(t) => format!("TLS: {t}"),
+        sqlx::Error::Configuration(c) => format!("bad connection URL: {c}"),
+        other => other.to_string(),
+    }
 }
 
 /// Whether a sqlx error is a unique-constraint violation.
