@@ -73,7 +73,7 @@ enum Command {
     /// Run processing for one expert or all of them; prints a JSON array of reports.
     Process {
         /// The expert to process.
-        #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+        #[arg(long, conflicts_with = "all", required_unless_present = "all", value_parser = clap::value_parser!(i64).range(config::EXPERT_ID))]
         expert: Option<i64>,
         /// Process every configured expert.
         #[arg(long)]
@@ -82,7 +82,7 @@ enum Command {
         #[arg(long, default_value = "enter_market", value_parser = ["enter_market"])]
         use_case: String,
         /// Override the configured lookback window, in days.
-        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(config::LOOKBACK_DAYS))]
         lookback_days: Option<u32>,
     },
     /// The batch job: import FILE, process every expert, print a summary.
@@ -105,7 +105,7 @@ enum Command {
         #[command(flatten)]
         list: ListArgs,
         /// Only the records of this recommendation.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
         recommendation: Option<i64>,
     },
 }
@@ -129,7 +129,7 @@ enum PricesCommand {
 #[derive(Debug, Args)]
 struct ListArgs {
     /// Only this expert's rows.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(config::EXPERT_ID))]
     expert: Option<i64>,
     /// Only rows in this status (outcome kind for `outcomes`).
     #[arg(long)]
@@ -332,7 +332,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
     let (cfg, source) = load_config(cli.config.as_deref())?;
     if let Command::Check = cli.command {
-        print!("{}", output::describe_config(&cfg, &source));
+        print!("{}", config::describe(&cfg, &source));
         return Ok(());
     }
     let app = wire(cfg).await?;
