@@ -4,6 +4,7 @@
 //! configuration or input. Logs go to stderr, results to stdout.
 
 mod config;
+mod connect;
 mod output;
 
 use std::collections::HashMap;
@@ -252,11 +253,7 @@ struct App {
 }
 
 async fn wire(cfg: Config) -> Result<App, Failure> {
-    let store = Arc::new(
-        SqlStore::connect(&cfg.database_url)
-            .await
-            .map_err(runtime)?,
-    );
+    let store = Arc::new(connect::open(&cfg).await.map_err(Failure::Runtime)?);
     let paper: Vec<(String, Decimal)> = cfg
         .settings
         .accounts
