@@ -1,18 +1,37 @@
-//! Opening the store a command works on, with the configured connect timeout.
+//! Opening the store a command works on: read-write, or read-only for the listings, with the
+//! configured connect timeout. Every error names the database without its secrets.
 
 use tradewarden_store::SqlStore;
-use tradewarden_store::db::ConnectOptions;
+use tradewarden_store::db::{self, ConnectOptions};
 
 use crate::config::Config;
 
-/// Opens the store `cfg` names, within its connect timeout. The error is one line for the
-/// user.
-pub async fn open(cfg: &Config) -> Result<SqlStore, String> {
+/// What a read-only command reads when its SQLite file does not exist yet: an empty
+/// database in memory, so a listing prints its empty table (or `[]`) and no file is created.
+const EMPTY_DATABASE: &str = "sqlite::memory:";
+
+/// Opens the store `cfg` names. `read_only` (the listings) opens a SQLite file with
+/// `mode=ro`, never creating it; a file that does not exist yet is reported on stderr and
+/// read as an empty database. The error is one line for the user, secrets removed.
+pub async fn open(cfg: &Config, read_only: bool) -> Result<SqlStore, String> {
+    let url = &cfg.database_url;
+    if read_only
+        && let Some(path) = db::sqlite_file(url)
+        && !path.exists()
+    {
+        tracing::info!(
+            "no database yet at {} — run `tradewarden import` or `tradewarden run` first",
+            path.display()
+        );
+        return SqlStore::connect(EMPTY_DATABASE)
+            .await
+            .map_err(|e| message(&e));
+    }
     let opts = ConnectOptions {
         timeout: cfg.connect_timeout,
-        read_only: false,
+        read_only,
     };
-    SqlStore::connect(&opts.apply_to(&cfg.database_url))
+    SqlStore::connect(&opts.apply_to(url))
         .await
         .map_err(|e| message(&e))
 }

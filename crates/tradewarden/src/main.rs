@@ -252,8 +252,12 @@ struct App {
     clock: Arc<dyn Clock>,
 }
 
-async fn wire(cfg: Config) -> Result<App, Failure> {
-    let store = Arc::new(connect::open(&cfg).await.map_err(Failure::Runtime)?);
+async fn wire(cfg: Config, read_only: bool) -> Result<App, Failure> {
+    let store = Arc::new(
+        connect::open(&cfg, read_only)
+            .await
+            .map_err(Failure::Runtime)?,
+    );
     let paper: Vec<(String, Decimal)> = cfg
         .settings
         .accounts
@@ -261,7 +265,9 @@ async fn wire(cfg: Config) -> Result<App, Failure> {
         .filter(|a| a.broker == "paper")
         .map(|a| (a.name.clone(), a.cash))
         .collect();
-    store.init_paper_accounts(&paper).await.map_err(runtime)?;
+    if !read_only {
+        store.init_paper_accounts(&paper).await.map_err(runtime)?;
+    }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let mut brokers: HashMap<String, Arc<dyn Broker>> = HashMap::new();
     for (name, _) in &paper {
@@ -332,7 +338,11 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         print!("{}", config::describe(&cfg, &source));
         return Ok(());
     }
-    let app = wire(cfg).await?;
+    let read_only = matches!(
+        cli.command,
+        Command::Transactions(_) | Command::Orders(_) | Command::Outcomes { .. }
+    );
+    let app = wire(cfg, read_only).await?;
     match cli.command {
         Command::Init { .. } | Command::Check => unreachable!("handled above"),
         Command::Import { file } => {
