@@ -11,6 +11,9 @@ use toml::{Table, Value};
 use tradewarden_domain::expert::Expert;
 use tradewarden_domain::rules::{ActionSpec, Rule, RuleSpec, Ruleset, TriggerSpec};
 use tradewarden_engine::{AccountSettings, Settings};
+use tradewarden_store::db::{self, UrlError};
+
+use crate::redact;
 
 /// The commented default configuration; also what runs when there is no config file.
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
@@ -38,7 +41,7 @@ const MAX_CASH: i64 = 1_000_000_000_000_000;
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `[database] url`, as written.
+    /// `[database] url`, as written (print it only through [`redact::url`]).
     pub database_url: String,
     /// `[database] connect_timeout_seconds` (default 5 s): how long connecting to PostgreSQL,
     /// and waiting for a pooled connection, may take.
@@ -496,9 +499,13 @@ fn ruleset(path: String, t: &Table, errs: &mut Vec<String>) -> Option<Ruleset> {
 
 /// Parses and validates a configuration text.
 pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
-    let root: Table = text
-        .parse::<Table>()
-        .map_err(|e| ConfigErrors(vec![format!("TOML: {}", e.to_string().trim())]))?;
+    // A TOML error quotes the offending line, which may hold the database password.
+    let root: Table = text.parse::<Table>().map_err(|e| {
+        ConfigErrors(vec![format!(
+            "TOML: {}",
+            redact::text(e.to_string().trim())
+        )])
+    })?;
     let mut errs = Vec::new();
     let mut top = Section::new(String::new(), &root);
 
@@ -687,15 +694,9 @@ fn database(top: &mut Section<'_>, errs: &mut Vec<String>) -> DatabaseSection {
         return out;
     };
     if let Some(url) = db.string("url", errs) {
-        if url.starts_with("sqlite:")
-            || url.starts_with("postgres:")
-            || url.starts_with("postgresql:")
-        {
-            out.url = url;
-        } else {
-            errs.push(format!(
-                "database.url: expected sqlite://PATH or postgres://…, got {url:?}"
-            ));
+        match db::check_url(&url) {
+            Ok(()) => out.url = url,
+            Err(e) => errs.push(url_problem(&url, &e)),
         }
     }
     out.connect_timeout_seconds = db.integer(
@@ -706,6 +707,24 @@ fn database(top: &mut Section<'_>, errs: &mut Vec<String>) -> DatabaseSection {
     );
     db.finish(errs);
     out
+}
+
+/// The error for an unusable `database.url`; the URL is echoed only redacted.
+fn url_problem(url: &str, e: &UrlError) -> String {
+    match e {
+        UrlError::Scheme => format!(
+            "database.url: expected sqlite://PATH or postgres://USER@HOST:PORT/DB (libpq key/value strings are not supported), got {:?}",
+            redact::url(url)
+        ),
+        UrlError::Parameter(p) if p == db::CONNECT_TIMEOUT_PARAM => {
+            "database.url: parameter `connect_timeout`: set [database] connect_timeout_seconds instead".into()
+        }
+        UrlError::Parameter(p) => format!(
+            "database.url: unsupported parameter `{p}` (supported: {})",
+            db::PG_PARAMETERS.join(", ")
+        ),
+        UrlError::Invalid(why) => format!("database.url: {}", redact::scrub(why, url)),
+    }
 }
 
 /// `[processing]`, validated.
@@ -752,10 +771,13 @@ fn processing(top: &mut Section<'_>, errs: &mut Vec<String>) -> ProcessingSectio
     out
 }
 
-/// What `check` prints: the description of [`crate::output::describe_config`] with the keys
+/// What `check` prints: the description of [`crate::output::describe_config`], with the
+/// database URL fully redacted (every password form, not only the userinfo one) and the keys
 /// that description does not show yet.
 pub fn describe(cfg: &Config, source: &str) -> String {
-    let base = crate::output::describe_config(cfg, source);
+    let mut shown = cfg.clone();
+    shown.database_url = redact::url(&cfg.database_url);
+    let base = crate::output::describe_config(&shown, source);
     let mut out = String::with_capacity(base.len() + 128);
     for line in base.lines() {
         out.push_str(line);
@@ -1067,16 +1089,81 @@ mod tests {
     }
 
     #[test]
-    fn check_shows_the_new_keys() {
-        let out = describe(&parse(DEFAULT_CONFIG).unwrap(), "x.toml");
+    fn database_urls_are_checked_and_echoed_only_redacted() {
+        for (url, want) in [
+            (
+                "mysql://u@h/db",
+                "database.url: expected sqlite://PATH or postgres://",
+            ),
+            (
+                "postgres: host=h password=hunter2",
+                "libpq key/value strings are not supported",
+            ),
+            (
+                "postgres://u@h/db?sslpassword=hunter2",
+                "database.url: unsupported parameter `sslpassword`",
+            ),
+            (
+                "postgres://u@h/db?connect_timeout=3",
+                "set [database] connect_timeout_seconds instead",
+            ),
+            (
+                "postgres://u:hunter2@h:99999/db",
+                "database.url: bad connection URL",
+            ),
+            (
+                "sqlite://x.db?password=hunter2",
+                "database.url: bad connection URL",
+            ),
+        ] {
+            let text = DEFAULT_CONFIG.replace("sqlite://tradewarden.db", url);
+            let errs = parse(&text).unwrap_err().0;
+            assert!(
+                errs.iter().any(|e| e.contains(want)),
+                "{url}: want {want:?} in {errs:#?}"
+            );
+            assert!(!errs.join("\n").contains("hunter2"), "{url}: {errs:#?}");
+        }
+        for url in [
+            "postgres://u:hunter2@h:5432/db",
+            "postgresql://u@h/db?password=hunter2&sslmode=prefer",
+            "sqlite:tw.db",
+            "sqlite://tw.db?mode=rwc",
+        ] {
+            let text = DEFAULT_CONFIG.replace("sqlite://tradewarden.db", url);
+            assert!(parse(&text).is_ok(), "{url}: {:?}", parse(&text).err());
+        }
+    }
+
+    #[test]
+    fn check_shows_the_new_keys_and_no_password() {
+        let text = DEFAULT_CONFIG.replace(
+            "sqlite://tradewarden.db",
+            "postgres://u:hunter2@h/db?password=swordfish",
+        );
+        let out = describe(&parse(&text).unwrap(), "x.toml");
         assert!(
-            out.contains("database: sqlite://tradewarden.db (connect_timeout_seconds = 5)"),
+            !out.contains("hunter2") && !out.contains("swordfish"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "database: postgres://u:***@h/db?password=*** (connect_timeout_seconds = 5)"
+            ),
             "{out}"
         );
         assert!(
             out.contains("max_clock_skew_seconds = 300, max_intent_age_seconds = 300"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn a_toml_error_quoting_the_url_line_hides_the_password() {
+        let errs = parse("[database]\nurl = \"postgres://u:hunter2@h/db\n")
+            .unwrap_err()
+            .0;
+        assert!(!errs[0].contains("hunter2"), "{errs:?}");
     }
 
     #[test]

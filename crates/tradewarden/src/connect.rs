@@ -5,6 +5,7 @@ use tradewarden_store::SqlStore;
 use tradewarden_store::db::{self, ConnectOptions};
 
 use crate::config::Config;
+use crate::redact;
 
 /// What a read-only command reads when its SQLite file does not exist yet: an empty
 /// database in memory, so a listing prints its empty table (or `[]`) and no file is created.
@@ -25,7 +26,7 @@ pub async fn open(cfg: &Config, read_only: bool) -> Result<SqlStore, String> {
         );
         return SqlStore::connect(EMPTY_DATABASE)
             .await
-            .map_err(|e| message(&e));
+            .map_err(|e| message(&e, url));
     }
     let opts = ConnectOptions {
         timeout: cfg.connect_timeout,
@@ -33,13 +34,15 @@ pub async fn open(cfg: &Config, read_only: bool) -> Result<SqlStore, String> {
     };
     SqlStore::connect(&opts.apply_to(url))
         .await
-        .map_err(|e| message(&e))
+        .map_err(|e| message(&e, url))
 }
 
-/// A store error as the user sees it: `cannot connect to …: connection refused`.
-fn message(e: &tradewarden_engine::StoreError) -> String {
-    match e {
+/// A store error as the user sees it: `cannot connect to …: connection refused`, with every
+/// secret of `url` scrubbed.
+fn message(e: &tradewarden_engine::StoreError, url: &str) -> String {
+    let text = match e {
         tradewarden_engine::StoreError::Database(m) => m.clone(),
         other => other.to_string(),
-    }
+    };
+    redact::scrub(&text, url)
 }

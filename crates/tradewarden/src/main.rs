@@ -6,6 +6,7 @@
 mod config;
 mod connect;
 mod output;
+mod redact;
 
 use std::collections::HashMap;
 use std::io::Read;
