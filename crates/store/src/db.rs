@@ -733,3 +733,65 @@ impl Tx {
 pub fn map_err(e: sqlx::Error) -> StoreError {
     db_err(e)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_options_travel_in_the_url_and_come_off_it() {
+        let pg = ConnectOptions {
+            timeout: Duration::from_secs(7),
+            read_only: true,
+        };
+        let url = pg.apply_to("postgres://u@h/db?sslmode=disable&connect_timeout=3");
+        assert_eq!(url, "postgres://u@h/db?sslmode=disable&connect_timeout=7");
+        let (bare, opts) = ConnectOptions::take_from(&url).unwrap();
+        assert_eq!(bare, "postgres://u@h/db?sslmode=disable");
+        assert_eq!(opts.timeout, Duration::from_secs(7));
+        assert!(!opts.read_only, "read-only is SQLite's");
+
+        let url = pg.apply_to("sqlite://x.db?mode=rwc");
+        assert_eq!(url, "sqlite://x.db?mode=ro");
+        let (bare, opts) = ConnectOptions::take_from(&url).unwrap();
+        assert_eq!(bare, url, "sqlx reads mode=ro itself");
+        assert!(opts.read_only);
+        assert_eq!(
+            ConnectOptions::default().apply_to("sqlite://x.db"),
+            "sqlite://x.db"
+        );
+        assert!(ConnectOptions::take_from("postgres://h/db?connect_timeout=0").is_err());
+    }
+
+    #[test]
+    fn urls_are_checked_without_connecting() {
+        assert_eq!(check_url("mysql://h/db"), Err(UrlError::Scheme));
+        assert_eq!(check_url("host=h password=x"), Err(UrlError::Scheme));
+        assert_eq!(
+            check_url("postgres://h/db?sslpassword=x"),
+            Err(UrlError::Parameter("sslpassword".into()))
+        );
+        assert!(matches!(
+            check_url("postgres://h:port/db"),
+            Err(UrlError::Invalid(_))
+        ));
+        for ok in [
+            "postgres://u:p@h:5432/db?sslmode=prefer&options[search_path]=x",
+            "postgresql://h/db?password=x",
+            "sqlite://x.db",
+            "sqlite::memory:",
+        ] {
+            assert_eq!(check_url(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn the_sqlite_file_of_a_url() {
+        assert_eq!(
+            sqlite_file("sqlite://dir/x.db?mode=ro"),
+            Some(std::path::PathBuf::from("dir/x.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://h/db"), None);
+    }
+}
