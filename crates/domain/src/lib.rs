@@ -58,7 +58,7 @@ pub use order::{Order, OrderRole, OrderStatus, OrderType, Side};
 pub use outcome::{Outcome, OutcomeKind};
 pub use recommendation::{
     Action, LineError, NewRecommendation, ParseContext, ParsedLine, Recommendation, RiskLevel,
-    TimeHorizon, parse_batch,
+    TimeHorizon, parse_batch, parse_batch_checked,
 };
 pub use symbol::{Symbol, SymbolError};
 pub use transaction::{Transaction, TransactionStatus};

@@ -15,7 +15,7 @@ pub mod parse;
 
 pub use parse::{
     DEFAULT_MAX_CLOCK_SKEW_SECONDS, FieldError, LineError, ParseContext, ParsedLine, json_decimal,
-    parse_batch, parse_time,
+    parse_batch, parse_batch_checked, parse_time,
 };
 
 /// What the expert recommends. Ranked SELL < UNDERWEIGHT < HOLD < OVERWEIGHT < BUY.

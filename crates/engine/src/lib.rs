@@ -22,9 +22,9 @@ pub mod metrics;
 pub mod ports;
 pub mod report;
 pub mod settings;
-pub mod unwind;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod unwind;
 
 pub use error::EngineError;
 pub use locks::{LeaseConfig, LeaseLost, LockSubject, ProcessingGuard, ProcessingLocks};

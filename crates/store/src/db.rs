@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, Postgres};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPoolOptions, Postgres};
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Column, Row as _, TypeInfo, ValueRef};
+use sqlx::{AssertSqlSafe, Column, Connection, Row as _, TypeInfo, ValueRef};
 use tradewarden_engine::StoreError;
 
 /// A bound or fetched value.
@@ -99,7 +99,7 @@ fn names_of<R: sqlx::Row>(rows: &[R]) -> std::sync::Arc<[String]> {
 
 fn db_err(e: sqlx::Error) -> StoreError {
     StoreError::Database {
-        message: e.to_string(),
+        message: describe(&e),
         transient: is_transient(&e),
         source: Some(std::sync::Arc::new(e)),
     }
@@ -115,6 +115,41 @@ fn is_transient(e: &sqlx::Error) -> bool {
             Some("5" | "6" | "261" | "517" | "40001" | "40P01" | "57P01" | "08006" | "08003")
         ),
         _ => false,
+    }
+}
+
+/// A sqlx error as one line for people. A database error is told by its message, detail and
+/// code: the Display of sqlx's `PgDatabaseError` ends with `at line N`, a line of the
+/// server's C source, which means nothing to a user. An I/O error is told by its kind
+/// (`connection refused`).
+pub fn describe(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => {
+            let mut s = d.message().to_string();
+            match d.try_downcast_ref::<PgDatabaseError>() {
+                Some(pg) => {
+                    if let Some(detail) = pg.detail() {
+                        s.push_str(&format!(": {detail}"));
+                    }
+                    s.push_str(&format!(" (SQLSTATE {})", pg.code()));
+                }
+                None => {
+                    if let Some(code) = d.code() {
+                        s.push_str(&format!(" (code {code})"));
+                    }
+                }
+            }
+            s
+        }
+        sqlx::Error::Io(io) => match io.kind() {
+            std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+            std::io::ErrorKind::TimedOut => "timed out".into(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::PoolTimedOut => "timed out waiting for a connection".into(),
+        sqlx::Error::Tls(t) => format!("TLS: {t}"),
+        sqlx::Error::Configuration(c) => format!("bad connection URL: {c}"),
+        other => other.to_string(),
     }
 }
 
@@ -295,37 +330,284 @@ pub enum Tx {
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
+/// The URL parameter that carries [`ConnectOptions::timeout`] for PostgreSQL, in whole
+/// seconds (libpq's name for it).
+pub const CONNECT_TIMEOUT_PARAM: &str = "connect_timeout";
+
+/// The PostgreSQL URL parameters the driver (sqlx 0.9) uses; `options[NAME]` is accepted too.
+/// Any other is refused by [`check_url`]: the driver would ignore it and log its value, which
+/// may be a secret (`sslpassword`).
+pub const PG_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+/// Why a database URL cannot be used. Never contains the URL (it may hold a password).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Neither `sqlite:` nor `postgres://` / `postgresql://`.
+    #[error("expected sqlite://PATH or postgres://USER@HOST:PORT/DB")]
+    Scheme,
+    /// A parameter the driver does not use.
+    #[error("unsupported parameter `{0}`")]
+    Parameter(String),
+    /// The driver cannot parse it.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// How [`Pool::connect`] opens a database beyond what the URL names. It travels inside the
+/// URL ([`ConnectOptions::apply_to`]), so every constructor that takes a URL (the store's
+/// `SqlStore::connect` included) honours it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectOptions {
+    /// PostgreSQL: how long one connection attempt, and a wait for a pooled connection, may
+    /// take. SQLite opens a local file; its waits are bounded by its 30 s busy timeout.
+    pub timeout: Duration,
+    /// SQLite: open with `mode=ro`: nothing is created or written, no file comes into being
+    /// (the store's migrations then only read). PostgreSQL: no effect.
+    pub read_only: bool,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            timeout: Duration::from_secs(30),
+            read_only: false,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// `url` carrying these options: `connect_timeout=SECONDS` on PostgreSQL, `mode=ro` on a
+    /// read-only SQLite URL. Parameters of the same names already in `url` are replaced.
+    pub fn apply_to(&self, url: &str) -> String {
+        let (base, mut params) = split_query(url);
+        let (key, value) = match kind_of(url) {
+            Some(Kind::Postgres) => (
+                CONNECT_TIMEOUT_PARAM,
+                self.timeout.as_secs().max(1).to_string(),
+            ),
+            Some(Kind::Sqlite) if self.read_only => ("mode", "ro".to_string()),
+            _ => return url.to_string(),
+        };
+        params.retain(|p| param_key(p) != key);
+        params.push(format!("{key}={value}"));
+        format!("{base}?{}", params.join("&"))
+    }
+
+    /// Splits these options off `url`: the URL to hand the driver, and the options.
+    fn take_from(url: &str) -> Result<(String, ConnectOptions), StoreError> {
+        let mut opts = ConnectOptions::default();
+        if kind_of(url) == Some(Kind::Sqlite) {
+            let (_, params) = split_query(url);
+            opts.read_only = params.iter().any(|p| p == "mode=ro");
+            return Ok((url.to_string(), opts));
+        }
+        let (base, mut params) = split_query(url);
+        if let Some(p) = params
+            .iter()
+            .find(|p| param_key(p) == CONNECT_TIMEOUT_PARAM)
+        {
+            let secs = p.split_once('=').map_or("", |(_, v)| v);
+            opts.timeout = match secs.parse::<u64>() {
+                Ok(s) if s > 0 => Duration::from_secs(s),
+                _ => {
+                    return Err(StoreError::database(format!(
+                        "{CONNECT_TIMEOUT_PARAM}: expected a whole number of seconds (at least 1), got {secs:?}"
+                    )));
+                }
+            };
+        }
+        params.retain(|p| param_key(p) != CONNECT_TIMEOUT_PARAM);
+        let url = if params.is_empty() {
+            base.to_string()
+        } else {
+            format!("{base}?{}", params.join("&"))
+        };
+        Ok((url, opts))
+    }
+}
+
+/// Which database a URL names, by its scheme.
+pub fn kind_of(url: &str) -> Option<Kind> {
+    if url.starts_with("sqlite:") {
+        Some(Kind::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(Kind::Postgres)
+    } else {
+        None
+    }
+}
+
+/// The part of `url` before `?`, and its `key=value` parameters as written.
+fn split_query(url: &str) -> (&str, Vec<String>) {
+    match url.split_once('?') {
+        None => (url, Vec::new()),
+        Some((base, query)) => (
+            base,
+            query
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect(),
+        ),
+    }
+}
+
+/// A parameter's name, percent-decoded.
+fn param_key(param: &str) -> String {
+    let key = param.split_once('=').map_or(param, |(k, _)| k);
+    let bytes = key.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
+        }
+        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Checks a database URL without connecting or touching any file: its scheme, that the
+/// driver parses it, and (PostgreSQL) that it uses only [`PG_PARAMETERS`].
+pub fn check_url(url: &str) -> Result<(), UrlError> {
+    match kind_of(url) {
+        None => Err(UrlError::Scheme),
+        Some(Kind::Sqlite) => SqliteConnectOptions::from_str(url)
+            .map(|_| ())
+            .map_err(|e| UrlError::Invalid(describe(&e))),
+        Some(Kind::Postgres) => {
+            for p in split_query(url).1 {
+                let key = param_key(&p);
+                if !PG_PARAMETERS.contains(&key.as_str()) && !key.starts_with("options[") {
+                    return Err(UrlError::Parameter(key));
+                }
+            }
+            PgConnectOptions::from_str(url)
+                .map(|_| ())
+                .map_err(|e| UrlError::Invalid(describe(&e)))
+        }
+    }
+}
+
+/// The SQLite file a URL names; `None` for PostgreSQL and in-memory databases.
+pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    if kind_of(url) != Some(Kind::Sqlite) || url.contains(":memory:") {
+        return None;
+    }
+    if split_query(url).1.iter().any(|p| p == "mode=memory") {
+        return None;
+    }
+    let opts = SqliteConnectOptions::from_str(url).ok()?;
+    Some(opts.get_filename().to_path_buf())
+}
+
+/// `postgres://USER@HOST:PORT/DB` of parsed options: names the server, never the password.
+fn pg_target(o: &PgConnectOptions) -> String {
+    let host = match o.get_socket() {
+        Some(s) => s.display().to_string(),
+        None => format!("{}:{}", o.get_host(), o.get_port()),
+    };
+    format!(
+        "postgres://{}@{host}/{}",
+        o.get_username(),
+        o.get_database().unwrap_or("")
+    )
+}
+
+/// One direct connection. An unreachable server fails here at once with its cause
+/// (`connection refused`), where the pool would retry until its timeout and then say only
+/// `pool timed out`.
+async fn probe(o: &PgConnectOptions, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, PgConnection::connect_with(o)).await {
+        Err(_) => Err(format!("no answer within {} s", timeout.as_secs_f64())),
+        Ok(Err(e)) => Err(describe(&e)),
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+    }
+}
+
 impl Pool {
-    /// Connects to `sqlite://PATH` (created if missing; WAL) or `postgres://…`.
+    /// Connects to `sqlite://PATH` (created if missing; WAL) or `postgres://…`, honouring the
+    /// [`ConnectOptions`] written into the URL. An error names the database (without its
+    /// password) and the cause: `cannot connect to postgres://u@h:5432/db: connection refused`.
     pub async fn connect(url: &str) -> Result<Pool, StoreError> {
-        if url.starts_with("sqlite:") {
-            let opts = SqliteConnectOptions::from_str(url)
-                .map_err(db_err)?
+        let (url, opts) = ConnectOptions::take_from(url)?;
+        match kind_of(&url) {
+            Some(Kind::Sqlite) => Self::connect_sqlite(&url, opts).await,
+            Some(Kind::Postgres) => Self::connect_pg(&url, opts).await,
+            None => Err(StoreError::database(
+                "unsupported database url (want sqlite:// or postgres://)",
+            )),
+        }
+    }
+
+    async fn connect_sqlite(url: &str, opts: ConnectOptions) -> Result<Pool, StoreError> {
+        let parsed = SqliteConnectOptions::from_str(url).map_err(db_err)?;
+        let target = format!("sqlite://{}", parsed.get_filename().display());
+        let parsed = parsed
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let parsed = if opts.read_only {
+            parsed.read_only(true).create_if_missing(false)
+        } else {
+            parsed
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(30));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(4)
-                .connect_with(opts)
-                .await
-                .map_err(db_err)?;
-            Ok(Pool::Sqlite(pool))
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let opts = PgConnectOptions::from_str(url).map_err(db_err)?;
-            let pool = PgPoolOptions::new()
-                .max_connections(8)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(opts)
-                .await
-                .map_err(db_err)?;
-            Ok(Pool::Postgres(pool))
-        } else {
-            Err(StoreError::database(format!(
-                "unsupported database url (want sqlite:// or postgres://): {url}"
-            )))
-        }
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(parsed)
+            .await
+            .map_err(|e| StoreError::database(format!("cannot open {target}: {}", describe(&e))))?;
+        Ok(Pool::Sqlite(pool))
+    }
+
+    async fn connect_pg(url: &str, opts: ConnectOptions) -> Result<Pool, StoreError> {
+        let pg = PgConnectOptions::from_str(url)
+            .map_err(db_err)?
+            // The server's NOTICEs (`relation "_sqlx_migrations" already exists, skipping` on
+            // every start) would surface as INFO log lines; warnings and errors still do.
+            .options([("client_min_messages", "warning")]);
+        let target = pg_target(&pg);
+        let fail =
+            |cause: String| StoreError::database(format!("cannot connect to {target}: {cause}"));
+        probe(&pg, opts.timeout).await.map_err(fail)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(opts.timeout)
+            .connect_with(pg)
+            .await
+            .map_err(|e| fail(describe(&e)))?;
+        Ok(Pool::Postgres(pool))
     }
 
     /// Which database this is.
@@ -467,4 +749,66 @@ impl Tx {
 /// Maps a sqlx error to the store's error.
 pub fn map_err(e: sqlx::Error) -> StoreError {
     db_err(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connect_options_travel_in_the_url_and_come_off_it() {
+        let pg = ConnectOptions {
+            timeout: Duration::from_secs(7),
+            read_only: true,
+        };
+        let url = pg.apply_to("postgres://u@h/db?sslmode=disable&connect_timeout=3");
+        assert_eq!(url, "postgres://u@h/db?sslmode=disable&connect_timeout=7");
+        let (bare, opts) = ConnectOptions::take_from(&url).unwrap();
+        assert_eq!(bare, "postgres://u@h/db?sslmode=disable");
+        assert_eq!(opts.timeout, Duration::from_secs(7));
+        assert!(!opts.read_only, "read-only is SQLite's");
+
+        let url = pg.apply_to("sqlite://x.db?mode=rwc");
+        assert_eq!(url, "sqlite://x.db?mode=ro");
+        let (bare, opts) = ConnectOptions::take_from(&url).unwrap();
+        assert_eq!(bare, url, "sqlx reads mode=ro itself");
+        assert!(opts.read_only);
+        assert_eq!(
+            ConnectOptions::default().apply_to("sqlite://x.db"),
+            "sqlite://x.db"
+        );
+        assert!(ConnectOptions::take_from("postgres://h/db?connect_timeout=0").is_err());
+    }
+
+    #[test]
+    fn urls_are_checked_without_connecting() {
+        assert_eq!(check_url("mysql://h/db"), Err(UrlError::Scheme));
+        assert_eq!(check_url("host=h password=x"), Err(UrlError::Scheme));
+        assert_eq!(
+            check_url("postgres://h/db?sslpassword=x"),
+            Err(UrlError::Parameter("sslpassword".into()))
+        );
+        assert!(matches!(
+            check_url("postgres://h:port/db"),
+            Err(UrlError::Invalid(_))
+        ));
+        for ok in [
+            "postgres://u:p@h:5432/db?sslmode=prefer&options[search_path]=x",
+            "postgresql://h/db?password=x",
+            "sqlite://x.db",
+            "sqlite::memory:",
+        ] {
+            assert_eq!(check_url(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn the_sqlite_file_of_a_url() {
+        assert_eq!(
+            sqlite_file("sqlite://dir/x.db?mode=ro"),
+            Some(std::path::PathBuf::from("dir/x.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://h/db"), None);
+    }
 }

@@ -10,7 +10,9 @@ use tradewarden_engine::{Broker, Clock, Store, SystemClock, TradeManager};
 use tradewarden_store::SqlStore;
 
 use crate::config::{self, BrokerKind, Config};
+use crate::connect;
 use crate::failure::{Failure, runtime};
+use crate::out;
 
 /// The wired application: store, brokers and trade manager.
 pub struct App {
@@ -22,14 +24,16 @@ pub struct App {
 impl App {
     /// Connects the store, opens the paper accounts, wires one broker per account and the
     /// manager with cross-process leases.
-    pub async fn build(cfg: Config) -> Result<App, Failure> {
+    /// `read_only` (listings) opens the database read-only and writes nothing, not even
+    /// the paper accounts.
+    pub async fn build(cfg: Config, read_only: bool) -> Result<App, Failure> {
         let store = Arc::new(
-            SqlStore::connect(&cfg.database_url)
+            connect::open(&cfg, read_only)
                 .await
-                .map_err(runtime)?,
+                .map_err(Failure::Runtime)?,
         );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let brokers = wire_brokers(&cfg, &store, &clock).await?;
+        let brokers = wire_brokers(&cfg, &store, &clock, read_only).await?;
         let manager = TradeManager::new(
             cfg.settings,
             store.clone() as Arc<dyn Store>,
@@ -55,6 +59,7 @@ async fn wire_brokers(
     cfg: &Config,
     store: &Arc<SqlStore>,
     clock: &Arc<dyn Clock>,
+    read_only: bool,
 ) -> Result<HashMap<String, Arc<dyn Broker>>, Failure> {
     let paper: Vec<(String, rust_decimal::Decimal)> = cfg
         .brokers
@@ -63,7 +68,9 @@ async fn wire_brokers(
             BrokerKind::Paper { cash } => (name.clone(), *cash),
         })
         .collect();
-    store.open_paper_accounts(&paper).await.map_err(runtime)?;
+    if !read_only {
+        store.open_paper_accounts(&paper).await.map_err(runtime)?;
+    }
     let mut brokers: HashMap<String, Arc<dyn Broker>> = HashMap::new();
     for (name, kind) in &cfg.brokers {
         let broker: Arc<dyn Broker> = match kind {
@@ -138,6 +145,8 @@ pub fn read_input(file: &str) -> Result<Vec<u8>, Failure> {
 
 /// Prints a value as pretty JSON on stdout.
 pub fn print_json<T: serde::Serialize>(v: &T) -> Result<(), Failure> {
-    println!("{}", serde_json::to_string_pretty(v).map_err(runtime)?);
+    let mut text = serde_json::to_string_pretty(v).map_err(runtime)?;
+    text.push('\n');
+    out::stdout(&text);
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! key path (`experts[1].account: unknown account "papr"`). Unknown keys are errors.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::RangeInclusive;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -10,6 +11,9 @@ use toml::{Table, Value};
 use tradewarden_domain::expert::Expert;
 use tradewarden_domain::rules::{ActionSpec, Rule, RuleSpec, Ruleset, TriggerSpec};
 use tradewarden_engine::{AccountSettings, Settings};
+use tradewarden_store::db::{self, UrlError};
+
+use crate::redact;
 
 /// The commented default configuration; also what runs when there is no config file.
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
@@ -35,12 +39,40 @@ impl BrokerKind {
     }
 }
 
+/// `[processing] lock_timeout_ms`: accepted values.
+pub const LOCK_TIMEOUT_MS: RangeInclusive<i64> = 0..=600_000;
+/// `[processing] lookback_days` and `process --lookback-days`: accepted values.
+pub const LOOKBACK_DAYS: RangeInclusive<i64> = 1..=3650;
+/// `[processing] lease_seconds`: accepted values.
+pub const LEASE_SECONDS: RangeInclusive<i64> = 1..=86_400;
+/// `[processing] max_clock_skew_seconds`: accepted values.
+pub const MAX_CLOCK_SKEW_SECONDS: RangeInclusive<i64> = 0..=86_400;
+/// `[processing] max_intent_age_seconds`: accepted values (up to a week).
+pub const MAX_INTENT_AGE_SECONDS: RangeInclusive<i64> = 1..=604_800;
+/// `[database] connect_timeout_seconds`: accepted values.
+pub const CONNECT_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=300;
+/// `experts[].id`: accepted values (every positive id a recommendation may carry).
+pub const EXPERT_ID: RangeInclusive<i64> = 1..=i64::MAX;
+/// `accounts[].cash`: the largest starting cash; no sum of money can then overflow a decimal.
+const MAX_CASH: i64 = 1_000_000_000_000_000;
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// `[database] url`, as written (print it only through [`redact::url`]).
     pub database_url: String,
+    /// `[database] connect_timeout_seconds` (default 5 s): how long connecting to PostgreSQL,
+    /// and waiting for a pooled connection, may take.
+    pub connect_timeout: Duration,
     /// How long a processing lease lasts without renewal (`[processing] lease_seconds`).
     pub lease: Duration,
+    /// `[processing] max_clock_skew_seconds` (default 300 s): the largest difference between
+    /// the clocks of hosts sharing a database that the lease and intent logic must tolerate.
+    pub max_clock_skew: Duration,
+    /// `[processing] max_intent_age_seconds` (default 300 s): an order intent older than this
+    /// is never sent to a broker.
+    pub max_intent_age: Duration,
+    /// What the engine runs on.
     pub settings: Settings,
     /// The broker of each account, by account name.
     pub brokers: BTreeMap<String, BrokerKind>,
@@ -108,6 +140,47 @@ fn decimal_of(v: &Value) -> Result<Decimal, String> {
     }
 }
 
+/// `LO..=HI`, the way ranges are written in errors and the README.
+fn show_range(range: &RangeInclusive<i64>) -> String {
+    format!("{}..={}", range.start(), range.end())
+}
+
+/// Reads an integer in `range` from a TOML integer or an integer string.
+fn integer_in(
+    path: &str,
+    v: &Value,
+    range: &RangeInclusive<i64>,
+    errs: &mut Vec<String>,
+) -> Option<i64> {
+    let n = match v {
+        Value::Integer(i) => Some(*i),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    match n {
+        Some(n) if range.contains(&n) => Some(n),
+        Some(n) => {
+            errs.push(format!(
+                "{path}: out of range ({}), got {n}",
+                show_range(range)
+            ));
+            None
+        }
+        None => {
+            let got = match v {
+                Value::String(s) => format!("{s:?}"),
+                Value::Float(f) => f.to_string(),
+                other => type_name(other).to_string(),
+            };
+            errs.push(format!(
+                "{path}: expected an integer in {}, got {got}",
+                show_range(range)
+            ));
+            None
+        }
+    }
+}
+
 impl<'a> Section<'a> {
     fn new(path: String, table: &'a Table) -> Self {
         Section {
@@ -170,38 +243,34 @@ impl<'a> Section<'a> {
         }
     }
 
+    /// An integer in `range`, written as an integer or an integer string; `default` when
+    /// absent. Out of range: `path: out of range (LO..=HI), got N`.
     fn integer(
         &mut self,
         key: &'static str,
         default: i64,
-        min: i64,
+        range: RangeInclusive<i64>,
         errs: &mut Vec<String>,
     ) -> i64 {
         match self.get(key) {
             None => default,
-            Some(Value::Integer(i)) if *i >= min => *i,
-            Some(Value::Integer(i)) => {
-                errs.push(format!("{}: must be at least {min}, got {i}", self.at(key)));
-                default
+            Some(v) => integer_in(&self.at(key), v, &range, errs).unwrap_or(default),
+        }
+    }
+
+    /// A required integer in `range`.
+    fn required_integer(
+        &mut self,
+        key: &'static str,
+        range: RangeInclusive<i64>,
+        errs: &mut Vec<String>,
+    ) -> Option<i64> {
+        match self.get(key) {
+            None => {
+                errs.push(format!("{}: missing", self.at(key)));
+                None
             }
-            Some(Value::String(s)) => match s.trim().parse::<i64>() {
-                Ok(i) if i >= min => i,
-                _ => {
-                    errs.push(format!(
-                        "{}: expected an integer of at least {min}, got {s:?}",
-                        self.at(key)
-                    ));
-                    default
-                }
-            },
-            Some(v) => {
-                errs.push(format!(
-                    "{}: expected an integer, got {}",
-                    self.at(key),
-                    type_name(v)
-                ));
-                default
-            }
+            Some(v) => integer_in(&self.at(key), v, &range, errs),
         }
     }
 
@@ -319,7 +388,7 @@ fn trigger_spec(path: &str, v: &Value, errs: &mut Vec<String>) -> Option<Trigger
     let value = match s.get("value") {
         None => None,
         Some(v) => match decimal_of(v) {
-            Ok(d) => Some(d),
+            Ok(d) => trigger_value_in_range(path, event.as_deref(), d, errs),
             Err(e) => {
                 errs.push(format!("{path}.value: {e}"));
                 None
@@ -332,6 +401,38 @@ fn trigger_spec(path: &str, v: &Value, errs: &mut Vec<String>) -> Option<Trigger
         op,
         value,
     })
+}
+
+/// The accepted values of a numeric trigger: the range of what it measures (a
+/// recommendation's confidence and expected profit are refused outside theirs), and for
+/// `percent_to_new_target` a bound far beyond any price move.
+fn trigger_value_range(event: &str) -> Option<RangeInclusive<i64>> {
+    match event {
+        "confidence" => Some(0..=100),
+        "expected_profit_target_percent" => Some(-10_000..=10_000),
+        "percent_to_new_target" => Some(-1_000_000..=1_000_000),
+        _ => None,
+    }
+}
+
+/// `value` if it is in its trigger's range (an unknown trigger is reported elsewhere).
+fn trigger_value_in_range(
+    path: &str,
+    event: Option<&str>,
+    value: Decimal,
+    errs: &mut Vec<String>,
+) -> Option<Decimal> {
+    let Some(range) = event.and_then(trigger_value_range) else {
+        return Some(value);
+    };
+    if value < Decimal::from(*range.start()) || value > Decimal::from(*range.end()) {
+        errs.push(format!(
+            "{path}.value: out of range ({}), got {value}",
+            show_range(&range)
+        ));
+        return None;
+    }
+    Some(value)
 }
 
 fn action_spec(path: &str, v: &Value, errs: &mut Vec<String>) -> Option<ActionSpec> {
@@ -418,36 +519,18 @@ fn ruleset(path: String, t: &Table, errs: &mut Vec<String>) -> Option<Ruleset> {
 
 /// Parses and validates a configuration text.
 pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
-    let root: Table = text
-        .parse::<Table>()
-        .map_err(|e| ConfigErrors(vec![format!("TOML: {}", e.to_string().trim())]))?;
+    // A TOML error quotes the offending line, which may hold the database password.
+    let root: Table = text.parse::<Table>().map_err(|e| {
+        ConfigErrors(vec![format!(
+            "TOML: {}",
+            redact::text(e.to_string().trim())
+        )])
+    })?;
     let mut errs = Vec::new();
     let mut top = Section::new(String::new(), &root);
 
-    let mut database_url = "sqlite://tradewarden.db".to_string();
-    if let Some(mut db) = top.table("database", &mut errs) {
-        if let Some(url) = db.string("url", &mut errs) {
-            if url.starts_with("sqlite:")
-                || url.starts_with("postgres:")
-                || url.starts_with("postgresql:")
-            {
-                database_url = url;
-            } else {
-                errs.push(format!(
-                    "database.url: expected sqlite://PATH or postgres://…, got {url:?}"
-                ));
-            }
-        }
-        db.finish(&mut errs);
-    }
-
-    let (mut lock_timeout_ms, mut lookback_days, mut lease_seconds) = (500, 1, 30);
-    if let Some(mut p) = top.table("processing", &mut errs) {
-        lock_timeout_ms = p.integer("lock_timeout_ms", 500, 0, &mut errs);
-        lookback_days = p.integer("lookback_days", 1, 1, &mut errs);
-        lease_seconds = p.integer("lease_seconds", 30, 1, &mut errs);
-        p.finish(&mut errs);
-    }
+    let database = database(&mut top, &mut errs);
+    let processing = processing(&mut top, &mut errs);
 
     let mut accounts = HashMap::new();
     let mut brokers = BTreeMap::new();
@@ -461,7 +544,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
             Decimal::from(100_000),
             Decimal::ZERO,
             false,
-            Some(Decimal::from(1_000_000_000_000_000i64)),
+            Some(Decimal::from(MAX_CASH)),
             &mut errs,
         );
         let threshold = a.decimal(
@@ -518,17 +601,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
     let hundred = Decimal::ONE_HUNDRED;
     for (path, t) in top.array_of_tables("experts", &mut errs) {
         let mut e = Section::new(path.clone(), t);
-        let id = match e.get("id") {
-            Some(Value::Integer(i)) if *i > 0 => Some(*i),
-            Some(v) => {
-                errs.push(format!("{path}.id: expected a positive integer, got {v}"));
-                None
-            }
-            None => {
-                errs.push(format!("{path}.id: missing"));
-                None
-            }
-        };
+        let id = e.required_integer("id", EXPERT_ID, &mut errs);
         let name = e.string("name", &mut errs);
         let account = e.required_string("account", &mut errs);
         let defaults = Expert::with_defaults(0, "", "");
@@ -608,18 +681,145 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
         return Err(ConfigErrors(errs));
     }
     Ok(Config {
-        database_url,
-        lease: Duration::from_secs(lease_seconds as u64),
+        database_url: database.url,
+        connect_timeout: secs(database.connect_timeout_seconds),
+        lease: secs(processing.lease_seconds),
+        max_clock_skew: secs(processing.max_clock_skew_seconds),
+        max_intent_age: secs(processing.max_intent_age_seconds),
         settings: Settings {
             experts,
             rulesets,
             accounts,
-            lock_timeout: Duration::from_millis(lock_timeout_ms as u64),
-            lookback_days: lookback_days as u32,
-            max_clock_skew_seconds: 300,
+            lock_timeout: Duration::from_millis(processing.lock_timeout_ms.unsigned_abs()),
+            lookback_days: u32::try_from(processing.lookback_days).unwrap_or(1),
+            max_clock_skew_seconds: u32::try_from(processing.max_clock_skew_seconds).unwrap_or(300),
         },
         brokers,
     })
+}
+
+/// A validated, non-negative number of seconds.
+fn secs(n: i64) -> Duration {
+    Duration::from_secs(n.unsigned_abs())
+}
+
+/// `[database]`, validated.
+struct DatabaseSection {
+    url: String,
+    connect_timeout_seconds: i64,
+}
+
+fn database(top: &mut Section<'_>, errs: &mut Vec<String>) -> DatabaseSection {
+    let mut out = DatabaseSection {
+        url: "sqlite://tradewarden.db".to_string(),
+        connect_timeout_seconds: 5,
+    };
+    let Some(mut db) = top.table("database", errs) else {
+        return out;
+    };
+    if let Some(url) = db.string("url", errs) {
+        match db::check_url(&url) {
+            Ok(()) => out.url = url,
+            Err(e) => errs.push(url_problem(&url, &e)),
+        }
+    }
+    out.connect_timeout_seconds = db.integer(
+        "connect_timeout_seconds",
+        out.connect_timeout_seconds,
+        CONNECT_TIMEOUT_SECONDS,
+        errs,
+    );
+    db.finish(errs);
+    out
+}
+
+/// The error for an unusable `database.url`; the URL is echoed only redacted.
+fn url_problem(url: &str, e: &UrlError) -> String {
+    match e {
+        UrlError::Scheme => format!(
+            "database.url: expected sqlite://PATH or postgres://USER@HOST:PORT/DB (libpq key/value strings are not supported), got {:?}",
+            redact::url(url)
+        ),
+        UrlError::Parameter(p) if p == db::CONNECT_TIMEOUT_PARAM => {
+            "database.url: parameter `connect_timeout`: set [database] connect_timeout_seconds instead".into()
+        }
+        UrlError::Parameter(p) => format!(
+            "database.url: unsupported parameter `{p}` (supported: {})",
+            db::PG_PARAMETERS.join(", ")
+        ),
+        UrlError::Invalid(why) => format!("database.url: {}", redact::scrub(why, url)),
+    }
+}
+
+/// `[processing]`, validated.
+struct ProcessingSection {
+    lock_timeout_ms: i64,
+    lookback_days: i64,
+    lease_seconds: i64,
+    max_clock_skew_seconds: i64,
+    max_intent_age_seconds: i64,
+}
+
+fn processing(top: &mut Section<'_>, errs: &mut Vec<String>) -> ProcessingSection {
+    let mut out = ProcessingSection {
+        lock_timeout_ms: 500,
+        lookback_days: 1,
+        lease_seconds: 30,
+        max_clock_skew_seconds: 300,
+        max_intent_age_seconds: 300,
+    };
+    let Some(mut p) = top.table("processing", errs) else {
+        return out;
+    };
+    out.lock_timeout_ms = p.integer(
+        "lock_timeout_ms",
+        out.lock_timeout_ms,
+        LOCK_TIMEOUT_MS,
+        errs,
+    );
+    out.lookback_days = p.integer("lookback_days", out.lookback_days, LOOKBACK_DAYS, errs);
+    out.lease_seconds = p.integer("lease_seconds", out.lease_seconds, LEASE_SECONDS, errs);
+    out.max_clock_skew_seconds = p.integer(
+        "max_clock_skew_seconds",
+        out.max_clock_skew_seconds,
+        MAX_CLOCK_SKEW_SECONDS,
+        errs,
+    );
+    out.max_intent_age_seconds = p.integer(
+        "max_intent_age_seconds",
+        out.max_intent_age_seconds,
+        MAX_INTENT_AGE_SECONDS,
+        errs,
+    );
+    p.finish(errs);
+    out
+}
+
+/// What `check` prints: the description of [`crate::output::describe_config`], with the
+/// database URL fully redacted (every password form, not only the userinfo one) and the keys
+/// that description does not show yet.
+pub fn describe(cfg: &Config, source: &str) -> String {
+    let mut shown = cfg.clone();
+    shown.database_url = redact::url(&cfg.database_url);
+    let base = crate::output::describe_config(&shown, source);
+    let mut out = String::with_capacity(base.len() + 128);
+    for line in base.lines() {
+        out.push_str(line);
+        if line.starts_with("database: ") {
+            out.push_str(&format!(
+                " (connect_timeout_seconds = {})",
+                cfg.connect_timeout.as_secs()
+            ));
+        } else if line.starts_with("processing: ") {
+            out.push_str(&format!(
+                ", max_clock_skew_seconds = {}, max_intent_age_seconds = {}",
+                cfg.max_clock_skew.as_secs(),
+                cfg.max_intent_age.as_secs()
+            ));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]
@@ -672,7 +872,7 @@ mod tests {
         let errs = parse(text).unwrap_err().0;
         let want = [
             "bogus: unknown key",
-            "processing.lock_timeout_ms: must be at least 0",
+            "processing.lock_timeout_ms: out of range (0..=600000), got -1",
             "accounts[0].cash: not a decimal number",
             "experts[1].account: unknown account \"papr\"",
             "experts[1].virtual_equity_percent: must be greater than 0 and at most 100, got 150",
@@ -700,6 +900,299 @@ mod tests {
             parse(&text).unwrap().settings.experts[&1].virtual_equity_percent,
             Decimal::from_str("33.3").unwrap()
         );
+    }
+
+    /// `text` with `key = value` in its first `[section]` or `[[section]]`: the line of that
+    /// key (commented or not) replaced, else one added after the header.
+    fn set(text: &str, section: &str, key: &str, value: &str) -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let is_header = |l: &str| l.trim_start().starts_with('[');
+        let start = lines
+            .iter()
+            .position(|l| {
+                l.trim() == format!("[{section}]") || l.trim() == format!("[[{section}]]")
+            })
+            .expect("section in the text");
+        let end = (start + 1..lines.len())
+            .find(|&i| is_header(&lines[i]))
+            .unwrap_or(lines.len());
+        let new = format!("{key} = {value}");
+        let name = |l: &str| {
+            l.trim_start_matches('#')
+                .split('=')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        };
+        match (start + 1..end).find(|&i| name(&lines[i]) == key) {
+            Some(i) => lines[i] = new,
+            None => lines.insert(start + 1, new),
+        }
+        lines.join("\n") + "\n"
+    }
+
+    /// The default configuration with one key set.
+    fn with(section: &str, key: &str, value: &str) -> String {
+        set(DEFAULT_CONFIG, section, key, value)
+    }
+
+    #[test]
+    fn every_number_has_a_range_named_in_its_error() {
+        let cases: &[(&str, &str, &str, &str)] = &[
+            (
+                "processing",
+                "lock_timeout_ms",
+                "600001",
+                "processing.lock_timeout_ms: out of range (0..=600000), got 600001",
+            ),
+            (
+                "processing",
+                "lookback_days",
+                "1000000000",
+                "processing.lookback_days: out of range (1..=3650), got 1000000000",
+            ),
+            (
+                "processing",
+                "lookback_days",
+                "0",
+                "processing.lookback_days: out of range (1..=3650), got 0",
+            ),
+            (
+                "processing",
+                "lookback_days",
+                "\"3651\"",
+                "processing.lookback_days: out of range (1..=3650), got 3651",
+            ),
+            (
+                "processing",
+                "lookback_days",
+                "1.5",
+                "processing.lookback_days: expected an integer in 1..=3650, got 1.5",
+            ),
+            (
+                "processing",
+                "lease_seconds",
+                "9223372036854775807",
+                "processing.lease_seconds: out of range (1..=86400), got 9223372036854775807",
+            ),
+            (
+                "processing",
+                "max_clock_skew_seconds",
+                "-1",
+                "processing.max_clock_skew_seconds: out of range (0..=86400), got -1",
+            ),
+            (
+                "processing",
+                "max_intent_age_seconds",
+                "604801",
+                "processing.max_intent_age_seconds: out of range (1..=604800), got 604801",
+            ),
+            (
+                "processing",
+                "max_intent_age_seconds",
+                "0",
+                "processing.max_intent_age_seconds: out of range (1..=604800), got 0",
+            ),
+            (
+                "database",
+                "connect_timeout_seconds",
+                "0",
+                "database.connect_timeout_seconds: out of range (1..=300), got 0",
+            ),
+            (
+                "database",
+                "connect_timeout_seconds",
+                "301",
+                "database.connect_timeout_seconds: out of range (1..=300), got 301",
+            ),
+            (
+                "accounts",
+                "cash",
+                "\"1000000000000000.01\"",
+                "accounts[0].cash: must be at least 0 and at most 1000000000000000, got 1000000000000000.01",
+            ),
+            (
+                "accounts",
+                "cash",
+                "-1",
+                "accounts[0].cash: must be at least 0",
+            ),
+            (
+                "accounts",
+                "minimum_equity_threshold_percent",
+                "101",
+                "accounts[0].minimum_equity_threshold_percent: must be at least 0 and at most 100, got 101",
+            ),
+            (
+                "experts",
+                "id",
+                "0",
+                "experts[0].id: out of range (1..=9223372036854775807), got 0",
+            ),
+            (
+                "experts",
+                "id",
+                "\"x\"",
+                "experts[0].id: expected an integer in 1..=9223372036854775807, got \"x\"",
+            ),
+            (
+                "experts",
+                "virtual_equity_percent",
+                "0",
+                "experts[0].virtual_equity_percent: must be greater than 0 and at most 100, got 0",
+            ),
+            (
+                "experts",
+                "max_virtual_equity_per_instrument_percent",
+                "100.5",
+                "experts[0].max_virtual_equity_per_instrument_percent: must be greater than 0 and at most 100, got 100.5",
+            ),
+        ];
+        for (section, key, value, want) in cases {
+            let errs = parse(&with(section, key, value)).unwrap_err().0;
+            assert!(
+                errs.iter().any(|e| e.starts_with(want)),
+                "{section}.{key} = {value}: want {want:?} in {errs:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn rule_values_have_the_range_of_what_they_measure() {
+        for (trigger, value, want) in [
+            ("confidence", "101", "(0..=100), got 101"),
+            ("confidence", "-0.5", "(0..=100), got -0.5"),
+            (
+                "expected_profit_target_percent",
+                "10001",
+                "(-10000..=10000), got 10001",
+            ),
+            (
+                "percent_to_new_target",
+                "\"-1000000.1\"",
+                "(-1000000..=1000000), got -1000000.1",
+            ),
+        ] {
+            let text = DEFAULT_CONFIG.replace(
+                r#"{ event = "confidence", op = ">=", value = 60 }"#,
+                &format!(r#"{{ event = "{trigger}", op = ">=", value = {value} }}"#),
+            );
+            let errs = parse(&text).unwrap_err().0;
+            let want = format!("rulesets[0].rules[0].triggers[1].value: out of range {want}");
+            assert!(
+                errs.iter().any(|e| e == &want),
+                "want {want:?} in {errs:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_limits_of_every_range_are_accepted() {
+        let mut text = DEFAULT_CONFIG.to_string();
+        for (section, key, value) in [
+            ("processing", "lock_timeout_ms", "600000"),
+            ("processing", "lookback_days", "3650"),
+            ("processing", "lease_seconds", "86400"),
+            ("processing", "max_clock_skew_seconds", "86400"),
+            ("processing", "max_intent_age_seconds", "604800"),
+            ("database", "connect_timeout_seconds", "300"),
+        ] {
+            text = set(&text, section, key, value);
+        }
+        let c = parse(&text).unwrap();
+        assert_eq!(c.settings.lock_timeout, Duration::from_millis(600_000));
+        assert_eq!(c.settings.lookback_days, 3650);
+        assert_eq!(c.lease, Duration::from_secs(86_400));
+        assert_eq!(c.max_clock_skew, Duration::from_secs(86_400));
+        assert_eq!(c.max_intent_age, Duration::from_secs(604_800));
+        assert_eq!(c.connect_timeout, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn new_keys_default_when_left_out() {
+        let c = parse(DEFAULT_CONFIG).unwrap();
+        assert_eq!(c.connect_timeout, Duration::from_secs(5));
+        assert_eq!(c.max_clock_skew, Duration::from_secs(300));
+        assert_eq!(c.max_intent_age, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn database_urls_are_checked_and_echoed_only_redacted() {
+        for (url, want) in [
+            (
+                "mysql://u@h/db",
+                "database.url: expected sqlite://PATH or postgres://",
+            ),
+            (
+                "postgres: host=h password=hunter2",
+                "libpq key/value strings are not supported",
+            ),
+            (
+                "postgres://u@h/db?sslpassword=hunter2",
+                "database.url: unsupported parameter `sslpassword`",
+            ),
+            (
+                "postgres://u@h/db?connect_timeout=3",
+                "set [database] connect_timeout_seconds instead",
+            ),
+            (
+                "postgres://u:hunter2@h:99999/db",
+                "database.url: bad connection URL",
+            ),
+            (
+                "sqlite://x.db?password=hunter2",
+                "database.url: bad connection URL",
+            ),
+        ] {
+            let text = DEFAULT_CONFIG.replace("sqlite://tradewarden.db", url);
+            let errs = parse(&text).unwrap_err().0;
+            assert!(
+                errs.iter().any(|e| e.contains(want)),
+                "{url}: want {want:?} in {errs:#?}"
+            );
+            assert!(!errs.join("\n").contains("hunter2"), "{url}: {errs:#?}");
+        }
+        for url in [
+            "postgres://u:hunter2@h:5432/db",
+            "postgresql://u@h/db?password=hunter2&sslmode=prefer",
+            "sqlite:tw.db",
+            "sqlite://tw.db?mode=rwc",
+        ] {
+            let text = DEFAULT_CONFIG.replace("sqlite://tradewarden.db", url);
+            assert!(parse(&text).is_ok(), "{url}: {:?}", parse(&text).err());
+        }
+    }
+
+    #[test]
+    fn check_shows_the_new_keys_and_no_password() {
+        let text = DEFAULT_CONFIG.replace(
+            "sqlite://tradewarden.db",
+            "postgres://u:hunter2@h/db?password=swordfish",
+        );
+        let out = describe(&parse(&text).unwrap(), "x.toml");
+        assert!(
+            !out.contains("hunter2") && !out.contains("swordfish"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "database: postgres://u:***@h/db?password=*** (connect_timeout_seconds = 5)"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("max_clock_skew_seconds = 300, max_intent_age_seconds = 300"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_toml_error_quoting_the_url_line_hides_the_password() {
+        let errs = parse("[database]\nurl = \"postgres://u:hunter2@h/db\n")
+            .unwrap_err()
+            .0;
+        assert!(!errs[0].contains("hunter2"), "{errs:?}");
     }
 
     #[test]

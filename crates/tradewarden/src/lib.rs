@@ -10,7 +10,10 @@
 pub mod app;
 pub mod cmd;
 pub mod config;
+pub mod connect;
 pub mod failure;
+pub mod out;
 pub mod output;
 pub mod quotes;
+pub mod redact;
 pub mod workload;

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tradewarden::cmd::{Cli, LogFormat};
 use tradewarden::failure::Failure;
+use tradewarden::out;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -19,7 +20,7 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
+            out::stderr_line(&format!("error: cannot start the runtime: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -27,8 +28,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             match &f {
-                Failure::Input(msg) => eprintln!("{msg}"),
-                Failure::Runtime(msg) => eprintln!("error: {msg}"),
+                Failure::Input(msg) => out::stderr_line(msg),
+                Failure::Runtime(msg) => out::stderr_line(&format!("error: {msg}")),
             }
             ExitCode::from(f.exit_code())
         }
@@ -37,13 +38,13 @@ fn main() -> ExitCode {
 
 fn init_logging(level: &str, format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_new(level).unwrap_or_else(|_| {
-        eprintln!("warning: bad --log-level {level:?}, using info");
+        out::stderr_line(&format!("warning: bad --log-level {level:?}, using info"));
         tracing_subscriber::EnvFilter::new("info")
     });
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| out::QuietStderr)
         .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),

@@ -2,8 +2,8 @@
 //! of `symbol,price[,time]` rows, validated whole before anything is stored.
 
 use chrono::{DateTime, Utc};
-use tradewarden_domain::{Price, Symbol};
 use tradewarden_domain::recommendation::parse_time;
+use tradewarden_domain::{Price, Symbol};
 use tradewarden_engine::ports::Quote;
 
 use crate::failure::{Failure, bad_lines};
@@ -19,7 +19,9 @@ pub fn parse_quote(
     let symbol = Symbol::parse(symbol)
         .map_err(|e| format!("symbol: {e}"))?
         .into_string();
-    let price = Price::parse(price).map_err(|e| format!("price: {e}"))?.get();
+    let price = Price::parse(price)
+        .map_err(|e| format!("price: {e}"))?
+        .get();
     let at = match time.map(str::trim).filter(|t| !t.is_empty()) {
         None => now,
         Some(t) => parse_time(t).map_err(|e| format!("time: {e}"))?,

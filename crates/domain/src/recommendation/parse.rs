@@ -108,6 +108,17 @@ const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
 /// (the precision both databases keep), so two such lines for one expert and symbol do not
 /// share an identity (expert_id, symbol, created_at) and the file's order is kept.
 pub fn parse_batch(input: &[u8], ctx: &ParseContext) -> Result<Vec<ParsedLine>, Vec<LineError>> {
+    parse_batch_checked(input, ctx, |_| Ok(()))
+}
+
+/// [`parse_batch`] with a caller's check of each well-formed line (for example, that its
+/// expert is configured); a refusal `(field, message)` is reported with the line's number,
+/// alongside the parse errors of the other lines.
+pub fn parse_batch_checked(
+    input: &[u8],
+    ctx: &ParseContext,
+    check: impl Fn(&NewRecommendation) -> Result<(), (String, String)>,
+) -> Result<Vec<ParsedLine>, Vec<LineError>> {
     let input = input.strip_prefix(UTF8_BOM).unwrap_or(input);
     let base = ctx.now.trunc_subsecs(6);
     let mut parsed = Vec::new();
@@ -134,7 +145,14 @@ pub fn parse_batch(input: &[u8], ctx: &ParseContext) -> Result<Vec<ParsedLine>, 
             .and_then(|i| base.checked_add_signed(Duration::microseconds(i)))
             .unwrap_or(base);
         match parse_with(text, ctx, default_created_at) {
-            Ok(rec) => parsed.push(ParsedLine { line, rec }),
+            Ok(rec) => match check(&rec) {
+                Ok(()) => parsed.push(ParsedLine { line, rec }),
+                Err((field, message)) => errors.push(LineError {
+                    line,
+                    field: Some(field),
+                    message,
+                }),
+            },
             Err(errs) => errors.extend(errs.into_iter().map(|e| LineError {
                 line,
                 field: Some(e.field),

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use tradewarden_domain::NewRecommendation;
-use tradewarden_domain::recommendation::{LineError, ParseContext, parse_batch};
+use tradewarden_domain::recommendation::{LineError, ParseContext, parse_batch_checked};
 
 use super::TradeManager;
 use crate::error::EngineError;
@@ -17,26 +17,31 @@ impl TradeManager {
     /// Parses and stores a JSON Lines batch, all or nothing (I6, B7). Blank lines are
     /// ignored; every bad line is reported with its 1-based number (invalid UTF-8 and a
     /// `created_at` further ahead than the allowed clock skew included).
-    pub async fn import_jsonl(&self, input: impl AsRef<[u8]>) -> Result<ImportSummary, EngineError> {
+    pub async fn import_jsonl(
+        &self,
+        input: impl AsRef<[u8]>,
+    ) -> Result<ImportSummary, EngineError> {
         let ctx = ParseContext::with_max_clock_skew_seconds(
             self.clock.now(),
             self.settings.max_clock_skew_seconds,
         );
-        let parsed = parse_batch(input.as_ref(), &ctx).map_err(|errs| {
+        let known = |r: &NewRecommendation| {
+            if self.settings.experts.contains_key(&r.expert_id) {
+                Ok(())
+            } else {
+                Err((
+                    "expert_id".to_string(),
+                    format!("unknown expert {}", r.expert_id),
+                ))
+            }
+        };
+        let parsed = parse_batch_checked(input.as_ref(), &ctx, known).map_err(|errs| {
             let named = |e: LineError| match e.field {
                 Some(field) => (e.line, format!("{field}: {}", e.message)),
                 None => (e.line, e.message),
             };
             EngineError::BadInput(errs.into_iter().map(named).collect())
         })?;
-        let unknown: Vec<(usize, String)> = parsed
-            .iter()
-            .filter(|p| !self.settings.experts.contains_key(&p.rec.expert_id))
-            .map(|p| (p.line, format!("expert_id: unknown expert {}", p.rec.expert_id)))
-            .collect();
-        if !unknown.is_empty() {
-            return Err(EngineError::BadInput(unknown));
-        }
         let (line_of, recs): (Vec<usize>, Vec<NewRecommendation>) =
             parsed.into_iter().map(|p| (p.line, p.rec)).unzip();
         self.import(&recs).await.map_err(|e| match e {

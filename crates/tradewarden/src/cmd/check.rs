@@ -1,11 +1,11 @@
 //! `tradewarden check`: the configuration, validated and described.
 
-use crate::config::Config;
+use crate::config::{self, Config};
 use crate::failure::Failure;
-use crate::output;
+use crate::out;
 
 /// Prints what the configuration defines.
 pub fn run(cfg: &Config, source: &str) -> Result<(), Failure> {
-    print!("{}", output::describe_config(cfg, source));
+    out::stdout(&config::describe(cfg, source));
     Ok(())
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use crate::config;
 use crate::failure::Failure;
+use crate::out;
 
 /// Arguments of `init`.
 #[derive(Debug, clap::Args)]
@@ -26,6 +27,6 @@ pub fn run(args: Args) -> Result<(), Failure> {
     }
     std::fs::write(&args.path, config::DEFAULT_CONFIG)
         .map_err(|e| Failure::Runtime(format!("{}: {e}", args.path.display())))?;
-    println!("wrote {}", args.path.display());
+    out::stdout(&format!("wrote {}\n", args.path.display()));
     Ok(())
 }

@@ -6,8 +6,9 @@ use tradewarden_domain::{OrderStatus, OutcomeKind, TransactionStatus};
 use tradewarden_engine::ports::ListFilter;
 
 use crate::app::{App, print_json};
+use crate::config;
 use crate::failure::{Failure, runtime};
-use crate::output;
+use crate::{out, output};
 
 /// A `--status` parser over a status enum's wire names, any case.
 fn status_parser<T: Copy + Send + Sync + 'static>(
@@ -38,7 +39,7 @@ fn outcome_kind() -> impl TypedValueParser<Value = OutcomeKind> {
 #[derive(Debug, clap::Args)]
 pub struct Common {
     /// Only this expert's rows.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(config::EXPERT_ID))]
     pub expert: Option<i64>,
     /// Print a JSON array instead of a table.
     #[arg(long)]
@@ -74,7 +75,7 @@ pub struct OutcomesArgs {
     #[arg(long, ignore_case = true, value_parser = outcome_kind())]
     pub status: Option<OutcomeKind>,
     /// Only the records of this recommendation.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(i64).range(1..))]
     pub recommendation: Option<i64>,
 }
 
@@ -101,7 +102,7 @@ pub async fn transactions(args: TransactionsArgs, app: &App) -> Result<(), Failu
     if args.common.json {
         print_json(&rows)
     } else {
-        print!("{}", output::transactions_table(&rows));
+        out::stdout(&output::transactions_table(&rows));
         Ok(())
     }
 }
@@ -113,7 +114,7 @@ pub async fn orders(args: OrdersArgs, app: &App) -> Result<(), Failure> {
     if args.common.json {
         print_json(&rows)
     } else {
-        print!("{}", output::orders_table(&rows));
+        out::stdout(&output::orders_table(&rows));
         Ok(())
     }
 }
@@ -129,7 +130,7 @@ pub async fn outcomes(args: OutcomesArgs, app: &App) -> Result<(), Failure> {
     if args.common.json {
         print_json(&rows)
     } else {
-        print!("{}", output::outcomes_table(&rows));
+        out::stdout(&output::outcomes_table(&rows));
         Ok(())
     }
 }

@@ -87,7 +87,12 @@ impl Command {
         if let Command::Check = self {
             return check::run(&cfg, &source);
         }
-        let app = App::build(cfg).await?;
+        // Listings only read: they open the database read-only and create nothing.
+        let read_only = matches!(
+            self,
+            Command::Transactions(_) | Command::Orders(_) | Command::Outcomes(_)
+        );
+        let app = App::build(cfg, read_only).await?;
         match self {
             Command::Init(_) | Command::Check | Command::Demo(_) => Ok(()),
             Command::Import(args) => import::run(args, &app).await,

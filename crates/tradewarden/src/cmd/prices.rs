@@ -2,6 +2,7 @@
 
 use crate::app::{App, read_input};
 use crate::failure::{Failure, runtime};
+use crate::out;
 use crate::quotes::{parse_prices_csv, parse_quote};
 
 /// The `prices` subcommands.
@@ -32,18 +33,18 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
                 .record_quotes(std::slice::from_ref(&quote))
                 .await
                 .map_err(runtime)?;
-            println!(
-                "{} {} quoted for {} paper account(s)",
+            out::stdout(&format!(
+                "{} {} quoted for {} paper account(s)\n",
                 quote.symbol,
                 price.trim(),
                 accounts.len()
-            );
+            ));
         }
         Args::Import { file } => {
             let text = read_input(&file)?;
             let quotes = parse_prices_csv(&text, app.clock.now())?;
             app.manager.record_quotes(&quotes).await.map_err(runtime)?;
-            println!("{{\"imported\": {}}}", quotes.len());
+            out::stdout(&format!("{{\"imported\": {}}}\n", quotes.len()));
         }
     }
     Ok(())

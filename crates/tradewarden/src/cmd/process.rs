@@ -1,13 +1,14 @@
 //! `tradewarden process`: one expert's run, or every expert's.
 
 use crate::app::{App, print_json};
+use crate::config;
 use crate::failure::{Failure, any_failed};
 
 /// Arguments of `process`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The expert to process.
-    #[arg(long, conflicts_with = "all", required_unless_present = "all")]
+    #[arg(long, conflicts_with = "all", required_unless_present = "all", value_parser = clap::value_parser!(i64).range(config::EXPERT_ID))]
     pub expert: Option<i64>,
     /// Process every configured expert.
     #[arg(long)]
@@ -16,7 +17,7 @@ pub struct Args {
     #[arg(long, default_value = "enter_market", value_parser = ["enter_market"])]
     pub use_case: String,
     /// Override the configured lookback window, in days.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(config::LOOKBACK_DAYS))]
     pub lookback_days: Option<u32>,
 }
 

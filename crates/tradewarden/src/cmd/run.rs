@@ -3,7 +3,7 @@
 
 use crate::app::{App, print_json, read_input};
 use crate::failure::{Failure, any_failed};
-use crate::output;
+use crate::{out, output};
 
 /// Arguments of `run`.
 #[derive(Debug, clap::Args)]
@@ -32,10 +32,11 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
     if args.json {
         print_json(&reports)?;
     } else {
-        print!(
-            "{}",
-            output::run_summary(&summary, &reports, app.manager.settings())
-        );
+        out::stdout(&output::run_summary(
+            &summary,
+            &reports,
+            app.manager.settings(),
+        ));
     }
     any_failed(&reports)
 }
