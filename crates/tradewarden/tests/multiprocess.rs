@@ -129,6 +129,14 @@ async fn four_processes(kind: DbKind) {
     // I1: one transaction per (expert, symbol): nothing closes here, so any second one,
     // active or not, would be a duplicate position.
     let dupes = rows(&store, "SELECT expert_id, symbol, COUNT(*) AS n FROM transactions GROUP BY expert_id, symbol HAVING COUNT(*) > 1").await;
+    if !dupes.is_empty() {
+        // What ended the first transaction of each duplicate, to tell a race from a refusal.
+        let detail = rows(&store, "SELECT t.id, t.expert_id, t.symbol, t.status, t.close_reason, o.status AS order_status, o.reason \
+             FROM transactions t JOIN orders o ON o.transaction_id = t.id \
+             WHERE (t.expert_id, t.symbol) IN (SELECT expert_id, symbol FROM transactions GROUP BY expert_id, symbol HAVING COUNT(*) > 1) \
+             ORDER BY t.id").await;
+        eprintln!("duplicates in detail: {detail:?}");
+    }
     assert!(dupes.is_empty(), "duplicate positions: {dupes:?}");
     let opened = rows(
         &store,
