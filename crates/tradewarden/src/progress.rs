@@ -122,11 +122,6 @@ impl Progress {
         self.bar.set_message(message);
     }
 
-    /// The bar itself, for tests and special cases.
-    pub fn bar(&self) -> &ProgressBar {
-        &self.bar
-    }
-
     /// Ends the work: stops the watcher and clears the bar from the terminal.
     pub fn finish(mut self) {
         self.end();
