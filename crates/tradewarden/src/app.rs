@@ -11,8 +11,9 @@ use tradewarden_store::SqlStore;
 
 use crate::config::{self, BrokerKind, Config};
 use crate::connect;
-use crate::failure::{Failure, runtime};
+use crate::failure::{DATABASE_HINT, Failure, runtime, store_failed};
 use crate::out;
+use crate::progress::{Progress, Unit};
 
 /// The wired application: store, brokers and trade manager.
 pub struct App {
@@ -30,7 +31,7 @@ impl App {
         let store = Arc::new(
             connect::open(&cfg, read_only)
                 .await
-                .map_err(Failure::Runtime)?,
+                .map_err(|e| Failure::Runtime(format!("{e} — {DATABASE_HINT}")))?,
         );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let brokers = wire_brokers(&cfg, &store, &clock, read_only).await?;
@@ -69,7 +70,10 @@ async fn wire_brokers(
         })
         .collect();
     if !read_only {
-        store.open_paper_accounts(&paper).await.map_err(runtime)?;
+        store
+            .open_paper_accounts(&paper)
+            .await
+            .map_err(|e| store_failed("opening the paper accounts", e))?;
     }
     let mut brokers: HashMap<String, Arc<dyn Broker>> = HashMap::new();
     for (name, kind) in &cfg.brokers {
@@ -115,7 +119,7 @@ pub fn load_config(path: Option<&Path>) -> Result<(Config, String), Failure> {
     let cfg = config::parse(&text).map_err(|e| {
         let lines: Vec<String> = e.0.iter().map(|l| format!("{source}: {l}")).collect();
         Failure::Input(format!(
-            "{}\n{} configuration problem(s)",
+            "{}\n{} configuration problem(s) in {source} — fix them (\"tradewarden init\" writes a commented example to compare with)",
             lines.join("\n"),
             e.0.len()
         ))
@@ -125,22 +129,58 @@ pub fn load_config(path: Option<&Path>) -> Result<(Config, String), Failure> {
 
 fn read_file(p: &Path) -> Result<String, Failure> {
     std::fs::read_to_string(p)
-        .map_err(|e| Failure::Input(format!("{}: cannot read: {e}", p.display())))
+        .map_err(|e| {
+            Failure::Input(format!(
+                "cannot read the configuration {}: {e} — check the path given by --config or $TRADEWARDEN_CONFIG",
+                p.display()
+            ))
+        })
 }
 
 /// Reads a command's input as bytes: a file, or standard input for `-`. Decoding is the
 /// parser's business, so that invalid UTF-8 is reported with its line.
 pub fn read_input(file: &str) -> Result<Vec<u8>, Failure> {
+    read_input_tracked(file, None)
+}
+
+/// [`read_input`], advancing `progress` by the bytes read and naming the lines read so far.
+pub fn read_input_tracked(file: &str, progress: Option<&Progress>) -> Result<Vec<u8>, Failure> {
     use std::io::Read;
-    if file == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|e| Failure::Input(format!("stdin: {e}")))?;
-        Ok(buf)
+    let (mut reader, len): (Box<dyn Read>, u64) = if file == "-" {
+        (Box::new(std::io::stdin().lock()), 0)
     } else {
-        std::fs::read(file).map_err(|e| Failure::Input(format!("{file}: cannot read: {e}")))
+        let f = std::fs::File::open(file).map_err(|e| cannot_read(file, &e))?;
+        let len = f.metadata().map_or(0, |m| m.len());
+        (Box::new(f), len)
+    };
+    if let Some(p) = progress {
+        p.phase(Unit::Bytes, len, "0 lines read");
     }
+    let mut buf = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    let mut chunk = vec![0u8; 256 * 1024];
+    let mut lines = 0u64;
+    loop {
+        let n = match reader.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(cannot_read(file, &e)),
+        };
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(p) = progress {
+            lines += chunk[..n].iter().filter(|b| **b == b'\n').count() as u64;
+            p.inc(n as u64);
+            p.message(format!("{lines} lines read"));
+        }
+    }
+    Ok(buf)
+}
+
+fn cannot_read(file: &str, e: &std::io::Error) -> Failure {
+    let name = if file == "-" { "standard input" } else { file };
+    Failure::Input(format!(
+        "cannot read {name}: {e} — check the path, or pass - to read standard input"
+    ))
 }
 
 /// Prints a value as pretty JSON on stdout.

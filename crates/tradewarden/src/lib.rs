@@ -3,17 +3,21 @@
 //!
 //! - [`config`]: TOML in, validated [`config::Config`] out.
 //! - [`app`]: [`app::App`], wired once from a config.
+//! - [`cli`]: the command line (clap), also rendered into the man page by `build.rs`.
 //! - [`cmd`]: one module per command, each `run(args, &App)`.
 //! - [`workload`]: the deterministic benchmark workload (`demo gen`).
 //! - [`quotes`]: price ingestion; [`output`]: tables and summaries; [`failure`]: exit codes.
 
 pub mod app;
+pub mod cli;
+pub mod cli_values;
 pub mod cmd;
 pub mod config;
 pub mod connect;
 pub mod failure;
 pub mod out;
 pub mod output;
+pub mod progress;
 pub mod quotes;
 pub mod redact;
 pub mod workload;

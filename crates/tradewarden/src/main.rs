@@ -8,11 +8,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use tradewarden::cmd::{Cli, LogFormat};
-use tradewarden::failure::Failure;
 use tradewarden::out;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tradewarden::progress::set_quiet(cli.quiet);
     init_logging(&cli.log_level, cli.log_format);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -20,17 +20,16 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            out::stderr_line(&format!("error: cannot start the runtime: {e}"));
+            out::stderr_line(&format!(
+                "error: cannot start the async runtime: {e} — check the process limits (threads, open files) and run the command again"
+            ));
             return ExitCode::from(1);
         }
     };
     match rt.block_on(cli.command.apply(cli.config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            match &f {
-                Failure::Input(msg) => out::stderr_line(msg),
-                Failure::Runtime(msg) => out::stderr_line(&format!("error: {msg}")),
-            }
+            out::stderr_line(&f.message());
             ExitCode::from(f.exit_code())
         }
     }

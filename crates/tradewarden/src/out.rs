@@ -5,6 +5,26 @@
 //! done and the command ends quietly; a broken stderr never stops anything.
 
 use std::io::Write;
+use std::sync::Mutex;
+
+use indicatif::ProgressBar;
+
+/// The progress bar on screen, if any: stderr writes go around it so it is redrawn below them.
+static ACTIVE_BAR: Mutex<Option<ProgressBar>> = Mutex::new(None);
+
+/// Registers (or, with `None`, forgets) the progress bar on screen ([`crate::progress`]).
+pub fn set_active_bar(bar: Option<ProgressBar>) {
+    *ACTIVE_BAR.lock().unwrap_or_else(|e| e.into_inner()) = bar;
+}
+
+/// Runs `write` with the progress bar on screen, if any, taken off it meanwhile.
+pub fn suspended<R>(write: impl FnOnce() -> R) -> R {
+    let bar = ACTIVE_BAR.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    match bar {
+        Some(bar) => bar.suspend(write),
+        None => write(),
+    }
+}
 
 /// Writes a command's result to stdout. A closed stdout is not an error: the reader has what
 /// it wanted, and the work is already done.
@@ -15,8 +35,10 @@ pub fn stdout(text: &str) {
 
 /// Writes a line to stderr, ignoring a closed stderr.
 pub fn stderr_line(text: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = writeln!(err, "{text}");
+    suspended(|| {
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{text}");
+    });
 }
 
 /// A writer for log lines that swallows write errors, so that logging to a closed stderr
@@ -26,7 +48,9 @@ pub struct QuietStderr;
 
 impl Write for QuietStderr {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let _ = std::io::stderr().write_all(buf);
+        suspended(|| {
+            let _ = std::io::stderr().write_all(buf);
+        });
         Ok(buf.len())
     }
 

@@ -2,9 +2,14 @@
 
 use std::fmt::Write;
 
-use comfy_table::Table;
+use comfy_table::{
+    Cell, CellAlignment, Color, ColumnConstraint, ContentArrangement, LineStyle, Row, Table,
+    TableStyle, Width,
+};
 use rust_decimal::Decimal;
-use tradewarden_domain::{Order, Outcome, Transaction};
+use tradewarden_domain::{
+    Order, OrderStatus, Outcome, OutcomeKind, Transaction, TransactionStatus,
+};
 use tradewarden_engine::{ImportSummary, RunReport, Settings};
 
 use crate::config::{BrokerKind, Config};
@@ -17,12 +22,6 @@ fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
 
 fn dec(d: &Decimal) -> String {
     d.normalize().to_string()
-}
-
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.set_header(header.to_vec());
-    t
 }
 
 /// What `check` prints.
@@ -152,95 +151,314 @@ pub fn run_summary(import: &ImportSummary, reports: &[RunReport], settings: &Set
     out
 }
 
-/// The `transactions` table.
-pub fn transactions_table(rows: &[Transaction]) -> String {
-    let mut t = table(&[
-        "id",
-        "expert",
-        "symbol",
-        "side",
-        "quantity",
-        "status",
-        "open_price",
-        "opened_at",
-        "close_reason",
-    ]);
-    for r in rows {
-        t.add_row(vec![
-            r.id.to_string(),
-            r.expert_id.to_string(),
-            r.symbol.clone(),
-            r.side.as_str().into(),
-            dec(&r.quantity),
-            r.status.to_string(),
-            opt(&r.open_price),
-            opt(&r
-                .opened_at
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))),
-            opt(&r.close_reason),
-        ]);
-    }
-    format!("{t}\n{} transaction(s)\n", rows.len())
+/// How a listing's table is laid out: its width and whether status words are coloured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TableOpts {
+    /// Cut the table to this many columns (long text cells end in `…`); `None` shows every
+    /// cell whole.
+    pub width: Option<u16>,
+    /// Colour the status words (ANSI).
+    pub color: bool,
 }
 
-/// The `orders` table.
-pub fn orders_table(rows: &[Order]) -> String {
-    let mut t = table(&[
-        "id",
-        "txn",
-        "expert",
-        "symbol",
-        "side",
-        "role",
-        "type",
-        "quantity",
-        "filled",
-        "avg_fill",
-        "status",
-        "client_order_id",
-    ]);
-    for r in rows {
-        t.add_row(vec![
-            r.id.to_string(),
-            r.transaction_id.to_string(),
-            r.expert_id.to_string(),
-            r.symbol.clone(),
-            r.side.as_str().into(),
-            r.role.as_str().into(),
-            r.order_type.as_str().into(),
-            dec(&r.quantity),
-            dec(&r.filled_quantity),
-            opt(&r.avg_fill_price),
-            r.status.to_string(),
-            r.client_order_id.clone(),
-        ]);
+impl TableOpts {
+    /// For a table printed on stdout: cut to `$COLUMNS`, else to the terminal's width when
+    /// stdout is one, else (a pipe) whole; `wide` shows every cell whole anyway. Colour only
+    /// on a terminal, without `$NO_COLOR` and with a `$TERM` other than `dumb`.
+    pub fn for_stdout(wide: bool) -> TableOpts {
+        use std::io::IsTerminal;
+        let tty = std::io::stdout().is_terminal();
+        let columns = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.trim().parse::<u16>().ok())
+            .filter(|c| *c > 0);
+        let terminal = || {
+            tty.then(|| console::Term::stdout().size_checked().map(|(_, c)| c))
+                .flatten()
+        };
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let dumb = std::env::var("TERM").is_ok_and(|t| t == "dumb");
+        TableOpts {
+            width: if wide {
+                None
+            } else {
+                columns.or_else(terminal)
+            },
+            color: tty && !no_color && !dumb,
+        }
     }
-    format!("{t}\n{} order(s)\n", rows.len())
 }
 
-/// The `outcomes` table.
-pub fn outcomes_table(rows: &[Outcome]) -> String {
-    let mut t = table(&[
-        "recommendation",
-        "expert",
-        "symbol",
-        "use_case",
-        "outcome",
-        "order",
-        "detail",
-    ]);
-    for r in rows {
-        t.add_row(vec![
-            r.recommendation_id.to_string(),
-            r.expert_id.to_string(),
-            r.symbol.clone(),
-            r.use_case.to_string(),
-            r.outcome.to_string(),
-            opt(&r.order_id),
-            r.detail.clone(),
-        ]);
+/// What a column holds, which decides its alignment, whether it may be cut and its colour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Left-aligned, never cut.
+    Text,
+    /// Long text, left-aligned: the column cut to the width, one line a row, ending in `…`.
+    Long,
+    /// Right-aligned with the decimal points in one column; never cut.
+    Number,
+    /// A status word: coloured, never cut.
+    Status,
+}
+
+/// The table style: a dashed line under the header, no borders, nothing between rows.
+const STYLE: TableStyle =
+    TableStyle::new().header_separator(LineStyle::none().fill('-').junction('-'));
+
+/// The colour of a status word (of any of the three listings), if it has one: green for
+/// what went through, yellow for what waits or was held back for safety, red for failures,
+/// grey for what is over or was never meant to trade.
+fn status_color(word: &str) -> Option<Color> {
+    match word.to_ascii_lowercase().as_str() {
+        "opened" | "filled" | "ordered" => Some(Color::Green),
+        "waiting"
+        | "closing"
+        | "pending"
+        | "waiting_trigger"
+        | "submitting"
+        | "accepted"
+        | "partially_filled"
+        | "duplicate_position"
+        | "insufficient_equity"
+        | "unfunded" => Some(Color::Yellow),
+        "failed" | "rejected" | "error" => Some(Color::Red),
+        "closed" | "canceled" | "expired" | "rules_not_met" | "not_permitted" => {
+            Some(Color::DarkGrey)
+        }
+        _ => None,
     }
-    format!("{t}\n{} outcome(s)\n", rows.len())
+}
+
+/// Pads a column of decimal strings so their points line up once right-aligned:
+/// `["187.25", "1.5", "40", "-"]` → `["187.25", "1.5 ", "40   ", "-   "]`.
+fn align_decimals(cells: &mut [String]) {
+    let frac = |s: &str| s.find('.').map(|i| s.len() - i);
+    let width = cells.iter().filter_map(|c| frac(c)).max().unwrap_or(0);
+    for c in cells.iter_mut() {
+        let pad = width - frac(c).unwrap_or(0);
+        c.push_str(&" ".repeat(pad));
+    }
+}
+
+/// Renders rows (cells as text) under `columns`, laid out by `opts`.
+fn render(columns: &[(&str, Kind)], mut rows: Vec<Vec<String>>, opts: &TableOpts) -> String {
+    for (i, (_, kind)) in columns.iter().enumerate() {
+        if *kind == Kind::Number {
+            let mut cells: Vec<String> =
+                rows.iter_mut().map(|r| std::mem::take(&mut r[i])).collect();
+            align_decimals(&mut cells);
+            for (r, c) in rows.iter_mut().zip(cells) {
+                r[i] = c;
+            }
+        }
+    }
+    let mut t = Table::new();
+    t.load_style(STYLE)
+        .force_no_tty()
+        .set_truncation_indicator("…");
+    if opts.color {
+        t.enforce_styling();
+    }
+    let mut header = Row::from(
+        columns
+            .iter()
+            .map(|(name, _)| Cell::new(name))
+            .collect::<Vec<_>>(),
+    );
+    header.max_height(1);
+    t.set_header(header);
+    for r in rows {
+        let mut row = Row::new();
+        for (text, (_, kind)) in r.into_iter().zip(columns) {
+            let color = (*kind == Kind::Status)
+                .then(|| status_color(&text))
+                .flatten();
+            let cell = Cell::new(text);
+            row.add_cell(match color {
+                Some(c) => cell.fg(c),
+                None => cell,
+            });
+        }
+        if opts.width.is_some() {
+            row.max_height(1);
+        }
+        t.add_row(row);
+    }
+    layout(&mut t, columns, opts);
+    t.trim_fmt()
+}
+
+/// Widths and alignment: numbers right-aligned; only the long text columns shrink (then are
+/// cut to one line) when the table is wider than `opts.width`. Two spaces between columns.
+fn layout(t: &mut Table, columns: &[(&str, Kind)], opts: &TableOpts) {
+    if let Some(w) = opts.width {
+        t.set_content_arrangement(ContentArrangement::Dynamic)
+            .set_width(w);
+    }
+    for (i, (_, kind)) in columns.iter().enumerate() {
+        let Some(col) = t.column_mut(i) else { continue };
+        col.set_padding((0, 1));
+        if *kind == Kind::Number {
+            col.set_cell_alignment(CellAlignment::Right);
+        }
+        col.set_constraint(if *kind == Kind::Long {
+            ColumnConstraint::LowerBoundary(Width::Fixed(5))
+        } else {
+            ColumnConstraint::ContentWidth
+        });
+    }
+}
+
+/// `N noun(s): 2 OPENED, 1 CLOSED` — the line under a table: the count, then the count per
+/// status in the order of `all`, those present only.
+fn summary_line<T: PartialEq + Copy>(
+    noun: &str,
+    statuses: &[T],
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> String {
+    let per: Vec<String> = all
+        .iter()
+        .filter_map(|s| {
+            let n = statuses.iter().filter(|x| *x == s).count();
+            (n > 0).then(|| format!("{n} {}", name(*s)))
+        })
+        .collect();
+    if per.is_empty() {
+        format!("{} {noun}(s)\n", statuses.len())
+    } else {
+        format!("{} {noun}(s): {}\n", statuses.len(), per.join(", "))
+    }
+}
+
+fn time(t: &Option<chrono::DateTime<chrono::Utc>>) -> String {
+    opt(&t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)))
+}
+
+fn opt_dec(d: &Option<Decimal>) -> String {
+    d.as_ref().map_or_else(|| "-".into(), dec)
+}
+
+/// The `transactions` table, with its summary line.
+pub fn transactions_table(rows: &[Transaction], opts: &TableOpts) -> String {
+    use Kind::*;
+    let columns = [
+        ("id", Number),
+        ("expert", Number),
+        ("symbol", Text),
+        ("side", Text),
+        ("quantity", Number),
+        ("status", Status),
+        ("open_price", Number),
+        ("opened_at", Text),
+        ("close_reason", Long),
+    ];
+    let cells = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.expert_id.to_string(),
+                r.symbol.clone(),
+                r.side.as_str().into(),
+                dec(&r.quantity),
+                r.status.to_string(),
+                opt_dec(&r.open_price),
+                time(&r.opened_at),
+                opt(&r.close_reason),
+            ]
+        })
+        .collect();
+    let statuses: Vec<TransactionStatus> = rows.iter().map(|r| r.status).collect();
+    format!(
+        "{}\n{}",
+        render(&columns, cells, opts),
+        summary_line(
+            "transaction",
+            &statuses,
+            &TransactionStatus::ALL,
+            TransactionStatus::as_str
+        )
+    )
+}
+
+/// The `orders` table, with its summary line.
+pub fn orders_table(rows: &[Order], opts: &TableOpts) -> String {
+    use Kind::*;
+    let columns = [
+        ("id", Number),
+        ("txn", Number),
+        ("expert", Number),
+        ("symbol", Text),
+        ("side", Text),
+        ("role", Text),
+        ("type", Text),
+        ("quantity", Number),
+        ("filled", Number),
+        ("avg_fill", Number),
+        ("status", Status),
+        ("client_order_id", Long),
+    ];
+    let cells = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.id.to_string(),
+                r.transaction_id.to_string(),
+                r.expert_id.to_string(),
+                r.symbol.clone(),
+                r.side.as_str().into(),
+                r.role.as_str().into(),
+                r.order_type.as_str().into(),
+                dec(&r.quantity),
+                dec(&r.filled_quantity),
+                opt_dec(&r.avg_fill_price),
+                r.status.to_string(),
+                r.client_order_id.clone(),
+            ]
+        })
+        .collect();
+    let statuses: Vec<OrderStatus> = rows.iter().map(|r| r.status).collect();
+    format!(
+        "{}\n{}",
+        render(&columns, cells, opts),
+        summary_line("order", &statuses, &OrderStatus::ALL, OrderStatus::as_str)
+    )
+}
+
+/// The `outcomes` table, with its summary line; `detail` is the column cut to the width.
+pub fn outcomes_table(rows: &[Outcome], opts: &TableOpts) -> String {
+    use Kind::*;
+    let columns = [
+        ("recommendation", Number),
+        ("expert", Number),
+        ("symbol", Text),
+        ("use_case", Text),
+        ("outcome", Status),
+        ("order", Number),
+        ("detail", Long),
+    ];
+    let cells = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.recommendation_id.to_string(),
+                r.expert_id.to_string(),
+                r.symbol.clone(),
+                r.use_case.to_string(),
+                r.outcome.to_string(),
+                opt(&r.order_id),
+                r.detail.clone(),
+            ]
+        })
+        .collect();
+    let kinds: Vec<OutcomeKind> = rows.iter().map(|r| r.outcome).collect();
+    format!(
+        "{}\n{}",
+        render(&columns, cells, opts),
+        summary_line("outcome", &kinds, &OutcomeKind::ALL, OutcomeKind::as_str)
+    )
 }
 
 #[cfg(test)]

@@ -146,6 +146,16 @@ impl TradeManager {
     /// Runs enter_market for every configured expert, one after another. An expert whose
     /// run fails gets a `failed` report naming the error; the others still run.
     pub async fn process_all(&self, lookback_days: Option<u32>) -> Vec<RunReport> {
+        self.process_all_with(lookback_days, |_| {}).await
+    }
+
+    /// [`TradeManager::process_all`], calling `each` with every report as it is made (a
+    /// command line shows progress with it).
+    pub async fn process_all_with(
+        &self,
+        lookback_days: Option<u32>,
+        mut each: impl FnMut(&RunReport),
+    ) -> Vec<RunReport> {
         let mut reports = Vec::with_capacity(self.settings.experts.len());
         for id in self.settings.experts.keys() {
             let report = match self.process_enter_market(*id, lookback_days).await {
@@ -155,6 +165,7 @@ impl TradeManager {
                     RunReport::failed(*id, UseCase::EnterMarket, e.to_string())
                 }
             };
+            each(&report);
             reports.push(report);
         }
         reports

@@ -1,12 +1,14 @@
-//! The commands of the contract, one file each, as mini-redis does them: one enum, each
-//! command's `run` taking its arguments and the wired [`App`]. The binary only parses and
-//! delegates here; the HTTP API calls the same functions.
+//! The commands of the contract, one file each, as mini-redis does them: each command's
+//! `run` taking its arguments and the wired [`App`]. The binary only parses (the definitions
+//! are in [`crate::cli`]) and delegates here; the HTTP API calls the same functions.
 
 pub mod check;
+pub mod completions;
 pub mod demo;
 pub mod import;
 pub mod init;
 pub mod list;
+pub mod man;
 pub mod prices;
 pub mod process;
 pub mod reconcile;
@@ -14,73 +16,20 @@ pub mod run;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand, ValueEnum};
+pub use crate::cli::{Cli, Command, LogFormat};
 
 use crate::app::{App, load_config};
 use crate::failure::Failure;
 
-/// tradewarden: the safety gate between trading-signal producers and a broker.
-#[derive(Debug, Parser)]
-#[command(name = "tradewarden", version, about)]
-pub struct Cli {
-    /// Configuration file (else $TRADEWARDEN_CONFIG, else ./tradewarden.toml if present, else
-    /// the built-in default).
-    #[arg(long, global = true, env = "TRADEWARDEN_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Log level or filter directives (error, warn, info, debug, trace).
-    #[arg(long, global = true, default_value = "info")]
-    pub log_level: String,
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// How log lines are written to stderr.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-/// Every command.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Write the default configuration, commented, to PATH.
-    Init(init::Args),
-    /// Validate the configuration and print what it defines.
-    Check,
-    /// Import recommendations from a JSON Lines file (`-` for stdin), all or nothing.
-    Import(import::Args),
-    /// Record quotes for every paper account.
-    #[command(subcommand)]
-    Prices(prices::Args),
-    /// Run processing for one expert or all of them; prints a JSON array of reports.
-    Process(process::Args),
-    /// The batch job: import FILE, process every expert, print a summary.
-    Run(run::Args),
-    /// Settle orders left in flight, then compare broker positions with open transactions;
-    /// prints what it settled and every difference found (differences are only reported).
-    Reconcile,
-    /// List transactions.
-    Transactions(list::TransactionsArgs),
-    /// List orders.
-    Orders(list::OrdersArgs),
-    /// List decision records.
-    Outcomes(list::OutcomesArgs),
-    /// Demonstration tools: `demo gen` prints the standard benchmark workload.
-    #[command(subcommand)]
-    Demo(demo::Args),
-}
-
 impl Command {
-    /// Runs the command: those that need no database first, then the rest on a wired
+    /// Runs the command: those that need no configuration first, then the rest on a wired
     /// [`App`].
     pub async fn apply(self, config: Option<PathBuf>) -> Result<(), Failure> {
         match self {
             Command::Init(args) => return init::run(args),
-            Command::Demo(args) => return demo::run(args),
+            Command::Demo(args) => return demo::run(args).await,
+            Command::Completions(args) => return completions::run(args),
+            Command::Man => return man::run(),
             _ => {}
         }
         let (cfg, source) = load_config(config.as_deref())?;
@@ -94,7 +43,11 @@ impl Command {
         );
         let app = App::build(cfg, read_only).await?;
         match self {
-            Command::Init(_) | Command::Check | Command::Demo(_) => Ok(()),
+            Command::Init(_)
+            | Command::Check
+            | Command::Demo(_)
+            | Command::Completions(_)
+            | Command::Man => Ok(()),
             Command::Import(args) => import::run(args, &app).await,
             Command::Prices(args) => prices::run(args, &app).await,
             Command::Process(args) => process::run(args, &app).await,

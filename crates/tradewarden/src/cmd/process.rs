@@ -1,25 +1,13 @@
 //! `tradewarden process`: one expert's run, or every expert's.
 
+use tradewarden_engine::RunReport;
+
 use crate::app::{App, print_json};
-use crate::config;
 use crate::failure::{Failure, any_failed};
+use crate::progress::{Progress, Unit};
 
 /// Arguments of `process`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// The expert to process.
-    #[arg(long, conflicts_with = "all", required_unless_present = "all", value_parser = clap::value_parser!(i64).range(config::EXPERT_ID))]
-    pub expert: Option<i64>,
-    /// Process every configured expert.
-    #[arg(long)]
-    pub all: bool,
-    /// The use case.
-    #[arg(long, default_value = "enter_market", value_parser = ["enter_market"])]
-    pub use_case: String,
-    /// Override the configured lookback window, in days.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(config::LOOKBACK_DAYS))]
-    pub lookback_days: Option<u32>,
-}
+pub use crate::cli::ProcessArgs as Args;
 
 /// Runs and prints the reports; exit 1 when any run failed.
 pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
@@ -29,8 +17,21 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
                 .process_enter_market(id, args.lookback_days)
                 .await?,
         ],
-        None => app.manager.process_all(args.lookback_days).await,
+        None => process_all(app, args.lookback_days).await,
     };
     print_json(&reports)?;
     any_failed(&reports)
+}
+
+/// Every configured expert, one after another (the engine's `process_all`), with a
+/// progress bar (experts processed, rate, time left) on a terminal when it takes a while.
+pub async fn process_all(app: &App, lookback_days: Option<u32>) -> Vec<RunReport> {
+    let experts = app.manager.settings().experts.len() as u64;
+    let progress = Progress::start("process --all", Unit::Experts, experts);
+    let reports = app
+        .manager
+        .process_all_with(lookback_days, |_| progress.inc(1))
+        .await;
+    progress.finish();
+    reports
 }

@@ -1,34 +1,19 @@
 //! `tradewarden run`: the batch job — settle what a predecessor left, import, process every
 //! expert, summarise.
 
+use tradewarden_engine::{ImportSummary, RunReport};
+
 use crate::app::{App, print_json, read_input};
 use crate::failure::{Failure, any_failed};
 use crate::{out, output};
 
 /// Arguments of `run`.
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// JSON Lines recommendations, or `-`.
-    pub file: String,
-    /// Print the reports as JSON instead of a summary.
-    #[arg(long)]
-    pub json: bool,
-}
+pub use crate::cli::RunArgs as Args;
 
 /// Reconciles, imports, processes, prints.
 pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
     let text = read_input(&args.file)?;
-    // Settle what a crashed predecessor left in flight before ordering anything new.
-    let reconciled = app.manager.reconcile().await?;
-    if !reconciled.settled.is_empty() || !reconciled.findings.is_empty() {
-        tracing::info!(
-            settled = reconciled.settled.len(),
-            findings = reconciled.findings.len(),
-            "reconciled before the run"
-        );
-    }
-    let summary = app.manager.import_jsonl(&text).await?;
-    let reports = app.manager.process_all(None).await;
+    let (summary, reports) = batch(app, &text).await?;
     if args.json {
         print_json(&reports)?;
     } else {
@@ -39,4 +24,21 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
         ));
     }
     any_failed(&reports)
+}
+
+/// The batch itself, shared with `demo run`: settle what a crashed predecessor left in
+/// flight, import the JSON Lines `text`, run enter_market for every expert.
+pub async fn batch(app: &App, text: &[u8]) -> Result<(ImportSummary, Vec<RunReport>), Failure> {
+    // Settle what a crashed predecessor left in flight before ordering anything new.
+    let reconciled = app.manager.reconcile().await?;
+    if !reconciled.settled.is_empty() || !reconciled.findings.is_empty() {
+        tracing::info!(
+            settled = reconciled.settled.len(),
+            findings = reconciled.findings.len(),
+            "reconciled before the run"
+        );
+    }
+    let summary = app.manager.import_jsonl(text).await?;
+    let reports = app.manager.process_all(None).await;
+    Ok((summary, reports))
 }
