@@ -280,6 +280,7 @@ fn position(expert_id: i64, symbol: &str) -> NewPosition {
         limit_price: None,
         recommendation_id: None,
         created_at: Utc::now(),
+        decision: None,
     }
 }
 
