@@ -137,6 +137,9 @@ pub enum Settled {
     Unreachable,
     /// A live run of its expert holds the lock and settles it.
     Busy,
+    /// The broker has another order under its client_order_id (another database gave the
+    /// id out): not adopted; the order stays `submitting` and a finding is recorded.
+    Foreign,
 }
 
 impl Settled {
@@ -147,6 +150,7 @@ impl Settled {
             Settled::Submitted => "submitted",
             Settled::Unreachable => "unreachable",
             Settled::Busy => "busy",
+            Settled::Foreign => "foreign",
         }
     }
 }

@@ -558,6 +558,9 @@ impl Broker for ScriptedBroker {
             avg_fill_price: price,
             reason: None,
             updated_at: DateTime::<Utc>::UNIX_EPOCH,
+            symbol: Some(order.symbol.clone()),
+            side: Some(order.side),
+            quantity: Some(order.quantity),
         };
         s.orders
             .insert(order.client_order_id.clone(), answer.clone());

@@ -955,6 +955,9 @@ async fn the_index_is_partial(kind: DbKind) {
                 avg_fill_price: None,
                 reason: Some("injected".into()),
                 updated_at: Utc::now(),
+                symbol: None,
+                side: None,
+                quantity: None,
             },
         )
         .await

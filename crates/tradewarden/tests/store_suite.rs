@@ -51,6 +51,9 @@ fn answer(coid: &str, status: OrderStatus, filled: Decimal, price: Option<Decima
         avg_fill_price: price,
         reason: None,
         updated_at: t(5),
+        symbol: None,
+        side: None,
+        quantity: None,
     }
 }
 

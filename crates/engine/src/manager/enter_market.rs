@@ -24,6 +24,7 @@ use tradewarden_domain::rules::Ruleset;
 use tradewarden_domain::{Order, OrderStatus, OrderType, Outcome, Recommendation, Side, UseCase};
 
 use super::TradeManager;
+use super::settle::Found;
 use crate::error::EngineError;
 use crate::fault;
 use crate::locks::ProcessingGuard;
@@ -362,7 +363,10 @@ impl TradeManager {
         let results = ctx.broker.submit_batch(&requests).await;
         let mut answers = Vec::with_capacity(placed.len());
         for (p, result) in placed.iter().zip(results) {
-            if let Some(answer) = self.answer_of(ctx.broker.as_ref(), &p.order, result).await {
+            if let Some(answer) = self
+                .answer_of(ctx.broker.as_ref(), &p.order, result)
+                .await?
+            {
                 answers.push((p.order.id, answer));
             }
         }
@@ -409,10 +413,7 @@ impl TradeManager {
             );
             if working
                 && guard.ensure_held().is_ok()
-                && let Ok(Some(answer)) = ctx
-                    .broker
-                    .order_by_client_id(&p.order.client_order_id)
-                    .await
+                && let Ok(Found::Ours(answer)) = self.look_up(ctx.broker.as_ref(), &p.order).await
             {
                 refreshed.push((p.order.id, answer));
             }

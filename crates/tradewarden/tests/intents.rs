@@ -1,0 +1,191 @@
+//! Order intents across databases and over time (I4), through the engine on the real store
+//! and paper broker, on SQLite and PostgreSQL: an order another database put at the broker
+//! under our client_order_id is never adopted; a database of an older version keeps working.
+//!
+//! Every test names, in a `// Catches:` comment, the removal that would make it fail.
+
+mod common;
+
+use chrono::Utc;
+use common::*;
+use rust_decimal_macros::dec;
+use tradewarden_domain::OrderType;
+use tradewarden_domain::{Action, OrderStatus, OutcomeKind, Side, TransactionStatus};
+#[allow(unused_imports)]
+use tradewarden_engine::ports::{
+    JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
+};
+use tradewarden_engine::ports::{ListFilter, Quote};
+use tradewarden_engine::{OrderRequest, Settled};
+use tradewarden_store::SqlStore;
+use tradewarden_store::db::{Pool, Val};
+
+/// The findings stored so far, as (symbol, detail).
+async fn findings(store: &SqlStore) -> Vec<(String, String)> {
+    store
+        .pool()
+        .fetch(
+            "SELECT symbol, detail FROM reconciliation_findings ORDER BY id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.text("symbol").unwrap(), r.text("detail").unwrap()))
+        .collect()
+}
+
+async fn a_foreign_order_under_our_id_is_never_adopted(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let h = harness(&db, settings(vec![expert(1)], dec!(100000)), plain).await;
+    h.manager
+        .import(&[rec(1, "AAPL", Action::Buy, dec!(80), dec!(10), dec!(100))])
+        .await
+        .unwrap();
+    // Another database sharing the account already used the id our first entry will get.
+    let ours = format!("tw-{}-1-entry", h.store.installation().as_str());
+    h.store
+        .save_quotes(
+            "paper",
+            &[Quote {
+                symbol: "MSFT".into(),
+                price: dec!(50),
+                at: Utc::now(),
+            }],
+        )
+        .await
+        .unwrap();
+    h.paper
+        .submit(&OrderRequest {
+            client_order_id: ours.clone(),
+            symbol: "MSFT".into(),
+            side: Side::Buy,
+            order_type: OrderType::Market,
+            quantity: dec!(3),
+            limit_price: None,
+            stop_price: None,
+        })
+        .await
+        .unwrap();
+
+    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    assert_eq!((r.counts.ordered, r.counts.failed), (0, 1), "{r:?}");
+    let order = &r.orders[0];
+    assert_eq!(order.client_order_id, ours);
+    assert_eq!(order.status, OrderStatus::Submitting, "not adopted");
+    let txn = h
+        .store
+        .active_transaction(1, "AAPL")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        txn.status,
+        TransactionStatus::Waiting,
+        "no fill taken from MSFT"
+    );
+    let found = findings(&h.store).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].0, "AAPL");
+    assert!(
+        found[0]
+            .1
+            .contains(&format!("client_order_id {ours} names another order"))
+            && found[0].1.contains("BUY 3 MSFT"),
+        "{found:?}"
+    );
+    let outcome = &h.store.outcomes(&ListFilter::default()).await.unwrap()[0];
+    assert_eq!(outcome.outcome, OutcomeKind::Failed, "{outcome:?}");
+
+    // Settling later does not adopt it either.
+    let report = h.manager.reconcile().await.unwrap();
+    assert_eq!(report.settled.len(), 1);
+    assert_eq!(report.settled[0].how, Settled::Foreign);
+    assert_eq!(report.settled[0].status, OrderStatus::Submitting);
+    assert!(
+        findings(&h.store).await[1]
+            .1
+            .contains("names another order"),
+        "a finding each time it is seen"
+    );
+}
+// Catches: adopting whatever the broker has under our client_order_id (the foreign MSFT
+// fill would open our AAPL transaction at MSFT's price), and a clash left unreported.
+both!(a_foreign_order_under_our_id_is_never_adopted);
+
+/// Writes what an older version (schema 0003) left after a crash: an entry `submitting`
+/// under an id of the old format, which the paper broker had filled.
+async fn old_crash_leftovers(url: &str) {
+    let pool = Pool::connect(url).await.unwrap();
+    let now = Val::from(Utc::now());
+    let rows: [(&str, Vec<Val>); 6] = [
+        (
+            "INSERT INTO transactions (expert_id, account, symbol, side, quantity, status, reference_price, created_at) \
+             VALUES (1, 'paper', 'AAPL', 'BUY', $1, 'WAITING', $2, $3)",
+            vec![dec!(10).into(), dec!(100).into(), now.clone()],
+        ),
+        (
+            "INSERT INTO orders (transaction_id, expert_id, account, symbol, side, role, order_type, quantity, \
+             filled_quantity, status, client_order_id, created_at, updated_at) \
+             VALUES (1, 1, 'paper', 'AAPL', 'BUY', 'entry', 'market', $1, $2, 'submitting', 'tw-1-entry', $3, $3)",
+            vec![dec!(10).into(), dec!(0).into(), now.clone()],
+        ),
+        (
+            "INSERT INTO paper_accounts (account, cash, version) VALUES ('paper', $1, 1)",
+            vec![dec!(99000).into()],
+        ),
+        (
+            "INSERT INTO paper_orders (account, client_order_id, symbol, side, order_type, quantity, status, \
+             filled_quantity, avg_fill_price, created_at, updated_at) \
+             VALUES ('paper', 'tw-1-entry', 'AAPL', 'BUY', 'market', $1, 'filled', $1, $2, $3, $3)",
+            vec![dec!(10).into(), dec!(100).into(), now.clone()],
+        ),
+        (
+            "INSERT INTO paper_positions (account, symbol, quantity) VALUES ('paper', 'AAPL', $1)",
+            vec![dec!(10).into()],
+        ),
+        (
+            "INSERT INTO quotes (account, symbol, price, at) VALUES ('paper', 'AAPL', $1, $2)",
+            vec![dec!(100).into(), now],
+        ),
+    ];
+    for (sql, args) in rows {
+        pool.execute(sql, &args).await.unwrap();
+    }
+    pool.close().await;
+}
+
+async fn a_database_of_an_older_version_keeps_working(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    SqlStore::migrate_to(&db.url, 3).await.unwrap();
+    old_crash_leftovers(&db.url).await;
+
+    // The new version migrates it, settles the old order under its old id, and gives new
+    // orders ids with the installation id.
+    let h = harness(&db, settings(vec![expert(1)], dec!(100000)), plain).await;
+    let report = h.manager.reconcile().await.unwrap();
+    assert_eq!(report.settled.len(), 1, "{report:?}");
+    assert_eq!(
+        (
+            report.settled[0].client_order_id.as_str(),
+            report.settled[0].how,
+            report.settled[0].status
+        ),
+        ("tw-1-entry", Settled::Adopted, OrderStatus::Filled)
+    );
+    assert!(report.findings.is_empty(), "{report:?}");
+    h.manager
+        .import(&[rec(1, "MSFT", Action::Buy, dec!(80), dec!(10), dec!(100))])
+        .await
+        .unwrap();
+    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    assert_eq!(r.counts.ordered, 1, "{r:?}");
+    assert_eq!(
+        r.orders[0].client_order_id,
+        format!("tw-{}-2-entry", h.store.installation().as_str())
+    );
+}
+// Catches: a migration that cannot run over an older database's rows, an installation id
+// missing on an upgraded database, or settling that rebuilds ids instead of using the stored
+// one (the old order would be sent again under a new id).
+both!(a_database_of_an_older_version_keeps_working);
