@@ -140,6 +140,9 @@ pub enum Settled {
     /// The broker has another order under its client_order_id (another database gave the
     /// id out): not adopted; the order stays `submitting` and a finding is recorded.
     Foreign,
+    /// The broker never got it and it is older than `max_intent_age_seconds`: never sent;
+    /// the order is `error`, its transaction FAILED (`intent_expired`).
+    Expired,
 }
 
 impl Settled {
@@ -151,6 +154,7 @@ impl Settled {
             Settled::Unreachable => "unreachable",
             Settled::Busy => "busy",
             Settled::Foreign => "foreign",
+            Settled::Expired => "expired",
         }
     }
 }

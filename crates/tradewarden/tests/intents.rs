@@ -1,6 +1,7 @@
 //! Order intents across databases and over time (I4), through the engine on the real store
 //! and paper broker, on SQLite and PostgreSQL: an order another database put at the broker
-//! under our client_order_id is never adopted; a database of an older version keeps working.
+//! under our client_order_id is never adopted; a database of an older version keeps working;
+//! an intent older than `max_intent_age_seconds` is never sent.
 //!
 //! Every test names, in a `// Catches:` comment, the removal that would make it fail.
 
@@ -15,7 +16,7 @@ use tradewarden_domain::{Action, OrderStatus, OutcomeKind, Side, TransactionStat
 use tradewarden_engine::ports::{
     JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
 };
-use tradewarden_engine::ports::{ListFilter, Quote};
+use tradewarden_engine::ports::{ListFilter, NewPosition, Quote};
 use tradewarden_engine::{OrderRequest, Settled};
 use tradewarden_store::SqlStore;
 use tradewarden_store::db::{Pool, Val};
@@ -189,3 +190,107 @@ async fn a_database_of_an_older_version_keeps_working(kind: DbKind) {
 // missing on an upgraded database, or settling that rebuilds ids instead of using the stored
 // one (the old order would be sent again under a new id).
 both!(a_database_of_an_older_version_keeps_working);
+
+/// An intent a crash left `submitting`: position, entry order and provisional outcome.
+fn intent(rec_id: i64, symbol: &str, at: chrono::DateTime<Utc>) -> NewPosition {
+    NewPosition {
+        expert_id: 1,
+        account: "paper".into(),
+        symbol: symbol.into(),
+        side: Side::Buy,
+        quantity: dec!(10),
+        reference_price: dec!(100),
+        order_type: OrderType::Market,
+        limit_price: None,
+        recommendation_id: Some(rec_id),
+        created_at: at,
+        decision: Some(format!("buy 10 {symbol}")),
+    }
+}
+
+async fn an_intent_past_its_maximum_age_is_never_sent(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let start = Utc::now();
+    let clock = ManualClock::at(start);
+    let h = harness_with_leases(
+        &db,
+        settings(vec![expert(1)], dec!(100000)),
+        plain,
+        "survivor",
+        std::time::Duration::from_secs(30),
+        clock.clone(),
+    )
+    .await;
+    let quotes: Vec<Quote> = ["AAPL", "MSFT", "NVDA"]
+        .iter()
+        .map(|s| Quote {
+            symbol: s.to_string(),
+            price: dec!(100),
+            at: start,
+        })
+        .collect();
+    h.store.save_quotes("paper", &quotes).await.unwrap();
+    // Three days ago a crash left AAPL (the broker got it) and MSFT (it never did); NVDA
+    // was stored 100 s before now.
+    let three_days = chrono::Duration::days(3);
+    let old = h
+        .store
+        .open_positions(&[intent(1, "AAPL", start), intent(2, "MSFT", start)], &[])
+        .await
+        .unwrap();
+    let aapl = old[0].as_ref().unwrap().1.clone();
+    h.paper
+        .submit(&OrderRequest::for_order(&aapl))
+        .await
+        .unwrap();
+    let recent = start + three_days - chrono::Duration::seconds(100);
+    h.store
+        .open_position(&intent(3, "NVDA", recent))
+        .await
+        .unwrap();
+    clock.advance(three_days);
+
+    let report = h.manager.reconcile().await.unwrap();
+    let how: Vec<(Settled, OrderStatus)> =
+        report.settled.iter().map(|s| (s.how, s.status)).collect();
+    assert_eq!(
+        how,
+        [
+            (Settled::Adopted, OrderStatus::Filled),
+            (Settled::Expired, OrderStatus::Error),
+            (Settled::Submitted, OrderStatus::Filled),
+        ]
+    );
+    let msft = &report.settled[1].client_order_id;
+    assert_eq!(
+        h.store.load_paper_order("paper", msft).await.unwrap(),
+        None,
+        "never sent"
+    );
+    let txns = h.store.transactions(&ListFilter::default()).await.unwrap();
+    let expired = "intent_expired: 259200 s old, older than max_intent_age_seconds = 300";
+    assert_eq!(txns[1].status, TransactionStatus::Failed);
+    assert!(
+        txns[1]
+            .close_reason
+            .as_deref()
+            .unwrap_or("")
+            .contains(expired),
+        "{:?}",
+        txns[1]
+    );
+    let outcome = &h
+        .store
+        .outcomes(&ListFilter {
+            recommendation_id: Some(2),
+            ..ListFilter::default()
+        })
+        .await
+        .unwrap()[0];
+    assert_eq!(outcome.outcome, OutcomeKind::Failed);
+    assert_eq!(outcome.detail, format!("buy 10 MSFT; not sent: {expired}"));
+}
+// Catches: settling that sends an intent whatever its age (MSFT would be bought at today's
+// price three days later), that expires an order the broker already has (AAPL), or that
+// expires a fresh one (NVDA); and an expiry that does not say so.
+both!(an_intent_past_its_maximum_age_is_never_sent);

@@ -549,7 +549,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::ports::{BrokerError, NewPosition, PositionStore, SystemClock};
+    use crate::ports::{BrokerError, Clock, NewPosition, PositionStore, SystemClock};
     use crate::settings::{AccountSettings, Settings};
     use crate::testing::{MemoryStore, ScriptedBroker};
 
@@ -589,6 +589,7 @@ mod tests {
             lock_timeout: std::time::Duration::from_millis(50),
             lookback_days: 1,
             max_clock_skew_seconds: 300,
+            max_intent_age: std::time::Duration::from_secs(300),
         }
     }
 
@@ -614,16 +615,34 @@ mod tests {
         broker: ScriptedBroker,
         recs: &[NewRecommendation],
     ) -> (TradeManager, Arc<MemoryStore>, Arc<ScriptedBroker>) {
+        manager_at(broker, recs, Arc::new(SystemClock)).await
+    }
+
+    /// [`manager`] with time from `clock`.
+    async fn manager_at(
+        broker: ScriptedBroker,
+        recs: &[NewRecommendation],
+        clock: Arc<dyn Clock>,
+    ) -> (TradeManager, Arc<MemoryStore>, Arc<ScriptedBroker>) {
         let store = Arc::new(MemoryStore::new());
         let broker = Arc::new(broker);
         let m = TradeManager::new(
             settings(),
             store.clone(),
             [("paper".to_string(), broker.clone() as Arc<dyn Broker>)].into(),
-            Arc::new(SystemClock),
+            clock,
         );
         m.import(recs).await.unwrap();
         (m, store, broker)
+    }
+
+    /// A clock the test moves.
+    struct TestClock(parking_lot::Mutex<chrono::DateTime<Utc>>);
+
+    impl Clock for TestClock {
+        fn now(&self) -> chrono::DateTime<Utc> {
+            *self.0.lock()
+        }
     }
 
     fn broker() -> ScriptedBroker {
@@ -768,5 +787,60 @@ mod tests {
             "provisional: {:?}",
             s.outcomes[1]
         );
+    }
+
+    #[tokio::test]
+    async fn an_intent_older_than_its_maximum_age_is_never_sent() {
+        // Catches: settling that sends a `submitting` intent whatever its age (a crash three
+        // days ago would be sent at today's price), or that expires one the broker has.
+        // (broker got it, age in seconds, order status after settling, sent again)
+        let cases = [
+            (false, 301, OrderStatus::Error, false),
+            (false, 3 * 86_400, OrderStatus::Error, false),
+            (false, 299, OrderStatus::Filled, true),
+            (true, 3 * 86_400, OrderStatus::Filled, false),
+        ];
+        for (broker_got_it, age, status, sent) in cases {
+            let clock = Arc::new(TestClock(parking_lot::Mutex::new(Utc::now())));
+            let b = broker();
+            b.state
+                .lock()
+                .fail_next
+                .push(BrokerError::Unavailable("timeout".into()));
+            let (m, store, broker) = manager_at(b, &[rec("AAPL")], clock.clone()).await;
+            m.process_enter_market(1, None).await.unwrap();
+            if broker_got_it {
+                let request = broker.state.lock().submitted[0].clone();
+                broker.state.lock().submitted.clear();
+                broker.submit(&request).await.unwrap();
+            }
+            let coid = store.state.lock().orders[0].client_order_id.clone();
+            let sends = || {
+                let b = broker.state.lock();
+                b.submitted
+                    .iter()
+                    .filter(|r| r.client_order_id == coid)
+                    .count()
+            };
+            let before = sends();
+            *clock.0.lock() += chrono::Duration::seconds(age);
+            m.process_enter_market(1, None).await.unwrap();
+            let case = format!("broker got it: {broker_got_it}, age {age}");
+            assert_eq!(sends() > before, sent, "{case}");
+            let s = store.state.lock();
+            assert_eq!(s.orders[0].status, status, "{case}");
+            if status == OrderStatus::Error {
+                let t = &s.transactions[0];
+                assert_eq!(t.status, TransactionStatus::Failed, "{case}");
+                let o = &s.outcomes[0];
+                assert_eq!(o.outcome, OutcomeKind::Failed, "{case}");
+                let expired =
+                    format!("intent_expired: {age} s old, older than max_intent_age_seconds = 300");
+                assert!(
+                    o.detail.ends_with(&format!("; not sent: {expired}")),
+                    "{case}: {o:?}"
+                );
+            }
+        }
     }
 }

@@ -26,8 +26,9 @@ pub(super) enum Found {
 
 impl TradeManager {
     /// Settles one order left `submitting`: adopts the broker's order when the broker has
-    /// it under its client_order_id, submits it when the broker has never seen it, leaves it
-    /// when the broker cannot be asked or has another order under that id.
+    /// it under its client_order_id (whatever its age); when the broker never got it, ends it
+    /// if it is older than `max_intent_age_seconds`, else submits it; leaves it when the
+    /// broker cannot be asked or has another order under that id.
     pub(super) async fn settle(
         &self,
         broker: &dyn Broker,
@@ -40,16 +41,10 @@ impl TradeManager {
                 self.store.apply_broker_order(order.id, &answer).await?,
                 Settled::Adopted,
             ),
-            Found::Missing => {
-                guard.ensure_held()?;
-                match self.send(broker, &order).await? {
-                    Some(answer) => (
-                        self.store.apply_broker_order(order.id, &answer).await?,
-                        Settled::Submitted,
-                    ),
-                    None => (order, Settled::Unreachable),
-                }
+            Found::Missing | Found::Foreign if self.intent_age(&order).is_some() => {
+                (self.expire(order).await?, Settled::Expired)
             }
+            Found::Missing => self.submit_missing(broker, guard, order).await?,
             Found::Foreign => (order, Settled::Foreign),
             Found::Unreachable(e) => {
                 tracing::warn!(
@@ -62,6 +57,46 @@ impl TradeManager {
         };
         log_settled(&order, how);
         Ok(SettledOrder::of(order, how))
+    }
+
+    /// Sends an order the broker never got, once.
+    async fn submit_missing(
+        &self,
+        broker: &dyn Broker,
+        guard: &ProcessingGuard,
+        order: Order,
+    ) -> Result<(Order, Settled), EngineError> {
+        guard.ensure_held()?;
+        Ok(match self.send(broker, &order).await? {
+            Some(answer) => (
+                self.store.apply_broker_order(order.id, &answer).await?,
+                Settled::Submitted,
+            ),
+            None => (order, Settled::Unreachable),
+        })
+    }
+
+    /// The age of an order intent when it is past `max_intent_age_seconds` (I4): such an
+    /// intent is never sent.
+    fn intent_age(&self, order: &Order) -> Option<chrono::Duration> {
+        let age = self.clock.now() - order.created_at;
+        let max = chrono::Duration::from_std(self.settings.max_intent_age).ok()?;
+        (age > max).then_some(age)
+    }
+
+    /// Ends an intent too old to send: `error` through the status table (`submitting →
+    /// error`: it never reached the broker), which fails its transaction and its outcome,
+    /// both saying `intent_expired` with its age.
+    async fn expire(&self, order: Order) -> Result<Order, EngineError> {
+        let age = self.intent_age(&order).unwrap_or_default();
+        let reason = format!(
+            "intent_expired: {} s old, older than max_intent_age_seconds = {}",
+            age.num_seconds(),
+            self.settings.max_intent_age.as_secs()
+        );
+        tracing::warn!(order = order.id, client_order_id = %order.client_order_id, "not sending order: {reason}");
+        let answer = self.refusal(&order, OrderStatus::Error, reason);
+        Ok(self.store.apply_broker_order(order.id, &answer).await?)
     }
 
     /// Looks `order` up at the broker by its client_order_id. An order found there for
@@ -144,7 +179,7 @@ impl TradeManager {
             Ok(a) => Some(a),
             Err(BrokerError::Rejected(reason)) => {
                 tracing::warn!(order = order.id, client_order_id = %order.client_order_id, "broker rejected order: {reason}");
-                Some(self.rejection(order, reason))
+                Some(self.refusal(order, OrderStatus::Rejected, reason))
             }
             Err(e) => {
                 tracing::warn!(order = order.id, client_order_id = %order.client_order_id, "no broker answer: {e}; left submitting");
@@ -153,12 +188,13 @@ impl TradeManager {
         })
     }
 
-    /// The answer recorded for an order the broker refused.
-    fn rejection(&self, order: &Order, reason: String) -> BrokerOrder {
+    /// The answer recorded for an order the broker refused (`rejected`) or that was never
+    /// sent (`error`).
+    fn refusal(&self, order: &Order, status: OrderStatus, reason: String) -> BrokerOrder {
         BrokerOrder {
             broker_order_id: None,
             client_order_id: order.client_order_id.clone(),
-            status: OrderStatus::Rejected,
+            status,
             filled_quantity: Default::default(),
             avg_fill_price: None,
             reason: Some(reason),
