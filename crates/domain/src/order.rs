@@ -182,6 +182,16 @@ impl OrderStatus {
         )
     }
 
+    /// The broker may have the order and still be executing it: `submitting` (its answer is
+    /// not stored yet), `accepted`, `partially_filled`. A position it concerns may change at
+    /// any moment.
+    pub fn may_be_executing(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Submitting | OrderStatus::Accepted | OrderStatus::PartiallyFilled
+        )
+    }
+
     /// Some quantity executed.
     pub fn is_executed(self) -> bool {
         matches!(self, OrderStatus::Filled | OrderStatus::PartiallyFilled)

@@ -6,7 +6,7 @@ use tradewarden_domain::outcome::OutcomeKind;
 use tradewarden_domain::{Order, OrderStatus, UseCase};
 
 use crate::metrics as m;
-use crate::ports::Finding;
+use crate::ports::{Finding, InFlightReason};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -180,9 +180,19 @@ impl SettledOrder {
     }
 }
 
+/// A symbol reconciliation did not compare: its position may be changing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InFlight {
+    pub account: String,
+    pub symbol: String,
+    pub reason: InFlightReason,
+}
+
 /// What `reconcile` prints.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReconcileReport {
     pub settled: Vec<SettledOrder>,
     pub findings: Vec<Finding>,
+    /// Symbols left out of the comparison (extension): orders in flight or a run in progress.
+    pub in_flight: Vec<InFlight>,
 }

@@ -2,7 +2,7 @@
 //! in-memory store that honours the one-active-position rule and the order status table,
 //! and a scripted broker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -360,6 +360,29 @@ impl PositionStore for MemoryStore {
             *held.entry(t.symbol.clone()).or_default() += signed;
         }
         Ok(held)
+    }
+
+    async fn symbols_in_flight(
+        &self,
+        account: &str,
+        busy: &[i64],
+    ) -> Result<BTreeMap<String, InFlightReason>, StoreError> {
+        let s = self.state.lock();
+        let mut out = BTreeMap::new();
+        for o in s
+            .orders
+            .iter()
+            .filter(|o| o.account == account && o.status.may_be_executing())
+        {
+            out.insert(o.symbol.clone(), InFlightReason::OrderInFlight);
+        }
+        for t in s.transactions.iter().filter(|t| {
+            t.account == account && busy.contains(&t.expert_id) && !t.status.is_terminal()
+        }) {
+            out.entry(t.symbol.clone())
+                .or_insert(InFlightReason::RunInProgress);
+        }
+        Ok(out)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Positions and their orders: the one-active-position rule (B1), entry intents, and broker
 //! answers applied through the order status table.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
@@ -214,6 +214,46 @@ impl PositionStore for SqlStore {
             *held.entry(r.text("symbol")?).or_default() += signed;
         }
         Ok(held)
+    }
+
+    async fn symbols_in_flight(
+        &self,
+        account: &str,
+        busy: &[i64],
+    ) -> Result<BTreeMap<String, InFlightReason>, StoreError> {
+        let executing: Vec<String> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.may_be_executing())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let sql = format!(
+            "SELECT DISTINCT symbol FROM orders WHERE account = $1 AND status IN ({})",
+            executing.join(", ")
+        );
+        let mut out = BTreeMap::new();
+        for r in self.pool.fetch(&sql, &[account.into()]).await? {
+            out.insert(r.text("symbol")?, InFlightReason::OrderInFlight);
+        }
+        if busy.is_empty() {
+            return Ok(out);
+        }
+        let live: Vec<String> = TransactionStatus::ALL
+            .into_iter()
+            .filter(|s| !s.is_terminal())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let sql = format!(
+            "SELECT DISTINCT expert_id, symbol FROM transactions WHERE account = $1 AND status IN ({})",
+            live.join(", ")
+        );
+        let rows = self.pool.fetch(&sql, &[account.into()]).await?;
+        for r in rows {
+            if busy.contains(&r.i64("expert_id")?) {
+                out.entry(r.text("symbol")?)
+                    .or_insert(InFlightReason::RunInProgress);
+            }
+        }
+        Ok(out)
     }
 }
 

@@ -1,23 +1,33 @@
 //! Order intents across databases and over time (I4), through the engine on the real store
 //! and paper broker, on SQLite and PostgreSQL: an order another database put at the broker
 //! under our client_order_id is never adopted; a database of an older version keeps working;
-//! an intent older than `max_intent_age_seconds` is never sent.
+//! an intent older than `max_intent_age_seconds` is never sent; reconciliation reports no
+//! difference for a position whose order is in flight.
 //!
 //! Every test names, in a `// Catches:` comment, the removal that would make it fail.
 
 mod common;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
 use chrono::Utc;
 use common::*;
+use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
-use tradewarden_domain::OrderType;
-use tradewarden_domain::{Action, OrderStatus, OutcomeKind, Side, TransactionStatus};
+use tokio::sync::Notify;
+use tradewarden_domain::{Action, OrderStatus, OrderType, OutcomeKind, Side, TransactionStatus};
+use tradewarden_engine::ports::{
+    AcceptsQuotes, AccountSnapshot, BrokerPosition, InFlightReason, ListFilter, NewPosition, Quote,
+};
 #[allow(unused_imports)]
 use tradewarden_engine::ports::{
     JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
 };
-use tradewarden_engine::ports::{ListFilter, NewPosition, Quote};
-use tradewarden_engine::{OrderRequest, Settled};
+use tradewarden_engine::{
+    Broker, BrokerError, BrokerOrder, Clock, OrderRequest, Settled, SystemClock,
+};
 use tradewarden_store::SqlStore;
 use tradewarden_store::db::{Pool, Val};
 
@@ -294,3 +304,117 @@ async fn an_intent_past_its_maximum_age_is_never_sent(kind: DbKind) {
 // price three days later), that expires an order the broker already has (AAPL), or that
 // expires a fresh one (NVDA); and an expiry that does not say so.
 both!(an_intent_past_its_maximum_age_is_never_sent);
+
+/// Delegates to the paper broker; the first batch, once the broker has answered it (the
+/// order filled), waits until the test opens the gate: a run stopped between the broker's
+/// fill and storing the answer.
+struct HoldAnswers {
+    inner: Arc<dyn Broker>,
+    answered: Arc<Notify>,
+    open: Arc<Notify>,
+    first: parking_lot::Mutex<bool>,
+}
+
+impl HoldAnswers {
+    fn wrap(
+        answered: Arc<Notify>,
+        open: Arc<Notify>,
+    ) -> impl FnOnce(Arc<dyn Broker>) -> Arc<dyn Broker> {
+        move |inner| {
+            Arc::new(HoldAnswers {
+                inner,
+                answered,
+                open,
+                first: parking_lot::Mutex::new(true),
+            })
+        }
+    }
+}
+
+#[async_trait]
+impl Broker for HoldAnswers {
+    async fn account(&self) -> Result<AccountSnapshot, BrokerError> {
+        self.inner.account().await
+    }
+    async fn quotes(&self, symbols: &[String]) -> Result<HashMap<String, Decimal>, BrokerError> {
+        self.inner.quotes(symbols).await
+    }
+    async fn submit(&self, order: &OrderRequest) -> Result<BrokerOrder, BrokerError> {
+        self.inner.submit(order).await
+    }
+    async fn submit_batch(&self, orders: &[OrderRequest]) -> Vec<Result<BrokerOrder, BrokerError>> {
+        let answers = self.inner.submit_batch(orders).await;
+        if std::mem::replace(&mut *self.first.lock(), false) {
+            self.answered.notify_one();
+            self.open.notified().await;
+        }
+        answers
+    }
+    async fn order_by_client_id(&self, id: &str) -> Result<Option<BrokerOrder>, BrokerError> {
+        self.inner.order_by_client_id(id).await
+    }
+    async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError> {
+        self.inner.positions().await
+    }
+    fn accepts_quotes(&self) -> Option<&dyn AcceptsQuotes> {
+        self.inner.accepts_quotes()
+    }
+}
+
+async fn reconcile_reports_nothing_for_a_run_between_fill_and_answer(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let quick = || {
+        let mut s = settings(vec![expert(1)], dec!(100000));
+        s.lock_timeout = std::time::Duration::from_millis(50);
+        s
+    };
+    let (answered, open) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+    let ttl = std::time::Duration::from_secs(30);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let a = harness_with_leases(
+        &db,
+        quick(),
+        HoldAnswers::wrap(answered.clone(), open.clone()),
+        "process-a",
+        ttl,
+        clock.clone(),
+    )
+    .await;
+    let b = harness_with_leases(&db, quick(), plain, "process-b", ttl, clock).await;
+    a.manager
+        .import(&[rec(1, "AAPL", Action::Buy, dec!(80), dec!(10), dec!(100))])
+        .await
+        .unwrap();
+    let ma = a.manager.clone();
+    let run = tokio::spawn(async move { ma.process_enter_market(1, None).await });
+    answered.notified().await;
+    // A's order filled at the broker; A has not stored the answer. B reconciles now.
+    let report = b.manager.reconcile().await.unwrap();
+    assert!(report.findings.is_empty(), "{report:?}");
+    assert_eq!(report.in_flight.len(), 1, "{report:?}");
+    assert_eq!(
+        (
+            report.in_flight[0].symbol.as_str(),
+            report.in_flight[0].reason
+        ),
+        ("AAPL", InFlightReason::OrderInFlight)
+    );
+    assert_eq!(
+        report.settled[0].how,
+        Settled::Busy,
+        "A's run settles its own"
+    );
+    assert!(findings(&b.store).await.is_empty(), "nothing stored either");
+
+    open.notify_one();
+    let r = run.await.unwrap().unwrap();
+    assert_eq!(r.counts.ordered, 1, "{r:?}");
+    let report = b.manager.reconcile().await.unwrap();
+    assert!(
+        report.findings.is_empty() && report.in_flight.is_empty(),
+        "{report:?}"
+    );
+}
+// Catches: reconciliation comparing a position whose order is in flight (it would report
+// "broker holds 100 AAPL, open transactions hold 0" while A is between fill and answer).
+both!(reconcile_reports_nothing_for_a_run_between_fill_and_answer);

@@ -14,7 +14,9 @@ use tradewarden_domain::order::CLIENT_ORDER_ID_MAX_LEN;
 use tradewarden_domain::{
     Action, OrderStatus, OrderType, Outcome, OutcomeKind, Side, TransactionStatus, UseCase,
 };
-use tradewarden_engine::ports::{ImportError, ListFilter, NewPosition, Quote, RunRecord};
+use tradewarden_engine::ports::{
+    ImportError, InFlightReason, ListFilter, NewPosition, Quote, RunRecord,
+};
 #[allow(unused_imports)]
 use tradewarden_engine::ports::{
     JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
@@ -733,3 +735,64 @@ async fn two_databases_never_give_the_same_client_order_id(kind: DbKind) {
 // Catches: a client_order_id without the database's installation id (`tw-1-entry` in both),
 // or an installation id generated anew at every connect.
 both!(two_databases_never_give_the_same_client_order_id);
+
+async fn symbols_in_flight_are_named_with_why(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store().await;
+    let opened = s
+        .open_positions(
+            &[
+                position(1, "AAPL"),
+                position(1, "MSFT"),
+                position(2, "NVDA"),
+                position(1, "TSLA"),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    let order = |i: usize| opened[i].as_ref().unwrap().1.clone();
+    let fill = |i: usize| {
+        (
+            order(i).id,
+            answer(
+                &order(i).client_order_id,
+                OrderStatus::Filled,
+                dec!(10),
+                Some(dec!(100)),
+            ),
+        )
+    };
+    let accepted = (
+        order(3).id,
+        answer(
+            &order(3).client_order_id,
+            OrderStatus::Accepted,
+            dec!(0),
+            None,
+        ),
+    );
+    // AAPL stays submitting, TSLA rests accepted; MSFT and NVDA filled (OPENED).
+    s.apply_broker_orders(&[fill(1), fill(2), accepted])
+        .await
+        .unwrap();
+    let got = s.symbols_in_flight("paper", &[]).await.unwrap();
+    let want = [
+        ("AAPL".to_string(), InFlightReason::OrderInFlight),
+        ("TSLA".to_string(), InFlightReason::OrderInFlight),
+    ];
+    assert_eq!(got, want.clone().into());
+    let got = s.symbols_in_flight("paper", &[1]).await.unwrap();
+    let mut with_run: std::collections::BTreeMap<_, _> = want.into();
+    with_run.insert("MSFT".into(), InFlightReason::RunInProgress);
+    assert_eq!(got, with_run, "expert 1's run may be storing MSFT's fill");
+    assert!(
+        s.symbols_in_flight("other", &[1, 2])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+// Catches: an in-flight order or a busy expert's position left in the comparison, or
+// another account's symbols mixed in.
+both!(symbols_in_flight_are_named_with_why);

@@ -843,4 +843,40 @@ mod tests {
             }
         }
     }
+
+    #[tokio::test]
+    async fn reconcile_leaves_out_an_expert_whose_run_holds_its_lock() {
+        // Catches: reconciliation comparing the positions of an expert whose run is in
+        // progress (it may be between a broker's fill and storing it). The scripted broker
+        // reports no positions, so a comparison of AAPL is a finding.
+        let (m, _store, _) = manager(broker(), &[rec("AAPL")]).await;
+        assert_eq!(
+            m.process_enter_market(1, None)
+                .await
+                .unwrap()
+                .counts
+                .ordered,
+            1
+        );
+        let run = m.locks().acquire(1, UseCase::EnterMarket).await.unwrap();
+        let r = m.reconcile().await.unwrap();
+        assert!(r.findings.is_empty(), "{r:?}");
+        let in_flight: Vec<_> = r
+            .in_flight
+            .iter()
+            .map(|f| (f.symbol.as_str(), f.reason))
+            .collect();
+        assert_eq!(
+            in_flight,
+            [("AAPL", crate::ports::InFlightReason::RunInProgress)]
+        );
+        run.release().await;
+        let r = m.reconcile().await.unwrap();
+        assert_eq!(
+            r.findings.len(),
+            1,
+            "compared once no run holds the lock: {r:?}"
+        );
+        assert!(r.in_flight.is_empty());
+    }
 }

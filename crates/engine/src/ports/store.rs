@@ -1,7 +1,7 @@
 //! The store, split by role: a caller takes only the role it needs (a read-only API handler
 //! takes [`QueryStore`]; the run takes all of them through [`Store`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -94,6 +94,18 @@ pub struct OutcomeCompletion {
     pub outcome: OutcomeKind,
     /// The words appended to the decision's detail.
     pub answer: String,
+}
+
+/// Why reconciliation leaves a symbol out: its position may be changing while it looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InFlightReason {
+    /// An order of the account the broker may still be executing
+    /// ([`OrderStatus::may_be_executing`](tradewarden_domain::OrderStatus::may_be_executing)).
+    OrderInFlight,
+    /// An active transaction of an expert whose run holds its lock: the run may be between a
+    /// broker's fill and storing it.
+    RunInProgress,
 }
 
 /// What a run needs from the store, loaded in one go.
@@ -198,6 +210,15 @@ pub trait PositionStore: Send + Sync {
 
     /// What the OPENED and CLOSING transactions of an account hold per symbol, signed.
     async fn held_quantities(&self, account: &str) -> Result<HashMap<String, Decimal>, StoreError>;
+
+    /// The symbols of an account whose positions may be changing while it is reconciled,
+    /// each with why: those of its orders the broker may still be executing, then those of
+    /// the active (WAITING, OPENED, CLOSING) transactions of the experts in `busy`.
+    async fn symbols_in_flight(
+        &self,
+        account: &str,
+        busy: &[i64],
+    ) -> Result<BTreeMap<String, InFlightReason>, StoreError>;
 }
 
 /// The journal: decision records, run records, reconciliation findings.
