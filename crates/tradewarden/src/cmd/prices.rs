@@ -22,7 +22,8 @@ pub enum Args {
     },
 }
 
-/// Records the quotes and says how many accounts or rows it took.
+/// Records the quotes and says how many accounts or rows it took, and how many stored
+/// quotes that changed (a quote older than the stored one changes nothing).
 pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
     match args {
         Args::Set { symbol, price } => {
@@ -33,19 +34,35 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
                 .record_quotes(std::slice::from_ref(&quote))
                 .await
                 .map_err(runtime)?;
+            let changed = accounts.iter().filter(|(_, n)| *n > 0).count();
             out::stdout(&format!(
-                "{} {} quoted for {} paper account(s)\n",
+                "{} {} {}\n",
                 quote.symbol,
                 price.trim(),
-                accounts.len()
+                quoted_for(accounts.len(), changed)
             ));
         }
         Args::Import { file } => {
             let text = read_input(&file)?;
             let quotes = parse_prices_csv(&text, app.clock.now())?;
-            app.manager.record_quotes(&quotes).await.map_err(runtime)?;
-            out::stdout(&format!("{{\"imported\": {}}}\n", quotes.len()));
+            let accounts = app.manager.record_quotes(&quotes).await.map_err(runtime)?;
+            let changed: usize = accounts.iter().map(|(_, n)| n).sum();
+            out::stdout(&format!(
+                "{{\"imported\": {}, \"changed\": {changed}}}\n",
+                quotes.len()
+            ));
         }
     }
     Ok(())
+}
+
+/// `quoted for N paper account(s)`, saying how many changed when some did not.
+fn quoted_for(accounts: usize, changed: usize) -> String {
+    let mut s = format!("quoted for {accounts} paper account(s)");
+    if changed < accounts {
+        s.push_str(&format!(
+            " ({changed} changed; a newer quote is already stored for the others)"
+        ));
+    }
+    s
 }
