@@ -183,8 +183,11 @@ impl SettledOrder {
 /// A symbol reconciliation did not compare: its position may be changing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InFlight {
+    /// The account reconciled.
     pub account: String,
+    /// The symbol left out.
     pub symbol: String,
+    /// Why it was left out.
     pub reason: InFlightReason,
 }
 

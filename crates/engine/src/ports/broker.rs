@@ -21,10 +21,12 @@ pub struct BrokerOrder {
     /// Why the broker refused or ended the order, if it did.
     pub reason: Option<String>,
     pub updated_at: DateTime<Utc>,
-    /// What the order is for, as the broker reports it (`None` when a broker does not say):
-    /// an order found by client_order_id is adopted only if these match ours.
+    /// The symbol, as the broker reports it (`None` when a broker does not say): an order
+    /// found by client_order_id is adopted only if symbol, side and quantity match ours.
     pub symbol: Option<String>,
+    /// The side, as the broker reports it.
     pub side: Option<Side>,
+    /// The ordered quantity, as the broker reports it.
     pub quantity: Option<Decimal>,
 }
 

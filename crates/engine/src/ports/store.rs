@@ -90,7 +90,9 @@ pub struct NewPosition {
 /// decision's detail (see [`tradewarden_domain::outcome::entry_outcome`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutcomeCompletion {
+    /// The entry order whose outcome is completed.
     pub order_id: i64,
+    /// The outcome's kind from now on.
     pub outcome: OutcomeKind,
     /// The words appended to the decision's detail.
     pub answer: String,

@@ -61,7 +61,8 @@ pub enum Command {
     /// The batch job: import FILE, process every expert, print a summary.
     Run(run::Args),
     /// Settle orders left in flight, then compare broker positions with open transactions;
-    /// prints what it settled and every difference found (differences are only reported).
+    /// prints what it settled, every difference found (differences are only reported), and
+    /// the symbols left out while their orders or runs are in flight.
     Reconcile,
     /// List transactions.
     Transactions(list::TransactionsArgs),
