@@ -228,6 +228,9 @@ fn broker_answer(
             avg_fill_price: record.avg_fill_price,
             reason,
             updated_at: record.at,
+            symbol: Some(record.request.symbol),
+            side: Some(record.request.side),
+            quantity: Some(record.request.quantity),
         }),
     }
 }

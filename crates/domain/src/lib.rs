@@ -54,7 +54,7 @@ pub mod transaction;
 
 pub use decimal::{DecimalError, parse_decimal};
 pub use money::{Price, Quantity};
-pub use order::{Order, OrderRole, OrderStatus, OrderType, Side};
+pub use order::{InstallationId, Order, OrderRole, OrderStatus, OrderType, Side};
 pub use outcome::{Outcome, OutcomeKind};
 pub use recommendation::{
     Action, LineError, NewRecommendation, ParseContext, ParsedLine, Recommendation, RiskLevel,

@@ -182,6 +182,16 @@ impl OrderStatus {
         )
     }
 
+    /// The broker may have the order and still be executing it: `submitting` (its answer is
+    /// not stored yet), `accepted`, `partially_filled`. A position it concerns may change at
+    /// any moment.
+    pub fn may_be_executing(self) -> bool {
+        matches!(
+            self,
+            OrderStatus::Submitting | OrderStatus::Accepted | OrderStatus::PartiallyFilled
+        )
+    }
+
     /// Some quantity executed.
     pub fn is_executed(self) -> bool {
         matches!(self, OrderStatus::Filled | OrderStatus::PartiallyFilled)
@@ -216,10 +226,56 @@ pub struct Order {
     pub created_at: DateTime<Utc>,
 }
 
-/// The deterministic client order id of an order intent: one per (transaction, role), so a
-/// retry or a restart finds the same intent under the same id.
-pub fn client_order_id(transaction_id: i64, role: OrderRole) -> String {
-    format!("tw-{transaction_id}-{}", role.as_str())
+/// The id of one database (one installation of tradewarden), part of every client_order_id
+/// it gives out: transaction ids restart at 1 in every database, so without it two databases
+/// sharing a broker account (or one reset) would give the same ids, and settling would adopt
+/// the other's order as ours. 1 to [`InstallationId::MAX_LEN`] lower-case ASCII letters or
+/// digits; the store writes one at random, once.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct InstallationId(String);
+
+impl InstallationId {
+    /// The longest installation id: with it, a client_order_id stays within
+    /// [`CLIENT_ORDER_ID_MAX_LEN`] whatever the transaction id and role.
+    pub const MAX_LEN: usize = 10;
+
+    /// Checks a stored installation id.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let valid = (1..=Self::MAX_LEN).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+        if valid {
+            Ok(InstallationId(s.to_string()))
+        } else {
+            Err(format!(
+                "installation id must be 1 to {} lower-case letters or digits, got {s:?}",
+                Self::MAX_LEN
+            ))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// The longest client_order_id a broker takes (Alpaca's limit).
+pub const CLIENT_ORDER_ID_MAX_LEN: usize = 48;
+
+/// The deterministic client order id of an order intent, `tw-{installation}-{transaction}-{role}`:
+/// one per (database, transaction, role), so a retry or a restart finds the same intent under
+/// the same id, and no other database ever gives it out.
+pub fn client_order_id(
+    installation: &InstallationId,
+    transaction_id: i64,
+    role: OrderRole,
+) -> String {
+    format!(
+        "tw-{}-{transaction_id}-{}",
+        installation.as_str(),
+        role.as_str()
+    )
 }
 
 #[cfg(test)]
@@ -340,6 +396,31 @@ mod tests {
         for s in OrderStatus::ALL {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
         }
-        assert_eq!(client_order_id(12, OrderRole::Entry), "tw-12-entry");
+        let inst = InstallationId::parse("a1b2c3d4e5").unwrap();
+        assert_eq!(
+            client_order_id(&inst, 12, OrderRole::Entry),
+            "tw-a1b2c3d4e5-12-entry"
+        );
+    }
+
+    #[test]
+    fn client_order_ids_fit_the_broker_limit() {
+        // Catches: an installation id allowed to grow, or a longer id format, past Alpaca's
+        // 48 characters.
+        let longest = InstallationId::parse(&"z".repeat(InstallationId::MAX_LEN)).unwrap();
+        for role in <OrderRole as strum::VariantArray>::VARIANTS {
+            for txn in [i64::MIN, i64::MAX] {
+                let id = client_order_id(&longest, txn, *role);
+                assert!(id.len() <= CLIENT_ORDER_ID_MAX_LEN, "{id}: {}", id.len());
+            }
+        }
+    }
+
+    #[test]
+    fn installation_ids_are_checked() {
+        for bad in ["", "ABC", "a-b", "abcdefghijk", "é"] {
+            assert!(InstallationId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(InstallationId::parse("0f").unwrap().as_str(), "0f");
     }
 }

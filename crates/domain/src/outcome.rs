@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::UseCase;
+use crate::{OrderStatus, TransactionStatus, UseCase};
 
 /// What became of a recommendation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -47,4 +47,110 @@ pub struct Outcome {
     pub detail: String,
     pub order_id: Option<i64>,
     pub decided_at: DateTime<Utc>,
+}
+
+/// What an entry order's outcome says once the order has `status`: its kind, and the words
+/// appended to the decision's detail (which rule matched, the sizing). A broker's answer, a
+/// run that got none, and an intent that was never sent (`error` with its `reason`) each
+/// have their text; the first three are those of the first version, unchanged.
+pub fn entry_outcome(
+    status: OrderStatus,
+    client_order_id: &str,
+    reason: Option<&str>,
+) -> (OutcomeKind, String) {
+    match (status, reason) {
+        (OrderStatus::Error, Some(reason)) => {
+            (OutcomeKind::Failed, format!("; not sent: {reason}"))
+        }
+        (OrderStatus::Rejected | OrderStatus::Error, _) => {
+            (OutcomeKind::Failed, format!("; broker: {status}"))
+        }
+        (OrderStatus::Submitting, _) => (
+            OutcomeKind::Failed,
+            "; no broker answer, order left submitting for reconciliation".to_string(),
+        ),
+        (st, _) => (
+            OutcomeKind::Ordered,
+            format!("; order {client_order_id} {st}"),
+        ),
+    }
+}
+
+/// The outcome written with a position, before its order is sent (I5): `ordered`,
+/// provisional until the broker's answer completes it.
+pub fn provisional_entry_outcome(client_order_id: &str) -> (OutcomeKind, String) {
+    (
+        OutcomeKind::Ordered,
+        format!("; order {client_order_id} submitting, awaiting the broker's answer"),
+    )
+}
+
+/// The detail of a position the database's one-active-position index refused (B1), naming
+/// the transaction that holds the slot when it could be read.
+pub fn refused_by_index(decision: &str, existing: Option<(i64, TransactionStatus)>) -> String {
+    let (id, status) = match existing {
+        Some((id, st)) => (id.to_string(), st.as_str()),
+        None => ("unknown".to_string(), "WAITING/OPENED"),
+    };
+    format!("{decision}; refused by the database: existing transaction {id} in {status} status")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_outcome_texts() {
+        // Catches: a changed text of the first version (users and scripts read them), or an
+        // expired intent reported without its reason.
+        let cases: [(OrderStatus, Option<&str>, OutcomeKind, &str); 6] = [
+            (
+                OrderStatus::Filled,
+                None,
+                OutcomeKind::Ordered,
+                "; order c filled",
+            ),
+            (
+                OrderStatus::Accepted,
+                None,
+                OutcomeKind::Ordered,
+                "; order c accepted",
+            ),
+            (
+                OrderStatus::Rejected,
+                Some("no cash"),
+                OutcomeKind::Failed,
+                "; broker: rejected",
+            ),
+            (
+                OrderStatus::Error,
+                None,
+                OutcomeKind::Failed,
+                "; broker: error",
+            ),
+            (
+                OrderStatus::Submitting,
+                None,
+                OutcomeKind::Failed,
+                "; no broker answer, order left submitting for reconciliation",
+            ),
+            (
+                OrderStatus::Error,
+                Some("intent_expired: 9 s old"),
+                OutcomeKind::Failed,
+                "; not sent: intent_expired: 9 s old",
+            ),
+        ];
+        for (status, reason, kind, text) in cases {
+            assert_eq!(
+                entry_outcome(status, "c", reason),
+                (kind, text.to_string()),
+                "{status}"
+            );
+        }
+        assert_eq!(
+            refused_by_index("d", Some((7, TransactionStatus::Waiting))),
+            "d; refused by the database: existing transaction 7 in WAITING status"
+        );
+    }
 }

@@ -1,11 +1,11 @@
 //! Fault points for crash tests: with the `fault-injection` feature (off by default and in
 //! release builds), the process aborts at the point named by `$TRADEWARDEN_FAULT`.
 //!
-//! Points: `after_order_stored` (the order intent is committed, the broker not yet called),
-//! `after_broker_accepted` (the broker has the order, its answer is not yet returned),
-//! `before_answer_stored` (we have the answers, they are not yet stored), `mid_run` (the
-//! run's orders are sent and their answers stored; its decision records and run record are
-//! not yet written).
+//! Points: `after_order_stored` (the order intent is committed with the run's provisional
+//! decision records, the broker not yet called), `after_broker_accepted` (the broker has the
+//! order, its answer is not yet returned), `before_answer_stored` (we have the answers, they
+//! are not yet stored), `mid_run` (the run's orders are sent and their answers stored, which
+//! completed their outcomes; the refresh and the run record are not yet written).
 
 #[cfg(all(feature = "fault-injection", not(debug_assertions)))]
 compile_error!(

@@ -33,5 +33,5 @@ pub use ports::{
     Broker, BrokerError, BrokerOrder, Clock, LeaseStore, OrderRequest, Store, StoreError,
     SystemClock,
 };
-pub use report::{Counts, ReconcileReport, RunReport, RunStatus, Settled, SettledOrder};
+pub use report::{Counts, InFlight, ReconcileReport, RunReport, RunStatus, Settled, SettledOrder};
 pub use settings::{AccountSettings, Settings};

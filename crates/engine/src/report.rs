@@ -6,7 +6,7 @@ use tradewarden_domain::outcome::OutcomeKind;
 use tradewarden_domain::{Order, OrderStatus, UseCase};
 
 use crate::metrics as m;
-use crate::ports::Finding;
+use crate::ports::{Finding, InFlightReason};
 
 /// How a run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -137,6 +137,12 @@ pub enum Settled {
     Unreachable,
     /// A live run of its expert holds the lock and settles it.
     Busy,
+    /// The broker has another order under its client_order_id (another database gave the
+    /// id out): not adopted; the order stays `submitting` and a finding is recorded.
+    Foreign,
+    /// The broker never got it and it is older than `max_intent_age_seconds`: never sent;
+    /// the order is `error`, its transaction FAILED (`intent_expired`).
+    Expired,
 }
 
 impl Settled {
@@ -147,6 +153,8 @@ impl Settled {
             Settled::Submitted => "submitted",
             Settled::Unreachable => "unreachable",
             Settled::Busy => "busy",
+            Settled::Foreign => "foreign",
+            Settled::Expired => "expired",
         }
     }
 }
@@ -172,9 +180,22 @@ impl SettledOrder {
     }
 }
 
+/// A symbol reconciliation did not compare: its position may be changing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InFlight {
+    /// The account reconciled.
+    pub account: String,
+    /// The symbol left out.
+    pub symbol: String,
+    /// Why it was left out.
+    pub reason: InFlightReason,
+}
+
 /// What `reconcile` prints.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReconcileReport {
     pub settled: Vec<SettledOrder>,
     pub findings: Vec<Finding>,
+    /// Symbols left out of the comparison (extension): orders in flight or a run in progress.
+    pub in_flight: Vec<InFlight>,
 }

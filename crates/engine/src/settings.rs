@@ -28,4 +28,7 @@ pub struct Settings {
     /// How far ahead of now a recommendation's `created_at` may be (`[processing]
     /// max_clock_skew_seconds`); later ones are refused at import.
     pub max_clock_skew_seconds: u32,
+    /// An order intent older than this is never sent (`[processing] max_intent_age_seconds`):
+    /// an order a crash left `submitting` days ago would go out at today's price.
+    pub max_intent_age: Duration,
 }

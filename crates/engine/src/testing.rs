@@ -2,7 +2,7 @@
 //! in-memory store that honours the one-active-position rule and the order status table,
 //! and a scripted broker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -10,10 +10,11 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use rust_decimal::Decimal;
 use tradewarden_domain::order::client_order_id;
+use tradewarden_domain::outcome::{entry_outcome, provisional_entry_outcome, refused_by_index};
 use tradewarden_domain::transaction::ActivePosition;
 use tradewarden_domain::{
-    Action, NewRecommendation, Order, OrderRole, OrderStatus, Outcome, Recommendation, Transaction,
-    TransactionStatus,
+    Action, InstallationId, NewRecommendation, Order, OrderRole, OrderStatus, Outcome, OutcomeKind,
+    Recommendation, Transaction, TransactionStatus, UseCase,
 };
 
 use crate::ports::*;
@@ -27,11 +28,18 @@ pub struct MemoryState {
     pub reference_prices: HashMap<i64, Decimal>,
     pub orders: Vec<Order>,
     pub outcomes: Vec<Outcome>,
+    /// The decision of each entry's outcome, by order id (the SQL store's `decision` column).
+    pub decisions: HashMap<i64, String>,
     pub runs: Vec<RunRecord>,
     pub findings: Vec<Finding>,
     /// key → (owner, expires_at)
     pub leases: HashMap<String, (String, DateTime<Utc>)>,
+    /// When set, applying broker answers fails with this error (a store failing mid-run).
+    pub fail_apply: Option<StoreError>,
 }
+
+/// The memory store's installation id.
+pub const MEMORY_INSTALLATION: &str = "mem";
 
 /// A store in memory. A std mutex is right here: no method awaits while holding it.
 #[derive(Debug, Default)]
@@ -166,7 +174,11 @@ impl MemoryState {
             stop_price: None,
             avg_fill_price: None,
             status: OrderStatus::Submitting,
-            client_order_id: client_order_id(txn.id, OrderRole::Entry),
+            client_order_id: client_order_id(
+                &InstallationId::parse(MEMORY_INSTALLATION).expect("valid"),
+                txn.id,
+                OrderRole::Entry,
+            ),
             broker_order_id: None,
             parent_order_id: None,
             trigger_status: None,
@@ -196,8 +208,66 @@ impl MemoryState {
         let order = o.clone();
         if order.role == OrderRole::Entry {
             self.entry_answered(&order, a);
+            let (kind, answer) =
+                entry_outcome(order.status, &order.client_order_id, a.reason.as_deref());
+            self.complete(&OutcomeCompletion {
+                order_id: order.id,
+                outcome: kind,
+                answer,
+            });
         }
         Ok(order)
+    }
+
+    /// Completes the outcome of an entry written with its position.
+    fn complete(&mut self, c: &OutcomeCompletion) {
+        let Some(decision) = self.decisions.get(&c.order_id) else {
+            return;
+        };
+        let detail = format!("{decision}{}", c.answer);
+        for o in self
+            .outcomes
+            .iter_mut()
+            .filter(|o| o.order_id == Some(c.order_id))
+        {
+            o.outcome = c.outcome;
+            o.detail = detail.clone();
+        }
+    }
+
+    /// The outcome written with a position a run decided: provisional `ordered`, or its
+    /// refusal.
+    fn record_decision(
+        &mut self,
+        n: &NewPosition,
+        result: &Result<(Transaction, Order), StoreError>,
+    ) {
+        let (Some(decision), Some(recommendation_id)) = (&n.decision, n.recommendation_id) else {
+            return;
+        };
+        let (outcome, detail, order_id) = match result {
+            Ok((_, order)) => {
+                self.decisions.insert(order.id, decision.clone());
+                let (kind, answer) = provisional_entry_outcome(&order.client_order_id);
+                (kind, format!("{decision}{answer}"), Some(order.id))
+            }
+            Err(StoreError::DuplicatePosition { existing, .. }) => (
+                OutcomeKind::DuplicatePosition,
+                refused_by_index(decision, *existing),
+                None,
+            ),
+            Err(_) => return,
+        };
+        self.outcomes.push(Outcome {
+            recommendation_id,
+            expert_id: n.expert_id,
+            symbol: n.symbol.clone(),
+            use_case: UseCase::EnterMarket,
+            outcome,
+            detail,
+            order_id,
+            decided_at: n.created_at,
+        });
     }
 
     fn entry_answered(&mut self, order: &Order, a: &BrokerOrder) {
@@ -231,9 +301,15 @@ impl PositionStore for MemoryStore {
     async fn open_positions(
         &self,
         new: &[NewPosition],
+        skips: &[Outcome],
     ) -> Result<Vec<Result<(Transaction, Order), StoreError>>, StoreError> {
         let mut s = self.state.lock();
-        Ok(new.iter().map(|n| s.open_one(n)).collect())
+        s.outcomes.extend_from_slice(skips);
+        let out: Vec<_> = new.iter().map(|n| s.open_one(n)).collect();
+        for (n, result) in new.iter().zip(&out) {
+            s.record_decision(n, result);
+        }
+        Ok(out)
     }
 
     async fn apply_broker_orders(
@@ -241,6 +317,9 @@ impl PositionStore for MemoryStore {
         answers: &[(i64, BrokerOrder)],
     ) -> Result<Vec<Order>, StoreError> {
         let mut s = self.state.lock();
+        if let Some(e) = s.fail_apply.clone() {
+            return Err(e);
+        }
         answers.iter().map(|(id, a)| s.apply_one(*id, a)).collect()
     }
 
@@ -282,12 +361,43 @@ impl PositionStore for MemoryStore {
         }
         Ok(held)
     }
+
+    async fn symbols_in_flight(
+        &self,
+        account: &str,
+        busy: &[i64],
+    ) -> Result<BTreeMap<String, InFlightReason>, StoreError> {
+        let s = self.state.lock();
+        let mut out = BTreeMap::new();
+        for o in s
+            .orders
+            .iter()
+            .filter(|o| o.account == account && o.status.may_be_executing())
+        {
+            out.insert(o.symbol.clone(), InFlightReason::OrderInFlight);
+        }
+        for t in s.transactions.iter().filter(|t| {
+            t.account == account && busy.contains(&t.expert_id) && !t.status.is_terminal()
+        }) {
+            out.entry(t.symbol.clone())
+                .or_insert(InFlightReason::RunInProgress);
+        }
+        Ok(out)
+    }
 }
 
 #[async_trait]
 impl JournalStore for MemoryStore {
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError> {
         self.state.lock().outcomes.extend_from_slice(outcomes);
+        Ok(())
+    }
+
+    async fn complete_outcomes(&self, done: &[OutcomeCompletion]) -> Result<(), StoreError> {
+        let mut s = self.state.lock();
+        for c in done {
+            s.complete(c);
+        }
         Ok(())
     }
 
@@ -471,6 +581,9 @@ impl Broker for ScriptedBroker {
             avg_fill_price: price,
             reason: None,
             updated_at: DateTime::<Utc>::UNIX_EPOCH,
+            symbol: Some(order.symbol.clone()),
+            side: Some(order.side),
+            quantity: Some(order.quantity),
         };
         s.orders
             .insert(order.client_order_id.clone(), answer.clone());

@@ -5,35 +5,83 @@ use tradewarden_domain::Outcome;
 use tradewarden_engine::ports::*;
 
 use crate::SqlStore;
-use crate::db::{Val, map_err};
+use crate::db::{Tx, Val, map_err};
 use crate::rows::*;
+
+/// Inserts decision records inside `tx`, each with its decision's own words when it is an
+/// entry's outcome (to be completed by the broker's answer), many rows a statement.
+pub(crate) async fn insert_outcomes(
+    tx: &mut Tx,
+    rows: &[(Outcome, Option<String>)],
+) -> Result<(), StoreError> {
+    let kind = tx.kind();
+    for chunk in rows.chunks(chunk_rows(9)) {
+        let sql = format!(
+            "INSERT INTO outcomes (recommendation_id, expert_id, symbol, use_case, outcome, detail, order_id, decided_at, decision) VALUES {}",
+            values_clause(kind, chunk.len(), 9)
+        );
+        let args: Vec<Val> = chunk
+            .iter()
+            .flat_map(|(o, decision)| {
+                [
+                    o.recommendation_id.into(),
+                    o.expert_id.into(),
+                    o.symbol.as_str().into(),
+                    o.use_case.as_str().into(),
+                    o.outcome.as_str().into(),
+                    o.detail.as_str().into(),
+                    o.order_id.into(),
+                    o.decided_at.into(),
+                    decision.clone().into(),
+                ]
+            })
+            .collect();
+        tx.execute(&sql, &args).await.map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Completes entries' outcomes inside `tx`: the kind, and the detail as the stored decision
+/// followed by the answer. Rows without a decision (skips, rows of older versions) stay.
+pub(crate) async fn complete_outcomes_in(
+    tx: &mut Tx,
+    done: &[OutcomeCompletion],
+) -> Result<(), StoreError> {
+    let kind = tx.kind();
+    for chunk in done.chunks(chunk_rows(3)) {
+        let sql = format!(
+            "UPDATE outcomes SET outcome = v.column2, detail = outcomes.decision || v.column3 \
+             FROM (VALUES {}) AS v WHERE outcomes.order_id = v.column1 AND outcomes.decision IS NOT NULL",
+            values_clause(kind, chunk.len(), 3)
+        );
+        let args: Vec<Val> = chunk
+            .iter()
+            .flat_map(|c| {
+                [
+                    c.order_id.into(),
+                    c.outcome.as_str().into(),
+                    c.answer.as_str().into(),
+                ]
+            })
+            .collect();
+        tx.execute(&sql, &args).await.map_err(map_err)?;
+    }
+    Ok(())
+}
 
 #[async_trait]
 impl JournalStore for SqlStore {
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError> {
+        let rows: Vec<(Outcome, Option<String>)> =
+            outcomes.iter().map(|o| (o.clone(), None)).collect();
         let mut tx = self.pool.begin().await?;
-        for chunk in outcomes.chunks(chunk_rows(8)) {
-            let sql = format!(
-                "INSERT INTO outcomes (recommendation_id, expert_id, symbol, use_case, outcome, detail, order_id, decided_at) VALUES {}",
-                values_clause(self.pool.kind(), chunk.len(), 8)
-            );
-            let args: Vec<Val> = chunk
-                .iter()
-                .flat_map(|o| {
-                    [
-                        o.recommendation_id.into(),
-                        o.expert_id.into(),
-                        o.symbol.as_str().into(),
-                        o.use_case.as_str().into(),
-                        o.outcome.as_str().into(),
-                        o.detail.as_str().into(),
-                        o.order_id.into(),
-                        o.decided_at.into(),
-                    ]
-                })
-                .collect();
-            tx.execute(&sql, &args).await.map_err(map_err)?;
-        }
+        insert_outcomes(&mut tx, &rows).await?;
+        tx.commit().await
+    }
+
+    async fn complete_outcomes(&self, done: &[OutcomeCompletion]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        complete_outcomes_in(&mut tx, done).await?;
         tx.commit().await
     }
 

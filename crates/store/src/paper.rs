@@ -11,7 +11,7 @@ use tradewarden_engine::{BrokerOrder, StoreError};
 
 use crate::SqlStore;
 use crate::db::{Kind, Pool, Row, Tx, Val, is_unique_violation, map_err};
-use crate::rows::{bad_value, chunk_rows, values_clause};
+use crate::rows::{bad_value, chunk_rows, side, values_clause};
 
 #[async_trait]
 impl PaperLedger for SqlStore {
@@ -69,8 +69,8 @@ impl PaperLedger for SqlStore {
         let rows = self
             .pool
             .fetch(
-                "SELECT id, client_order_id, status, filled_quantity, avg_fill_price, reason, updated_at \
-                 FROM paper_orders WHERE account = $1 AND client_order_id = $2",
+                "SELECT id, client_order_id, status, filled_quantity, avg_fill_price, reason, updated_at, \
+                 symbol, side, quantity FROM paper_orders WHERE account = $1 AND client_order_id = $2",
                 &[account.into(), client_order_id.into()],
             )
             .await?;
@@ -294,5 +294,8 @@ fn paper_order_from(r: &Row) -> Result<BrokerOrder, StoreError> {
         avg_fill_price: r.opt_dec("avg_fill_price")?,
         reason: r.opt_text("reason")?,
         updated_at: r.time("updated_at")?,
+        symbol: Some(r.text("symbol")?),
+        side: Some(side(&r.text("side")?)?),
+        quantity: Some(r.dec("quantity")?),
     })
 }

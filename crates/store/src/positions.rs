@@ -1,17 +1,25 @@
 //! Positions and their orders: the one-active-position rule (B1), entry intents, and broker
 //! answers applied through the order status table.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 use tradewarden_domain::order::client_order_id;
-use tradewarden_domain::{Order, OrderRole, OrderStatus, Side, Transaction, TransactionStatus};
+use tradewarden_domain::outcome::{entry_outcome, provisional_entry_outcome, refused_by_index};
+use tradewarden_domain::{
+    InstallationId, Order, OrderRole, OrderStatus, Outcome, OutcomeKind, Side, Transaction,
+    TransactionStatus, UseCase,
+};
 use tradewarden_engine::ports::*;
 
 use crate::SqlStore;
 use crate::db::{Tx, Val, map_err};
+use crate::journal::{complete_outcomes_in, insert_outcomes};
 use crate::rows::*;
+
+/// What `open_positions` returns for each position.
+type Opened = Result<(Transaction, Order), StoreError>;
 
 impl SqlStore {
     async fn order_by_id(tx: &mut Tx, id: i64) -> Result<Order, StoreError> {
@@ -32,6 +40,7 @@ impl SqlStore {
         let mut updated = update_orders(tx, answers).await?;
         open_filled_transactions(tx, answers, &updated).await?;
         close_refused_entries(tx, answers, &updated).await?;
+        complete_outcomes_in(tx, &entry_completions(answers, &updated)).await?;
         let mut out = Vec::with_capacity(answers.len());
         for (id, a) in answers {
             match updated.remove(id) {
@@ -56,15 +65,19 @@ impl SqlStore {
         expert_id: i64,
         symbol: &str,
     ) -> Result<Option<Transaction>, StoreError> {
-        let sql = format!(
-            "SELECT {TXN_COLUMNS} FROM transactions WHERE expert_id = $1 AND symbol = $2 AND status IN ('WAITING', 'OPENED')"
-        );
         let rows = self
             .pool
-            .fetch(&sql, &[expert_id.into(), symbol.into()])
+            .fetch(&active_by_symbol_sql(), &[expert_id.into(), symbol.into()])
             .await?;
         rows.first().map(transaction_from).transpose()
     }
+}
+
+/// The active transaction of an (expert, symbol): `$1` expert, `$2` symbol.
+fn active_by_symbol_sql() -> String {
+    format!(
+        "SELECT {TXN_COLUMNS} FROM transactions WHERE expert_id = $1 AND symbol = $2 AND status IN ('WAITING', 'OPENED')"
+    )
 }
 
 /// The rows [`Store::open_positions`] wrote for one position, as values.
@@ -121,7 +134,8 @@ impl PositionStore for SqlStore {
     async fn open_positions(
         &self,
         positions: &[NewPosition],
-    ) -> Result<Vec<Result<(Transaction, Order), StoreError>>, StoreError> {
+        skips: &[Outcome],
+    ) -> Result<Vec<Opened>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut txn_ids = insert_transactions(&mut tx, positions).await?;
         let stored: Vec<(usize, i64)> = positions
@@ -133,30 +147,12 @@ impl PositionStore for SqlStore {
                     .map(|id| (i, id))
             })
             .collect();
-        let order_ids = insert_entry_orders(&mut tx, positions, &stored).await?;
+        let order_ids =
+            insert_entry_orders(&mut tx, &self.installation, positions, &stored).await?;
+        let mut out = self.opened(positions, &stored, &order_ids)?;
+        name_refusals(&mut tx, positions, &mut out).await?;
+        insert_outcomes(&mut tx, &decision_records(positions, &out, skips)).await?;
         tx.commit().await?;
-        let mut out: Vec<Result<(Transaction, Order), StoreError>> = positions
-            .iter()
-            .map(|n| {
-                Err(StoreError::DuplicatePosition {
-                    expert_id: n.expert_id,
-                    symbol: n.symbol.clone(),
-                    existing: None,
-                })
-            })
-            .collect();
-        for (i, txn_id) in stored {
-            let order_id = *order_ids.get(&txn_id).ok_or_else(|| {
-                StoreError::database(format!("no entry order stored for transaction {txn_id}"))
-            })?;
-            out[i] = Ok(new_position_rows(
-                &positions[i],
-                txn_id,
-                order_id,
-                client_order_id(txn_id, OrderRole::Entry),
-            ));
-        }
-        self.name_refusals(positions, &mut out).await?;
         Ok(out)
     }
     async fn apply_broker_orders(
@@ -219,31 +215,174 @@ impl PositionStore for SqlStore {
         }
         Ok(held)
     }
+
+    async fn symbols_in_flight(
+        &self,
+        account: &str,
+        busy: &[i64],
+    ) -> Result<BTreeMap<String, InFlightReason>, StoreError> {
+        let executing: Vec<String> = OrderStatus::ALL
+            .into_iter()
+            .filter(|s| s.may_be_executing())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let sql = format!(
+            "SELECT DISTINCT symbol FROM orders WHERE account = $1 AND status IN ({})",
+            executing.join(", ")
+        );
+        let mut out = BTreeMap::new();
+        for r in self.pool.fetch(&sql, &[account.into()]).await? {
+            out.insert(r.text("symbol")?, InFlightReason::OrderInFlight);
+        }
+        if busy.is_empty() {
+            return Ok(out);
+        }
+        let live: Vec<String> = TransactionStatus::ALL
+            .into_iter()
+            .filter(|s| !s.is_terminal())
+            .map(|s| format!("'{}'", s.as_str()))
+            .collect();
+        let sql = format!(
+            "SELECT DISTINCT expert_id, symbol FROM transactions WHERE account = $1 AND status IN ({})",
+            live.join(", ")
+        );
+        let rows = self.pool.fetch(&sql, &[account.into()]).await?;
+        for r in rows {
+            if busy.contains(&r.i64("expert_id")?) {
+                out.entry(r.text("symbol")?)
+                    .or_insert(InFlightReason::RunInProgress);
+            }
+        }
+        Ok(out)
+    }
 }
 
 impl SqlStore {
-    /// Names the transaction that holds each refused slot (read after commit: the holder
-    /// may be another process's).
-    async fn name_refusals(
+    /// Each position's result: its rows when stored, a refusal (holder not yet named)
+    /// otherwise.
+    fn opened(
         &self,
         positions: &[NewPosition],
-        out: &mut [Result<(Transaction, Order), StoreError>],
-    ) -> Result<(), StoreError> {
-        for (i, n) in positions.iter().enumerate() {
-            if out[i].is_err() {
-                let existing = self
-                    .active_by_symbol(n.expert_id, &n.symbol)
-                    .await?
-                    .map(|t| (t.id, t.status));
-                out[i] = Err(StoreError::DuplicatePosition {
+        stored: &[(usize, i64)],
+        order_ids: &HashMap<i64, i64>,
+    ) -> Result<Vec<Opened>, StoreError> {
+        let mut out: Vec<Opened> = positions
+            .iter()
+            .map(|n| {
+                Err(StoreError::DuplicatePosition {
                     expert_id: n.expert_id,
                     symbol: n.symbol.clone(),
-                    existing,
-                });
-            }
+                    existing: None,
+                })
+            })
+            .collect();
+        for &(i, txn_id) in stored {
+            let order_id = *order_ids.get(&txn_id).ok_or_else(|| {
+                StoreError::database(format!("no entry order stored for transaction {txn_id}"))
+            })?;
+            out[i] = Ok(new_position_rows(
+                &positions[i],
+                txn_id,
+                order_id,
+                client_order_id(&self.installation, txn_id, OrderRole::Entry),
+            ));
         }
-        Ok(())
+        Ok(out)
     }
+}
+
+/// Names the transaction that holds each refused slot, inside the transaction that was
+/// refused: the holder is committed (another process's, or an earlier position of the same
+/// batch), so it is visible here, and the refusal's outcome is written with the rest.
+async fn name_refusals(
+    tx: &mut Tx,
+    positions: &[NewPosition],
+    out: &mut [Opened],
+) -> Result<(), StoreError> {
+    for (i, n) in positions.iter().enumerate() {
+        if out[i].is_err() {
+            let row = tx
+                .fetch_one(
+                    &active_by_symbol_sql(),
+                    &[n.expert_id.into(), n.symbol.as_str().into()],
+                )
+                .await
+                .map_err(map_err)?;
+            let existing = row
+                .as_ref()
+                .map(transaction_from)
+                .transpose()?
+                .map(|t| (t.id, t.status));
+            out[i] = Err(StoreError::DuplicatePosition {
+                expert_id: n.expert_id,
+                symbol: n.symbol.clone(),
+                existing,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The decision records written with the positions: the skips, then, for each position a
+/// run decided, its provisional `ordered` outcome (with the decision kept apart, for the
+/// completion) or its refusal by the unique index.
+fn decision_records(
+    positions: &[NewPosition],
+    out: &[Opened],
+    skips: &[Outcome],
+) -> Vec<(Outcome, Option<String>)> {
+    let mut rows: Vec<(Outcome, Option<String>)> =
+        skips.iter().map(|o| (o.clone(), None)).collect();
+    for (n, result) in positions.iter().zip(out) {
+        let (Some(decision), Some(recommendation_id)) = (&n.decision, n.recommendation_id) else {
+            continue;
+        };
+        let (outcome, detail, order_id, kept) = match result {
+            Ok((_, order)) => {
+                let (kind, answer) = provisional_entry_outcome(&order.client_order_id);
+                let detail = format!("{decision}{answer}");
+                (kind, detail, Some(order.id), Some(decision.clone()))
+            }
+            Err(StoreError::DuplicatePosition { existing, .. }) => {
+                let detail = refused_by_index(decision, *existing);
+                (OutcomeKind::DuplicatePosition, detail, None, None)
+            }
+            Err(_) => continue,
+        };
+        let record = Outcome {
+            recommendation_id,
+            expert_id: n.expert_id,
+            symbol: n.symbol.clone(),
+            // Positions are opened by enter_market runs.
+            use_case: UseCase::EnterMarket,
+            outcome,
+            detail,
+            order_id,
+            decided_at: n.created_at,
+        };
+        rows.push((record, kept));
+    }
+    rows
+}
+
+/// The completions of the outcomes of entries whose answer was applied.
+fn entry_completions(
+    answers: &[(i64, BrokerOrder)],
+    updated: &HashMap<i64, Order>,
+) -> Vec<OutcomeCompletion> {
+    answers
+        .iter()
+        .filter_map(|(id, a)| {
+            let o = updated.get(id).filter(|o| o.role == OrderRole::Entry)?;
+            let (outcome, answer) =
+                entry_outcome(o.status, &o.client_order_id, a.reason.as_deref());
+            Some(OutcomeCompletion {
+                order_id: o.id,
+                outcome,
+                answer,
+            })
+        })
+        .collect()
 }
 
 /// One `UPDATE … FROM (VALUES …)` per answered status, in which the status table decides: a
@@ -424,6 +563,7 @@ async fn insert_transactions(
 /// by transaction id.
 async fn insert_entry_orders(
     tx: &mut Tx,
+    installation: &InstallationId,
     positions: &[NewPosition],
     stored: &[(usize, i64)],
 ) -> Result<HashMap<i64, i64>, StoreError> {
@@ -468,7 +608,7 @@ async fn insert_entry_orders(
                     n.order_type.as_str().into(),
                     n.quantity.into(),
                     n.limit_price.into(),
-                    client_order_id(*txn_id, OrderRole::Entry).into(),
+                    client_order_id(installation, *txn_id, OrderRole::Entry).into(),
                     n.recommendation_id.into(),
                     n.created_at.into(),
                     n.created_at.into(),

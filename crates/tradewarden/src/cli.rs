@@ -80,7 +80,8 @@ pub enum Command {
     )]
     Run(RunArgs),
     /// Settle orders left in flight, then compare broker positions with open transactions;
-    /// prints what it settled and every difference found (differences are only reported).
+    /// prints what it settled, every difference found (differences are only reported), and
+    /// the symbols left out while their orders or runs are in flight.
     #[command(after_help = "Example:\n  tradewarden reconcile")]
     Reconcile,
     /// List transactions.

@@ -70,7 +70,7 @@ pub struct Config {
     /// the clocks of hosts sharing a database that the lease and intent logic must tolerate.
     pub max_clock_skew: Duration,
     /// `[processing] max_intent_age_seconds` (default 300 s): an order intent older than this
-    /// is never sent to a broker.
+    /// is never sent to a broker (the engine has it as `Settings::max_intent_age`).
     pub max_intent_age: Duration,
     /// What the engine runs on.
     pub settings: Settings,
@@ -693,6 +693,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
             lock_timeout: Duration::from_millis(processing.lock_timeout_ms.unsigned_abs()),
             lookback_days: u32::try_from(processing.lookback_days).unwrap_or(1),
             max_clock_skew_seconds: u32::try_from(processing.max_clock_skew_seconds).unwrap_or(300),
+            max_intent_age: secs(processing.max_intent_age_seconds),
         },
         brokers,
     })
@@ -1106,6 +1107,8 @@ mod tests {
         assert_eq!(c.lease, Duration::from_secs(86_400));
         assert_eq!(c.max_clock_skew, Duration::from_secs(86_400));
         assert_eq!(c.max_intent_age, Duration::from_secs(604_800));
+        // Catches: the key parsed but never handed to the engine.
+        assert_eq!(c.settings.max_intent_age, Duration::from_secs(604_800));
         assert_eq!(c.connect_timeout, Duration::from_secs(300));
     }
 
@@ -1115,6 +1118,7 @@ mod tests {
         assert_eq!(c.connect_timeout, Duration::from_secs(5));
         assert_eq!(c.max_clock_skew, Duration::from_secs(300));
         assert_eq!(c.max_intent_age, Duration::from_secs(300));
+        assert_eq!(c.settings.max_intent_age, Duration::from_secs(300));
     }
 
     #[test]

@@ -955,6 +955,46 @@ fn config_flag_beats_env_beats_local_file_beats_builtin_default() {
 // ---------------------------------------------------------------------------------------------
 
 #[test]
+fn prices_say_how_many_stored_quotes_they_changed() {
+    // Catches: `prices set` / `prices import` claiming every quote was stored when a newer
+    // one already was (they used to print only the accounts and the rows).
+    let sb = Sandbox::new();
+    let second = "\n[[accounts]]\nname = \"second\"\nbroker = \"paper\"\ncash = 1000\n";
+    sb.write(
+        "tradewarden.toml",
+        &(config_text(&sb.db_url(), 100_000, &[expert(1, 100)]) + second),
+    );
+    // Expert 1's recommendation quotes XYZ for its account `paper`, two minutes ahead.
+    let ahead = rfc3339(Utc::now() + Duration::minutes(2));
+    sb.write("recs.jsonl", &rec_line(1, "XYZ", 80, "50", Some(&ahead)));
+    assert_eq!(sb.run(&["import", "recs.jsonl"]).code, 0);
+
+    let out = sb.run(&["prices", "set", "XYZ", "80"]);
+    assert_eq!(
+        out.stdout,
+        "XYZ 80 quoted for 2 paper account(s) (1 changed; a newer quote is already stored for the others)\n",
+        "{}",
+        out.describe()
+    );
+    let out = sb.run(&["prices", "set", "ABC", "10"]);
+    assert_eq!(out.stdout, "ABC 10 quoted for 2 paper account(s)\n");
+
+    // XYZ newer than both (2 changed), ABC older than both (0), DEF new to both (2).
+    sb.write(
+        "p.csv",
+        &format!(
+            "XYZ,70,{}\nABC,11,{}\nDEF,5\n",
+            rfc3339(Utc::now() + Duration::minutes(3)),
+            rfc3339(Utc::now() - Duration::hours(1))
+        ),
+    );
+    assert_eq!(
+        sb.run(&["prices", "import", "p.csv"]).json(),
+        serde_json::json!({"imported": 3, "changed": 4})
+    );
+}
+
+#[test]
 fn quotes_from_prices_set_and_import_size_and_fill_the_order_newest_wins() {
     let sb = Sandbox::new();
     sb.config(100_000, &[expert(1, 100)]);

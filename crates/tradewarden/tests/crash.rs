@@ -1,7 +1,8 @@
-//! Crash tests through the real binary (B3, I1, I3, I4): for each fault point the process
-//! aborts mid-run; after restart and reconciliation there is exactly one broker order per
-//! order intent, never a second active transaction, and the lock is free again once the
-//! dead holder's lease has expired. Needs `--features fault-injection` (the README's test
+//! Crash tests through the real binary (B3, I1, I3, I4, I5): for each fault point the process
+//! aborts mid-run; every recommendation of the crashed run has exactly one outcome; after
+//! restart and reconciliation there is exactly one broker order per order intent, never a
+//! second active transaction, and the lock is free again once the dead holder's lease has
+//! expired. Needs `--features fault-injection` (the README's test
 //! command enables it).
 
 mod common;
@@ -39,6 +40,34 @@ async fn count(store: &SqlStore, sql: &str) -> i64 {
         .unwrap()
 }
 
+/// Per recommendation: how many outcomes it has, and the kind and detail of the last.
+async fn outcomes_per_recommendation(
+    store: &SqlStore,
+) -> std::collections::BTreeMap<i64, (usize, String, String)> {
+    let mut out = std::collections::BTreeMap::new();
+    let rows = store
+        .pool()
+        .fetch(
+            "SELECT r.id, o.outcome, o.detail FROM recommendations r \
+             LEFT JOIN outcomes o ON o.recommendation_id = r.id ORDER BY r.id, o.id",
+            &[],
+        )
+        .await
+        .unwrap();
+    for r in rows {
+        let entry = out
+            .entry(r.i64("id").unwrap())
+            .or_insert((0, String::new(), String::new()));
+        if let Some(kind) = r.opt_text("outcome").unwrap() {
+            *entry = (entry.0 + 1, kind, r.text("detail").unwrap());
+        }
+    }
+    out
+}
+
+// Catches (besides one broker order per intent): decision records written only at the end of
+// a run, which a crash after the orders were stored loses (0 outcomes), and an outcome never
+// completed once its order is settled.
 async fn crash_at(point: &str, kind: DbKind) {
     let db = TestDb::new(kind).await;
     let dir = tempfile::tempdir().unwrap();
@@ -62,6 +91,13 @@ async fn crash_at(point: &str, kind: DbKind) {
     let crashed_at = Utc::now();
 
     let store = db.store().await;
+    // I5: the crashed run's decision records were written with its positions.
+    let outcomes = outcomes_per_recommendation(&store).await;
+    assert_eq!(outcomes.len(), 3, "{point}: {outcomes:?}");
+    for (rec, (n, kind, _)) in &outcomes {
+        assert_eq!(*n, 1, "{point}: recommendation {rec}: exactly one outcome");
+        assert_eq!(kind, "ordered", "{point}: recommendation {rec}");
+    }
     // The dead holder's lease is still there and bounds how long the lock stays taken.
     let lease = store
         .pool()
@@ -93,6 +129,11 @@ async fn crash_at(point: &str, kind: DbKind) {
         report["findings"].as_array().unwrap().is_empty(),
         "{point}: {out}"
     );
+    // Settled: still one outcome each, now completed with the broker's answer.
+    for (rec, (n, kind, detail)) in outcomes_per_recommendation(&store).await {
+        assert_eq!((n, kind.as_str()), (1, "ordered"), "{point}: {rec}");
+        assert!(detail.ends_with(" filled"), "{point}: {rec}: {detail}");
+    }
     let (st, out, err) = tw(&config, &["process", "--expert", "1"], &[]);
     assert!(st.success(), "{point}: {err}");
     assert!(

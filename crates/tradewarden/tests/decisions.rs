@@ -122,6 +122,7 @@ async fn every_considered_recommendation_gets_one_outcome(kind: DbKind) {
             limit_price: Some(dec!(50)),
             recommendation_id: None,
             created_at: Utc::now(),
+            decision: None,
         })
         .await
         .unwrap();

@@ -251,7 +251,10 @@ async fn a_run_that_lost_its_lease_stops_before_the_next_broker_call() {
     );
     assert!(
         a.store
-            .load_paper_order("paper", "tw-1-entry")
+            .load_paper_order(
+                "paper",
+                &format!("tw-{}-1-entry", a.store.installation().as_str())
+            )
             .await
             .unwrap()
             .is_none()

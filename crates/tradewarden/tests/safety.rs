@@ -280,6 +280,7 @@ fn position(expert_id: i64, symbol: &str) -> NewPosition {
         limit_price: None,
         recommendation_id: None,
         created_at: Utc::now(),
+        decision: None,
     }
 }
 
@@ -954,6 +955,9 @@ async fn the_index_is_partial(kind: DbKind) {
                 avg_fill_price: None,
                 reason: Some("injected".into()),
                 updated_at: Utc::now(),
+                symbol: None,
+                side: None,
+                quantity: None,
             },
         )
         .await

@@ -10,8 +10,13 @@ use common::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use tradewarden_brokers::PaperBroker;
-use tradewarden_domain::{Action, OrderStatus, OrderType, Side, TransactionStatus};
-use tradewarden_engine::ports::{ImportError, ListFilter, NewPosition, Quote, RunRecord};
+use tradewarden_domain::order::CLIENT_ORDER_ID_MAX_LEN;
+use tradewarden_domain::{
+    Action, OrderStatus, OrderType, Outcome, OutcomeKind, Side, TransactionStatus, UseCase,
+};
+use tradewarden_engine::ports::{
+    ImportError, InFlightReason, ListFilter, NewPosition, Quote, RunRecord,
+};
 #[allow(unused_imports)]
 use tradewarden_engine::ports::{
     JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
@@ -35,6 +40,7 @@ fn position(expert_id: i64, symbol: &str) -> NewPosition {
         limit_price: None,
         recommendation_id: None,
         created_at: t(0),
+        decision: None,
     }
 }
 
@@ -47,6 +53,9 @@ fn answer(coid: &str, status: OrderStatus, filled: Decimal, price: Option<Decima
         avg_fill_price: price,
         reason: None,
         updated_at: t(5),
+        symbol: None,
+        side: None,
+        quantity: None,
     }
 }
 
@@ -182,7 +191,10 @@ async fn one_active_position_per_expert_and_symbol(kind: DbKind) {
     let (txn, order) = s.open_position(&position(1, "AAPL")).await.unwrap();
     assert_eq!(txn.status, TransactionStatus::Waiting);
     assert_eq!(order.status, OrderStatus::Submitting);
-    assert_eq!(order.client_order_id, format!("tw-{}-entry", txn.id));
+    assert_eq!(
+        order.client_order_id,
+        format!("tw-{}-{}-entry", s.installation().as_str(), txn.id)
+    );
     match s.open_position(&position(1, "AAPL")).await {
         Err(StoreError::DuplicatePosition { existing, .. }) => {
             assert_eq!(existing, Some((txn.id, TransactionStatus::Waiting)))
@@ -454,12 +466,15 @@ async fn a_batch_of_answers_is_applied_per_order(kind: DbKind) {
     let db = TestDb::new(kind).await;
     let s = db.store().await;
     let opened = s
-        .open_positions(&[
-            position(1, "AAPL"),
-            position(1, "MSFT"),
-            position(1, "NVDA"),
-            position(1, "AAPL"),
-        ])
+        .open_positions(
+            &[
+                position(1, "AAPL"),
+                position(1, "MSFT"),
+                position(1, "NVDA"),
+                position(1, "AAPL"),
+            ],
+            &[],
+        )
         .await
         .unwrap();
     assert!(
@@ -579,3 +594,205 @@ async fn a_batch_of_answers_is_applied_per_order(kind: DbKind) {
     );
 }
 both!(a_batch_of_answers_is_applied_per_order);
+
+/// A skip outcome of recommendation `rec`.
+fn skip(rec: i64, symbol: &str) -> Outcome {
+    Outcome {
+        recommendation_id: rec,
+        expert_id: 1,
+        symbol: symbol.into(),
+        use_case: UseCase::EnterMarket,
+        outcome: OutcomeKind::RulesNotMet,
+        detail: "no rule matched".into(),
+        order_id: None,
+        decided_at: t(0),
+    }
+}
+
+async fn outcomes_are_written_with_their_positions_and_completed_by_answers(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store().await;
+    let decided = |symbol: &str, rec: i64| NewPosition {
+        recommendation_id: Some(rec),
+        decision: Some(format!("rule r matched; buy 10 {symbol}")),
+        ..position(1, symbol)
+    };
+    let opened = s
+        .open_positions(
+            &[decided("AAPL", 1), decided("MSFT", 2), decided("AAPL", 3)],
+            &[skip(4, "NVDA")],
+        )
+        .await
+        .unwrap();
+    let aapl = opened[0].as_ref().unwrap().1.clone();
+    let msft = opened[1].as_ref().unwrap().1.clone();
+    let by_rec = |all: Vec<Outcome>| {
+        let mut v: Vec<(i64, String, String, Option<i64>)> = all
+            .into_iter()
+            .map(|o| {
+                (
+                    o.recommendation_id,
+                    o.outcome.to_string(),
+                    o.detail,
+                    o.order_id,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // One commit: the provisional outcomes, the refusal and the skip.
+    let written = by_rec(s.outcomes(&ListFilter::default()).await.unwrap());
+    let coid = |o: &tradewarden_domain::Order| o.client_order_id.clone();
+    assert_eq!(
+        written,
+        [
+            (
+                1,
+                "ordered".into(),
+                format!(
+                    "rule r matched; buy 10 AAPL; order {} submitting, awaiting the broker's answer",
+                    coid(&aapl)
+                ),
+                Some(aapl.id)
+            ),
+            (
+                2,
+                "ordered".into(),
+                format!(
+                    "rule r matched; buy 10 MSFT; order {} submitting, awaiting the broker's answer",
+                    coid(&msft)
+                ),
+                Some(msft.id)
+            ),
+            (
+                3,
+                "duplicate_position".into(),
+                format!(
+                    "rule r matched; buy 10 AAPL; refused by the database: existing transaction {} in WAITING status",
+                    aapl.transaction_id
+                ),
+                None
+            ),
+            (4, "rules_not_met".into(), "no rule matched".into(), None),
+        ]
+    );
+    // Each answer completes its order's outcome, in the answer's transaction.
+    let mut rejected = answer(&coid(&msft), OrderStatus::Rejected, dec!(0), None);
+    rejected.reason = Some("no cash".into());
+    s.apply_broker_orders(&[
+        (
+            aapl.id,
+            answer(&coid(&aapl), OrderStatus::Filled, dec!(10), Some(dec!(101))),
+        ),
+        (msft.id, rejected),
+    ])
+    .await
+    .unwrap();
+    let done = by_rec(s.outcomes(&ListFilter::default()).await.unwrap());
+    assert_eq!(done[0].1, "ordered");
+    assert_eq!(
+        done[0].2,
+        format!("rule r matched; buy 10 AAPL; order {} filled", coid(&aapl))
+    );
+    assert_eq!(done[1].1, "failed");
+    assert_eq!(done[1].2, "rule r matched; buy 10 MSFT; broker: rejected");
+    assert_eq!(
+        done[2..],
+        written[2..],
+        "the refusal and the skip stay as written"
+    );
+}
+// Catches: outcomes written apart from the positions (none after open_positions), a
+// refusal by the index without its outcome, or answers that leave the provisional text.
+both!(outcomes_are_written_with_their_positions_and_completed_by_answers);
+
+async fn two_databases_never_give_the_same_client_order_id(kind: DbKind) {
+    let (a, b) = (TestDb::new(kind).await, TestDb::new(kind).await);
+    let (sa, sb) = (a.store().await, b.store().await);
+    let (ta, oa) = sa.open_position(&position(1, "AAPL")).await.unwrap();
+    let (tb, ob) = sb.open_position(&position(1, "AAPL")).await.unwrap();
+    assert_eq!(
+        ta.id, tb.id,
+        "both databases start their transactions at the same id"
+    );
+    assert_ne!(oa.client_order_id, ob.client_order_id);
+    for (s, o) in [(&sa, &oa), (&sb, &ob)] {
+        assert_eq!(
+            o.client_order_id,
+            format!(
+                "tw-{}-{}-entry",
+                s.installation().as_str(),
+                o.transaction_id
+            )
+        );
+        assert!(o.client_order_id.len() <= CLIENT_ORDER_ID_MAX_LEN);
+    }
+    // Written once: reconnecting reads the same id.
+    let again = SqlStore::connect(&a.url).await.unwrap();
+    assert_eq!(again.installation(), sa.installation());
+}
+// Catches: a client_order_id without the database's installation id (`tw-1-entry` in both),
+// or an installation id generated anew at every connect.
+both!(two_databases_never_give_the_same_client_order_id);
+
+async fn symbols_in_flight_are_named_with_why(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store().await;
+    let opened = s
+        .open_positions(
+            &[
+                position(1, "AAPL"),
+                position(1, "MSFT"),
+                position(2, "NVDA"),
+                position(1, "TSLA"),
+            ],
+            &[],
+        )
+        .await
+        .unwrap();
+    let order = |i: usize| opened[i].as_ref().unwrap().1.clone();
+    let fill = |i: usize| {
+        (
+            order(i).id,
+            answer(
+                &order(i).client_order_id,
+                OrderStatus::Filled,
+                dec!(10),
+                Some(dec!(100)),
+            ),
+        )
+    };
+    let accepted = (
+        order(3).id,
+        answer(
+            &order(3).client_order_id,
+            OrderStatus::Accepted,
+            dec!(0),
+            None,
+        ),
+    );
+    // AAPL stays submitting, TSLA rests accepted; MSFT and NVDA filled (OPENED).
+    s.apply_broker_orders(&[fill(1), fill(2), accepted])
+        .await
+        .unwrap();
+    let got = s.symbols_in_flight("paper", &[]).await.unwrap();
+    let want = [
+        ("AAPL".to_string(), InFlightReason::OrderInFlight),
+        ("TSLA".to_string(), InFlightReason::OrderInFlight),
+    ];
+    assert_eq!(got, want.clone().into());
+    let got = s.symbols_in_flight("paper", &[1]).await.unwrap();
+    let mut with_run: std::collections::BTreeMap<_, _> = want.into();
+    with_run.insert("MSFT".into(), InFlightReason::RunInProgress);
+    assert_eq!(got, with_run, "expert 1's run may be storing MSFT's fill");
+    assert!(
+        s.symbols_in_flight("other", &[1, 2])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+// Catches: an in-flight order or a busy expert's position left in the comparison, or
+// another account's symbols mixed in.
+both!(symbols_in_flight_are_named_with_why);

@@ -1,9 +1,15 @@
 //! The enter_market run of one expert (DESIGN.md §5), as named phases:
 //! `settle_in_flight` → `load_inputs` → `decide` → `store_intents` → `submit` →
-//! `record_answers` → `refresh_placed` → `record_outcomes`.
+//! `record_answers` → `refresh_placed` → `complete_outcomes`.
 //!
 //! It decides synchronously (the domain's pure plan), then carries the plan out; no lock or
 //! database transaction is held across a broker call except the processing lock itself.
+//!
+//! Decision records are written with the positions they explain (I5): `store_intents` commits
+//! the positions, a provisional `ordered` outcome for each, and every skip decided so far, in
+//! one database transaction; each answer recorded afterwards completes its order's outcome in
+//! the answer's own transaction. A run that stops anywhere after storing (crash, lost lease,
+//! store error) so leaves every outcome behind, provisional at worst.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -13,18 +19,19 @@ use chrono::Duration as ChronoDuration;
 use rust_decimal::Decimal;
 use tradewarden_domain::enter_market::{self, Decision, Inputs};
 use tradewarden_domain::expert::{Expert, ExpertBalance};
-use tradewarden_domain::outcome::OutcomeKind;
+use tradewarden_domain::outcome::{OutcomeKind, entry_outcome};
 use tradewarden_domain::rules::Ruleset;
 use tradewarden_domain::{Order, OrderStatus, OrderType, Outcome, Recommendation, Side, UseCase};
 
 use super::TradeManager;
+use super::settle::Found;
 use crate::error::EngineError;
 use crate::fault;
 use crate::locks::ProcessingGuard;
 use crate::metrics as m;
 use crate::ports::{
-    AccountSnapshot, Broker, BrokerOrder, EnterMarketData, NewPosition, OrderRequest, RunRecord,
-    StoreError,
+    AccountSnapshot, Broker, BrokerOrder, EnterMarketData, NewPosition, OrderRequest,
+    OutcomeCompletion, RunRecord, StoreError,
 };
 use crate::report::{Counts, RunReport, RunStatus};
 use crate::unwind::CatchUnwind;
@@ -57,13 +64,10 @@ struct Funded<'a> {
 /// An entry order stored for a recommendation, followed through submission.
 pub(crate) struct Placed {
     pub order: Order,
-    pub recommendation_id: i64,
-    pub symbol: String,
-    /// The decision's detail, completed with the broker's answer at the end.
-    pub detail: String,
 }
 
-/// The decision records of a run and their counts, collected as the run goes.
+/// The run's counts, and the skip outcomes decided and not yet written (they are written
+/// with the positions, or alone when there is none).
 struct Journal<'a> {
     expert_id: i64,
     counts: Counts,
@@ -72,7 +76,7 @@ struct Journal<'a> {
 }
 
 impl Journal<'_> {
-    /// Records one outcome.
+    /// Records one skip outcome.
     fn push(
         &mut self,
         rec_id: i64,
@@ -205,7 +209,7 @@ impl TradeManager {
             let refreshed = self.refresh_placed(&ctx, &placed, guard).await;
             self.record_answers(&mut placed, &refreshed).await?;
         }
-        let orders = self.record_outcomes(placed, &mut journal).await?;
+        let orders = self.complete_outcomes(placed, &mut journal).await?;
         Ok(RunReport {
             expert_id: expert.id,
             use_case: UseCase::EnterMarket,
@@ -305,15 +309,21 @@ impl TradeManager {
     }
 
     /// Step 6, first half: every funded position is stored (transaction + entry order,
-    /// committed, `submitting`) before anything is sent. A position the database refuses as
-    /// a duplicate (another process got there first, B1) is recorded as the SAFETY CHECK.
+    /// committed, `submitting`) before anything is sent, together with the run's decision
+    /// records (I5). A position the database refuses as a duplicate (another process got
+    /// there first, B1) is reported as the SAFETY CHECK. A run with nothing to store writes
+    /// its skips alone.
     async fn store_intents(
         &self,
         ctx: &RunContext<'_>,
         funded: Vec<Funded<'_>>,
         journal: &mut Journal<'_>,
     ) -> Result<Vec<Placed>, EngineError> {
+        let skips = std::mem::take(&mut journal.records);
         if funded.is_empty() {
+            if !skips.is_empty() {
+                self.store.record_outcomes(&skips).await?;
+            }
             return Ok(Vec::new());
         }
         let news: Vec<NewPosition> = funded
@@ -329,20 +339,16 @@ impl TradeManager {
                 limit_price: None,
                 recommendation_id: Some(f.rec.id),
                 created_at: self.clock.now(),
+                decision: Some(f.detail.clone()),
             })
             .collect();
-        let stored = self.store.open_positions(&news).await?;
+        let stored = self.store.open_positions(&news, &skips).await?;
         let mut placed = Vec::with_capacity(stored.len());
         for (f, result) in funded.into_iter().zip(stored) {
             match result {
-                Ok((_txn, order)) => placed.push(Placed {
-                    order,
-                    recommendation_id: f.rec.id,
-                    symbol: f.rec.symbol.clone(),
-                    detail: f.detail,
-                }),
+                Ok((_txn, order)) => placed.push(Placed { order }),
                 Err(StoreError::DuplicatePosition { existing, .. }) => {
-                    refused_by_index(ctx.expert.id, f, existing, journal)
+                    refused_by_index(ctx.expert.id, &f, existing, journal)
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -368,7 +374,10 @@ impl TradeManager {
         let results = ctx.broker.submit_batch(&requests).await;
         let mut answers = Vec::with_capacity(placed.len());
         for (p, result) in placed.iter().zip(results) {
-            if let Some(answer) = self.answer_of(ctx.broker.as_ref(), &p.order, result).await {
+            if let Some(answer) = self
+                .answer_of(ctx.broker.as_ref(), &p.order, result)
+                .await?
+            {
                 answers.push((p.order.id, answer));
             }
         }
@@ -415,10 +424,7 @@ impl TradeManager {
             );
             if working
                 && guard.ensure_held().is_ok()
-                && let Ok(Some(answer)) = ctx
-                    .broker
-                    .order_by_client_id(&p.order.client_order_id)
-                    .await
+                && let Ok(Found::Ours(answer)) = self.look_up(ctx.broker.as_ref(), &p.order).await
             {
                 refreshed.push((p.order.id, answer));
             }
@@ -426,27 +432,31 @@ impl TradeManager {
         refreshed
     }
 
-    /// The last phase: every placed order's outcome, from its final status, and every
-    /// decision record of the run written in one commit. Returns the run's orders (S6).
-    async fn record_outcomes(
+    /// The last phase: counts every placed order's outcome from its final status. Answered
+    /// orders had their outcomes completed with their answers; an order still without one
+    /// gets its `failed` outcome now (settling completes it again). Returns the run's orders
+    /// (S6).
+    async fn complete_outcomes(
         &self,
         placed: Vec<Placed>,
         journal: &mut Journal<'_>,
     ) -> Result<Vec<Order>, EngineError> {
+        let mut unanswered = Vec::new();
         let mut orders = Vec::with_capacity(placed.len());
         for p in placed {
-            let (kind, detail) = placed_outcome(&p);
-            journal.push(
-                p.recommendation_id,
-                &p.symbol,
-                kind,
-                detail,
-                Some(p.order.id),
-            );
+            let (kind, answer) = entry_outcome(p.order.status, &p.order.client_order_id, None);
+            journal.counts.add(kind);
+            if p.order.status == OrderStatus::Submitting {
+                unanswered.push(OutcomeCompletion {
+                    order_id: p.order.id,
+                    outcome: kind,
+                    answer,
+                });
+            }
             orders.push(p.order);
         }
-        if !journal.records.is_empty() {
-            self.store.record_outcomes(&journal.records).await?;
+        if !unanswered.is_empty() {
+            self.store.complete_outcomes(&unanswered).await?;
         }
         Ok(orders)
     }
@@ -512,10 +522,11 @@ fn decide<'a>(
     funded
 }
 
-/// A position the database's unique index refused: reported exactly like the SAFETY CHECK.
+/// A position the database's unique index refused: reported exactly like the SAFETY CHECK
+/// (its outcome was written with the run's positions).
 fn refused_by_index(
     expert_id: i64,
-    f: Funded<'_>,
+    f: &Funded<'_>,
     existing: Option<(i64, tradewarden_domain::TransactionStatus)>,
     journal: &mut Journal<'_>,
 ) {
@@ -525,37 +536,7 @@ fn refused_by_index(
     };
     safety_check_warning(f.rec.id, &f.rec.symbol, &id, status, expert_id);
     metrics::counter!(m::DUPLICATES_PREVENTED, "by" => "index").increment(1);
-    journal.push(
-        f.rec.id,
-        &f.rec.symbol,
-        OutcomeKind::DuplicatePosition,
-        format!(
-            "{}; refused by the database: existing transaction {id} in {status} status",
-            f.detail
-        ),
-        None,
-    );
-}
-
-/// The outcome of a placed order, from the status it ended the run in.
-fn placed_outcome(p: &Placed) -> (OutcomeKind, String) {
-    match p.order.status {
-        OrderStatus::Rejected | OrderStatus::Error => (
-            OutcomeKind::Failed,
-            format!("{}; broker: {}", p.detail, p.order.status),
-        ),
-        OrderStatus::Submitting => (
-            OutcomeKind::Failed,
-            format!(
-                "{}; no broker answer, order left submitting for reconciliation",
-                p.detail
-            ),
-        ),
-        st => (
-            OutcomeKind::Ordered,
-            format!("{}; order {} {st}", p.detail, p.order.client_order_id),
-        ),
-    }
+    journal.counts.add(OutcomeKind::DuplicatePosition);
 }
 
 /// The seed's WARNING line for a prevented duplicate position (S5).
@@ -579,7 +560,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::ports::{BrokerError, NewPosition, PositionStore, SystemClock};
+    use crate::ports::{BrokerError, Clock, NewPosition, PositionStore, SystemClock};
     use crate::settings::{AccountSettings, Settings};
     use crate::testing::{MemoryStore, ScriptedBroker};
 
@@ -619,6 +600,7 @@ mod tests {
             lock_timeout: std::time::Duration::from_millis(50),
             lookback_days: 1,
             max_clock_skew_seconds: 300,
+            max_intent_age: std::time::Duration::from_secs(300),
         }
     }
 
@@ -644,16 +626,34 @@ mod tests {
         broker: ScriptedBroker,
         recs: &[NewRecommendation],
     ) -> (TradeManager, Arc<MemoryStore>, Arc<ScriptedBroker>) {
+        manager_at(broker, recs, Arc::new(SystemClock)).await
+    }
+
+    /// [`manager`] with time from `clock`.
+    async fn manager_at(
+        broker: ScriptedBroker,
+        recs: &[NewRecommendation],
+        clock: Arc<dyn Clock>,
+    ) -> (TradeManager, Arc<MemoryStore>, Arc<ScriptedBroker>) {
         let store = Arc::new(MemoryStore::new());
         let broker = Arc::new(broker);
         let m = TradeManager::new(
             settings(),
             store.clone(),
             [("paper".to_string(), broker.clone() as Arc<dyn Broker>)].into(),
-            Arc::new(SystemClock),
+            clock,
         );
         m.import(recs).await.unwrap();
         (m, store, broker)
+    }
+
+    /// A clock the test moves.
+    struct TestClock(parking_lot::Mutex<chrono::DateTime<Utc>>);
+
+    impl Clock for TestClock {
+        fn now(&self) -> chrono::DateTime<Utc> {
+            *self.0.lock()
+        }
     }
 
     fn broker() -> ScriptedBroker {
@@ -701,7 +701,7 @@ mod tests {
                 b.state.lock().fail_next.push(e);
             }
             if reject {
-                b.state.lock().reject.insert("tw-1-entry".into());
+                b.state.lock().reject.insert("tw-mem-1-entry".into());
             }
             let (m, store, broker) = manager(b, &[rec("AAPL")]).await;
             let report = m.process_enter_market(1, None).await.unwrap();
@@ -726,6 +726,7 @@ mod tests {
                 limit_price: None,
                 recommendation_id: None,
                 created_at: Utc::now(),
+                decision: None,
             })
             .await
             .unwrap();
@@ -756,6 +757,137 @@ mod tests {
             before,
             "adopted, not resent"
         );
-        assert_eq!(store.state.lock().orders[0].status, OrderStatus::Filled);
+        let s = store.state.lock();
+        assert_eq!(s.orders[0].status, OrderStatus::Filled);
+        // Catches: a settled order whose outcome keeps saying it got no answer.
+        let first = s.outcomes.iter().find(|o| o.order_id == Some(1)).unwrap();
+        assert_eq!(first.outcome, OutcomeKind::Ordered, "{first:?}");
+        assert!(
+            first.detail.ends_with("order tw-mem-1-entry filled"),
+            "{first:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_run_that_fails_after_storing_its_orders_keeps_every_outcome() {
+        // Catches: decision records written only at the end of a run: a store error (or a
+        // crash, or a lost lease) after the orders were stored would lose all of them.
+        let mut sell = rec("MSFT");
+        sell.action = Action::Sell;
+        let (m, store, broker) = manager(broker(), &[rec("AAPL"), sell]).await;
+        store.state.lock().fail_apply = Some(StoreError::database("disk full"));
+        m.process_enter_market(1, None).await.unwrap_err();
+        assert_eq!(broker.state.lock().submitted.len(), 1);
+        let s = store.state.lock();
+        let kinds: Vec<(&str, OutcomeKind, Option<i64>)> = s
+            .outcomes
+            .iter()
+            .map(|o| (o.symbol.as_str(), o.outcome, o.order_id))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("MSFT", OutcomeKind::RulesNotMet, None),
+                ("AAPL", OutcomeKind::Ordered, Some(s.orders[0].id)),
+            ]
+        );
+        assert!(
+            s.outcomes[1]
+                .detail
+                .ends_with("submitting, awaiting the broker's answer"),
+            "provisional: {:?}",
+            s.outcomes[1]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_intent_older_than_its_maximum_age_is_never_sent() {
+        // Catches: settling that sends a `submitting` intent whatever its age (a crash three
+        // days ago would be sent at today's price), or that expires one the broker has.
+        // (broker got it, age in seconds, order status after settling, sent again)
+        let cases = [
+            (false, 301, OrderStatus::Error, false),
+            (false, 3 * 86_400, OrderStatus::Error, false),
+            (false, 299, OrderStatus::Filled, true),
+            (true, 3 * 86_400, OrderStatus::Filled, false),
+        ];
+        for (broker_got_it, age, status, sent) in cases {
+            let clock = Arc::new(TestClock(parking_lot::Mutex::new(Utc::now())));
+            let b = broker();
+            b.state
+                .lock()
+                .fail_next
+                .push(BrokerError::Unavailable("timeout".into()));
+            let (m, store, broker) = manager_at(b, &[rec("AAPL")], clock.clone()).await;
+            m.process_enter_market(1, None).await.unwrap();
+            if broker_got_it {
+                let request = broker.state.lock().submitted[0].clone();
+                broker.state.lock().submitted.clear();
+                broker.submit(&request).await.unwrap();
+            }
+            let coid = store.state.lock().orders[0].client_order_id.clone();
+            let sends = || {
+                let b = broker.state.lock();
+                b.submitted
+                    .iter()
+                    .filter(|r| r.client_order_id == coid)
+                    .count()
+            };
+            let before = sends();
+            *clock.0.lock() += chrono::Duration::seconds(age);
+            m.process_enter_market(1, None).await.unwrap();
+            let case = format!("broker got it: {broker_got_it}, age {age}");
+            assert_eq!(sends() > before, sent, "{case}");
+            let s = store.state.lock();
+            assert_eq!(s.orders[0].status, status, "{case}");
+            if status == OrderStatus::Error {
+                let t = &s.transactions[0];
+                assert_eq!(t.status, TransactionStatus::Failed, "{case}");
+                let o = &s.outcomes[0];
+                assert_eq!(o.outcome, OutcomeKind::Failed, "{case}");
+                let expired =
+                    format!("intent_expired: {age} s old, older than max_intent_age_seconds = 300");
+                assert!(
+                    o.detail.ends_with(&format!("; not sent: {expired}")),
+                    "{case}: {o:?}"
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn reconcile_leaves_out_an_expert_whose_run_holds_its_lock() {
+        // Catches: reconciliation comparing the positions of an expert whose run is in
+        // progress (it may be between a broker's fill and storing it). The scripted broker
+        // reports no positions, so a comparison of AAPL is a finding.
+        let (m, _store, _) = manager(broker(), &[rec("AAPL")]).await;
+        assert_eq!(
+            m.process_enter_market(1, None)
+                .await
+                .unwrap()
+                .counts
+                .ordered,
+            1
+        );
+        let run = m.locks().acquire(1, UseCase::EnterMarket).await.unwrap();
+        let r = m.reconcile().await.unwrap();
+        assert!(r.findings.is_empty(), "{r:?}");
+        let in_flight: Vec<_> = r
+            .in_flight
+            .iter()
+            .map(|f| (f.symbol.as_str(), f.reason))
+            .collect();
+        assert_eq!(
+            in_flight,
+            [("AAPL", crate::ports::InFlightReason::RunInProgress)]
+        );
+        run.release().await;
+        let r = m.reconcile().await.unwrap();
+        assert_eq!(
+            r.findings.len(),
+            1,
+            "compared once no run holds the lock: {r:?}"
+        );
+        assert!(r.in_flight.is_empty());
     }
 }

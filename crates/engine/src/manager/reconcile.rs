@@ -1,6 +1,11 @@
 //! Startup reconciliation (B3): settle every order left `submitting`, then compare each
 //! account's broker positions with what the open transactions hold. A difference is
 //! reported (WARNING, a stored finding, a metric) and left for a person to decide.
+//!
+//! A position that may be changing while reconciliation looks is not compared: a symbol with
+//! an order the broker may still be executing, or with an active transaction of an expert
+//! whose run holds its lock (the run may be between the broker's fill and storing it). Such
+//! a symbol is reported `in_flight`, never as a finding.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -9,10 +14,17 @@ use tradewarden_domain::{Order, UseCase};
 
 use super::TradeManager;
 use crate::error::EngineError;
-use crate::locks::LockSubject;
+use crate::locks::{LockSubject, ProcessingGuard};
 use crate::metrics as m;
-use crate::ports::{BrokerPosition, Finding};
-use crate::report::{ReconcileReport, Settled, SettledOrder};
+use crate::ports::{BrokerError, BrokerPosition, Finding, InFlightReason};
+use crate::report::{InFlight, ReconcileReport, Settled, SettledOrder};
+
+/// One account as reconciliation saw it, all read while its experts' runs were excluded.
+struct AccountSnapshot {
+    positions: Result<Vec<BrokerPosition>, BrokerError>,
+    held: HashMap<String, Decimal>,
+    in_flight: BTreeMap<String, InFlightReason>,
+}
 
 impl TradeManager {
     /// Settles every order left `submitting`, under its expert's processing lock, then
@@ -20,14 +32,14 @@ impl TradeManager {
     pub async fn reconcile(&self) -> Result<ReconcileReport, EngineError> {
         let mut report = ReconcileReport {
             settled: self.settle_all_in_flight().await?,
-            findings: Vec::new(),
+            ..ReconcileReport::default()
         };
         let mut accounts: Vec<&String> = self.brokers.keys().collect();
         accounts.sort();
         for account in accounts {
-            report
-                .findings
-                .extend(self.reconcile_account(account).await?);
+            let (findings, in_flight) = self.reconcile_account(account).await?;
+            report.findings.extend(findings);
+            report.in_flight.extend(in_flight);
         }
         Ok(report)
     }
@@ -65,44 +77,100 @@ impl TradeManager {
     }
 
     /// Compares one account's broker positions with its open transactions, under the
-    /// account's refresh lock; a failed positions fetch is never acted on.
-    async fn reconcile_account(&self, account: &str) -> Result<Vec<Finding>, EngineError> {
-        let broker = self.broker(account)?;
+    /// account's refresh lock; a failed positions fetch is never acted on. Symbols whose
+    /// positions may be changing are returned apart, uncompared.
+    async fn reconcile_account(
+        &self,
+        account: &str,
+    ) -> Result<(Vec<Finding>, Vec<InFlight>), EngineError> {
         let subject = LockSubject::Account {
             account: account.to_string(),
         };
         let Some(guard) = self.locks.acquire_subject(subject).await else {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         };
-        let positions = broker.positions().await;
-        let held = self.store.held_quantities(account).await;
+        let snapshot = self.snapshot(account).await;
         guard.release().await;
-        let positions = match positions {
+        let snapshot = snapshot?;
+        let positions = match snapshot.positions {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!("reconcile {account}: cannot read broker positions: {e}");
-                return Ok(Vec::new());
+                return Ok(Default::default());
             }
         };
-        let found = self.differences(account, positions, held?);
+        let found = self.differences(account, positions, snapshot.held, &snapshot.in_flight);
         if !found.is_empty() {
             self.store.record_findings(&found).await?;
         }
-        Ok(found)
+        let in_flight = snapshot
+            .in_flight
+            .into_iter()
+            .map(|(symbol, reason)| InFlight {
+                account: account.to_string(),
+                symbol,
+                reason,
+            })
+            .collect();
+        Ok((found, in_flight))
     }
 
-    /// Every symbol whose broker quantity differs from what the transactions hold.
+    /// Reads the broker's positions, then what the store holds and what is in flight, while
+    /// holding the enter_market lock of every expert of the account that is free: none of
+    /// their runs is then between a fill and storing it. An expert whose run holds its lock
+    /// is `busy`: its symbols are in flight. (The broker is read first: a fill it shows was
+    /// stored as an intent before, so the store read after it knows the symbol.)
+    async fn snapshot(&self, account: &str) -> Result<AccountSnapshot, EngineError> {
+        let broker = self.broker(account)?;
+        let mut guards: Vec<ProcessingGuard> = Vec::new();
+        let mut busy: Vec<i64> = Vec::new();
+        for e in self
+            .settings
+            .experts
+            .values()
+            .filter(|e| e.account == account)
+        {
+            match self.locks.acquire(e.id, UseCase::EnterMarket).await {
+                Some(g) => guards.push(g),
+                None => busy.push(e.id),
+            }
+        }
+        let positions = broker.positions().await;
+        let read = async {
+            let held = self.store.held_quantities(account).await?;
+            let in_flight = self.store.symbols_in_flight(account, &busy).await?;
+            Ok::<_, EngineError>((held, in_flight))
+        }
+        .await;
+        for g in guards {
+            g.release().await;
+        }
+        let (held, in_flight) = read?;
+        Ok(AccountSnapshot {
+            positions,
+            held,
+            in_flight,
+        })
+    }
+
+    /// Every symbol not in flight whose broker quantity differs from what the transactions
+    /// hold.
     fn differences(
         &self,
         account: &str,
         positions: Vec<BrokerPosition>,
         held: HashMap<String, Decimal>,
+        in_flight: &BTreeMap<String, InFlightReason>,
     ) -> Vec<Finding> {
         let broker_qty: HashMap<String, Decimal> = positions
             .into_iter()
             .map(|p| (p.symbol, p.quantity))
             .collect();
-        let symbols: BTreeSet<&String> = held.keys().chain(broker_qty.keys()).collect();
+        let symbols: BTreeSet<&String> = held
+            .keys()
+            .chain(broker_qty.keys())
+            .filter(|s| !in_flight.contains_key(*s))
+            .collect();
         let mut found = Vec::new();
         for symbol in symbols {
             let b = broker_qty.get(symbol).copied().unwrap_or_default();

@@ -21,6 +21,37 @@ pub struct BrokerOrder {
     /// Why the broker refused or ended the order, if it did.
     pub reason: Option<String>,
     pub updated_at: DateTime<Utc>,
+    /// The symbol, as the broker reports it (`None` when a broker does not say): an order
+    /// found by client_order_id is adopted only if symbol, side and quantity match ours.
+    pub symbol: Option<String>,
+    /// The side, as the broker reports it.
+    pub side: Option<Side>,
+    /// The ordered quantity, as the broker reports it.
+    pub quantity: Option<Decimal>,
+}
+
+impl BrokerOrder {
+    /// How this broker order differs from `ours` in symbol, side or quantity, as far as the
+    /// broker reports them: `Some` means it is another order under the same client_order_id
+    /// (another database gave the id out), never ours to adopt.
+    pub fn mismatch(&self, ours: &Order) -> Option<String> {
+        let symbol = self.symbol.as_ref().is_some_and(|s| *s != ours.symbol);
+        let side = self.side.is_some_and(|s| s != ours.side);
+        let quantity = self.quantity.is_some_and(|q| q != ours.quantity);
+        if !(symbol || side || quantity) {
+            return None;
+        }
+        let or_unknown = |v: Option<String>| v.unwrap_or_else(|| "?".into());
+        Some(format!(
+            "the broker's order is {} {} {}, ours is {} {} {}",
+            or_unknown(self.side.map(|s| s.to_string())),
+            or_unknown(self.quantity.map(|q| q.normalize().to_string())),
+            or_unknown(self.symbol.clone()),
+            ours.side,
+            ours.quantity.normalize(),
+            ours.symbol
+        ))
+    }
 }
 
 /// An order as a broker receives it.
@@ -147,4 +178,70 @@ pub trait AcceptsQuotes: Send + Sync {
     /// Records quotes, the newest per symbol winning; returns how many stored quotes changed
     /// (a quote older than the stored one changes nothing).
     async fn record_quotes(&self, quotes: &[Quote]) -> Result<usize, BrokerError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal_macros::dec;
+
+    #[test]
+    fn a_broker_order_is_ours_only_if_what_it_reports_matches() {
+        // Catches: a lookup adopted on its client_order_id alone, or a broker that reports
+        // nothing taken for a clash.
+        let ours = Order {
+            id: 1,
+            transaction_id: 1,
+            expert_id: 1,
+            account: "paper".into(),
+            symbol: "AAPL".into(),
+            side: Side::Buy,
+            role: tradewarden_domain::OrderRole::Entry,
+            order_type: OrderType::Market,
+            quantity: dec!(10),
+            filled_quantity: dec!(0),
+            limit_price: None,
+            stop_price: None,
+            avg_fill_price: None,
+            status: OrderStatus::Submitting,
+            client_order_id: "tw-x-1-entry".into(),
+            broker_order_id: None,
+            parent_order_id: None,
+            trigger_status: None,
+            recommendation_id: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        let found =
+            |symbol: Option<&str>, side: Option<Side>, quantity: Option<Decimal>| BrokerOrder {
+                broker_order_id: None,
+                client_order_id: ours.client_order_id.clone(),
+                status: OrderStatus::Filled,
+                filled_quantity: dec!(10),
+                avg_fill_price: None,
+                reason: None,
+                updated_at: DateTime::<Utc>::UNIX_EPOCH,
+                symbol: symbol.map(Into::into),
+                side,
+                quantity,
+            };
+        let cases = [
+            (found(Some("AAPL"), Some(Side::Buy), Some(dec!(10.0))), None),
+            (found(None, None, None), None),
+            (
+                found(Some("MSFT"), Some(Side::Buy), Some(dec!(10))),
+                Some("the broker's order is BUY 10 MSFT, ours is BUY 10 AAPL"),
+            ),
+            (
+                found(Some("AAPL"), Some(Side::Sell), None),
+                Some("the broker's order is SELL ? AAPL, ours is BUY 10 AAPL"),
+            ),
+            (
+                found(None, None, Some(dec!(3))),
+                Some("the broker's order is ? 3 ?, ours is BUY 10 AAPL"),
+            ),
+        ];
+        for (b, want) in cases {
+            assert_eq!(b.mismatch(&ours).as_deref(), want, "{b:?}");
+        }
+    }
 }

@@ -22,8 +22,9 @@ pub use broker::{
 };
 pub use paper::{PaperBook, PaperLedger, PaperOrderRecord, PaperSave};
 pub use store::{
-    EnterMarketData, Finding, ImportCounts, ImportError, JournalStore, LeaseStore, ListFilter,
-    NewPosition, PositionStore, QueryStore, RecommendationStore, RunRecord, Store, StoreError,
+    EnterMarketData, Finding, ImportCounts, ImportError, InFlightReason, JournalStore, LeaseStore,
+    ListFilter, NewPosition, OutcomeCompletion, PositionStore, QueryStore, RecommendationStore,
+    RunRecord, Store, StoreError,
 };
 
 /// Wall-clock time, injected so tests can fix it.

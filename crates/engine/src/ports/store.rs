@@ -1,7 +1,7 @@
 //! The store, split by role: a caller takes only the role it needs (a read-only API handler
 //! takes [`QueryStore`]; the run takes all of them through [`Store`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -10,7 +10,7 @@ use rust_decimal::Decimal;
 
 use tradewarden_domain::transaction::ActivePosition;
 use tradewarden_domain::{
-    NewRecommendation, Order, OrderType, Outcome, Recommendation, Side, Transaction,
+    NewRecommendation, Order, OrderType, Outcome, OutcomeKind, Recommendation, Side, Transaction,
     TransactionStatus,
 };
 
@@ -80,6 +80,34 @@ pub struct NewPosition {
     pub limit_price: Option<Decimal>,
     pub recommendation_id: Option<i64>,
     pub created_at: DateTime<Utc>,
+    /// The decision this position carries out (which rule matched, the sizing): with a
+    /// `recommendation_id`, written with the position as that recommendation's outcome (I5).
+    /// `None` for a position no run decided.
+    pub decision: Option<String>,
+}
+
+/// The completion of an entry's outcome: what became of its order, appended to the
+/// decision's detail (see [`tradewarden_domain::outcome::entry_outcome`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutcomeCompletion {
+    /// The entry order whose outcome is completed.
+    pub order_id: i64,
+    /// The outcome's kind from now on.
+    pub outcome: OutcomeKind,
+    /// The words appended to the decision's detail.
+    pub answer: String,
+}
+
+/// Why reconciliation leaves a symbol out: its position may be changing while it looks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InFlightReason {
+    /// An order of the account the broker may still be executing
+    /// ([`OrderStatus::may_be_executing`](tradewarden_domain::OrderStatus::may_be_executing)).
+    OrderInFlight,
+    /// An active transaction of an expert whose run holds its lock: the run may be between a
+    /// broker's fill and storing it.
+    RunInProgress,
 }
 
 /// What a run needs from the store, loaded in one go.
@@ -126,17 +154,23 @@ pub trait RecommendationStore: Send + Sync {
 #[async_trait]
 pub trait PositionStore: Send + Sync {
     /// Writes, for each position, a WAITING transaction and its entry order (status
-    /// `submitting`, with its client_order_id), all in one committed database transaction.
+    /// `submitting`, with its client_order_id), and the run's decision records, all in one
+    /// committed database transaction, so that no stop of the run loses an outcome (I5):
+    /// `skips` as given, and for each position with a decision its recommendation's outcome:
+    /// `ordered`, provisional
+    /// ([`provisional_entry_outcome`](tradewarden_domain::outcome::provisional_entry_outcome)),
+    /// carrying its order id; or `duplicate_position` when refused.
     /// A position whose (expert, symbol) already has an active transaction gets
     /// `Err(StoreError::DuplicatePosition)` in its slot; the others are still written.
     async fn open_positions(
         &self,
         new: &[NewPosition],
+        skips: &[Outcome],
     ) -> Result<Vec<Result<(Transaction, Order), StoreError>>, StoreError>;
 
-    /// [`PositionStore::open_positions`] for one position.
+    /// [`PositionStore::open_positions`] for one position, without skips.
     async fn open_position(&self, new: &NewPosition) -> Result<(Transaction, Order), StoreError> {
-        self.open_positions(std::slice::from_ref(new))
+        self.open_positions(std::slice::from_ref(new), &[])
             .await?
             .pop()
             .unwrap_or_else(|| Err(StoreError::database("no result for the position")))
@@ -145,8 +179,10 @@ pub trait PositionStore: Send + Sync {
     /// Applies brokers' answers to orders through the status table, in one database
     /// transaction: an entry that filled moves its transaction to OPENED (open_price,
     /// opened_at); an entry refused with nothing filled closes it (FAILED when it never
-    /// reached the broker). An answer the table does not allow (stale, out of order) is
-    /// ignored. Returns the orders as they now stand, in input order.
+    /// reached the broker); the outcome written with an entry's position is completed from
+    /// its new status ([`entry_outcome`](tradewarden_domain::outcome::entry_outcome)). An
+    /// answer the table does not allow (stale, out of order) is ignored. Returns the orders
+    /// as they now stand, in input order.
     async fn apply_broker_orders(
         &self,
         answers: &[(i64, BrokerOrder)],
@@ -176,6 +212,15 @@ pub trait PositionStore: Send + Sync {
 
     /// What the OPENED and CLOSING transactions of an account hold per symbol, signed.
     async fn held_quantities(&self, account: &str) -> Result<HashMap<String, Decimal>, StoreError>;
+
+    /// The symbols of an account whose positions may be changing while it is reconciled,
+    /// each with why: those of its orders the broker may still be executing, then those of
+    /// the active (WAITING, OPENED, CLOSING) transactions of the experts in `busy`.
+    async fn symbols_in_flight(
+        &self,
+        account: &str,
+        busy: &[i64],
+    ) -> Result<BTreeMap<String, InFlightReason>, StoreError>;
 }
 
 /// The journal: decision records, run records, reconciliation findings.
@@ -183,6 +228,10 @@ pub trait PositionStore: Send + Sync {
 pub trait JournalStore: Send + Sync {
     /// Stores decision records.
     async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError>;
+
+    /// Completes the outcomes written with entry positions (by order id): their kind, and
+    /// their detail as the decision followed by `answer`. Rows of other orders are untouched.
+    async fn complete_outcomes(&self, done: &[OutcomeCompletion]) -> Result<(), StoreError>;
 
     /// Stores the record of a run.
     async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;

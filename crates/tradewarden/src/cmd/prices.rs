@@ -9,7 +9,8 @@ use crate::quotes::{parse_prices_csv, parse_quote};
 /// The `prices` subcommands.
 pub use crate::cli::PricesArgs as Args;
 
-/// Records the quotes and says how many accounts or rows it took.
+/// Records the quotes and says how many accounts or rows it took, and how many stored
+/// quotes that changed (a quote older than the stored one changes nothing).
 pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
     match args {
         Args::Set { symbol, price } => {
@@ -24,11 +25,12 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
                 .record_quotes(std::slice::from_ref(&quote))
                 .await
                 .map_err(|e| store_failed("storing the quote", e))?;
+            let changed = accounts.iter().filter(|(_, n)| *n > 0).count();
             out::stdout(&format!(
-                "{} {} quoted for {} paper account(s)\n",
+                "{} {} {}\n",
                 quote.symbol,
                 price.trim(),
-                accounts.len()
+                quoted_for(accounts.len(), changed)
             ));
         }
         Args::Import { file } => {
@@ -42,9 +44,24 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
             );
             let stored = app.manager.record_quotes(&quotes).await;
             progress.finish();
-            stored.map_err(|e| store_failed("storing the quotes", e))?;
-            out::stdout(&format!("{{\"imported\": {}}}\n", quotes.len()));
+            let accounts = stored.map_err(|e| store_failed("storing the quotes", e))?;
+            let changed: usize = accounts.iter().map(|(_, n)| n).sum();
+            out::stdout(&format!(
+                "{{\"imported\": {}, \"changed\": {changed}}}\n",
+                quotes.len()
+            ));
         }
     }
     Ok(())
+}
+
+/// `quoted for N paper account(s)`, saying how many changed when some did not.
+fn quoted_for(accounts: usize, changed: usize) -> String {
+    let mut s = format!("quoted for {accounts} paper account(s)");
+    if changed < accounts {
+        s.push_str(&format!(
+            " ({changed} changed; a newer quote is already stored for the others)"
+        ));
+    }
+    s
 }

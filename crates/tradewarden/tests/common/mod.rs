@@ -203,6 +203,7 @@ pub fn settings(experts: Vec<Expert>, cash: Decimal) -> TestSettings {
         lock_timeout: Duration::from_millis(500),
         lookback_days: 1,
         max_clock_skew_seconds: 300,
+        max_intent_age: Duration::from_secs(300),
     };
     TestSettings { settings, cash }
 }
