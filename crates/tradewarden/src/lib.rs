@@ -5,6 +5,7 @@
 //! - [`app`]: [`app::App`], wired once from a config.
 //! - [`cmd`]: one module per command, each `run(args, &App)`.
 //! - [`workload`]: the deterministic benchmark workload (`demo gen`).
+//! - [`host`]: this host's process table (`/proc`), to tell a dead lease holder.
 //! - [`quotes`]: price ingestion; [`output`]: tables and summaries; [`failure`]: exit codes.
 
 pub mod app;
@@ -12,6 +13,7 @@ pub mod cmd;
 pub mod config;
 pub mod connect;
 pub mod failure;
+pub mod host;
 pub mod out;
 pub mod output;
 pub mod quotes;
