@@ -1,7 +1,9 @@
 //! A command's failure and the exit status it maps to: 2 for bad usage, configuration or
-//! input; 1 for a run-time failure.
+//! input; 1 for a run-time failure; 128 + the signal's number when a signal stopped it.
 
 use tradewarden_engine::{EngineError, RunReport, RunStatus};
+
+use crate::shutdown::Interrupt;
 
 /// A failure with its exit status.
 #[derive(Debug)]
@@ -10,6 +12,8 @@ pub enum Failure {
     Input(String),
     /// Run-time failure: exit 1.
     Runtime(String),
+    /// A signal cancelled the command (its leases were given back): exit 130 or 143.
+    Interrupted(Interrupt),
 }
 
 impl Failure {
@@ -18,6 +22,7 @@ impl Failure {
         match self {
             Failure::Input(_) => 2,
             Failure::Runtime(_) => 1,
+            Failure::Interrupted(signal) => signal.exit_code(),
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`cmd`]: one module per command, each `run(args, &App)`.
 //! - [`workload`]: the deterministic benchmark workload (`demo gen`).
 //! - [`host`]: this host's process table (`/proc`), to tell a dead lease holder.
+//! - [`shutdown`]: SIGINT and SIGTERM, which cancel the running command.
 //! - [`quotes`]: price ingestion; [`output`]: tables and summaries; [`failure`]: exit codes.
 
 pub mod app;
@@ -18,4 +19,5 @@ pub mod out;
 pub mod output;
 pub mod quotes;
 pub mod redact;
+pub mod shutdown;
 pub mod workload;

@@ -2,14 +2,17 @@
 //! aborts mid-run; the very next run takes the dead holder's lease over at once (its pid is
 //! gone; on PostgreSQL its session too) although the lease is far from expiry, settles what
 //! was in flight, and there is exactly one broker order per order intent and never a second
-//! active transaction. Needs `--features fault-injection` (the README's test command
-//! enables it).
+//! active transaction. A process stopped by SIGTERM or SIGINT, or by a panic that escapes
+//! its command, gives its lease back before it exits. Needs `--features fault-injection`
+//! (the README's test command enables it).
 
 mod common;
 #[allow(unused_imports)]
 use tradewarden_engine::ports::{
     JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
 };
+
+use std::io::BufRead;
 
 use chrono::{DateTime, Utc};
 use common::*;
@@ -187,4 +190,177 @@ crash_tests! {
     after_broker_accepted => "after_broker_accepted",
     before_answer_stored => "before_answer_stored",
     mid_run => "mid_run",
+}
+
+/// The child's exit status; a child still running after a minute (it ignored the signal)
+/// is killed and fails the test instead of hanging it.
+fn exit_within_a_minute(child: &mut std::process::Child) -> std::process::ExitStatus {
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the process ignored the signal");
+}
+
+/// Runs `process --expert 1` until it holds its lock mid-run (orders stored, none sent),
+/// stops it with `signal`, and checks what it left.
+async fn stopped_by(signal: &str, exit_code: i32, kind: DbKind) {
+    let (db, _dir, config) = imported(kind).await;
+    let mut child = bin()
+        .arg("--config")
+        .arg(&config)
+        .args(["process", "--expert", "1"])
+        .env("TRADEWARDEN_FAULT", "hold:after_order_stored")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run tradewarden");
+    // Wait until the run holds its lock mid-run; bounded by the child's life (EOF).
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    let holding = lines.by_ref().map_while(Result::ok).any(|l| {
+        seen.push_str(&l);
+        seen.push('\n');
+        l.contains("fault injection: holding at after_order_stored")
+    });
+    assert!(holding, "the run never reached its hold point: {seen}");
+    let store = db.store().await;
+    assert!(
+        lease_expiry(&store).await.is_some(),
+        "the held run has its lease"
+    );
+
+    let sent = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill");
+    assert!(sent.success());
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).collect::<Vec<_>>());
+    let status = exit_within_a_minute(&mut child);
+    let rest = drain.join().unwrap();
+    // Catches: no signal handling (the default action kills the process: no exit code, and
+    // its lease row stays for lease_seconds), and a shutdown that does not wait for the
+    // release (the guard's spawned release dies with the runtime).
+    assert_eq!(status.code(), Some(exit_code), "{signal}: {seen}{rest:?}");
+    assert!(
+        rest.iter()
+            .any(|l| l.contains(&format!("stopped by SIG{signal}"))),
+        "{rest:?}"
+    );
+    assert_eq!(
+        lease_expiry(&store).await,
+        None,
+        "{signal}: the lease is given back"
+    );
+
+    // The next run proceeds (no lease to take over) and settles the stored orders.
+    let (st, out, err) = tw(&config, &["process", "--expert", "1"], &[]);
+    assert!(st.success(), "{err}");
+    assert!(out.contains("\"processed\""), "{out}");
+    assert!(
+        !err.contains("took over lease"),
+        "nothing was left to take over: {err}"
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) AS n FROM orders WHERE status = 'submitting'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) AS n FROM paper_orders").await,
+        3
+    );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fault-injection"
+)]
+async fn sqlite_sigterm_gives_the_lease_back() {
+    stopped_by("TERM", 143, DbKind::Sqlite).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fault-injection"
+)]
+async fn postgres_sigterm_gives_the_lease_back() {
+    stopped_by("TERM", 143, DbKind::Postgres).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fault-injection"
+)]
+async fn sqlite_sigint_gives_the_lease_back() {
+    stopped_by("INT", 130, DbKind::Sqlite).await;
+}
+
+/// A panic that escapes a command (here: in the broker while `reconcile` settles an order,
+/// which no run's panic guard covers) still gives the lease back before the process exits.
+async fn escaped_panic(kind: DbKind) {
+    let (db, _dir, config) = imported(kind).await;
+    let point = "after_order_stored";
+    let (st, _, err) = tw(
+        &config,
+        &["process", "--expert", "1"],
+        &[("TRADEWARDEN_FAULT", point)],
+    );
+    assert!(!st.success() && err.contains("aborting at"), "{err}");
+    let (st, _, err) = tw(
+        &config,
+        &["reconcile"],
+        &[("TRADEWARDEN_FAULT", "panic:after_broker_accepted")],
+    );
+    // Catches: letting the panic end the process (status 101). Its lease row would then be
+    // left or not depending on whether the guard's spawned release beats the dying runtime
+    // (it is left in most runs), so this status, not the row, is the certain check.
+    assert_eq!(st.code(), Some(1), "a failure, not a crash: {err}");
+    assert!(err.contains("panicked"), "{err}");
+    let store = db.store().await;
+    assert_eq!(lease_expiry(&store).await, None, "{err}");
+    let (st, out, err) = tw(&config, &["process", "--expert", "1"], &[]);
+    assert!(st.success() && out.contains("\"processed\""), "{out}{err}");
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) AS n FROM orders WHERE status = 'submitting'"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(&store, "SELECT COUNT(*) AS n FROM paper_orders").await,
+        3
+    );
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fault-injection"
+)]
+async fn sqlite_an_escaped_panic_gives_the_lease_back() {
+    escaped_panic(DbKind::Sqlite).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fault-injection"
+)]
+async fn postgres_an_escaped_panic_gives_the_lease_back() {
+    escaped_panic(DbKind::Postgres).await;
 }
