@@ -45,7 +45,7 @@ impl App {
         let liveness = if read_only {
             None
         } else {
-            hold_liveness(&store).await
+            hold_liveness(&store, cfg.connect_timeout).await
         };
         let holder = LeaseHolder::this_process(
             process_owner(&processes.identity().host),
@@ -119,11 +119,19 @@ async fn wire_brokers(
 /// How long [`App::shutdown`] may take to give the leases back.
 const SHUTDOWN_RELEASE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// This process's liveness lock (PostgreSQL). Without it, other hosts cannot tell this
-/// process's death and wait for its leases to expire, as before: worth a warning, not a
-/// failure.
-async fn hold_liveness(store: &SqlStore) -> Option<LivenessLock> {
-    match store.hold_liveness().await {
+/// This process's liveness lock (PostgreSQL), within the connect timeout. Without it, other
+/// hosts cannot tell this process's death and wait for its leases to expire, as before:
+/// worth a warning, not a failure.
+async fn hold_liveness(store: &SqlStore, timeout: std::time::Duration) -> Option<LivenessLock> {
+    let taken = tokio::time::timeout(timeout, store.hold_liveness())
+        .await
+        .unwrap_or_else(|_| {
+            Err(tradewarden_engine::StoreError::database(format!(
+                "no answer within {} s",
+                timeout.as_secs()
+            )))
+        });
+    match taken {
         Ok(lock) => lock,
         Err(e) => {
             tracing::warn!(
