@@ -1,25 +1,52 @@
 //! Fault points for crash tests: with the `fault-injection` feature (off by default and in
-//! release builds), the process aborts at the point named by `$TRADEWARDEN_FAULT`.
+//! release builds), the process aborts at the point named by `$TRADEWARDEN_FAULT`; when it
+//! reads `panic:POINT` it panics there instead (a bug), and when it reads `hold:POINT` it
+//! waits at that point until its command is cancelled (a run that is busy when a signal
+//! arrives).
 //!
 //! Points: `after_order_stored` (the order intent is committed with the run's provisional
 //! decision records, the broker not yet called), `after_broker_accepted` (the broker has the
 //! order, its answer is not yet returned), `before_answer_stored` (we have the answers, they
 //! are not yet stored), `mid_run` (the run's orders are sent and their answers stored, which
-//! completed their outcomes; the refresh and the run record are not yet written).
+//! completed their outcomes; the refresh and the run record are not yet written). Hold points
+//! (`hold:POINT`): `after_order_stored`.
 
 #[cfg(all(feature = "fault-injection", not(debug_assertions)))]
 compile_error!(
     "the fault-injection feature is for debug test builds only, never for a release build"
 );
 
-/// Aborts the process here if `$TRADEWARDEN_FAULT` names this point.
+/// `$TRADEWARDEN_FAULT`, read once.
+#[cfg(feature = "fault-injection")]
+fn selected() -> Option<&'static str> {
+    static SELECTED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    SELECTED
+        .get_or_init(|| std::env::var("TRADEWARDEN_FAULT").ok())
+        .as_deref()
+}
+
+/// Aborts the process here if `$TRADEWARDEN_FAULT` names this point; panics if it is
+/// `panic:` and this point's name.
 #[cfg(feature = "fault-injection")]
 pub fn point(name: &str) {
-    static SELECTED: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let selected = SELECTED.get_or_init(|| std::env::var("TRADEWARDEN_FAULT").ok());
-    if selected.as_deref() == Some(name) {
+    let Some(selected) = selected() else { return };
+    if selected == name {
         eprintln!("fault injection: aborting at {name}");
         std::process::abort();
+    }
+    if selected.strip_prefix("panic:") == Some(name) {
+        panic!("fault injection: panicking at {name}");
+    }
+}
+
+/// Waits here for ever if `$TRADEWARDEN_FAULT` is `hold:` and this point's name, after
+/// saying so on stderr; dropping the future (a cancelled command) ends the wait. Async, so
+/// that the runtime keeps serving signals while the run holds its lock and lease.
+#[cfg(feature = "fault-injection")]
+pub async fn hold(name: &str) {
+    if selected().and_then(|s| s.strip_prefix("hold:")) == Some(name) {
+        eprintln!("fault injection: holding at {name}");
+        std::future::pending::<()>().await;
     }
 }
 
@@ -27,3 +54,8 @@ pub fn point(name: &str) {
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
 pub fn point(_name: &str) {}
+
+/// Without the `fault-injection` feature this is nothing.
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub async fn hold(_name: &str) {}

@@ -3,6 +3,7 @@
 //! - [`ports`]: the traits the engine talks to the outside through (store roles, brokers,
 //!   the paper broker's persistence, the clock).
 //! - [`locks`]: keyed processing locks, one run per (expert, use case) at a time (S1–S4).
+//! - [`liveness`]: telling a lease holder's death, so its lease is taken over at once (I3).
 //! - [`settings`]: the validated runtime view of the configuration.
 //! - [`manager`]: [`TradeManager`], one file per use case (enter_market, settle, reconcile,
 //!   import).
@@ -16,6 +17,7 @@
 
 pub mod error;
 pub mod fault;
+pub mod liveness;
 pub mod locks;
 pub mod manager;
 pub mod metrics;
@@ -30,8 +32,8 @@ pub use error::EngineError;
 pub use locks::{LeaseConfig, LeaseLost, LockSubject, ProcessingGuard, ProcessingLocks};
 pub use manager::{ImportSummary, TradeManager};
 pub use ports::{
-    Broker, BrokerError, BrokerOrder, Clock, LeaseStore, OrderRequest, Store, StoreError,
-    SystemClock,
+    Broker, BrokerError, BrokerOrder, Clock, HostIdentity, LeaseHolder, LeaseStore, OrderRequest,
+    ProcessState, ProcessTable, Store, StoreError, SystemClock,
 };
 pub use report::{Counts, InFlight, ReconcileReport, RunReport, RunStatus, Settled, SettledOrder};
 pub use settings::{AccountSettings, Settings};

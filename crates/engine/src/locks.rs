@@ -3,28 +3,35 @@
 //! Two layers, taken in order:
 //! 1. In this process, a registry maps a key (`expert_{id}_usecase_{use_case}`) to a tokio
 //!    mutex created on first use under the registry's own lock (the seed's meta-lock).
-//! 2. Across processes and hosts sharing the database, a lease row for the same key with an
-//!    owner and an expiry, renewed in the background while the run lasts. A holder that dies
-//!    stops renewing and its lease expires; a holder whose renewal fails learns it through
-//!    [`ProcessingGuard::ensure_held`] before its next broker call.
+//! 2. Across processes and hosts sharing the database, a lease row for the same key with its
+//!    holder ([`LeaseHolder`]) and an expiry, renewed in the background while the run lasts.
+//!    A contender that finds the lease held asks whether its holder is provably dead
+//!    ([`crate::liveness`]: same host and pid gone or reused, or its PostgreSQL session
+//!    ended) and then takes it over at once; otherwise the lease frees at expiry. A holder
+//!    whose renewal fails learns it through [`ProcessingGuard::ensure_held`] before its next
+//!    broker call.
 //!
 //! A contender waits at most the configured timeout for both, then skips. The guard releases
 //! on drop, so every exit path releases: return, `?`, panic unwinding, and a cancelled task
-//! dropping its future. (A lease released from `drop` is released by a spawned task; the
-//! normal path calls [`ProcessingGuard::release`] to release it before returning.)
+//! dropping its future. A lease released from `drop` is released by a spawned task, which a
+//! runtime shutting down may never run; so the normal path calls
+//! [`ProcessingGuard::release`] before returning, and a process that is shutting down
+//! (a signal cancelled its command) calls [`ProcessingLocks::release_all`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use rustc_hash::FxBuildHasher;
 use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 use tokio::task::JoinHandle;
 use tradewarden_domain::{UseCase, lock_key};
 
+use crate::liveness::{self, Verdict};
 use crate::metrics as m;
-use crate::ports::{Clock, LeaseStore};
+use crate::ports::{Clock, LeaseAttempt, LeaseHolder, LeaseStore, ProcessTable, StoreError};
 
 /// What a lock protects; it decides the key and the log lines.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -107,21 +114,27 @@ impl LockSubject {
     }
 }
 
-/// The database side of the locks: where leases live, who we are, how long a lease lasts.
+/// The database side of the locks: where leases live, who we are, how long a lease lasts,
+/// and how to tell a dead holder.
 #[derive(Clone)]
 pub struct LeaseConfig {
+    /// Where the lease rows live.
     pub store: Arc<dyn LeaseStore>,
-    /// Unique per process: host, pid and a random part.
-    pub owner: String,
+    /// This process as lease rows record it: a unique owner id (host, pid and a random
+    /// part) and what lets others prove it dead.
+    pub holder: LeaseHolder,
     /// How long a lease lasts without renewal (`[processing] lease_seconds`).
     pub ttl: Duration,
+    /// Where lease times come from.
     pub clock: Arc<dyn Clock>,
+    /// This host's process table, to tell a dead holder on this host.
+    pub processes: Arc<dyn ProcessTable>,
 }
 
 impl std::fmt::Debug for LeaseConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LeaseConfig")
-            .field("owner", &self.owner)
+            .field("holder", &self.holder)
             .field("ttl", &self.ttl)
             .finish()
     }
@@ -140,6 +153,9 @@ pub struct ProcessingLocks {
     registry: parking_lot::Mutex<HashMap<LockSubject, Arc<AsyncMutex<()>>, FxBuildHasher>>,
     timeout: Duration,
     lease: Option<LeaseConfig>,
+    /// Whether this process ever took a lease: only then has [`ProcessingLocks::release_all`]
+    /// anything to give back (a read-only listing must not even try to write).
+    leased: AtomicBool,
     /// Metric handles registered once (per use-case label) instead of on every acquire:
     /// building a labelled key each time cost more than the mutex itself.
     metrics: [LockMetrics; 3],
@@ -219,7 +235,12 @@ impl ProcessingGuard {
     pub async fn release(mut self) {
         if let Some(l) = self.lease.as_mut() {
             l.renewer.abort();
-            if let Err(e) = l.config.store.release_lease(&l.key, &l.config.owner).await {
+            if let Err(e) = l
+                .config
+                .store
+                .release_lease(&l.key, &l.config.holder.owner)
+                .await
+            {
                 tracing::warn!("could not release lease {}: {e}; it will expire", l.key);
             }
             l.released = true;
@@ -237,7 +258,7 @@ impl Drop for ProcessingGuard {
                     let (store, key, owner) = (
                         l.config.store.clone(),
                         l.key.clone(),
-                        l.config.owner.clone(),
+                        l.config.holder.owner.clone(),
                     );
                     handle.spawn(async move {
                         let _ = store.release_lease(&key, &owner).await;
@@ -256,6 +277,7 @@ impl ProcessingLocks {
             registry: parking_lot::Mutex::new(HashMap::default()),
             timeout,
             lease: None,
+            leased: AtomicBool::new(false),
             metrics: LockMetrics::all(),
         }
     }
@@ -266,13 +288,30 @@ impl ProcessingLocks {
             registry: parking_lot::Mutex::new(HashMap::default()),
             timeout,
             lease: Some(lease),
+            leased: AtomicBool::new(false),
             metrics: LockMetrics::all(),
         }
     }
 
     /// The lease owner id of this process, when leases are on.
     pub fn owner(&self) -> Option<&str> {
-        self.lease.as_ref().map(|l| l.owner.as_str())
+        self.lease.as_ref().map(|l| l.holder.owner.as_str())
+    }
+
+    /// Gives up every lease this process still holds, and waits until the database has
+    /// them back. For shutdown: a guard dropped by a cancelled command releases its lease
+    /// from a spawned task, which a runtime that is shutting down may never run. A guard
+    /// still alive loses its lease (its next [`ProcessingGuard::ensure_held`] fails).
+    pub async fn release_all(&self) {
+        let Some(cfg) = &self.lease else { return };
+        if !self.leased.load(Ordering::SeqCst) {
+            return;
+        }
+        match cfg.store.release_leases_of(&cfg.holder.owner).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!("released {n} lease(s) at shutdown"),
+            Err(e) => tracing::warn!("could not release this process's leases: {e}; they expire"),
+        }
     }
 
     fn lock_for(&self, subject: &LockSubject) -> Arc<AsyncMutex<()>> {
@@ -349,6 +388,8 @@ impl ProcessingLocks {
             }),
             (Some(local), Some(cfg)) => {
                 let remaining = self.timeout.saturating_sub(started.elapsed());
+                // Set before the attempt: a command cancelled mid-attempt may hold the row.
+                self.leased.store(true, Ordering::SeqCst);
                 // Not ours across processes: the local lock goes back when `local` drops.
                 take_lease(cfg, &subject.key(), remaining)
                     .await
@@ -380,39 +421,67 @@ impl ProcessingLocks {
 async fn take_lease(cfg: &LeaseConfig, key: &str, wait: Duration) -> Option<HeldLease> {
     let deadline = tokio::time::Instant::now() + wait;
     loop {
-        let now = cfg.clock.now();
-        match cfg
-            .store
-            .try_acquire_lease(key, &cfg.owner, now, cfg.ttl)
-            .await
-        {
-            Ok(true) => {
-                let valid_until_ms = Arc::new(AtomicI64::new(
-                    now.timestamp_millis() + cfg.ttl.as_millis() as i64,
-                ));
-                let lost = Arc::new(AtomicBool::new(false));
-                let renewer = tokio::spawn(renew(
-                    cfg.clone(),
-                    key.to_string(),
-                    lost.clone(),
-                    valid_until_ms.clone(),
-                ));
-                return Some(HeldLease {
-                    config: cfg.clone(),
-                    key: key.to_string(),
-                    lost,
-                    valid_until_ms,
-                    renewer,
-                    released: false,
-                });
-            }
-            Ok(false) => {}
+        match attempt(cfg, key).await {
+            Ok(Some(now)) => return Some(start_renewing(cfg, key, now)),
+            Ok(None) => {}
             Err(e) => tracing::warn!("lease {key}: {e}"),
         }
         if tokio::time::Instant::now() + LEASE_POLL > deadline {
             return None;
         }
         tokio::time::sleep(LEASE_POLL).await;
+    }
+}
+
+/// One attempt at the lease: take it if it is free, expired or ours, or take it over if its
+/// holder is provably dead. Returns the time it was taken at.
+async fn attempt(cfg: &LeaseConfig, key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let now = cfg.clock.now();
+    let holder = match cfg
+        .store
+        .try_acquire_lease(key, &cfg.holder, now, cfg.ttl)
+        .await?
+    {
+        LeaseAttempt::Acquired => return Ok(Some(now)),
+        LeaseAttempt::Held(None) => return Ok(None),
+        LeaseAttempt::Held(Some(holder)) => holder,
+    };
+    let sign = match liveness::verdict(cfg.processes.as_ref(), cfg.store.as_ref(), &holder).await {
+        Verdict::Dead(sign) => sign,
+        Verdict::Alive | Verdict::Unknown => return Ok(None),
+    };
+    let now = cfg.clock.now();
+    // Conditional on the exact dead owner: of two contenders that both saw it dead, one wins.
+    let took = cfg
+        .store
+        .take_over_lease(key, &holder.owner, &cfg.holder, now, cfg.ttl)
+        .await?;
+    if took {
+        metrics::counter!(m::LEASE_TAKEN_OVER, "sign" => sign.as_str()).increment(1);
+        tracing::warn!("took over lease {key} from {}: {sign}", holder.owner);
+    }
+    Ok(took.then_some(now))
+}
+
+/// Starts the renewer of a lease taken at `now`.
+fn start_renewing(cfg: &LeaseConfig, key: &str, now: DateTime<Utc>) -> HeldLease {
+    let valid_until_ms = Arc::new(AtomicI64::new(
+        now.timestamp_millis() + cfg.ttl.as_millis() as i64,
+    ));
+    let lost = Arc::new(AtomicBool::new(false));
+    let renewer = tokio::spawn(renew(
+        cfg.clone(),
+        key.to_string(),
+        lost.clone(),
+        valid_until_ms.clone(),
+    ));
+    HeldLease {
+        config: cfg.clone(),
+        key: key.to_string(),
+        lost,
+        valid_until_ms,
+        renewer,
+        released: false,
     }
 }
 
@@ -427,7 +496,11 @@ async fn renew(
     loop {
         tokio::time::sleep(period).await;
         let now = cfg.clock.now();
-        match cfg.store.renew_lease(&key, &cfg.owner, now, cfg.ttl).await {
+        match cfg
+            .store
+            .renew_lease(&key, &cfg.holder.owner, now, cfg.ttl)
+            .await
+        {
             Ok(true) => valid_until_ms.store(
                 now.timestamp_millis() + cfg.ttl.as_millis() as i64,
                 Ordering::SeqCst,
@@ -500,6 +573,103 @@ mod tests {
         task.abort();
         let _ = task.await;
         assert!(locks.acquire(1, UseCase::EnterMarket).await.is_some());
+    }
+
+    /// A host where only `live` runs, started at tick 100.
+    struct Host {
+        me: crate::ports::HostIdentity,
+        live: u32,
+    }
+
+    impl ProcessTable for Host {
+        fn identity(&self) -> &crate::ports::HostIdentity {
+            &self.me
+        }
+        fn process(&self, pid: u32) -> crate::ports::ProcessState {
+            if pid == self.live {
+                crate::ports::ProcessState::Running { start_time: 100 }
+            } else {
+                crate::ports::ProcessState::Gone
+            }
+        }
+    }
+
+    fn leased(store: &Arc<crate::testing::MemoryStore>) -> ProcessingLocks {
+        let host = Arc::new(Host {
+            me: crate::ports::HostIdentity {
+                host: "h".into(),
+                boot_id: Some("boot".into()),
+                pid_namespace: Some("ns".into()),
+            },
+            live: 7,
+        });
+        let holder = LeaseHolder {
+            owner: "me".into(),
+            host: Some(host.me.clone()),
+            pid: Some(7),
+            start_time: Some(100),
+            liveness_key: None,
+        };
+        ProcessingLocks::with_leases(
+            Duration::from_millis(50),
+            LeaseConfig {
+                store: store.clone(),
+                holder,
+                ttl: Duration::from_secs(300),
+                clock: Arc::new(crate::ports::SystemClock),
+                processes: host,
+            },
+        )
+    }
+
+    /// A holder on host `h` with `pid` started at tick 100.
+    fn on_h(owner: &str, pid: u32) -> LeaseHolder {
+        LeaseHolder {
+            owner: owner.into(),
+            host: Some(crate::ports::HostIdentity {
+                host: "h".into(),
+                boot_id: Some("boot".into()),
+                pid_namespace: Some("ns".into()),
+            }),
+            pid: Some(pid),
+            start_time: Some(100),
+            liveness_key: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dead_holders_lease_is_taken_over_a_live_ones_is_not() {
+        let store = Arc::new(crate::testing::MemoryStore::new());
+        let locks = leased(&store);
+        let key = |id: i64| lock_key(id, UseCase::EnterMarket);
+        let far = chrono::Utc::now() + chrono::Duration::seconds(300);
+        store.state.lock().leases.extend([
+            (key(1), (on_h("live", 7), far)),
+            (key(2), (on_h("dead", 8), far)),
+        ]);
+        // Catches: taking over without asking the process table.
+        assert!(locks.acquire(1, UseCase::EnterMarket).await.is_none());
+        // Catches: waiting for expiry when the holder is provably gone.
+        let g = locks
+            .acquire(2, UseCase::EnterMarket)
+            .await
+            .expect("taken over");
+        assert_eq!(store.state.lock().leases[&key(2)].0.owner, "me");
+        g.release().await;
+        assert!(!store.state.lock().leases.contains_key(&key(2)));
+    }
+
+    #[tokio::test]
+    async fn release_all_gives_back_what_dropped_guards_held() {
+        let store = Arc::new(crate::testing::MemoryStore::new());
+        let locks = leased(&store);
+        let g = locks.acquire(1, UseCase::EnterMarket).await.unwrap();
+        // Dropped unreleased, as by a cancelled command: its release is a spawned task, which
+        // has not run yet (one thread, no yield since), as in a runtime shutting down. Only
+        // release_all can give the lease back. Catches: a shutdown relying on that task.
+        drop(g);
+        locks.release_all().await;
+        assert!(store.state.lock().leases.is_empty());
     }
 
     #[test]

@@ -19,6 +19,9 @@ pub const ORDERS_SUBMITTED: &str = "tradewarden_orders_submitted_total";
 pub const RUN_SECONDS: &str = "tradewarden_run_seconds";
 /// Counter: runs stopped because their cross-process lease was lost.
 pub const LEASE_LOST: &str = "tradewarden_lease_lost_total";
+/// Counter: leases taken over from a provably dead holder before expiry, labelled `sign`
+/// (how its death was proven).
+pub const LEASE_TAKEN_OVER: &str = "tradewarden_lease_taken_over_total";
 /// Counter: reconciliation findings (broker positions that differ from transactions).
 pub const RECONCILE_FINDINGS: &str = "tradewarden_reconcile_findings_total";
 /// Counter: in-flight orders settled by reconciliation, labelled `how` (`adopted`, `submitted`).

@@ -32,8 +32,10 @@ pub struct MemoryState {
     pub decisions: HashMap<i64, String>,
     pub runs: Vec<RunRecord>,
     pub findings: Vec<Finding>,
-    /// key → (owner, expires_at)
-    pub leases: HashMap<String, (String, DateTime<Utc>)>,
+    /// key → (holder, expires_at)
+    pub leases: HashMap<String, (LeaseHolder, DateTime<Utc>)>,
+    /// Liveness key → whether its session is connected; a key not here gives no signal.
+    pub sessions: HashMap<i64, bool>,
     /// When set, applying broker answers fails with this error (a store failing mid-run).
     pub fail_apply: Option<StoreError>,
 }
@@ -450,25 +452,48 @@ impl QueryStore for MemoryStore {
     }
 }
 
+fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
+}
+
 #[async_trait]
 impl LeaseStore for MemoryStore {
     async fn try_acquire_lease(
         &self,
         key: &str,
-        owner: &str,
+        holder: &LeaseHolder,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<LeaseAttempt, StoreError> {
+        let mut s = self.state.lock();
+        match s.leases.get(key) {
+            Some((h, exp)) if *exp > now && h.owner != holder.owner => {
+                Ok(LeaseAttempt::Held(Some(h.clone())))
+            }
+            _ => {
+                s.leases
+                    .insert(key.to_string(), (holder.clone(), expiry(now, ttl)));
+                Ok(LeaseAttempt::Acquired)
+            }
+        }
+    }
+
+    async fn take_over_lease(
+        &self,
+        key: &str,
+        dead_owner: &str,
+        holder: &LeaseHolder,
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
         let mut s = self.state.lock();
-        let free = s
-            .leases
-            .get(key)
-            .is_none_or(|(o, exp)| *exp <= now || o == owner);
-        if free {
-            let exp = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
-            s.leases.insert(key.to_string(), (owner.to_string(), exp));
+        match s.leases.get_mut(key) {
+            Some(lease) if lease.0.owner == dead_owner => {
+                *lease = (holder.clone(), expiry(now, ttl));
+                Ok(true)
+            }
+            _ => Ok(false),
         }
-        Ok(free)
     }
 
     async fn renew_lease(
@@ -480,8 +505,8 @@ impl LeaseStore for MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut s = self.state.lock();
         match s.leases.get_mut(key) {
-            Some((o, exp)) if o == owner && *exp > now => {
-                *exp = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX);
+            Some((h, exp)) if h.owner == owner && *exp > now => {
+                *exp = expiry(now, ttl);
                 Ok(true)
             }
             _ => Ok(false),
@@ -490,10 +515,21 @@ impl LeaseStore for MemoryStore {
 
     async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
         let mut s = self.state.lock();
-        if s.leases.get(key).is_some_and(|(o, _)| o == owner) {
+        if s.leases.get(key).is_some_and(|(h, _)| h.owner == owner) {
             s.leases.remove(key);
         }
         Ok(())
+    }
+
+    async fn release_leases_of(&self, owner: &str) -> Result<u64, StoreError> {
+        let mut s = self.state.lock();
+        let before = s.leases.len();
+        s.leases.retain(|_, (h, _)| h.owner != owner);
+        Ok((before - s.leases.len()) as u64)
+    }
+
+    async fn holder_connected(&self, key: i64) -> Result<Option<bool>, StoreError> {
+        Ok(self.state.lock().sessions.get(&key).copied())
     }
 }
 

@@ -1,14 +1,55 @@
-//! Cross-process lock leases (B2): a row per key with an owner and an expiry.
+//! Cross-process lock leases (B2, I3): a row per key with its holder and an expiry.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tradewarden_engine::ports::*;
 
 use crate::SqlStore;
-use crate::db::map_err;
+use crate::db::{Kind, Row, Val, map_err};
 
 fn expiry(now: DateTime<Utc>, ttl: std::time::Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The holder columns, in the order [`holder_values`] binds them.
+const HOLDER_COLUMNS: &str = "holder_host, holder_boot_id, holder_pid_namespace, holder_pid, \
+                              holder_start_time, holder_liveness_key";
+
+/// The holder's identity as the values of [`HOLDER_COLUMNS`]; unknown parts are NULL.
+fn holder_values(h: &LeaseHolder) -> [Val; 6] {
+    let host = h.host.as_ref();
+    [
+        host.map(|i| i.host.clone()).into(),
+        host.and_then(|i| i.boot_id.clone()).into(),
+        host.and_then(|i| i.pid_namespace.clone()).into(),
+        h.pid.map(i64::from).into(),
+        h.start_time.and_then(|t| i64::try_from(t).ok()).into(),
+        h.liveness_key.into(),
+    ]
+}
+
+/// A stored holder. A value out of range (no writer of ours stores one) reads as unknown,
+/// which proves nothing: that holder's lease is taken at expiry.
+fn holder_of(row: &Row) -> Result<LeaseHolder, StoreError> {
+    let host = match row.opt_text("holder_host")? {
+        None => None,
+        Some(host) => Some(HostIdentity {
+            host,
+            boot_id: row.opt_text("holder_boot_id")?,
+            pid_namespace: row.opt_text("holder_pid_namespace")?,
+        }),
+    };
+    Ok(LeaseHolder {
+        owner: row.text("owner")?,
+        host,
+        pid: row
+            .opt_i64("holder_pid")?
+            .and_then(|p| u32::try_from(p).ok()),
+        start_time: row
+            .opt_i64("holder_start_time")?
+            .and_then(|t| u64::try_from(t).ok()),
+        liveness_key: row.opt_i64("holder_liveness_key")?,
+    })
 }
 
 #[async_trait]
@@ -16,18 +57,66 @@ impl LeaseStore for SqlStore {
     async fn try_acquire_lease(
         &self,
         key: &str,
-        owner: &str,
+        holder: &LeaseHolder,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<LeaseAttempt, StoreError> {
+        // One statement: insert, or take over a row that expired or is already ours.
+        let sql = format!(
+            "INSERT INTO leases (key, owner, expires_at, {HOLDER_COLUMNS}) \
+             VALUES ($1, $2, $3, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at, \
+             holder_host = excluded.holder_host, holder_boot_id = excluded.holder_boot_id, \
+             holder_pid_namespace = excluded.holder_pid_namespace, holder_pid = excluded.holder_pid, \
+             holder_start_time = excluded.holder_start_time, holder_liveness_key = excluded.holder_liveness_key \
+             WHERE leases.expires_at <= $4 OR leases.owner = excluded.owner"
+        );
+        let mut args = vec![
+            key.into(),
+            holder.owner.as_str().into(),
+            expiry(now, ttl).into(),
+            now.into(),
+        ];
+        args.extend(holder_values(holder));
+        let n = self.pool.execute(&sql, &args).await.map_err(map_err)?;
+        if n == 1 {
+            return Ok(LeaseAttempt::Acquired);
+        }
+        // Held by another: say by whom, so the caller can tell whether it still lives.
+        let rows = self
+            .pool
+            .fetch(
+                &format!("SELECT owner, {HOLDER_COLUMNS} FROM leases WHERE key = $1"),
+                &[key.into()],
+            )
+            .await?;
+        let holder = rows.first().map(holder_of).transpose()?;
+        Ok(LeaseAttempt::Held(holder))
+    }
+
+    async fn take_over_lease(
+        &self,
+        key: &str,
+        dead_owner: &str,
+        holder: &LeaseHolder,
         now: DateTime<Utc>,
         ttl: std::time::Duration,
     ) -> Result<bool, StoreError> {
-        // One statement: insert, or take over a row that expired or is already ours.
+        let mut args = vec![
+            key.into(),
+            dead_owner.into(),
+            holder.owner.as_str().into(),
+            expiry(now, ttl).into(),
+        ];
+        args.extend(holder_values(holder));
         let n = self
             .pool
             .execute(
-                "INSERT INTO leases (key, owner, expires_at) VALUES ($1, $2, $3) \
-                 ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
-                 WHERE leases.expires_at <= $4 OR leases.owner = excluded.owner",
-                &[key.into(), owner.into(), expiry(now, ttl).into(), now.into()],
+                "UPDATE leases SET owner = $3, expires_at = $4, holder_host = $5, \
+                 holder_boot_id = $6, holder_pid_namespace = $7, holder_pid = $8, \
+                 holder_start_time = $9, holder_liveness_key = $10 \
+                 WHERE key = $1 AND owner = $2",
+                &args,
             )
             .await
             .map_err(map_err)?;
@@ -61,5 +150,34 @@ impl LeaseStore for SqlStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn release_leases_of(&self, owner: &str) -> Result<u64, StoreError> {
+        self.pool
+            .execute("DELETE FROM leases WHERE owner = $1", &[owner.into()])
+            .await
+            .map_err(map_err)
+    }
+
+    async fn holder_connected(&self, key: i64) -> Result<Option<bool>, StoreError> {
+        if self.pool.kind() != Kind::Postgres {
+            return Ok(None);
+        }
+        // A transaction-level try-lock conflicts with the holder's session lock and frees
+        // itself when this one-statement transaction ends: no unlock to forget. Two
+        // contenders probing at once may see each other's probe and answer "connected";
+        // that errs towards waiting, never towards a second holder.
+        let rows = self
+            .pool
+            .fetch(
+                "SELECT pg_try_advisory_xact_lock($1) AS free",
+                &[key.into()],
+            )
+            .await?;
+        let free = rows
+            .first()
+            .ok_or_else(|| StoreError::database("pg_try_advisory_xact_lock returned no row"))?
+            .i64("free")?;
+        Ok(Some(free == 0))
     }
 }

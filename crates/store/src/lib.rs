@@ -5,16 +5,19 @@
 //! - `store`: [`SqlStore`], connecting and migrating (`migrations/sqlite`,
 //!   `migrations/postgres`, embedded with `sqlx::migrate!`).
 //! - `recommendations`, `positions`, `journal`, `listings`, `leases`, `paper`: the roles.
+//! - [`liveness`]: a process's liveness lock on PostgreSQL, which tells others it lives.
 //! - `rows`: stored rows to domain values, and the multi-row statement helpers.
 
 pub mod db;
 mod journal;
 mod leases;
 mod listings;
+pub mod liveness;
 mod paper;
 mod positions;
 mod recommendations;
 mod rows;
 mod store;
 
+pub use liveness::LivenessLock;
 pub use store::SqlStore;

@@ -6,12 +6,15 @@ use std::sync::Arc;
 
 use tradewarden_brokers::PaperBroker;
 use tradewarden_engine::ports::{PaperLedger, QueryStore};
-use tradewarden_engine::{Broker, Clock, Store, SystemClock, TradeManager};
-use tradewarden_store::SqlStore;
+use tradewarden_engine::{
+    Broker, Clock, LeaseHolder, ProcessTable, Store, SystemClock, TradeManager,
+};
+use tradewarden_store::{LivenessLock, SqlStore};
 
 use crate::config::{self, BrokerKind, Config};
 use crate::connect;
 use crate::failure::{DATABASE_HINT, Failure, runtime, store_failed};
+use crate::host::ProcFs;
 use crate::out;
 use crate::progress::{Progress, Unit};
 
@@ -20,6 +23,9 @@ pub struct App {
     pub manager: TradeManager,
     pub store: Arc<SqlStore>,
     pub clock: Arc<dyn Clock>,
+    /// PostgreSQL: the lock that tells other processes this one lives, held as long as the
+    /// app; its key is in every lease this process takes.
+    _liveness: Option<LivenessLock>,
 }
 
 impl App {
@@ -35,18 +41,45 @@ impl App {
         );
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let brokers = wire_brokers(&cfg, &store, &clock, read_only).await?;
+        let processes = Arc::new(ProcFs::new());
+        // A listing takes no lease, so it needs no liveness signal either.
+        let liveness = if read_only {
+            None
+        } else {
+            hold_liveness(&store, cfg.connect_timeout).await
+        };
+        let holder = LeaseHolder::this_process(
+            process_owner(&processes.identity().host),
+            processes.as_ref(),
+            liveness.as_ref().map(LivenessLock::key),
+        );
         let manager = TradeManager::new(
             cfg.settings,
             store.clone() as Arc<dyn Store>,
             brokers,
             clock.clone(),
         )
-        .with_leases(store.clone(), process_owner(), cfg.lease);
+        .with_leases(store.clone(), holder, processes, cfg.lease);
         Ok(App {
             manager,
             store,
             clock,
+            _liveness: liveness,
         })
+    }
+
+    /// Gives back every lease this process still holds, before the process exits: the
+    /// leases of runs a signal cancelled are otherwise released by spawned tasks that the
+    /// runtime's shutdown may never run. Bounded, so an unreachable database cannot keep
+    /// an interrupted process alive; what is not released then expires.
+    pub async fn shutdown(&self) {
+        let release = self.manager.locks().release_all();
+        if tokio::time::timeout(SHUTDOWN_RELEASE, release)
+            .await
+            .is_err()
+        {
+            tracing::warn!("could not release this process's leases in time; they expire");
+        }
     }
 
     /// The read-only role of the store, for listings.
@@ -87,14 +120,34 @@ async fn wire_brokers(
     Ok(brokers)
 }
 
+/// How long [`App::shutdown`] may take to give the leases back.
+const SHUTDOWN_RELEASE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// This process's liveness lock (PostgreSQL), within the connect timeout. Without it, other
+/// hosts cannot tell this process's death and wait for its leases to expire, as before:
+/// worth a warning, not a failure.
+async fn hold_liveness(store: &SqlStore, timeout: std::time::Duration) -> Option<LivenessLock> {
+    let taken = tokio::time::timeout(timeout, store.hold_liveness())
+        .await
+        .unwrap_or_else(|_| {
+            Err(tradewarden_engine::StoreError::database(format!(
+                "no answer within {} s",
+                timeout.as_secs()
+            )))
+        });
+    match taken {
+        Ok(lock) => lock,
+        Err(e) => {
+            tracing::warn!(
+                "no liveness lock ({e}); if this process dies, its leases free only at expiry"
+            );
+            None
+        }
+    }
+}
+
 /// Who this process is in leases and run records: host, pid and a random part.
-fn process_owner() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
+fn process_owner(host: &str) -> String {
     format!(
         "{host}-{}-{}",
         std::process::id(),

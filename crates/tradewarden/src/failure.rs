@@ -5,11 +5,14 @@
 //! |---|---|
 //! | 0 | success; a skipped run; a closed stdout; `--help`, `--version` |
 //! | 1 | run-time failure ([`Failure::Runtime`]): the database cannot be reached or fails, an expert's run failed (the reports are printed first), a file cannot be written |
+//! | 130, 143 | SIGINT, SIGTERM ([`Failure::Interrupted`]): the running command was cancelled and this process's leases were given back |
 //! | 2 | bad usage, configuration or input ([`Failure::Input`], and clap's usage errors): configuration problems, bad input lines, an unknown expert, an unreadable input file, `init` onto an existing file |
 //!
 //! The README's "Exit codes" section is this table; keep them together.
 
 use tradewarden_engine::{EngineError, RunReport, RunStatus};
+
+use crate::shutdown::Interrupt;
 
 /// What to do after a configuration problem.
 pub const CHECK_HINT: &str = "run \"tradewarden check\" to see the whole configuration";
@@ -24,6 +27,8 @@ pub enum Failure {
     Input(String),
     /// Run-time failure: exit 1.
     Runtime(String),
+    /// A signal cancelled the command (its leases were given back): exit 130 or 143.
+    Interrupted(Interrupt),
 }
 
 impl Failure {
@@ -32,6 +37,7 @@ impl Failure {
         match self {
             Failure::Input(_) => 2,
             Failure::Runtime(_) => 1,
+            Failure::Interrupted(signal) => signal.exit_code(),
         }
     }
 
@@ -40,6 +46,7 @@ impl Failure {
         match self {
             Failure::Input(msg) => msg.clone(),
             Failure::Runtime(msg) => format!("error: {msg}"),
+            Failure::Interrupted(signal) => format!("stopped by {}", signal.name()),
         }
     }
 }

@@ -6,6 +6,8 @@
 //! - [`cli`]: the command line (clap), also rendered into the man page by `build.rs`.
 //! - [`cmd`]: one module per command, each `run(args, &App)`.
 //! - [`workload`]: the deterministic benchmark workload (`demo gen`).
+//! - [`host`]: this host's process table (`/proc`), to tell a dead lease holder.
+//! - [`shutdown`]: SIGINT and SIGTERM, which cancel the running command.
 //! - [`quotes`]: price ingestion; [`output`]: tables and summaries; [`failure`]: exit codes.
 
 pub mod app;
@@ -15,9 +17,11 @@ pub mod cmd;
 pub mod config;
 pub mod connect;
 pub mod failure;
+pub mod host;
 pub mod out;
 pub mod output;
 pub mod progress;
 pub mod quotes;
 pub mod redact;
+pub mod shutdown;
 pub mod workload;

@@ -2,13 +2,15 @@
 //! delegates to the library's commands.
 //!
 //! Exit status: 0 success (a skipped run is a success), 1 a run-time failure, 2 bad usage,
-//! configuration or input. Logs go to stderr, results to stdout.
+//! configuration or input, 130 / 143 stopped by SIGINT / SIGTERM (after giving its leases
+//! back). Logs go to stderr, results to stdout.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use tradewarden::cmd::{Cli, LogFormat};
 use tradewarden::out;
+use tradewarden::shutdown::Signals;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -26,7 +28,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(cli.command.apply(cli.config)) {
+    let done = rt.block_on(async {
+        // Listening from the start: a signal during wiring is kept, not the default death.
+        let signals = Signals::install();
+        cli.command.apply(cli.config, signals.recv()).await
+    });
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             out::stderr_line(&f.message());

@@ -15,7 +15,8 @@ use tradewarden_domain::{
     Action, OrderStatus, OrderType, Outcome, OutcomeKind, Side, TransactionStatus, UseCase,
 };
 use tradewarden_engine::ports::{
-    ImportError, InFlightReason, ListFilter, NewPosition, Quote, RunRecord,
+    HostIdentity, ImportError, InFlightReason, LeaseAttempt, LeaseHolder, ListFilter, NewPosition,
+    Quote, RunRecord,
 };
 #[allow(unused_imports)]
 use tradewarden_engine::ports::{
@@ -380,27 +381,29 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
 }
 both!(paper_ledger_is_strict_and_persistent);
 
+/// Whether `owner`, known by nothing else, takes `key` at `at`.
+async fn acquire(s: &SqlStore, key: &str, owner: &str, at: DateTime<Utc>) -> bool {
+    let ttl = Duration::from_secs(30);
+    let holder = LeaseHolder::anonymous(owner);
+    let got = s.try_acquire_lease(key, &holder, at, ttl).await.unwrap();
+    got == LeaseAttempt::Acquired
+}
+
 async fn leases_expire_renew_and_release(kind: DbKind) {
     let db = TestDb::new(kind).await;
     let s = db.store().await;
     let ttl = Duration::from_secs(30);
     let k = "expert_1_usecase_enter_market";
-    assert!(s.try_acquire_lease(k, "a", t(0), ttl).await.unwrap());
-    assert!(
-        !s.try_acquire_lease(k, "b", t(29), ttl).await.unwrap(),
-        "held until it expires"
-    );
-    assert!(
-        s.try_acquire_lease(k, "a", t(1), ttl).await.unwrap(),
-        "re-entrant for its owner"
-    );
+    assert!(acquire(&s, k, "a", t(0)).await);
+    assert!(!acquire(&s, k, "b", t(29)).await, "held until it expires");
+    assert!(acquire(&s, k, "a", t(1)).await, "re-entrant for its owner");
     assert!(s.renew_lease(k, "a", t(20), ttl).await.unwrap());
     assert!(
-        !s.try_acquire_lease(k, "b", t(45), ttl).await.unwrap(),
+        !acquire(&s, k, "b", t(45)).await,
         "renewal extended it to t+50"
     );
     assert!(
-        s.try_acquire_lease(k, "b", t(51), ttl).await.unwrap(),
+        acquire(&s, k, "b", t(51)).await,
         "a dead holder's lease expires"
     );
     assert!(
@@ -409,19 +412,103 @@ async fn leases_expire_renew_and_release(kind: DbKind) {
     );
     s.release_lease(k, "a").await.unwrap();
     assert!(
-        !s.try_acquire_lease(k, "c", t(53), ttl).await.unwrap(),
+        !acquire(&s, k, "c", t(53)).await,
         "only the owner can release"
     );
     s.release_lease(k, "b").await.unwrap();
-    assert!(s.try_acquire_lease(k, "c", t(53), ttl).await.unwrap());
+    assert!(acquire(&s, k, "c", t(53)).await);
     // Keys are independent.
+    assert!(acquire(&s, "expert_2_usecase_enter_market", "a", t(53)).await);
+    // Shutdown gives back every lease of one owner, and only those.
+    assert!(acquire(&s, "expert_3_usecase_enter_market", "a", t(53)).await);
+    assert_eq!(s.release_leases_of("a").await.unwrap(), 2);
+    assert!(!acquire(&s, k, "a", t(54)).await, "c's lease stays");
+    assert!(acquire(&s, "expert_2_usecase_enter_market", "b", t(54)).await);
+}
+both!(leases_expire_renew_and_release);
+
+async fn a_lease_says_who_holds_it_and_only_one_contender_takes_it_over(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let s = db.store().await;
+    let ttl = Duration::from_secs(30);
+    let k = "expert_1_usecase_enter_market";
+    let dead = LeaseHolder {
+        owner: "h-1-x".into(),
+        host: Some(HostIdentity {
+            host: "h".into(),
+            boot_id: Some("boot".into()),
+            pid_namespace: Some("pid:[1]".into()),
+        }),
+        pid: Some(4_000_000),
+        start_time: Some(u64::from(u32::MAX) + 7),
+        liveness_key: Some(i64::MAX - 3),
+    };
+    let got = s.try_acquire_lease(k, &dead, t(0), ttl).await.unwrap();
+    assert_eq!(got, LeaseAttempt::Acquired);
+    // The holder's identity comes back whole, for the contender to judge.
+    let b = LeaseHolder::anonymous("b");
+    let got = s.try_acquire_lease(k, &b, t(1), ttl).await.unwrap();
+    assert_eq!(got, LeaseAttempt::Held(Some(dead.clone())));
+    // Two contenders found it dead: the take-over is conditional on the old owner, so one
+    // wins. Catches: an unconditional take-over (both would "win" and run side by side).
+    let c = LeaseHolder::anonymous("c");
     assert!(
-        s.try_acquire_lease("expert_2_usecase_enter_market", "a", t(53), ttl)
+        s.take_over_lease(k, &dead.owner, &b, t(1), ttl)
             .await
             .unwrap()
     );
+    assert!(
+        !s.take_over_lease(k, &dead.owner, &c, t(1), ttl)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.try_acquire_lease(k, &c, t(2), ttl).await.unwrap(),
+        LeaseAttempt::Held(Some(b.clone())),
+        "b holds it now, with b's identity"
+    );
+    assert!(s.renew_lease(k, "b", t(3), ttl).await.unwrap());
 }
-both!(leases_expire_renew_and_release);
+both!(a_lease_says_who_holds_it_and_only_one_contender_takes_it_over);
+
+#[tokio::test]
+async fn sqlite_gives_no_session_signal() {
+    let db = TestDb::sqlite();
+    let s = db.store().await;
+    assert_eq!(s.holder_connected(42).await.unwrap(), None);
+    assert!(s.hold_liveness().await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tells_whether_a_liveness_lock_is_held() {
+    let db = TestDb::postgres().await;
+    let s = db.store().await;
+    let lock = s
+        .hold_liveness()
+        .await
+        .unwrap()
+        .expect("PostgreSQL has the signal");
+    let key = lock.key();
+    assert!(key >= 0);
+    assert_eq!(s.holder_connected(key).await.unwrap(), Some(true));
+    // Probing does not take the lock away from its holder.
+    assert_eq!(s.holder_connected(key).await.unwrap(), Some(true));
+    let other = s.hold_liveness().await.unwrap().unwrap();
+    assert_ne!(other.key(), key, "one key per process (here: per lock)");
+    // The holder's connection ends, as with its process: the server frees the lock. It does
+    // so when it notices the closed connection, so wait for it (bounded).
+    drop(lock);
+    let mut connected = Some(true);
+    for _ in 0..100 {
+        connected = s.holder_connected(key).await.unwrap();
+        if connected == Some(false) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(connected, Some(false));
+    assert_eq!(s.holder_connected(other.key()).await.unwrap(), Some(true));
+}
 
 async fn listings_filter_and_runs_are_recorded(kind: DbKind) {
     let db = TestDb::new(kind).await;

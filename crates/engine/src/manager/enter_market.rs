@@ -200,6 +200,7 @@ impl TradeManager {
         let mut placed = self.store_intents(&ctx, funded, &mut journal).await?;
         if !placed.is_empty() {
             fault::point("after_order_stored");
+            fault::hold("after_order_stored").await;
             let answers = self.submit(&ctx, &placed, guard).await?;
             if !answers.is_empty() {
                 fault::point("before_answer_stored");

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::error::EngineError;
 use crate::locks::{LeaseConfig, ProcessingLocks};
-use crate::ports::{Broker, Clock, LeaseStore, Store};
+use crate::ports::{Broker, Clock, LeaseHolder, LeaseStore, ProcessTable, Store};
 use crate::settings::Settings;
 
 pub use enter_market::safety_check_warning;
@@ -49,18 +49,21 @@ impl TradeManager {
     }
 
     /// Backs the processing locks with database leases (B2) so runs exclude each other across
-    /// processes and hosts sharing the database. `owner` must be unique per process.
+    /// processes and hosts sharing the database. `holder.owner` must be unique per process;
+    /// `processes` is this host's process table, to take over a dead holder's lease (I3).
     pub fn with_leases(
         mut self,
         store: Arc<dyn LeaseStore>,
-        owner: String,
+        holder: LeaseHolder,
+        processes: Arc<dyn ProcessTable>,
         ttl: std::time::Duration,
     ) -> Self {
         let cfg = LeaseConfig {
             store,
-            owner,
+            holder,
             ttl,
             clock: self.clock.clone(),
+            processes,
         };
         self.locks = ProcessingLocks::with_leases(self.settings.lock_timeout, cfg);
         self

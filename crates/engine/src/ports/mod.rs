@@ -5,12 +5,14 @@
 //! - [`broker`]: a broker account, and the capability of accepting quotes.
 //! - [`paper`]: the paper broker's persistence port (load and save only; its fill rules
 //!   live in `tradewarden-brokers`).
+//! - [`host`]: the host's process table, to tell a dead lease holder on this host.
 //! - [`Clock`]: wall-clock time, injected so tests can fix it.
 //!
 //! They are object-safe (`async_trait`) so the app can wire SQLite or PostgreSQL, the paper
 //! broker or a real one, without the engine knowing which.
 
 pub mod broker;
+pub mod host;
 pub mod paper;
 pub mod store;
 
@@ -20,11 +22,12 @@ pub use broker::{
     AcceptsQuotes, AccountSnapshot, Broker, BrokerError, BrokerOrder, BrokerPosition, OrderRequest,
     Quote,
 };
+pub use host::{HostIdentity, ProcessState, ProcessTable};
 pub use paper::{PaperBook, PaperLedger, PaperOrderRecord, PaperSave};
 pub use store::{
-    EnterMarketData, Finding, ImportCounts, ImportError, InFlightReason, JournalStore, LeaseStore,
-    ListFilter, NewPosition, OutcomeCompletion, PositionStore, QueryStore, RecommendationStore,
-    RunRecord, Store, StoreError,
+    EnterMarketData, Finding, ImportCounts, ImportError, InFlightReason, JournalStore,
+    LeaseAttempt, LeaseHolder, LeaseStore, ListFilter, NewPosition, OutcomeCompletion,
+    PositionStore, QueryStore, RecommendationStore, RunRecord, Store, StoreError,
 };
 
 /// Wall-clock time, injected so tests can fix it.

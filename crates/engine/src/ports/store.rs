@@ -15,6 +15,7 @@ use tradewarden_domain::{
 };
 
 use super::broker::BrokerOrder;
+use super::host::{HostIdentity, ProcessState, ProcessTable};
 
 /// Store failures. `DuplicatePosition` is the database's own one-active-position rule (B1).
 #[derive(Debug, Clone, thiserror::Error)]
@@ -262,17 +263,87 @@ impl<T> Store for T where
 {
 }
 
-/// Cross-process lock leases (B2): a row per key with an owner and an expiry.
+/// Who holds a lease: its owner id, and what a contender needs to tell whether it still
+/// lives (I3). Every part but `owner` may be unknown; what is unknown proves nothing, and a
+/// lease whose holder cannot be proven dead is taken only at its expiry.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct LeaseHolder {
+    /// Unique per process (`{host}-{pid}-{random}`): the lease's `owner`, and the runs'.
+    pub owner: String,
+    /// Where it runs: host name, boot id, pid namespace.
+    pub host: Option<HostIdentity>,
+    /// Its pid on that host.
+    pub pid: Option<u32>,
+    /// When that pid started, in clock ticks since boot: tells a reused pid apart.
+    pub start_time: Option<u64>,
+    /// PostgreSQL: the key of the session advisory lock it holds for its whole life on a
+    /// connection of its own; the database frees it when that connection ends.
+    pub liveness_key: Option<i64>,
+}
+
+impl LeaseHolder {
+    /// A holder known only by its owner id: only expiry frees its leases.
+    pub fn anonymous(owner: impl Into<String>) -> Self {
+        LeaseHolder {
+            owner: owner.into(),
+            ..Default::default()
+        }
+    }
+
+    /// This process as `owner`, described by its host's process table, with the liveness key
+    /// it holds (if any).
+    pub fn this_process(
+        owner: impl Into<String>,
+        processes: &dyn ProcessTable,
+        liveness_key: Option<i64>,
+    ) -> Self {
+        let pid = std::process::id();
+        let start_time = match processes.process(pid) {
+            ProcessState::Running { start_time } => Some(start_time),
+            ProcessState::Gone | ProcessState::Unknown => None,
+        };
+        LeaseHolder {
+            owner: owner.into(),
+            host: Some(processes.identity().clone()),
+            pid: Some(pid),
+            start_time,
+            liveness_key,
+        }
+    }
+}
+
+/// What an attempt to take a lease found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseAttempt {
+    /// The lease is ours until `now + ttl`.
+    Acquired,
+    /// Another owner holds it, unexpired: this one. `None` when it was released between the
+    /// attempt and the read; trying again may succeed.
+    Held(Option<LeaseHolder>),
+}
+
+/// Cross-process lock leases (B2, I3): a row per key with its holder and an expiry.
 ///
 /// Times come from the caller's [`Clock`] so expiry is testable; hosts sharing a database
 /// are assumed to keep their clocks within a small fraction of the lease time.
 #[async_trait]
 pub trait LeaseStore: Send + Sync {
-    /// Takes `key` for `owner` until `now + ttl` if it is free, expired, or already ours.
+    /// Takes `key` for `holder` until `now + ttl` if it is free, expired, or already ours;
+    /// otherwise says who holds it.
     async fn try_acquire_lease(
         &self,
         key: &str,
-        owner: &str,
+        holder: &LeaseHolder,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<LeaseAttempt, StoreError>;
+    /// Takes `key` over from `dead_owner`, expired or not, but only while `dead_owner` still
+    /// holds it: of two contenders that both found the holder dead, one wins.
+    async fn take_over_lease(
+        &self,
+        key: &str,
+        dead_owner: &str,
+        holder: &LeaseHolder,
         now: DateTime<Utc>,
         ttl: std::time::Duration,
     ) -> Result<bool, StoreError>;
@@ -286,6 +357,11 @@ pub trait LeaseStore: Send + Sync {
     ) -> Result<bool, StoreError>;
     /// Gives the key up if we still hold it.
     async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError>;
+    /// Gives up every lease `owner` holds (at shutdown); returns how many.
+    async fn release_leases_of(&self, owner: &str) -> Result<u64, StoreError>;
+    /// Whether the process holding liveness key `key` still has its database session.
+    /// `None` where the database gives no such signal (SQLite).
+    async fn holder_connected(&self, key: i64) -> Result<Option<bool>, StoreError>;
 }
 
 /// The record of one run: who held which key from when to when, and how it ended.

@@ -18,13 +18,21 @@ use std::path::PathBuf;
 
 pub use crate::cli::{Cli, Command, LogFormat};
 
+use tradewarden_engine::unwind::CatchUnwind;
+
 use crate::app::{App, load_config};
 use crate::failure::Failure;
+use crate::shutdown::Interrupt;
 
 impl Command {
-    /// Runs the command: those that need no configuration first, then the rest on a wired
-    /// [`App`].
-    pub async fn apply(self, config: Option<PathBuf>) -> Result<(), Failure> {
+    /// Runs the command: those that need no database first, then the rest on a wired
+    /// [`App`]. `interrupt` resolving (a signal) cancels the running command; either way the
+    /// process's leases are given back before this returns.
+    pub async fn apply(
+        self,
+        config: Option<PathBuf>,
+        interrupt: impl Future<Output = Interrupt>,
+    ) -> Result<(), Failure> {
         match self {
             Command::Init(args) => return init::run(args),
             Command::Demo(args) => return demo::run(args).await,
@@ -42,20 +50,35 @@ impl Command {
             Command::Transactions(_) | Command::Orders(_) | Command::Outcomes(_)
         );
         let app = App::build(cfg, read_only).await?;
+        // Dropping the command's future drops the guards of the locks it holds; a panic that
+        // escaped a run becomes a failure here, so that the leases are given back below.
+        let result = tokio::select! {
+            biased;
+            signal = interrupt => Err(Failure::Interrupted(signal)),
+            done = CatchUnwind::new(self.run_on(&app)) => done.unwrap_or_else(|panic| {
+                Err(Failure::Runtime(format!("internal error (panicked): {panic}")))
+            }),
+        };
+        app.shutdown().await;
+        result
+    }
+
+    /// Runs a command that needs the database.
+    async fn run_on(self, app: &App) -> Result<(), Failure> {
         match self {
             Command::Init(_)
             | Command::Check
             | Command::Demo(_)
             | Command::Completions(_)
             | Command::Man => Ok(()),
-            Command::Import(args) => import::run(args, &app).await,
-            Command::Prices(args) => prices::run(args, &app).await,
-            Command::Process(args) => process::run(args, &app).await,
-            Command::Run(args) => run::run(args, &app).await,
-            Command::Reconcile => reconcile::run(&app).await,
-            Command::Transactions(args) => list::transactions(args, &app).await,
-            Command::Orders(args) => list::orders(args, &app).await,
-            Command::Outcomes(args) => list::outcomes(args, &app).await,
+            Command::Import(args) => import::run(args, app).await,
+            Command::Prices(args) => prices::run(args, app).await,
+            Command::Process(args) => process::run(args, app).await,
+            Command::Run(args) => run::run(args, app).await,
+            Command::Reconcile => reconcile::run(app).await,
+            Command::Transactions(args) => list::transactions(args, app).await,
+            Command::Orders(args) => list::orders(args, app).await,
+            Command::Outcomes(args) => list::outcomes(args, app).await,
         }
     }
 }

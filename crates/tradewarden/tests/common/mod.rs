@@ -12,6 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
+use tradewarden::host::ProcFs;
 use tradewarden_brokers::PaperBroker;
 use tradewarden_domain::expert::Expert;
 use tradewarden_domain::money::Price;
@@ -19,7 +20,7 @@ use tradewarden_domain::rules::{Rule, RuleAction, Ruleset, Trigger, TriggerSpec}
 use tradewarden_domain::{Action, NewRecommendation, RiskLevel, TimeHorizon};
 use tradewarden_engine::ports::PaperLedger;
 use tradewarden_engine::{
-    AccountSettings, Broker, Clock, Settings, Store, SystemClock, TradeManager,
+    AccountSettings, Broker, Clock, LeaseHolder, Settings, Store, SystemClock, TradeManager,
 };
 use tradewarden_store::SqlStore;
 
@@ -291,7 +292,10 @@ async fn build(
         [("paper".to_string(), wrap(paper.clone()))].into();
     let mut manager = TradeManager::new(settings, store.clone() as Arc<dyn Store>, brokers, clock);
     if let Some((owner, ttl)) = lease {
-        manager = manager.with_leases(store.clone(), owner.to_string(), ttl);
+        // Every harness is this test process, as its process table sees it.
+        let processes = Arc::new(ProcFs::new());
+        let holder = LeaseHolder::this_process(owner, processes.as_ref(), None);
+        manager = manager.with_leases(store.clone(), holder, processes, ttl);
     }
     Harness {
         manager: Arc::new(manager),
