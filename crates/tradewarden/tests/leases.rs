@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use common::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
@@ -175,10 +175,38 @@ async fn postgres_a_dead_holders_lease_expires() {
     a_dead_holders_lease_expires(DbKind::Postgres).await;
 }
 
+/// Waits (bounded, polling the database) until the lease of expert 1 expires exactly `ttl`
+/// after `clock`'s now: the renewer has renewed it at the clock's current time.
+async fn renewed_at_now(
+    store: &tradewarden_store::SqlStore,
+    clock: &ManualClock,
+    ttl: Duration,
+) -> bool {
+    let want = clock.now() + chrono::Duration::from_std(ttl).unwrap();
+    for _ in 0..1000 {
+        let rows = store
+            .pool()
+            .fetch(
+                "SELECT expires_at FROM leases WHERE key = 'expert_1_usecase_enter_market'",
+                &[],
+            )
+            .await
+            .unwrap();
+        if rows.first().map(|r| r.time("expires_at").unwrap()) == Some(want) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+// Catches: a lease that is not renewed while its run lasts (B would take the key over once
+// the injected clock passes the first expiry). Time is the injected clock's: the test moves it
+// and waits for the renewal it expects, so no outcome depends on how fast anything runs.
 async fn renewal_keeps_a_long_runs_lock(kind: DbKind) {
     let db = TestDb::new(kind).await;
-    // Real time, short lease: the run outlives several lease lifetimes while it renews.
     let ttl = Duration::from_millis(300);
+    let clock = ManualClock::at(Utc::now().trunc_subsecs(3));
     let (entered, open) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let a = harness_with_leases(
         &db,
@@ -186,7 +214,7 @@ async fn renewal_keeps_a_long_runs_lock(kind: DbKind) {
         Gate::wrap(entered.clone(), open.clone()),
         "process-a",
         ttl,
-        Arc::new(SystemClock),
+        clock.clone(),
     )
     .await;
     let b = harness_with_leases(
@@ -195,7 +223,7 @@ async fn renewal_keeps_a_long_runs_lock(kind: DbKind) {
         plain,
         "process-b",
         ttl,
-        Arc::new(SystemClock),
+        clock.clone(),
     )
     .await;
     a.manager
@@ -205,9 +233,13 @@ async fn renewal_keeps_a_long_runs_lock(kind: DbKind) {
     let ma = a.manager.clone();
     let long_run = tokio::spawn(async move { ma.process_enter_market(1, None).await });
     entered.notified().await;
-    // Four lease lifetimes: without renewal the lease would expire and B would run.
-    for _ in 0..6 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    // Four lease lifetimes on the injected clock: without renewal B would take the key.
+    for step in 0..6 {
+        clock.advance(chrono::Duration::milliseconds(200));
+        assert!(
+            renewed_at_now(&a.store, &clock, ttl).await,
+            "step {step}: the lease was not renewed"
+        );
         assert_eq!(
             b.manager
                 .process_enter_market(1, None)
@@ -241,6 +273,7 @@ async fn postgres_renewal_keeps_a_long_runs_lock() {
 async fn a_run_that_lost_its_lease_stops_before_the_next_broker_call() {
     let db = TestDb::sqlite();
     let ttl = Duration::from_millis(300);
+    let clock = ManualClock::at(Utc::now().trunc_subsecs(3));
     let (entered, open) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
     let a = harness_with_leases(
         &db,
@@ -248,7 +281,7 @@ async fn a_run_that_lost_its_lease_stops_before_the_next_broker_call() {
         Gate::wrap(entered.clone(), open.clone()),
         "process-a",
         ttl,
-        Arc::new(SystemClock),
+        clock.clone(),
     )
     .await;
     a.manager
@@ -267,8 +300,9 @@ async fn a_run_that_lost_its_lease_stops_before_the_next_broker_call() {
         )
         .await
         .unwrap();
-    // Let the renewer notice (it renews every ttl/3).
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // The injected clock passes A's last renewal: whether or not A's renewer has run since
+    // (it would find the key taken), A can no longer count on the lease.
+    clock.advance(chrono::Duration::from_std(ttl).unwrap() + chrono::Duration::milliseconds(1));
     open.notify_one();
     let err = run.await.unwrap().expect_err("the run must stop");
     assert!(matches!(err, EngineError::LeaseLost(_)), "{err}");
