@@ -144,49 +144,16 @@ impl MemoryState {
                 existing: Some((t.id, t.status)),
             });
         }
-        let txn = Transaction {
-            id: self.transactions.len() as i64 + 1,
-            expert_id: n.expert_id,
-            account: n.account.clone(),
-            symbol: n.symbol.clone(),
-            side: n.side,
-            quantity: n.quantity,
-            status: TransactionStatus::Waiting,
-            open_price: None,
-            close_price: None,
-            take_profit: None,
-            stop_loss: None,
-            opened_at: None,
-            closed_at: None,
-            close_reason: None,
-            created_at: n.created_at,
-        };
-        let order = Order {
-            id: self.orders.len() as i64 + 1,
-            transaction_id: txn.id,
-            expert_id: n.expert_id,
-            account: n.account.clone(),
-            symbol: n.symbol.clone(),
-            side: n.side,
-            role: OrderRole::Entry,
-            order_type: n.order_type,
-            quantity: n.quantity,
-            filled_quantity: Decimal::ZERO,
-            limit_price: n.limit_price,
-            stop_price: None,
-            avg_fill_price: None,
-            status: OrderStatus::Submitting,
-            client_order_id: client_order_id(
+        let transaction_id = self.transactions.len() as i64 + 1;
+        let (txn, order) = n.stored_rows(
+            transaction_id,
+            self.orders.len() as i64 + 1,
+            client_order_id(
                 &InstallationId::parse(MEMORY_INSTALLATION).expect("valid"),
-                txn.id,
+                transaction_id,
                 OrderRole::Entry,
             ),
-            broker_order_id: None,
-            parent_order_id: None,
-            trigger_status: None,
-            recommendation_id: n.recommendation_id,
-            created_at: n.created_at,
-        };
+        );
         self.reference_prices.insert(txn.id, n.reference_price);
         self.transactions.push(txn.clone());
         self.orders.push(order.clone());

@@ -80,55 +80,6 @@ fn active_by_symbol_sql() -> String {
     )
 }
 
-/// The rows [`Store::open_positions`] wrote for one position, as values.
-fn new_position_rows(
-    new: &NewPosition,
-    txn_id: i64,
-    order_id: i64,
-    coid: String,
-) -> (Transaction, Order) {
-    let txn = Transaction {
-        id: txn_id,
-        expert_id: new.expert_id,
-        account: new.account.clone(),
-        symbol: new.symbol.clone(),
-        side: new.side,
-        quantity: new.quantity,
-        status: TransactionStatus::Waiting,
-        open_price: None,
-        close_price: None,
-        take_profit: None,
-        stop_loss: None,
-        opened_at: None,
-        closed_at: None,
-        close_reason: None,
-        created_at: new.created_at,
-    };
-    let order = Order {
-        id: order_id,
-        transaction_id: txn_id,
-        expert_id: new.expert_id,
-        account: new.account.clone(),
-        symbol: new.symbol.clone(),
-        side: new.side,
-        role: OrderRole::Entry,
-        order_type: new.order_type,
-        quantity: new.quantity,
-        filled_quantity: Decimal::ZERO,
-        limit_price: new.limit_price,
-        stop_price: None,
-        avg_fill_price: None,
-        status: OrderStatus::Submitting,
-        client_order_id: coid,
-        broker_order_id: None,
-        parent_order_id: None,
-        trigger_status: None,
-        recommendation_id: new.recommendation_id,
-        created_at: new.created_at,
-    };
-    (txn, order)
-}
-
 #[async_trait]
 impl PositionStore for SqlStore {
     async fn open_positions(
@@ -280,8 +231,7 @@ impl SqlStore {
             let order_id = *order_ids.get(&txn_id).ok_or_else(|| {
                 StoreError::database(format!("no entry order stored for transaction {txn_id}"))
             })?;
-            out[i] = Ok(new_position_rows(
-                &positions[i],
+            out[i] = Ok(positions[i].stored_rows(
                 txn_id,
                 order_id,
                 client_order_id(&self.installation, txn_id, OrderRole::Entry),

@@ -10,8 +10,8 @@ use rust_decimal::Decimal;
 
 use tradewarden_domain::transaction::ActivePosition;
 use tradewarden_domain::{
-    NewRecommendation, Order, OrderType, Outcome, OutcomeKind, Recommendation, Side, Transaction,
-    TransactionStatus,
+    NewRecommendation, Order, OrderRole, OrderStatus, OrderType, Outcome, OutcomeKind,
+    Recommendation, Side, Transaction, TransactionStatus,
 };
 
 use super::broker::BrokerOrder;
@@ -118,6 +118,58 @@ pub struct EnterMarketData {
     pub recommendations: Vec<Recommendation>,
     /// The expert's WAITING and OPENED transactions.
     pub positions: Vec<ActivePosition>,
+}
+
+impl NewPosition {
+    /// The transaction (WAITING) and entry order (`submitting`) a store writes for this
+    /// position, once it has their ids.
+    pub fn stored_rows(
+        &self,
+        transaction_id: i64,
+        order_id: i64,
+        client_order_id: String,
+    ) -> (Transaction, Order) {
+        let txn = Transaction {
+            id: transaction_id,
+            expert_id: self.expert_id,
+            account: self.account.clone(),
+            symbol: self.symbol.clone(),
+            side: self.side,
+            quantity: self.quantity,
+            status: TransactionStatus::Waiting,
+            open_price: None,
+            close_price: None,
+            take_profit: None,
+            stop_loss: None,
+            opened_at: None,
+            closed_at: None,
+            close_reason: None,
+            created_at: self.created_at,
+        };
+        let order = Order {
+            id: order_id,
+            transaction_id,
+            expert_id: self.expert_id,
+            account: self.account.clone(),
+            symbol: self.symbol.clone(),
+            side: self.side,
+            role: OrderRole::Entry,
+            order_type: self.order_type,
+            quantity: self.quantity,
+            filled_quantity: Decimal::ZERO,
+            limit_price: self.limit_price,
+            stop_price: None,
+            avg_fill_price: None,
+            status: OrderStatus::Submitting,
+            client_order_id,
+            broker_order_id: None,
+            parent_order_id: None,
+            trigger_status: None,
+            recommendation_id: self.recommendation_id,
+            created_at: self.created_at,
+        };
+        (txn, order)
+    }
 }
 
 /// The result of storing a batch of recommendations.
