@@ -796,31 +796,9 @@ fn processing(top: &mut Section<'_>, errs: &mut Vec<String>) -> ProcessingSectio
     out
 }
 
-/// What `check` prints: the description of [`crate::output::describe_config`], with the
-/// database URL fully redacted (every password form, not only the userinfo one) and the keys
-/// that description does not show yet.
+/// What `check` prints (see [`crate::output::describe_config`]).
 pub fn describe(cfg: &Config, source: &str) -> String {
-    let mut shown = cfg.clone();
-    shown.database_url = redact::url(&cfg.database_url);
-    let base = crate::output::describe_config(&shown, source);
-    let mut out = String::with_capacity(base.len() + 128);
-    for line in base.lines() {
-        out.push_str(line);
-        if line.starts_with("database: ") {
-            out.push_str(&format!(
-                " (connect_timeout_seconds = {})",
-                cfg.connect_timeout.as_secs()
-            ));
-        } else if line.starts_with("processing: ") {
-            out.push_str(&format!(
-                ", max_clock_skew_seconds = {}, max_intent_age_seconds = {}",
-                cfg.max_clock_skew.as_secs(),
-                cfg.max_intent_age.as_secs()
-            ));
-        }
-        out.push('\n');
-    }
-    out
+    crate::output::describe_config(cfg, source)
 }
 
 #[cfg(test)]

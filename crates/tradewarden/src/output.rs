@@ -13,6 +13,7 @@ use tradewarden_domain::{
 use tradewarden_engine::{ImportSummary, RunReport, Settings};
 
 use crate::config::{BrokerKind, Config};
+use crate::redact;
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref()
@@ -29,13 +30,21 @@ pub fn describe_config(cfg: &Config, source: &str) -> String {
     let s = &cfg.settings;
     let mut out = String::new();
     let _ = writeln!(out, "configuration: {source} (valid)");
-    let _ = writeln!(out, "database: {}", redact(&cfg.database_url));
+    // Every password form of the URL is hidden, not only the userinfo one.
     let _ = writeln!(
         out,
-        "processing: lock_timeout_ms = {}, lookback_days = {}, lease_seconds = {}",
+        "database: {} (connect_timeout_seconds = {})",
+        redact::url(&cfg.database_url),
+        cfg.connect_timeout.as_secs()
+    );
+    let _ = writeln!(
+        out,
+        "processing: lock_timeout_ms = {}, lookback_days = {}, lease_seconds = {}, max_clock_skew_seconds = {}, max_intent_age_seconds = {}",
         s.lock_timeout.as_millis(),
         s.lookback_days,
-        cfg.lease.as_secs()
+        cfg.lease.as_secs(),
+        cfg.max_clock_skew.as_secs(),
+        cfg.max_intent_age.as_secs()
     );
     let mut accounts: Vec<_> = s.accounts.values().collect();
     accounts.sort_by(|a, b| a.name.cmp(&b.name));
@@ -83,20 +92,6 @@ pub fn describe_config(cfg: &Config, source: &str) -> String {
         );
     }
     out
-}
-
-/// Hides a password in a database URL.
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            match userinfo.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &userinfo[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }
 
 /// What `run` prints without `--json`.
@@ -459,19 +454,4 @@ pub fn outcomes_table(rows: &[Outcome], opts: &TableOpts) -> String {
         render(&columns, cells, opts),
         summary_line("outcome", &kinds, &OutcomeKind::ALL, OutcomeKind::as_str)
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("sqlite://x.db"), "sqlite://x.db");
-    }
 }
