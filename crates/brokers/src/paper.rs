@@ -19,7 +19,8 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use tradewarden_domain::{OrderStatus, OrderType, Side};
 use tradewarden_engine::ports::{
-    AcceptsQuotes, AccountSnapshot, BrokerPosition, PaperLedger, PaperOrderRecord, PaperSave, Quote,
+    AcceptsQuotes, AccountSnapshot, BookScope, BrokerPosition, PaperLedger, PaperOrderRecord,
+    PaperSave, Quote,
 };
 use tradewarden_engine::{Broker, BrokerError, BrokerOrder, Clock, OrderRequest, StoreError};
 
@@ -282,10 +283,14 @@ impl PaperBroker {
     }
 
     /// The stored book and its version; an account never opened is unknown.
-    async fn load(&self, client_order_ids: &[String]) -> Result<(i64, PaperBook), BrokerError> {
+    async fn load(
+        &self,
+        scope: BookScope,
+        client_order_ids: &[String],
+    ) -> Result<(i64, PaperBook), BrokerError> {
         let stored = self
             .ledger
-            .load_book(&self.account, client_order_ids)
+            .load_book(&self.account, scope, client_order_ids)
             .await
             .map_err(unavailable)?
             .ok_or_else(|| BrokerError::UnknownAccount(self.account.clone()))?;
@@ -299,7 +304,7 @@ impl PaperBroker {
     ) -> Result<Vec<Result<BrokerOrder, BrokerError>>, BrokerError> {
         let ids: Vec<String> = orders.iter().map(|o| o.client_order_id.clone()).collect();
         for _ in 0..SAVE_ATTEMPTS {
-            let (version, mut book) = self.load(&ids).await?;
+            let (version, mut book) = self.load(BookScope::Trading, &ids).await?;
             let answers = book.execute(orders, self.clock.now());
             let save = book.changes(version, &answers);
             let Some(broker_ids) = self
@@ -326,7 +331,7 @@ impl PaperBroker {
 #[async_trait]
 impl Broker for PaperBroker {
     async fn account(&self) -> Result<AccountSnapshot, BrokerError> {
-        let (_, book) = self.load(&[]).await?;
+        let (_, book) = self.load(BookScope::Holdings, &[]).await?;
         Ok(AccountSnapshot {
             cash: book.cash,
             balance: book.balance(),
@@ -334,7 +339,7 @@ impl Broker for PaperBroker {
     }
 
     async fn quotes(&self, symbols: &[String]) -> Result<HashMap<String, Decimal>, BrokerError> {
-        let (_, book) = self.load(&[]).await?;
+        let (_, book) = self.load(BookScope::Quotes, &[]).await?;
         Ok(symbols
             .iter()
             .filter_map(|s| book.quotes.get(s).map(|p| (s.clone(), *p)))
@@ -374,7 +379,7 @@ impl Broker for PaperBroker {
     }
 
     async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError> {
-        let (_, book) = self.load(&[]).await?;
+        let (_, book) = self.load(BookScope::Holdings, &[]).await?;
         let mut positions: Vec<BrokerPosition> = book
             .positions
             .into_iter()

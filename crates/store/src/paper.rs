@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 use tradewarden_domain::OrderStatus;
-use tradewarden_engine::ports::{PaperBook, PaperLedger, PaperSave, Quote};
+use tradewarden_engine::ports::{BookScope, PaperBook, PaperLedger, PaperSave, Quote};
 use tradewarden_engine::{BrokerOrder, StoreError};
 
 use crate::SqlStore;
@@ -31,9 +31,10 @@ impl PaperLedger for SqlStore {
     async fn load_book(
         &self,
         account: &str,
+        scope: BookScope,
         client_order_ids: &[String],
     ) -> Result<Option<PaperBook>, StoreError> {
-        load_book_from(&self.pool, account, client_order_ids).await
+        load_book_from(&self.pool, account, scope, client_order_ids).await
     }
 
     async fn save_book(
@@ -91,6 +92,7 @@ impl PaperLedger for SqlStore {
 async fn load_book_from(
     pool: &Pool,
     account: &str,
+    scope: BookScope,
     client_order_ids: &[String],
 ) -> Result<Option<PaperBook>, StoreError> {
     let rows = pool
@@ -102,23 +104,52 @@ async fn load_book_from(
     let Some(row) = rows.first() else {
         return Ok(None);
     };
-    Ok(Some(PaperBook {
+    let mut book = PaperBook {
         version: row.i64("version")?,
         cash: row.dec("cash")?,
-        quotes: symbol_decimals(
-            pool,
-            "SELECT symbol, price AS v FROM quotes WHERE account = $1",
-            account,
-        )
-        .await?,
-        positions: symbol_decimals(
+        ..PaperBook::default()
+    };
+    if scope == BookScope::Holdings {
+        load_holdings(pool, account, &mut book).await?;
+        return Ok(Some(book));
+    }
+    book.quotes = symbol_decimals(
+        pool,
+        "SELECT symbol, price AS v FROM quotes WHERE account = $1",
+        account,
+    )
+    .await?;
+    if scope == BookScope::Trading {
+        book.positions = symbol_decimals(
             pool,
             "SELECT symbol, quantity AS v FROM paper_positions WHERE account = $1",
             account,
         )
-        .await?,
-        known_client_order_ids: known_ids(pool, account, client_order_ids).await?,
-    }))
+        .await?;
+        book.known_client_order_ids = known_ids(pool, account, client_order_ids).await?;
+    }
+    Ok(Some(book))
+}
+
+/// Every position with its latest quote, in one query (the quotes of symbols not held are
+/// not read).
+async fn load_holdings(pool: &Pool, account: &str, book: &mut PaperBook) -> Result<(), StoreError> {
+    let rows = pool
+        .fetch(
+            "SELECT p.symbol, p.quantity, q.price FROM paper_positions p \
+             LEFT JOIN quotes q ON q.account = p.account AND q.symbol = p.symbol \
+             WHERE p.account = $1",
+            &[account.into()],
+        )
+        .await?;
+    for r in &rows {
+        let symbol = r.text("symbol")?;
+        if let Some(price) = r.opt_dec("price")? {
+            book.quotes.insert(symbol.clone(), price);
+        }
+        book.positions.insert(symbol, r.dec("quantity")?);
+    }
+    Ok(())
 }
 
 /// `symbol → decimal` from a two-column query over one account.

@@ -15,8 +15,8 @@ use tradewarden_domain::{
     Action, OrderStatus, OrderType, Outcome, OutcomeKind, Side, TransactionStatus, UseCase,
 };
 use tradewarden_engine::ports::{
-    HostIdentity, ImportError, InFlightReason, LeaseAttempt, LeaseHolder, ListFilter, NewPosition,
-    Quote, RunRecord,
+    BookScope, HostIdentity, ImportError, InFlightReason, LeaseAttempt, LeaseHolder, ListFilter,
+    NewPosition, Quote, RunRecord,
 };
 #[allow(unused_imports)]
 use tradewarden_engine::ports::{
@@ -70,7 +70,11 @@ fn quote(symbol: &str, price: Decimal, at: DateTime<Utc>) -> Quote {
 
 /// The paper account's stored quotes.
 async fn quotes_of(s: &SqlStore) -> std::collections::HashMap<String, Decimal> {
-    s.load_book("paper", &[]).await.unwrap().unwrap().quotes
+    s.load_book("paper", BookScope::Trading, &[])
+        .await
+        .unwrap()
+        .unwrap()
+        .quotes
 }
 
 async fn store_with_paper(db: &TestDb, cash: Decimal) -> std::sync::Arc<SqlStore> {
@@ -332,7 +336,11 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         Err(BrokerError::Rejected(r)) => assert!(r.contains("insufficient cash"), "{r}"),
         other => panic!("{other:?}"),
     }
-    let st = s.load_book("paper", &[]).await.unwrap().unwrap();
+    let st = s
+        .load_book("paper", BookScope::Trading, &[])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(st.cash, dec!(300));
     assert_eq!(st.positions, [("AAPL".to_string(), dec!(7))].into());
     let found = s.load_paper_order("paper", "c2").await.unwrap().unwrap();
@@ -368,14 +376,22 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         matches!(&answers[2], Err(BrokerError::DuplicateClientOrderId(_))),
         "{answers:?}"
     );
-    let st = s.load_book("paper", &[]).await.unwrap().unwrap();
+    let st = s
+        .load_book("paper", BookScope::Trading, &[])
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((st.cash, st.positions["AAPL"]), (dec!(100), dec!(9)));
     // Starting cash is only applied once: a restart with another config keeps the state.
     s.open_paper_accounts(&[("paper".into(), dec!(5))])
         .await
         .unwrap();
     assert_eq!(
-        s.load_book("paper", &[]).await.unwrap().unwrap().cash,
+        s.load_book("paper", BookScope::Trading, &[])
+            .await
+            .unwrap()
+            .unwrap()
+            .cash,
         dec!(100)
     );
 }

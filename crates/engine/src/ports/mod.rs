@@ -23,7 +23,7 @@ pub use broker::{
     Quote,
 };
 pub use host::{HostIdentity, ProcessState, ProcessTable};
-pub use paper::{PaperBook, PaperLedger, PaperOrderRecord, PaperSave};
+pub use paper::{BookScope, PaperBook, PaperLedger, PaperOrderRecord, PaperSave};
 pub use store::{
     EnterMarketData, Finding, ImportCounts, ImportError, InFlightReason, JournalStore,
     LeaseAttempt, LeaseHolder, LeaseStore, ListFilter, NewPosition, OutcomeCompletion,

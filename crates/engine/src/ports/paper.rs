@@ -28,6 +28,18 @@ pub struct PaperBook {
     pub known_client_order_ids: HashSet<String>,
 }
 
+/// How much of a book a caller needs: the quotes table of an account is large (every symbol
+/// ever quoted), so each broker call loads only its part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookScope {
+    /// Cash, every position, and the quotes of the symbols held (balances, positions).
+    Holdings,
+    /// Cash and every quote (quoting); no positions.
+    Quotes,
+    /// Everything (deciding a batch of orders).
+    Trading,
+}
+
 /// One order as the paper broker decided it, to be stored (a rejected order too: its
 /// client_order_id stays spent).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,10 +69,12 @@ pub trait PaperLedger: Send + Sync {
     /// Creates each account with its starting cash unless it exists (an account keeps its
     /// state across restarts and config edits).
     async fn open_paper_accounts(&self, accounts: &[(String, Decimal)]) -> Result<(), StoreError>;
-    /// The account's book; `None` for an account that was never opened.
+    /// The account's book, as much of it as `scope` asks for; `None` for an account that
+    /// was never opened.
     async fn load_book(
         &self,
         account: &str,
+        scope: BookScope,
         client_order_ids: &[String],
     ) -> Result<Option<PaperBook>, StoreError>;
     /// Saves a batch in one database transaction if the account is still at
