@@ -10,11 +10,11 @@ use chrono::{DateTime, Utc};
 use parking_lot::Mutex;
 use rust_decimal::Decimal;
 use tradewarden_domain::order::client_order_id;
-use tradewarden_domain::outcome::{entry_outcome, provisional_entry_outcome, refused_by_index};
+use tradewarden_domain::outcome::entry_outcome;
 use tradewarden_domain::transaction::ActivePosition;
 use tradewarden_domain::{
-    Action, InstallationId, NewRecommendation, Order, OrderRole, OrderStatus, Outcome, OutcomeKind,
-    Recommendation, Transaction, TransactionStatus, UseCase,
+    Action, InstallationId, NewRecommendation, Order, OrderRole, OrderStatus, Outcome,
+    Recommendation, Transaction, TransactionStatus,
 };
 
 use crate::ports::*;
@@ -211,32 +211,13 @@ impl MemoryState {
         n: &NewPosition,
         result: &Result<(Transaction, Order), StoreError>,
     ) {
-        let (Some(decision), Some(recommendation_id)) = (&n.decision, n.recommendation_id) else {
+        let Some(record) = n.decision_record(result) else {
             return;
         };
-        let (outcome, detail, order_id) = match result {
-            Ok((_, order)) => {
-                self.decisions.insert(order.id, decision.clone());
-                let (kind, answer) = provisional_entry_outcome(&order.client_order_id);
-                (kind, format!("{decision}{answer}"), Some(order.id))
-            }
-            Err(StoreError::DuplicatePosition { existing, .. }) => (
-                OutcomeKind::DuplicatePosition,
-                refused_by_index(decision, *existing),
-                None,
-            ),
-            Err(_) => return,
-        };
-        self.outcomes.push(Outcome {
-            recommendation_id,
-            expert_id: n.expert_id,
-            symbol: n.symbol.clone(),
-            use_case: UseCase::EnterMarket,
-            outcome,
-            detail,
-            order_id,
-            decided_at: n.created_at,
-        });
+        if let (Some(order_id), Some(decision)) = (record.order_id, &n.decision) {
+            self.decisions.insert(order_id, decision.clone());
+        }
+        self.outcomes.push(record);
     }
 
     fn entry_answered(&mut self, order: &Order, a: &BrokerOrder) {

@@ -6,10 +6,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use async_trait::async_trait;
 use rust_decimal::Decimal;
 use tradewarden_domain::order::client_order_id;
-use tradewarden_domain::outcome::{entry_outcome, provisional_entry_outcome, refused_by_index};
+use tradewarden_domain::outcome::entry_outcome;
 use tradewarden_domain::{
-    InstallationId, Order, OrderRole, OrderStatus, Outcome, OutcomeKind, Side, Transaction,
-    TransactionStatus, UseCase,
+    InstallationId, Order, OrderRole, OrderStatus, Outcome, Side, Transaction, TransactionStatus,
 };
 use tradewarden_engine::ports::*;
 
@@ -284,33 +283,11 @@ fn decision_records(
     let mut rows: Vec<(Outcome, Option<String>)> =
         skips.iter().map(|o| (o.clone(), None)).collect();
     for (n, result) in positions.iter().zip(out) {
-        let (Some(decision), Some(recommendation_id)) = (&n.decision, n.recommendation_id) else {
-            continue;
-        };
-        let (outcome, detail, order_id, kept) = match result {
-            Ok((_, order)) => {
-                let (kind, answer) = provisional_entry_outcome(&order.client_order_id);
-                let detail = format!("{decision}{answer}");
-                (kind, detail, Some(order.id), Some(decision.clone()))
-            }
-            Err(StoreError::DuplicatePosition { existing, .. }) => {
-                let detail = refused_by_index(decision, *existing);
-                (OutcomeKind::DuplicatePosition, detail, None, None)
-            }
-            Err(_) => continue,
-        };
-        let record = Outcome {
-            recommendation_id,
-            expert_id: n.expert_id,
-            symbol: n.symbol.clone(),
-            // Positions are opened by enter_market runs.
-            use_case: UseCase::EnterMarket,
-            outcome,
-            detail,
-            order_id,
-            decided_at: n.created_at,
-        };
-        rows.push((record, kept));
+        if let Some(record) = n.decision_record(result) {
+            // An entry's outcome keeps its decision apart, for the completion.
+            let kept = record.order_id.and(n.decision.clone());
+            rows.push((record, kept));
+        }
     }
     rows
 }

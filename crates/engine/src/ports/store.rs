@@ -121,6 +121,44 @@ pub struct EnterMarketData {
 }
 
 impl NewPosition {
+    /// The decision record a store writes with this position (I5): for a position a run
+    /// decided (it carries a decision and its recommendation), the provisional `ordered`
+    /// outcome of its stored entry, or the duplicate refusal of the unique index; `None`
+    /// otherwise (or for another store failure, which fails the run).
+    pub fn decision_record(
+        &self,
+        result: &Result<(Transaction, Order), StoreError>,
+    ) -> Option<Outcome> {
+        let (Some(decision), Some(recommendation_id)) = (&self.decision, self.recommendation_id)
+        else {
+            return None;
+        };
+        let (outcome, detail, order_id) = match result {
+            Ok((_, order)) => {
+                let (kind, answer) =
+                    tradewarden_domain::outcome::provisional_entry_outcome(&order.client_order_id);
+                (kind, format!("{decision}{answer}"), Some(order.id))
+            }
+            Err(StoreError::DuplicatePosition { existing, .. }) => (
+                OutcomeKind::DuplicatePosition,
+                tradewarden_domain::outcome::refused_by_index(decision, *existing),
+                None,
+            ),
+            Err(_) => return None,
+        };
+        Some(Outcome {
+            recommendation_id,
+            expert_id: self.expert_id,
+            symbol: self.symbol.clone(),
+            // Positions are opened by enter_market runs.
+            use_case: tradewarden_domain::UseCase::EnterMarket,
+            outcome,
+            detail,
+            order_id,
+            decided_at: self.created_at,
+        })
+    }
+
     /// The transaction (WAITING) and entry order (`submitting`) a store writes for this
     /// position, once it has their ids.
     pub fn stored_rows(
