@@ -85,13 +85,19 @@ pub fn provisional_entry_outcome(client_order_id: &str) -> (OutcomeKind, String)
     )
 }
 
+/// The transaction holding a refused slot, as the SAFETY CHECK line and the outcome name it:
+/// its id and status, or `unknown` / `WAITING/OPENED` when it could not be read back.
+pub fn slot_holder(existing: Option<(i64, TransactionStatus)>) -> (String, &'static str) {
+    match existing {
+        Some((id, st)) => (id.to_string(), st.as_str()),
+        None => ("unknown".to_string(), "WAITING/OPENED"),
+    }
+}
+
 /// The detail of a position the database's one-active-position index refused (B1), naming
 /// the transaction that holds the slot when it could be read.
 pub fn refused_by_index(decision: &str, existing: Option<(i64, TransactionStatus)>) -> String {
-    let (id, status) = match existing {
-        Some((id, st)) => (id.to_string(), st.as_str()),
-        None => ("unknown".to_string(), "WAITING/OPENED"),
-    };
+    let (id, status) = slot_holder(existing);
     format!("{decision}; refused by the database: existing transaction {id} in {status} status")
 }
 

@@ -349,7 +349,7 @@ impl TradeManager {
             match result {
                 Ok((_txn, order)) => placed.push(Placed { order }),
                 Err(StoreError::DuplicatePosition { existing, .. }) => {
-                    refused_by_index(ctx.expert.id, &f, existing, journal)
+                    warn_refused_by_index(ctx.expert.id, &f, existing, journal)
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -525,23 +525,20 @@ fn decide<'a>(
 
 /// A position the database's unique index refused: reported exactly like the SAFETY CHECK
 /// (its outcome was written with the run's positions).
-fn refused_by_index(
+fn warn_refused_by_index(
     expert_id: i64,
     f: &Funded<'_>,
     existing: Option<(i64, tradewarden_domain::TransactionStatus)>,
     journal: &mut Journal<'_>,
 ) {
-    let (id, status) = match existing {
-        Some((id, st)) => (id.to_string(), st.as_str()),
-        None => ("unknown".to_string(), "WAITING/OPENED"),
-    };
+    let (id, status) = tradewarden_domain::outcome::slot_holder(existing);
     safety_check_warning(f.rec.id, &f.rec.symbol, &id, status, expert_id);
     metrics::counter!(m::DUPLICATES_PREVENTED, "by" => "index").increment(1);
     journal.counts.add(OutcomeKind::DuplicatePosition);
 }
 
 /// The seed's WARNING line for a prevented duplicate position (S5).
-pub fn safety_check_warning(rec_id: i64, symbol: &str, txn_id: &str, status: &str, expert_id: i64) {
+fn safety_check_warning(rec_id: i64, symbol: &str, txn_id: &str, status: &str, expert_id: i64) {
     tracing::warn!(
         "SAFETY CHECK: Skipping recommendation {rec_id} for {symbol} - existing transaction {txn_id} in {status} status for expert {expert_id}"
     );

@@ -18,7 +18,6 @@ use crate::locks::{LeaseConfig, ProcessingLocks};
 use crate::ports::{Broker, Clock, LeaseHolder, LeaseStore, ProcessTable, Store};
 use crate::settings::Settings;
 
-pub use enter_market::safety_check_warning;
 pub use import::ImportSummary;
 
 /// The trade manager of one process.
