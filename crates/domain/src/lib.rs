@@ -10,6 +10,7 @@
 //! - [`rules`]: triggers, actions, rulesets and their evaluation.
 //! - [`sizing`]: the classic risk manager in notional mode.
 //! - [`enter_market`]: the whole enter-market decision for one expert, as a plan.
+//! - [`lifecycle`]: a position after its entry: transaction state from its orders, exit legs.
 //! - [`outcome`]: the decision record written for every recommendation a run considers.
 
 /// `as_str`, `parse` and `Display` for an enum whose wire names strum derives
@@ -43,6 +44,7 @@ pub mod decimal;
 pub mod echo;
 pub mod enter_market;
 pub mod expert;
+pub mod lifecycle;
 pub mod money;
 pub mod order;
 pub mod outcome;
