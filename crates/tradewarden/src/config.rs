@@ -1480,7 +1480,7 @@ mod tests {
             std::fs::create_dir_all(full.parent().unwrap()).unwrap();
             std::fs::write(full, text).unwrap();
         }
-        let start = DEFAULT_CONFIG.find("[[rulesets]]").unwrap();
+        let start = DEFAULT_CONFIG.find("\n[[rulesets]]").unwrap() + 1;
         let text = format!("{}[[rulesets]]\n{entry}\n", &DEFAULT_CONFIG[..start]);
         (dir, text)
     }
