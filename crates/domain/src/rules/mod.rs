@@ -9,7 +9,7 @@
 //! - [`catalogue`]: every trigger name, what it measures, and [`Trigger::from_spec`].
 //! - [`action`]: every action name and its parameters; [`ActionPlan`].
 //! - [`facts`]: what a trigger sees ([`RuleFacts`]) and whether it holds.
-//! - [`file`]: the original's export format v1.0, read and written.
+//! - [`file`](mod@file): the original's export format v1.0, read and written.
 //! - [`display`]: `IF … AND … THEN …`.
 
 pub mod action;
