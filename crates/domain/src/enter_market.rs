@@ -11,7 +11,7 @@ use crate::expert::{Expert, ExpertBalance};
 use crate::order::Side;
 use crate::outcome::OutcomeKind;
 use crate::recommendation::{Action, Recommendation};
-use crate::rules::{EvalContext, Ruleset};
+use crate::rules::{RuleFacts, Ruleset};
 use crate::sizing::{Sized, SizingCandidate, size_candidates};
 use crate::transaction::{ActivePosition, TransactionStatus};
 
@@ -136,12 +136,9 @@ fn check(
     equity_ok: bool,
 ) -> Checked {
     let quote = inp.quotes.get(&rec.symbol).copied();
-    let ctx = EvalContext {
-        rec,
-        has_position: existing.is_some(),
-        current_price: quote,
-    };
-    let ev = inp.ruleset.evaluate(&ctx);
+    let ev = inp
+        .ruleset
+        .evaluate(&RuleFacts::entry(rec, existing, quote));
     let described = ev.describe();
     let sides: Vec<Side> = ev.actions.iter().filter_map(|a| a.side()).collect();
     let side = match sides.as_slice() {

@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use serde::Serialize;
 
+use crate::exits::ExitSettings;
 use crate::money::{
     ArithmeticError, checked_add, checked_mul, checked_sub, percent_of, try_percent_of,
 };
@@ -29,6 +30,8 @@ pub struct Expert {
     pub max_virtual_equity_per_instrument_percent: Decimal,
     pub enter_market_ruleset: Option<String>,
     pub open_positions_ruleset: Option<String>,
+    /// The floors of its take profits and stops, and its safeguard stop.
+    pub exits: ExitSettings,
 }
 
 impl Expert {
@@ -47,6 +50,7 @@ impl Expert {
             max_virtual_equity_per_instrument_percent: dec!(10),
             enter_market_ruleset: None,
             open_positions_ruleset: None,
+            exits: ExitSettings::default(),
         }
     }
 }

@@ -7,7 +7,12 @@
 //! - [`recommendation`]: what experts publish, and how one JSON line becomes one.
 //! - [`order`] and [`transaction`]: the lifecycle types and their transition tables.
 //! - [`expert`]: an expert's settings and its balance maths.
-//! - [`rules`]: triggers, actions, rulesets and their evaluation.
+//! - [`rules`]: the condition and action catalogue, rulesets, their evaluation, and the
+//!   original's rules files.
+//! - [`exits`]: take-profit and stop-loss prices a rule asks for (floors, ratchet), and the
+//!   safeguard stop.
+//! - [`instrument_share`]: the orders of `increase_instrument_share` /
+//!   `decrease_instrument_share`.
 //! - [`sizing`]: the classic risk manager in notional mode.
 //! - [`enter_market`]: the whole enter-market decision for one expert, as a plan.
 //! - [`lifecycle`]: a position after its entry: transaction state from its orders, exit legs.
@@ -43,7 +48,9 @@ macro_rules! wire_names {
 pub mod decimal;
 pub mod echo;
 pub mod enter_market;
+pub mod exits;
 pub mod expert;
+pub mod instrument_share;
 pub mod lifecycle;
 pub mod money;
 pub mod order;
@@ -55,6 +62,7 @@ pub mod symbol;
 pub mod transaction;
 
 pub use decimal::{DecimalError, parse_decimal};
+pub use exits::{ExitPosition, ExitPrice, ExitSettings, Unchanged, safeguard_stop};
 pub use money::{Price, Quantity};
 pub use order::{InstallationId, Order, OrderRole, OrderStatus, OrderType, Side};
 pub use outcome::{Outcome, OutcomeKind};
@@ -144,6 +152,7 @@ mod tests {
         wire_names_agree(TransactionStatus::as_str, TransactionStatus::parse);
         wire_names_agree(OutcomeKind::as_str, OutcomeKind::parse);
         wire_names_agree(UseCase::as_str, UseCase::parse);
+        wire_names_agree(rules::ExitReference::as_str, rules::ExitReference::parse);
     }
 
     #[test]

@@ -169,7 +169,12 @@ pub fn load_config(path: Option<&Path>) -> Result<(Config, String), Failure> {
             "built-in default".to_string(),
         ),
     };
-    let cfg = config::parse(&text).map_err(|e| {
+    // A relative rules file is relative to the configuration file.
+    let dir = path
+        .and_then(Path::parent)
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let cfg = config::parse_in(&text, dir).map_err(|e| {
         let lines: Vec<String> = e.0.iter().map(|l| format!("{source}: {l}")).collect();
         Failure::Input(format!(
             "{}\n{} configuration problem(s) in {source} — fix them (\"tradewarden init\" writes a commented example to compare with)",

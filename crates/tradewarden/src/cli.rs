@@ -60,6 +60,10 @@ pub enum Command {
         after_help = "Examples:\n  tradewarden check\n  tradewarden --config prod.toml check"
     )]
     Check,
+    /// Print the configured rulesets: in the original's rules-file format, or one line per
+    /// rule as a person reads it.
+    #[command(subcommand)]
+    Rules(RulesArgs),
     /// Import recommendations from a JSON Lines file (`-` for stdin), all or nothing.
     #[command(
         after_help = "Examples:\n  tradewarden import recs.jsonl\n  tradewarden demo gen --experts 3 --symbols 10 | tradewarden import -"
@@ -151,6 +155,29 @@ pub enum PricesArgs {
     Import {
         /// The CSV file, or `-`.
         file: String,
+    },
+}
+
+/// The `rules` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RulesArgs {
+    /// Print rulesets in the original's export format v1.0 (JSON), so they load in the
+    /// original or as `file = "…"` in another configuration: one NAME as `export_type`
+    /// `ruleset`; several, or none for every configured ruleset, as `rulesets`.
+    #[command(
+        after_help = "Examples:\n  tradewarden rules export > rulesets.json\n  tradewarden rules export confident-buy > confident-buy.json"
+    )]
+    Export {
+        /// Rulesets to export, by their configured name (default: all, sorted by name).
+        #[arg(value_name = "NAME")]
+        names: Vec<String>,
+    },
+    /// Print one ruleset as a person reads it: one line per rule, `NAME: IF … AND … THEN …`,
+    /// in evaluation order.
+    #[command(after_help = "Example:\n  tradewarden rules show confident-buy")]
+    Show {
+        /// The ruleset's configured name.
+        name: String,
     },
 }
 

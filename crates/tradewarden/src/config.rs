@@ -3,12 +3,16 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::RangeInclusive;
+use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use rust_decimal::Decimal;
 use toml::{Table, Value};
+use tradewarden_domain::UseCase;
+use tradewarden_domain::exits::ExitSettings;
 use tradewarden_domain::expert::Expert;
+use tradewarden_domain::rules::file::RulesFile;
 use tradewarden_domain::rules::{ActionSpec, Rule, RuleSpec, Ruleset, TriggerSpec};
 use tradewarden_engine::{AccountSettings, Settings};
 use tradewarden_store::db::{self, UrlError};
@@ -53,6 +57,9 @@ pub const MAX_INTENT_AGE_SECONDS: RangeInclusive<i64> = 1..=604_800;
 pub const CONNECT_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=300;
 /// `experts[].id`: accepted values (every positive id a recommendation may carry).
 pub const EXPERT_ID: RangeInclusive<i64> = 1..=i64::MAX;
+/// `experts[]` `min_take_profit_percent`, `min_tp_sl_percent`, `min_stop_loss_percent`: the
+/// largest accepted value; a stop 100 % below a long's price would be no price at all.
+pub const MAX_EXIT_PERCENT: i64 = 99;
 /// `accounts[].cash`: the largest starting cash; no sum of money can then overflow a decimal.
 const MAX_CASH: i64 = 1_000_000_000_000_000;
 
@@ -76,6 +83,8 @@ pub struct Config {
     pub settings: Settings,
     /// The broker of each account, by account name.
     pub brokers: BTreeMap<String, BrokerKind>,
+    /// Where each ruleset came from, by ruleset name.
+    pub ruleset_info: BTreeMap<String, RulesetInfo>,
 }
 
 /// Every problem found, each `path: problem`.
@@ -385,16 +394,7 @@ fn trigger_spec(path: &str, v: &Value, errs: &mut Vec<String>) -> Option<Trigger
     let mut s = Section::new(path.to_string(), t);
     let event = s.required_string("event", errs);
     let op = s.string("op", errs);
-    let value = match s.get("value") {
-        None => None,
-        Some(v) => match decimal_of(v) {
-            Ok(d) => trigger_value_in_range(path, event.as_deref(), d, errs),
-            Err(e) => {
-                errs.push(format!("{path}.value: {e}"));
-                None
-            }
-        },
-    };
+    let value = decimal_key(&mut s, "value", errs);
     s.finish(errs);
     Some(TriggerSpec {
         event: event?,
@@ -403,36 +403,17 @@ fn trigger_spec(path: &str, v: &Value, errs: &mut Vec<String>) -> Option<Trigger
     })
 }
 
-/// The accepted values of a numeric trigger: the range of what it measures (a
-/// recommendation's confidence and expected profit are refused outside theirs), and for
-/// `percent_to_new_target` a bound far beyond any price move.
-fn trigger_value_range(event: &str) -> Option<RangeInclusive<i64>> {
-    match event {
-        "confidence" => Some(0..=100),
-        "expected_profit_target_percent" => Some(-10_000..=10_000),
-        "percent_to_new_target" => Some(-1_000_000..=1_000_000),
-        _ => None,
+/// An optional decimal key; a value that is not a number is reported (its range is the
+/// domain's business: `Trigger::from_spec`, `RuleAction::from_spec`).
+fn decimal_key(s: &mut Section<'_>, key: &'static str, errs: &mut Vec<String>) -> Option<Decimal> {
+    let v = s.get(key)?;
+    match decimal_of(v) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            errs.push(format!("{}: {e}", s.at(key)));
+            None
+        }
     }
-}
-
-/// `value` if it is in its trigger's range (an unknown trigger is reported elsewhere).
-fn trigger_value_in_range(
-    path: &str,
-    event: Option<&str>,
-    value: Decimal,
-    errs: &mut Vec<String>,
-) -> Option<Decimal> {
-    let Some(range) = event.and_then(trigger_value_range) else {
-        return Some(value);
-    };
-    if value < Decimal::from(*range.start()) || value > Decimal::from(*range.end()) {
-        errs.push(format!(
-            "{path}.value: out of range ({}), got {value}",
-            show_range(&range)
-        ));
-        return None;
-    }
-    Some(value)
 }
 
 fn action_spec(path: &str, v: &Value, errs: &mut Vec<String>) -> Option<ActionSpec> {
@@ -445,8 +426,16 @@ fn action_spec(path: &str, v: &Value, errs: &mut Vec<String>) -> Option<ActionSp
     };
     let mut s = Section::new(path.to_string(), t);
     let action = s.required_string("action", errs);
+    let reference = s.string("reference", errs);
+    let value = decimal_key(&mut s, "value", errs);
+    let price = decimal_key(&mut s, "price", errs);
     s.finish(errs);
-    Some(ActionSpec { action: action? })
+    Some(ActionSpec {
+        action: action?,
+        reference,
+        value,
+        price,
+    })
 }
 
 fn list<'a>(
@@ -472,9 +461,98 @@ fn list<'a>(
     }
 }
 
-fn ruleset(path: String, t: &Table, errs: &mut Vec<String>) -> Option<Ruleset> {
-    let mut s = Section::new(path, t);
+/// Where a configured ruleset came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RulesetSource {
+    /// Its rules are written in the configuration.
+    Config,
+    /// Read from a rules file in the original's export format.
+    File {
+        /// The path as the configuration writes it (relative to the configuration file).
+        path: String,
+        /// The ruleset's name inside the file, when the configuration names one.
+        ruleset: Option<String>,
+    },
+}
+
+impl std::fmt::Display for RulesetSource {
+    /// `the configuration`, `rules/enter.json`, `rules/all.json, ruleset "LongTerm Enter"`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RulesetSource::Config => f.write_str("the configuration"),
+            RulesetSource::File {
+                path,
+                ruleset: None,
+            } => f.write_str(path),
+            RulesetSource::File {
+                path,
+                ruleset: Some(name),
+            } => write!(f, "{path}, ruleset {name:?}"),
+        }
+    }
+}
+
+/// What the configuration knows about a ruleset beyond its rules.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RulesetInfo {
+    pub source: RulesetSource,
+    /// `description` of the `[[rulesets]]` entry, else of the rules file.
+    pub description: Option<String>,
+    /// The use case the rules file says the ruleset is for.
+    pub subtype: Option<UseCase>,
+}
+
+/// One `[[rulesets]]` entry: `name` with inline `rules`, or `name` with `file` (and
+/// `ruleset`, the name inside the file, when it holds several).
+fn ruleset(
+    path: String,
+    t: &Table,
+    dir: &Path,
+    errs: &mut Vec<String>,
+) -> Option<(Ruleset, RulesetInfo)> {
+    let mut s = Section::new(path.clone(), t);
     let name = s.required_string("name", errs);
+    let description = s.string("description", errs);
+    let file = s.string("file", errs);
+    let in_file = s.string("ruleset", errs);
+    let loaded = match &file {
+        Some(file) => {
+            if t.contains_key("rules") {
+                s.get("rules");
+                errs.push(format!("{path}: give either rules or file, not both"));
+            }
+            let name = name.as_deref().unwrap_or_default();
+            file_ruleset(&path, dir, file, in_file.as_deref(), name, errs)
+        }
+        None => {
+            if in_file.is_some() {
+                errs.push(format!(
+                    "{path}.ruleset: names a ruleset inside a rules file; set file too"
+                ));
+            }
+            let rules = inline_rules(&mut s, errs);
+            Some((rules, None, None))
+        }
+    };
+    s.finish(errs);
+    let (rules, file_description, subtype) = loaded?;
+    let source = match file {
+        Some(path) => RulesetSource::File {
+            path,
+            ruleset: in_file,
+        },
+        None => RulesetSource::Config,
+    };
+    let info = RulesetInfo {
+        source,
+        description: description.or(file_description),
+        subtype,
+    };
+    Some((Ruleset { name: name?, rules }, info))
+}
+
+/// The rules written in a `[[rulesets]]` entry.
+fn inline_rules(s: &mut Section<'_>, errs: &mut Vec<String>) -> Vec<Rule> {
     let mut rules = Vec::new();
     let mut rule_names = HashSet::new();
     for (rpath, rt) in s.array_of_tables("rules", errs) {
@@ -513,12 +591,62 @@ fn ruleset(path: String, t: &Table, errs: &mut Vec<String>) -> Option<Ruleset> {
             ),
         }
     }
-    s.finish(errs);
-    Some(Ruleset { name: name?, rules })
+    rules
 }
 
-/// Parses and validates a configuration text.
+/// The rules of a ruleset read from a rules file of the original, with the file's
+/// description and subtype. Every problem names the file (as the configuration writes it),
+/// and inside it the ruleset, the rule and the key.
+fn file_ruleset(
+    path: &str,
+    dir: &Path,
+    file: &str,
+    pick: Option<&str>,
+    name: &str,
+    errs: &mut Vec<String>,
+) -> Option<(Vec<Rule>, Option<String>, Option<UseCase>)> {
+    let text = match std::fs::read_to_string(dir.join(file)) {
+        Ok(text) => text,
+        Err(e) => {
+            errs.push(format!(
+                "{path}.file: cannot read {file}: {e} (a relative path is relative to the configuration file)"
+            ));
+            return None;
+        }
+    };
+    let parsed = match RulesFile::parse(&text) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            errs.push(format!("{path}.file: {file}: {e}"));
+            return None;
+        }
+    };
+    let doc = match parsed.pick(pick) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let key = if pick.is_some() { "ruleset" } else { "file" };
+            errs.push(format!("{path}.{key}: {file}: {e}"));
+            return None;
+        }
+    };
+    match doc.to_ruleset(name) {
+        Ok(rs) => Some((rs.rules, doc.description.clone(), doc.subtype)),
+        Err(es) => {
+            errs.extend(es.iter().map(|e| format!("{path}.file: {file}: {e}")));
+            None
+        }
+    }
+}
+
+/// Parses and validates a configuration text whose rules files, if any, are relative to
+/// the working directory (the built-in default has none).
 pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
+    parse_in(text, Path::new("."))
+}
+
+/// Parses and validates a configuration text read from a file in `dir`: a relative rules
+/// `file` is relative to `dir`.
+pub fn parse_in(text: &str, dir: &Path) -> Result<Config, ConfigErrors> {
     // A TOML error quotes the offending line, which may hold the database password.
     let root: Table = text.parse::<Table>().map_err(|e| {
         ConfigErrors(vec![format!(
@@ -585,14 +713,16 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
     }
 
     let mut rulesets = HashMap::new();
+    let mut ruleset_info = BTreeMap::new();
     for (path, t) in top.array_of_tables("rulesets", &mut errs) {
-        if let Some(rs) = ruleset(path.clone(), t, &mut errs) {
+        if let Some((rs, info)) = ruleset(path.clone(), t, dir, &mut errs) {
             if rulesets.contains_key(&rs.name) {
                 errs.push(format!(
                     "{path}.name: duplicate ruleset name \"{}\"",
                     rs.name
                 ));
             }
+            ruleset_info.insert(rs.name.clone(), info);
             rulesets.insert(rs.name.clone(), rs);
         }
     }
@@ -634,6 +764,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
             Some(hundred),
             &mut errs,
         );
+        let exits = exit_settings(&mut e, &defaults.exits, &mut errs);
         let em = e.string("enter_market_ruleset", &mut errs);
         let op = e.string("open_positions_ruleset", &mut errs);
         e.finish(&mut errs);
@@ -673,6 +804,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
                 max_virtual_equity_per_instrument_percent: max_pct,
                 enter_market_ruleset: em,
                 open_positions_ruleset: op,
+                exits,
             },
         );
     }
@@ -696,7 +828,20 @@ pub fn parse(text: &str) -> Result<Config, ConfigErrors> {
             max_intent_age: secs(processing.max_intent_age_seconds),
         },
         brokers,
+        ruleset_info,
     })
+}
+
+/// `[[experts]]` `min_take_profit_percent`, `min_tp_sl_percent`, `min_stop_loss_percent`:
+/// each at least 0 and at most [`MAX_EXIT_PERCENT`].
+fn exit_settings(e: &mut Section<'_>, d: &ExitSettings, errs: &mut Vec<String>) -> ExitSettings {
+    let max = Some(Decimal::from(MAX_EXIT_PERCENT));
+    let mut percent = |key, default| e.decimal(key, default, Decimal::ZERO, false, max, errs);
+    ExitSettings {
+        min_take_profit_percent: percent("min_take_profit_percent", d.min_take_profit_percent),
+        min_tp_sl_percent: percent("min_tp_sl_percent", d.min_tp_sl_percent),
+        min_stop_loss_percent: percent("min_stop_loss_percent", d.min_stop_loss_percent),
+    }
 }
 
 /// A validated, non-negative number of seconds.
@@ -846,7 +991,7 @@ mod tests {
             [[rulesets.rules]]
             name = "x"
             triggers = [{ event = "bulish" }, { event = "confidence", op = "gte", value = "60" }]
-            actions = [{ action = "close" }]
+            actions = [{ action = "clos" }, { action = "adjust_stop_loss", price = "cheap" }]
         "#;
         let errs = parse(text).unwrap_err().0;
         let want = [
@@ -859,7 +1004,8 @@ mod tests {
             "experts[1].colour: unknown key",
             "rulesets[0].rules[0].triggers[0].event: unknown trigger \"bulish\"",
             "rulesets[0].rules[0].triggers[1].op: unknown operator \"gte\"",
-            "rulesets[0].rules[0].actions[0].action: unknown action \"close\"",
+            "rulesets[0].rules[0].actions[0].action: unknown action \"clos\"",
+            "rulesets[0].rules[0].actions[1].price: not a decimal number",
         ];
         for w in want {
             assert!(
@@ -1182,5 +1328,260 @@ mod tests {
         let errs = parse("[database\nurl=").unwrap_err().0;
         assert_eq!(errs.len(), 1);
         assert!(errs[0].starts_with("TOML:"), "{errs:?}");
+    }
+
+    #[test]
+    fn actions_take_their_parameters() {
+        use rust_decimal_macros::dec;
+        use tradewarden_domain::money::Price;
+        use tradewarden_domain::rules::{ExitReference, ExitTarget, RuleAction};
+        let text = DEFAULT_CONFIG.replace(
+            r#"actions = [{ action = "buy" }]"#,
+            r#"actions = [
+  { action = "buy" },
+  { action = "adjust_take_profit", reference = "order_open_price", value = 10 },
+  { action = "adjust_stop_loss", price = 95.5 },
+  { action = "increase_instrument_share", value = "8" },
+  { action = "close" },
+]"#,
+        );
+        let c = parse(&text).unwrap();
+        assert_eq!(
+            c.settings.rulesets["confident-buy"].rules[0].actions,
+            [
+                RuleAction::Buy,
+                RuleAction::AdjustTakeProfit(ExitTarget::Percent {
+                    reference: ExitReference::OrderOpenPrice,
+                    percent: dec!(10),
+                }),
+                RuleAction::AdjustStopLoss(ExitTarget::Price(Price::new(dec!(95.5)).unwrap())),
+                RuleAction::IncreaseInstrumentShare(dec!(8)),
+                RuleAction::Close,
+            ]
+        );
+        for (action, want) in [
+            (
+                r#"{ action = "adjust_take_profit", reference = "entry", value = 10 }"#,
+                "actions[0].reference: unknown reference \"entry\"",
+            ),
+            (
+                r#"{ action = "adjust_stop_loss", reference = "current_price" }"#,
+                "actions[0].value: action \"adjust_stop_loss\" needs a value",
+            ),
+            (
+                r#"{ action = "increase_instrument_share", value = 101 }"#,
+                "actions[0].value: out of range (0..=100), got 101",
+            ),
+            (
+                r#"{ action = "buy", value = 1 }"#,
+                "actions[0].value: not used by action \"buy\"",
+            ),
+            (
+                r#"{ action = "buy", lots = 1 }"#,
+                "actions[0].lots: unknown key",
+            ),
+            (
+                r#"{ action = "sell_covered_call" }"#,
+                "actions[0].action: action \"sell_covered_call\" is not supported: options",
+            ),
+        ] {
+            let text = DEFAULT_CONFIG.replace(r#"[{ action = "buy" }]"#, &format!("[{action}]"));
+            let errs = parse(&text).unwrap_err().0;
+            let want = format!("rulesets[0].rules[0].{want}");
+            assert!(
+                errs.iter().any(|e| e.starts_with(&want)),
+                "want {want:?} in {errs:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn unsupported_triggers_are_named_with_the_reason() {
+        for (event, why) in [
+            ("price_vs_target_consensus_percent", "FMP ratings"),
+            ("iv_rank", "options"),
+            ("percent_below_recent_high", "daily bars"),
+            ("days_to_earnings", "earnings"),
+        ] {
+            let text = DEFAULT_CONFIG.replace(
+                r#"{ event = "bullish" }"#,
+                &format!(r#"{{ event = "{event}", op = ">", value = 1 }}"#),
+            );
+            let errs = parse(&text).unwrap_err().0;
+            let want = format!(
+                "rulesets[0].rules[0].triggers[0].event: trigger \"{event}\" is not supported: {why}"
+            );
+            assert!(
+                errs.iter().any(|e| e.starts_with(&want)),
+                "want {want:?} in {errs:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn exit_settings_have_defaults_and_ranges() {
+        use rust_decimal_macros::dec;
+        let c = parse(DEFAULT_CONFIG).unwrap();
+        assert_eq!(c.settings.experts[&1].exits, ExitSettings::default());
+        assert_eq!(
+            (
+                c.settings.experts[&1].exits.min_take_profit_percent,
+                c.settings.experts[&1].exits.min_tp_sl_percent,
+                c.settings.experts[&1].exits.min_stop_loss_percent
+            ),
+            (dec!(2), dec!(3), dec!(7))
+        );
+        let mut text = DEFAULT_CONFIG.to_string();
+        for (key, value) in [
+            ("min_take_profit_percent", "0"),
+            ("min_tp_sl_percent", "\"0.0000000000000000000000000001\""),
+            ("min_stop_loss_percent", "99"),
+        ] {
+            text = set(&text, "experts", key, value);
+        }
+        let exits = parse(&text).unwrap().settings.experts[&1].exits;
+        assert_eq!(exits.min_take_profit_percent, dec!(0));
+        assert_eq!(
+            exits.min_tp_sl_percent,
+            dec!(0.0000000000000000000000000001)
+        );
+        assert_eq!(exits.min_stop_loss_percent, dec!(99));
+        for key in [
+            "min_take_profit_percent",
+            "min_tp_sl_percent",
+            "min_stop_loss_percent",
+        ] {
+            for (value, got) in [
+                ("-1", "-1"),
+                (
+                    "-0.0000000000000000000000000001",
+                    "-0.0000000000000000000000000001",
+                ),
+                ("99.01", "99.01"),
+                ("1e20", "100000000000000000000"),
+            ] {
+                let errs = parse(&with("experts", key, value)).unwrap_err().0;
+                let want =
+                    format!("experts[0].{key}: must be at least 0 and at most 99, got {got}");
+                assert!(
+                    errs.iter().any(|e| e == &want),
+                    "{key} = {value}: want {want:?} in {errs:#?}"
+                );
+            }
+        }
+    }
+
+    /// A configuration in a fresh directory whose ruleset entry is `entry`, with `files`
+    /// (path, text) written beside it.
+    fn with_rules_files(entry: &str, files: &[(&str, &str)]) -> (tempfile::TempDir, String) {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in files {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+        let start = DEFAULT_CONFIG.find("\n[[rulesets]]").unwrap() + 1;
+        let text = format!("{}[[rulesets]]\n{entry}\n", &DEFAULT_CONFIG[..start]);
+        (dir, text)
+    }
+
+    const ONE_RULESET: &str = r#"{"export_version":"1.0","export_type":"ruleset","export_timestamp":"2025-10-29T09:23:34",
+      "ruleset":{"name":"LongTerm Enter","description":"from the original","subtype":"enter_market","rules":[
+        {"name":"BUY_long_conf70","triggers":{"trigger_0":{"event_type":"bullish"},
+           "trigger_1":{"event_type":"confidence","operator":">=","value":70.0}},
+         "actions":{"action_0":{"action_type":"buy"}},"extra_parameters":{},"continue_processing":false,"order_index":0}]}}"#;
+
+    const TWO_RULESETS: &str = r#"{"export_version":"1.0","export_type":"rulesets","export_timestamp":"x","rulesets":[
+      {"name":"A","rules":[{"name":"a","triggers":{"trigger_0":{"event_type":"bullish"}},"actions":{"action_0":{"action_type":"buy"}}}]},
+      {"name":"B","rules":[{"name":"b","triggers":{"trigger_0":{"event_type":"bulish"}},"actions":{"action_0":{"action_type":"buy"}}}]}]}"#;
+
+    #[test]
+    fn a_ruleset_may_come_from_a_rules_file() {
+        let (dir, text) = with_rules_files(
+            "name = \"confident-buy\"\nfile = \"rules/enter.json\"",
+            &[("rules/enter.json", ONE_RULESET)],
+        );
+        let c = parse_in(&text, dir.path()).unwrap();
+        let rs = &c.settings.rulesets["confident-buy"];
+        assert_eq!(rs.name, "confident-buy");
+        assert_eq!(
+            rs.rules[0].sentence(),
+            "IF bullish AND confidence >= 70 THEN buy"
+        );
+        let info = &c.ruleset_info["confident-buy"];
+        assert_eq!(
+            info.source,
+            RulesetSource::File {
+                path: "rules/enter.json".into(),
+                ruleset: None
+            }
+        );
+        assert_eq!(info.description.as_deref(), Some("from the original"));
+        assert_eq!(info.subtype, Some(UseCase::EnterMarket));
+        // Relative to the configuration's directory, not the working directory.
+        assert!(parse(&text).is_err());
+        // A file of several rulesets: the one named.
+        let (dir, text) = with_rules_files(
+            "name = \"confident-buy\"\nfile = \"all.json\"\nruleset = \"A\"",
+            &[("all.json", TWO_RULESETS)],
+        );
+        let c = parse_in(&text, dir.path()).unwrap();
+        assert_eq!(c.settings.rulesets["confident-buy"].rules[0].name, "a");
+        assert_eq!(
+            c.ruleset_info["confident-buy"].source.to_string(),
+            "all.json, ruleset \"A\""
+        );
+    }
+
+    #[test]
+    fn rules_file_problems_name_the_file_the_ruleset_the_rule_and_the_key() {
+        let p = "rulesets[0]";
+        let cases: Vec<(&str, Vec<(&str, &str)>, String)> = vec![
+            (
+                "name = \"confident-buy\"\nfile = \"all.json\"\nruleset = \"B\"",
+                vec![("all.json", TWO_RULESETS)],
+                format!(
+                    "{p}.file: all.json: ruleset \"B\", rule \"b\", trigger_0.event_type: unknown trigger \"bulish\""
+                ),
+            ),
+            (
+                "name = \"confident-buy\"\nfile = \"all.json\"",
+                vec![("all.json", TWO_RULESETS)],
+                format!("{p}.file: all.json: the file holds 2 rulesets (A, B): name one"),
+            ),
+            (
+                "name = \"confident-buy\"\nfile = \"all.json\"\nruleset = \"C\"",
+                vec![("all.json", TWO_RULESETS)],
+                format!("{p}.ruleset: all.json: no ruleset \"C\" in the file (it holds: A, B)"),
+            ),
+            (
+                "name = \"confident-buy\"\nfile = \"missing.json\"",
+                vec![],
+                format!("{p}.file: cannot read missing.json: "),
+            ),
+            (
+                "name = \"confident-buy\"\nfile = \"bad.json\"",
+                vec![("bad.json", "{")],
+                format!("{p}.file: bad.json: not a rules file"),
+            ),
+            (
+                "name = \"confident-buy\"\nfile = \"all.json\"\nruleset = \"A\"\n[[rulesets.rules]]\nname = \"x\"\nactions = [{ action = \"buy\" }]",
+                vec![("all.json", TWO_RULESETS)],
+                format!("{p}: give either rules or file, not both"),
+            ),
+            (
+                "name = \"confident-buy\"\nruleset = \"A\"",
+                vec![],
+                format!("{p}.ruleset: names a ruleset inside a rules file; set file too"),
+            ),
+        ];
+        for (entry, files, want) in cases {
+            let (dir, text) = with_rules_files(entry, &files);
+            let errs = parse_in(&text, dir.path()).unwrap_err().0;
+            assert!(
+                errs.iter().any(|e| e.starts_with(&want)),
+                "{entry}: want {want:?} in {errs:#?}"
+            );
+        }
     }
 }

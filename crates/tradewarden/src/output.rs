@@ -65,7 +65,7 @@ pub fn describe_config(cfg: &Config, source: &str) -> String {
     for e in s.experts.values() {
         let _ = writeln!(
             out,
-            "  {} {:?} on {}: {}, virtual equity {}%, buy {}, sell {}, automated opening {}, per-instrument cap {}%, enter_market ruleset {}",
+            "  {} {:?} on {}: {}, virtual equity {}%, buy {}, sell {}, automated opening {}, per-instrument cap {}%, enter_market ruleset {}, open_positions ruleset {}, min_take_profit_percent {}, min_tp_sl_percent {}, min_stop_loss_percent {}",
             e.id,
             e.name,
             e.account,
@@ -75,22 +75,14 @@ pub fn describe_config(cfg: &Config, source: &str) -> String {
             e.enable_sell,
             e.allow_automated_trade_opening,
             dec(&e.max_virtual_equity_per_instrument_percent),
-            opt(&e.enter_market_ruleset)
+            opt(&e.enter_market_ruleset),
+            opt(&e.open_positions_ruleset),
+            dec(&e.exits.min_take_profit_percent),
+            dec(&e.exits.min_tp_sl_percent),
+            dec(&e.exits.min_stop_loss_percent)
         );
     }
-    let mut rulesets: Vec<_> = s.rulesets.values().collect();
-    rulesets.sort_by(|a, b| a.name.cmp(&b.name));
-    let _ = writeln!(out, "rulesets: {}", rulesets.len());
-    for r in rulesets {
-        let names: Vec<&str> = r.rules.iter().map(|r| r.name.as_str()).collect();
-        let _ = writeln!(
-            out,
-            "  {}: {} rule(s): {}",
-            r.name,
-            r.rules.len(),
-            names.join(", ")
-        );
-    }
+    out.push_str(&crate::cmd::rules::describe_rulesets(cfg));
     out
 }
 

@@ -818,7 +818,7 @@ name = "r"
 [[rulesets.rules]]
 name = "x"
 triggers = [{{ event = "bulish" }}]
-actions = [{{ action = "close" }}]
+actions = [{{ action = "clos" }}]
 "#,
         sb.db_url()
     );
@@ -830,7 +830,7 @@ actions = [{{ action = "close" }}]
         "experts[0].enter_market_ruleset: unknown ruleset \"nope\"",
         "experts[0].colour: unknown key",
         "rulesets[0].rules[0].triggers[0].event: unknown trigger \"bulish\"",
-        "rulesets[0].rules[0].actions[0].action: unknown action \"close\"",
+        "rulesets[0].rules[0].actions[0].action: unknown action \"clos\"",
     ];
     for args in [&["check"][..], &["process", "--all"][..]] {
         let out = sb.run(args);

@@ -48,6 +48,50 @@ fn numbers_out_of_range_are_refused_by_check_and_by_every_command() {
 }
 
 #[test]
+fn exit_percentages_out_of_range_are_refused() {
+    // The expert settings that bound take profits and stops: 0..=99, in percent. Catches:
+    // a key read without its range (a negative floor would pull exits toward the price; a
+    // stop 100 % away is no price).
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(dir.path());
+    for key in [
+        "min_take_profit_percent",
+        "min_tp_sl_percent",
+        "min_stop_loss_percent",
+    ] {
+        for (value, got) in [
+            ("-1", "-1"),
+            (
+                "\"-0.0000000000000000000000000001\"",
+                "-0.0000000000000000000000000001",
+            ),
+            ("100", "100"),
+            ("1e20", "100000000000000000000"),
+        ] {
+            let text = config(&url, "").replace(
+                "enter_market_ruleset = \"r\"",
+                &format!("enter_market_ruleset = \"r\"\n{key} = {value}"),
+            );
+            for args in [&["check"][..], &["process", "--all"][..]] {
+                let o = with_config(dir.path(), &text, args);
+                o.expect(2, &format!("{key} = {value} / {args:?}"));
+                let want =
+                    format!("experts[0].{key}: must be at least 0 and at most 99, got {got}");
+                assert!(
+                    o.stderr.contains(&want),
+                    "{key} = {value}: want {want:?}: {}",
+                    o.describe()
+                );
+            }
+        }
+    }
+    assert!(
+        !dir.path().join("tw.db").exists(),
+        "a bad config opens nothing"
+    );
+}
+
+#[test]
 fn lookback_days_on_the_command_line_has_the_same_range() {
     let dir = tempfile::tempdir().unwrap();
     let url = sqlite_url(dir.path());
@@ -94,6 +138,7 @@ fn limits_config(url: &str, max: bool) -> String {
     let tiny = "\"0.0000000000000000000000000001\"";
     let (op_lo, op_hi) = if max { (">=", "<=") } else { ("<=", ">=") };
     let percent = pick(tiny, "100");
+    let exit_percent = pick("0", "99");
     format!(
         r#"[database]
 url = "{url}"
@@ -117,6 +162,9 @@ id = 1
 account = "paper"
 virtual_equity_percent = {percent}
 max_virtual_equity_per_instrument_percent = {percent}
+min_take_profit_percent = {exit_percent}
+min_tp_sl_percent = {exit_percent}
+min_stop_loss_percent = {exit_percent}
 allow_automated_trade_opening = true
 enter_market_ruleset = "limits"
 
@@ -125,6 +173,9 @@ id = 9223372036854775807
 account = "paper"
 virtual_equity_percent = {percent}
 max_virtual_equity_per_instrument_percent = {percent}
+min_take_profit_percent = {exit_percent}
+min_tp_sl_percent = {exit_percent}
+min_stop_loss_percent = {exit_percent}
 allow_automated_trade_opening = true
 enter_market_ruleset = "limits"
 

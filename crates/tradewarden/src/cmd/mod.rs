@@ -12,6 +12,7 @@ pub mod man;
 pub mod prices;
 pub mod process;
 pub mod reconcile;
+pub mod rules;
 pub mod run;
 
 use std::path::PathBuf;
@@ -41,8 +42,10 @@ impl Command {
             _ => {}
         }
         let (cfg, source) = load_config(config.as_deref())?;
-        if let Command::Check = self {
-            return check::run(&cfg, &source);
+        match self {
+            Command::Check => return check::run(&cfg, &source),
+            Command::Rules(args) => return rules::run(args, &cfg),
+            _ => {}
         }
         // Listings only read: they open the database read-only and create nothing.
         let read_only = matches!(
@@ -68,6 +71,7 @@ impl Command {
         match self {
             Command::Init(_)
             | Command::Check
+            | Command::Rules(_)
             | Command::Demo(_)
             | Command::Completions(_)
             | Command::Man => Ok(()),
