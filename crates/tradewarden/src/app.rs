@@ -1,6 +1,6 @@
 //! [`App`]: everything a command or an HTTP handler needs, wired once from a [`Config`].
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -23,6 +23,9 @@ pub struct App {
     pub manager: TradeManager,
     pub store: Arc<SqlStore>,
     pub clock: Arc<dyn Clock>,
+    /// Every configured account's broker, by account name (the commands that ask a broker
+    /// directly: `accounts`).
+    pub brokers: BTreeMap<String, AccountBroker>,
     /// PostgreSQL: the lock that tells other processes this one lives, held as long as the
     /// app; its key is in every lease this process takes.
     _liveness: Option<LivenessLock>,
@@ -56,7 +59,10 @@ impl App {
         let manager = TradeManager::new(
             cfg.settings,
             store.clone() as Arc<dyn Store>,
-            brokers,
+            brokers
+                .iter()
+                .map(|(name, b)| (name.clone(), b.broker.clone()))
+                .collect(),
             clock.clone(),
         )
         .with_leases(store.clone(), holder, processes, cfg.lease);
@@ -64,6 +70,7 @@ impl App {
             manager,
             store,
             clock,
+            brokers,
             _liveness: liveness,
         })
     }
@@ -88,13 +95,21 @@ impl App {
     }
 }
 
+/// A configured account's broker, with the kind the configuration gave it.
+#[derive(Clone)]
+pub struct AccountBroker {
+    /// The configured kind ([`BrokerKind::name`]).
+    pub kind: &'static str,
+    pub broker: Arc<dyn Broker>,
+}
+
 /// One broker per configured account, by its kind.
 async fn wire_brokers(
     cfg: &Config,
     store: &Arc<SqlStore>,
     clock: &Arc<dyn Clock>,
     read_only: bool,
-) -> Result<HashMap<String, Arc<dyn Broker>>, Failure> {
+) -> Result<BTreeMap<String, AccountBroker>, Failure> {
     let paper: Vec<(String, rust_decimal::Decimal)> = cfg
         .brokers
         .iter()
@@ -108,14 +123,18 @@ async fn wire_brokers(
             .await
             .map_err(|e| store_failed("opening the paper accounts", e))?;
     }
-    let mut brokers: HashMap<String, Arc<dyn Broker>> = HashMap::new();
+    let mut brokers = BTreeMap::new();
     for (name, kind) in &cfg.brokers {
         let broker: Arc<dyn Broker> = match kind {
             BrokerKind::Paper { .. } => {
                 Arc::new(PaperBroker::new(name, store.clone(), clock.clone()))
             }
         };
-        brokers.insert(name.clone(), broker);
+        let wired = AccountBroker {
+            kind: kind.name(),
+            broker,
+        };
+        brokers.insert(name.clone(), wired);
     }
     Ok(brokers)
 }

@@ -103,6 +103,13 @@ pub enum Command {
         after_help = "Examples:\n  tradewarden outcomes --status duplicate_position\n  tradewarden outcomes --recommendation 17 --wide"
     )]
     Outcomes(OutcomesArgs),
+    /// Show each account as its broker holds it: cash, equity (cash plus the positions at
+    /// their latest quote) and positions with their average price, last price and unrealised
+    /// profit or loss.
+    #[command(
+        after_help = "Examples:\n  tradewarden accounts\n  tradewarden accounts --json | jq '.[].equity'"
+    )]
+    Accounts(AccountsArgs),
     /// Demonstration tools: `demo run` shows the whole system on a throwaway database;
     /// `demo gen` prints the standard benchmark workload.
     #[command(subcommand)]
@@ -255,6 +262,14 @@ pub struct OutcomesArgs {
     /// Only the records of this recommendation.
     #[arg(long, value_name = "ID", value_parser = clap::value_parser!(i64).range(1..))]
     pub recommendation: Option<i64>,
+}
+
+/// Arguments of `accounts`.
+#[derive(Debug, clap::Args)]
+pub struct AccountsArgs {
+    /// Print a JSON array instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The `demo` subcommands.

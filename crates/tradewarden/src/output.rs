@@ -12,6 +12,7 @@ use tradewarden_domain::{
 };
 use tradewarden_engine::{ImportSummary, RunReport, Settings};
 
+use crate::cmd::accounts::AccountView;
 use crate::config::{BrokerKind, Config};
 use crate::redact;
 
@@ -412,6 +413,61 @@ pub fn orders_table(rows: &[Order], opts: &TableOpts) -> String {
         render(&columns, cells, opts),
         summary_line("order", &statuses, &OrderStatus::ALL, OrderStatus::as_str)
     )
+}
+
+/// The `accounts` tables: one row per account, then (when there are any) one per position,
+/// and a summary line.
+pub fn accounts_tables(rows: &[AccountView], opts: &TableOpts) -> String {
+    use Kind::*;
+    let accounts = [
+        ("account", Text),
+        ("broker", Text),
+        ("cash", Number),
+        ("equity", Number),
+        ("positions", Number),
+    ];
+    let cells = rows
+        .iter()
+        .map(|a| {
+            vec![
+                a.name.clone(),
+                a.broker.clone(),
+                dec(&a.cash),
+                dec(&a.equity),
+                a.positions.len().to_string(),
+            ]
+        })
+        .collect();
+    let mut out = format!("{}\n", render(&accounts, cells, opts));
+    let positions = [
+        ("account", Text),
+        ("symbol", Text),
+        ("quantity", Number),
+        ("avg_price", Number),
+        ("last_price", Number),
+        ("unrealized_pnl", Number),
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .flat_map(|a| {
+            a.positions.iter().map(|p| {
+                vec![
+                    a.name.clone(),
+                    p.symbol.clone(),
+                    dec(&p.quantity),
+                    opt_dec(&p.avg_price),
+                    opt_dec(&p.last_price),
+                    opt_dec(&p.unrealized_pnl),
+                ]
+            })
+        })
+        .collect();
+    let held = cells.len();
+    if held > 0 {
+        let _ = writeln!(out, "\n{}", render(&positions, cells, opts));
+    }
+    let _ = writeln!(out, "{} account(s), {held} position(s)", rows.len());
+    out
 }
 
 /// The `outcomes` table, with its summary line; `detail` is the column cut to the width.

@@ -75,6 +75,7 @@ async fn a_foreign_order_under_our_id_is_never_adopted(kind: DbKind) {
             quantity: dec!(3),
             limit_price: None,
             stop_price: None,
+            oco_group: None,
         })
         .await
         .unwrap();

@@ -70,11 +70,12 @@ fn quote(symbol: &str, price: Decimal, at: DateTime<Utc>) -> Quote {
 
 /// The paper account's stored quotes.
 async fn quotes_of(s: &SqlStore) -> std::collections::HashMap<String, Decimal> {
-    s.load_book("paper", BookScope::Trading, &[])
+    let book = s
+        .load_book("paper", BookScope::Quotes)
         .await
         .unwrap()
-        .unwrap()
-        .quotes
+        .unwrap();
+    book.quotes.into_iter().map(|(s, q)| (s, q.price)).collect()
 }
 
 async fn store_with_paper(db: &TestDb, cash: Decimal) -> std::sync::Arc<SqlStore> {
@@ -288,6 +289,7 @@ fn req(coid: &str, side: Side, qty: Decimal) -> OrderRequest {
         quantity: qty,
         limit_price: None,
         stop_price: None,
+        oco_group: None,
     }
 }
 
@@ -337,12 +339,13 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         other => panic!("{other:?}"),
     }
     let st = s
-        .load_book("paper", BookScope::Trading, &[])
+        .load_book("paper", BookScope::Trading(&[]))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(st.cash, dec!(300));
-    assert_eq!(st.positions, [("AAPL".to_string(), dec!(7))].into());
+    assert_eq!(st.positions.len(), 1);
+    assert_eq!(st.positions["AAPL"].quantity, dec!(7));
     let found = s.load_paper_order("paper", "c2").await.unwrap().unwrap();
     assert_eq!(found.broker_order_id, a.broker_order_id);
     assert_eq!(
@@ -377,17 +380,20 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         "{answers:?}"
     );
     let st = s
-        .load_book("paper", BookScope::Trading, &[])
+        .load_book("paper", BookScope::Trading(&[]))
         .await
         .unwrap()
         .unwrap();
-    assert_eq!((st.cash, st.positions["AAPL"]), (dec!(100), dec!(9)));
+    assert_eq!(
+        (st.cash, st.positions["AAPL"].quantity),
+        (dec!(100), dec!(9))
+    );
     // Starting cash is only applied once: a restart with another config keeps the state.
     s.open_paper_accounts(&[("paper".into(), dec!(5))])
         .await
         .unwrap();
     assert_eq!(
-        s.load_book("paper", BookScope::Trading, &[])
+        s.load_book("paper", BookScope::Trading(&[]))
             .await
             .unwrap()
             .unwrap()

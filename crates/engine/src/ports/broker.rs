@@ -1,5 +1,5 @@
-//! A broker account as the engine sees it: submit, look up, positions, money; and the
-//! optional capability of accepting quotes (the paper broker has it, real brokers do not).
+//! A broker account as the engine sees it: submit, cancel, look up, positions, money; and
+//! the optional capability of accepting quotes (the paper broker has it, real brokers do not).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use tradewarden_domain::{Order, OrderStatus, OrderType, Side};
+use tradewarden_domain::{Order, OrderRole, OrderStatus, OrderType, Side};
 
 /// A broker's view of one order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,10 +64,14 @@ pub struct OrderRequest {
     pub quantity: Decimal,
     pub limit_price: Option<Decimal>,
     pub stop_price: Option<Decimal>,
+    /// Orders sharing a group are one-cancels-other at the broker: when one fills, the
+    /// broker cancels the others. All orders of a group are of one symbol.
+    pub oco_group: Option<String>,
 }
 
 impl OrderRequest {
-    /// The request for a stored order.
+    /// The request for a stored order; an exit leg goes in its exit structure's
+    /// one-cancels-other group ([`exit_group`]).
     pub fn for_order(o: &Order) -> Self {
         OrderRequest {
             client_order_id: o.client_order_id.clone(),
@@ -77,8 +81,23 @@ impl OrderRequest {
             quantity: o.quantity,
             limit_price: o.limit_price,
             stop_price: o.stop_price,
+            oco_group: exit_group(o),
         }
     }
+}
+
+/// The one-cancels-other group of a take-profit or stop-loss leg: its transaction's exit
+/// structure of one generation, named after the legs' client_order_ids with the role tag
+/// replaced (`tw-{inst}-7-tp-2` and `tw-{inst}-7-sl-2` → `tw-{inst}-7-exit-2`), so it is as
+/// unique across databases as they are. `None` for an entry or a close order.
+pub fn exit_group(o: &Order) -> Option<String> {
+    if !matches!(o.role, OrderRole::TakeProfit | OrderRole::StopLoss) {
+        return None;
+    }
+    // The same reading of the generation as `lifecycle::next_generation`.
+    let (rest, generation) = o.client_order_id.rsplit_once('-')?;
+    let (structure, _role_tag) = rest.rsplit_once('-')?;
+    Some(format!("{structure}-exit-{generation}"))
 }
 
 /// Broker failures, saying whether trying again may help.
@@ -102,6 +121,9 @@ pub enum BrokerError {
     /// The broker does not know the account.
     #[error("unknown account {0:?}")]
     UnknownAccount(String),
+    /// The broker has no order under this client_order_id (it never received it).
+    #[error("no order with client_order_id {0}")]
+    UnknownOrder(String),
 }
 
 impl BrokerError {
@@ -128,6 +150,53 @@ pub struct BrokerPosition {
     pub symbol: String,
     /// Signed: negative is short.
     pub quantity: Decimal,
+}
+
+/// A position as the broker holds it, with its prices, for `accounts`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldPosition {
+    pub symbol: String,
+    /// Signed: negative is short.
+    pub quantity: Decimal,
+    /// The average price the quantity held was bought (long) or sold (short) at, when the
+    /// broker reports it.
+    pub avg_price: Option<Decimal>,
+    /// The symbol's latest quote, when there is one.
+    pub last_price: Option<Decimal>,
+}
+
+impl HeldPosition {
+    /// `(last − avg) × quantity`: what closing at the last price would gain (a loss is
+    /// negative, on a short too); `None` when either price is unknown.
+    pub fn unrealized_pnl(&self) -> Option<Decimal> {
+        Some((self.last_price? - self.avg_price?) * self.quantity)
+    }
+
+    /// The position at its latest quote (a short is negative); at its average price while
+    /// it has no quote, and nothing when it has neither.
+    pub fn market_value(&self) -> Decimal {
+        self.quantity * self.last_price.or(self.avg_price).unwrap_or(Decimal::ZERO)
+    }
+}
+
+/// An account's cash and positions as the broker holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holdings {
+    pub cash: Decimal,
+    /// The open positions (no zero quantities), by symbol.
+    pub positions: Vec<HeldPosition>,
+}
+
+impl Holdings {
+    /// Cash plus every position at its latest quote ([`HeldPosition::market_value`]).
+    pub fn equity(&self) -> Decimal {
+        self.cash
+            + self
+                .positions
+                .iter()
+                .map(HeldPosition::market_value)
+                .sum::<Decimal>()
+    }
 }
 
 /// A price for a symbol at a time.
@@ -162,8 +231,50 @@ pub trait Broker: Send + Sync {
         &self,
         client_order_id: &str,
     ) -> Result<Option<BrokerOrder>, BrokerError>;
+    /// Looks several orders up by the ids we gave them; one answer per id, in order. A broker
+    /// with a batch path (the paper broker: one query) overrides this; the default asks one
+    /// after another.
+    async fn orders_by_client_ids(
+        &self,
+        client_order_ids: &[String],
+    ) -> Vec<Result<Option<BrokerOrder>, BrokerError>> {
+        let mut out = Vec::with_capacity(client_order_ids.len());
+        for id in client_order_ids {
+            out.push(self.order_by_client_id(id).await);
+        }
+        out
+    }
+    /// Cancels a working order and returns its state after. An order that already ended
+    /// (filled, canceled, rejected, expired) cannot be canceled: its state is returned as it
+    /// is, not an error, so a cancel racing a fill reports the fill. An id the broker never
+    /// received is [`BrokerError::UnknownOrder`]. The default is a broker that cannot cancel.
+    async fn cancel(&self, client_order_id: &str) -> Result<BrokerOrder, BrokerError> {
+        Err(BrokerError::Rejected(format!(
+            "this broker cannot cancel orders (asked for {client_order_id})"
+        )))
+    }
     /// Current positions.
     async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError>;
+    /// Cash and every position with its prices. The default puts [`Broker::account`],
+    /// [`Broker::positions`] and [`Broker::quotes`] together, without average prices.
+    async fn holdings(&self) -> Result<Holdings, BrokerError> {
+        let cash = self.account().await?.cash;
+        let positions = self.positions().await?;
+        let symbols: Vec<String> = positions.iter().map(|p| p.symbol.clone()).collect();
+        let quotes = self.quotes(&symbols).await?;
+        Ok(Holdings {
+            cash,
+            positions: positions
+                .into_iter()
+                .map(|p| HeldPosition {
+                    last_price: quotes.get(&p.symbol).copied(),
+                    symbol: p.symbol,
+                    quantity: p.quantity,
+                    avg_price: None,
+                })
+                .collect(),
+        })
+    }
     /// The broker's quote intake, if it takes quotes from us (a simulated broker does; a
     /// real one has its own market data).
     fn accepts_quotes(&self) -> Option<&dyn AcceptsQuotes> {
@@ -176,7 +287,8 @@ pub trait Broker: Send + Sync {
 #[async_trait]
 pub trait AcceptsQuotes: Send + Sync {
     /// Records quotes, the newest per symbol winning; returns how many stored quotes changed
-    /// (a quote older than the stored one changes nothing).
+    /// (a quote older than the stored one changes nothing). A new quote executes the resting
+    /// orders of its symbol that it crosses, as a market moving does at a real broker.
     async fn record_quotes(&self, quotes: &[Quote]) -> Result<usize, BrokerError>;
 }
 
@@ -185,11 +297,8 @@ mod tests {
     use super::*;
     use rust_decimal_macros::dec;
 
-    #[test]
-    fn a_broker_order_is_ours_only_if_what_it_reports_matches() {
-        // Catches: a lookup adopted on its client_order_id alone, or a broker that reports
-        // nothing taken for a clash.
-        let ours = Order {
+    fn entry() -> Order {
+        Order {
             id: 1,
             transaction_id: 1,
             expert_id: 1,
@@ -210,7 +319,14 @@ mod tests {
             trigger_status: None,
             recommendation_id: None,
             created_at: DateTime::<Utc>::UNIX_EPOCH,
-        };
+        }
+    }
+
+    #[test]
+    fn a_broker_order_is_ours_only_if_what_it_reports_matches() {
+        // Catches: a lookup adopted on its client_order_id alone, or a broker that reports
+        // nothing taken for a clash.
+        let ours = entry();
         let found =
             |symbol: Option<&str>, side: Option<Side>, quantity: Option<Decimal>| BrokerOrder {
                 broker_order_id: None,
@@ -242,6 +358,92 @@ mod tests {
         ];
         for (b, want) in cases {
             assert_eq!(b.mismatch(&ours).as_deref(), want, "{b:?}");
+        }
+    }
+
+    #[test]
+    fn the_legs_of_one_exit_structure_share_a_group_and_nothing_else_does() {
+        // Catches: legs sent without a group (no one-cancels-other at the broker), or two
+        // generations, or two transactions, in one group.
+        let order = |role, client_order_id: &str| Order {
+            role,
+            client_order_id: client_order_id.into(),
+            ..entry()
+        };
+        let cases = [
+            (
+                OrderRole::TakeProfit,
+                "tw-ab12-7-tp-1",
+                Some("tw-ab12-7-exit-1"),
+            ),
+            (
+                OrderRole::StopLoss,
+                "tw-ab12-7-sl-1",
+                Some("tw-ab12-7-exit-1"),
+            ),
+            (
+                OrderRole::StopLoss,
+                "tw-ab12-7-sl-2",
+                Some("tw-ab12-7-exit-2"),
+            ),
+            (
+                OrderRole::TakeProfit,
+                "tw-ab12-8-tp-1",
+                Some("tw-ab12-8-exit-1"),
+            ),
+            (OrderRole::Entry, "tw-ab12-7-entry", None),
+            (OrderRole::Close, "tw-ab12-7-close-1", None),
+        ];
+        for (role, id, want) in cases {
+            let request = OrderRequest::for_order(&order(role, id));
+            assert_eq!(request.oco_group.as_deref(), want, "{id}");
+        }
+    }
+
+    #[test]
+    fn unrealized_pnl_and_equity_follow_the_last_price_long_and_short() {
+        // Catches: a short's P&L with the wrong sign, or equity counting a short as an asset.
+        let held = |quantity, avg, last| HeldPosition {
+            symbol: "AAPL".into(),
+            quantity,
+            avg_price: avg,
+            last_price: last,
+        };
+        let cases = [
+            (
+                held(dec!(10), Some(dec!(100)), Some(dec!(110))),
+                Some(dec!(100)),
+                dec!(1100),
+            ),
+            (
+                held(dec!(10), Some(dec!(100)), Some(dec!(90))),
+                Some(dec!(-100)),
+                dec!(900),
+            ),
+            (
+                held(dec!(-10), Some(dec!(100)), Some(dec!(90))),
+                Some(dec!(100)),
+                dec!(-900),
+            ),
+            (
+                held(dec!(-10), Some(dec!(100)), Some(dec!(110))),
+                Some(dec!(-100)),
+                dec!(-1100),
+            ),
+            (held(dec!(10), None, Some(dec!(110))), None, dec!(1100)),
+            (held(dec!(10), Some(dec!(100)), None), None, dec!(1000)),
+        ];
+        for (p, pnl, value) in cases {
+            assert_eq!(
+                (p.unrealized_pnl(), p.market_value()),
+                (pnl, value),
+                "{p:?}"
+            );
+            let h = Holdings {
+                cash: dec!(5000),
+                positions: vec![p.clone()],
+            };
+            assert_eq!(h.equity(), dec!(5000) + value, "{p:?}");
         }
     }
 }

@@ -19,11 +19,13 @@ pub mod store;
 use chrono::{DateTime, Utc};
 
 pub use broker::{
-    AcceptsQuotes, AccountSnapshot, Broker, BrokerError, BrokerOrder, BrokerPosition, OrderRequest,
-    Quote,
+    AcceptsQuotes, AccountSnapshot, Broker, BrokerError, BrokerOrder, BrokerPosition, HeldPosition,
+    Holdings, OrderRequest, Quote,
 };
 pub use host::{HostIdentity, ProcessState, ProcessTable};
-pub use paper::{BookScope, PaperBook, PaperLedger, PaperOrderRecord, PaperSave};
+pub use paper::{
+    BookScope, PaperBook, PaperLedger, PaperOrderRecord, PaperPosition, PaperSave, StoredPaperOrder,
+};
 pub use store::{
     EnterMarketData, Finding, ImportCounts, ImportError, InFlightReason, JournalStore,
     LeaseAttempt, LeaseHolder, LeaseStore, ListFilter, NewPosition, OutcomeCompletion,

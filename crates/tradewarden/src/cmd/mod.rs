@@ -2,6 +2,7 @@
 //! `run` taking its arguments and the wired [`App`]. The binary only parses (the definitions
 //! are in [`crate::cli`]) and delegates here; the HTTP API calls the same functions.
 
+pub mod accounts;
 pub mod check;
 pub mod completions;
 pub mod demo;
@@ -83,6 +84,7 @@ impl Command {
             Command::Transactions(args) => list::transactions(args, app).await,
             Command::Orders(args) => list::orders(args, app).await,
             Command::Outcomes(args) => list::outcomes(args, app).await,
+            Command::Accounts(args) => accounts::run(args, app).await,
         }
     }
 }
