@@ -10,8 +10,8 @@ use tradewarden_engine::ports::{BookScope, PaperBook, PaperLedger, PaperSave, Qu
 use tradewarden_engine::{BrokerOrder, StoreError};
 
 use crate::SqlStore;
-use crate::db::{Kind, Pool, Row, Tx, Val, is_unique_violation, map_err};
-use crate::rows::{bad_value, chunk_rows, side, values_clause};
+use crate::db::{Pool, Row, Tx, Val, is_unique_violation, map_err};
+use crate::rows::{bad_value, chunk_rows, param_list, side, values_clause};
 
 #[async_trait]
 impl PaperLedger for SqlStore {
@@ -173,15 +173,10 @@ async fn known_ids(
 ) -> Result<HashSet<String>, StoreError> {
     let mut seen = HashSet::new();
     for chunk in ids.chunks(chunk_rows(1)) {
-        // Positional `?` on SQLite, as in `values_clause`.
-        let list = match pool.kind() {
-            Kind::Sqlite => vec!["?".to_string(); chunk.len() + 1],
-            Kind::Postgres => (1..chunk.len() + 2).map(|i| format!("${i}")).collect(),
-        };
         let sql = format!(
             "SELECT client_order_id FROM paper_orders WHERE account = {} AND client_order_id IN ({})",
-            list[0],
-            list[1..].join(", ")
+            param_list(pool.kind(), 1, 1),
+            param_list(pool.kind(), 2, chunk.len())
         );
         let mut args: Vec<Val> = vec![account.into()];
         args.extend(chunk.iter().map(|id| Val::from(id.as_str())));
