@@ -671,16 +671,11 @@ impl TradeManager {
                 run.fail(EngineError::NoBroker(run.expert.account.clone()));
                 continue;
             };
-            let view = &*view;
-            let deciding = async { decide(&g.ctx, &g.data, view, &mut g.journal) };
+            let deciding = async { decide(&g.ctx, &g.data, &*view, &mut g.journal) };
             match CatchUnwind::new(deciding).await {
                 Ok(funded) => {
-                    if let Some(view) = views.get_mut(&run.expert.account) {
-                        view.reserve(&funded);
-                    }
-                    if let Some(g) = run.going() {
-                        g.funded = funded;
-                    }
+                    view.reserve(&funded);
+                    g.funded = funded;
                 }
                 Err(panic) => run.fail(EngineError::Panicked(panic)),
             }
