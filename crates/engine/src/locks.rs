@@ -18,7 +18,7 @@
 //! [`ProcessingGuard::release`] before returning, and a process that is shutting down
 //! (a signal cancelled its command) calls [`ProcessingLocks::release_all`].
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
@@ -231,6 +231,33 @@ impl ProcessingGuard {
         Ok(())
     }
 
+    /// The key of the lease this guard holds and has not given back, for a caller that gives
+    /// it back with other writes ([`ProcessingGuard::given_back`]); `None` without leases.
+    pub fn lease_key(&self) -> Option<&str> {
+        self.lease
+            .as_ref()
+            .filter(|l| !l.released)
+            .map(|l| l.key.as_str())
+    }
+
+    /// Stops renewing the lease: its holder is about to give it back with its own writes.
+    /// A renewal that raced the give-back finds the row gone and changes nothing.
+    pub fn stop_renewing(&self) {
+        if let Some(l) = &self.lease {
+            l.renewer.abort();
+        }
+    }
+
+    /// Ends the guard whose lease the caller gave back itself, with other writes in one
+    /// database transaction (a batch's run records): dropping it releases only the
+    /// in-process lock.
+    pub fn given_back(mut self) {
+        if let Some(l) = self.lease.as_mut() {
+            l.renewer.abort();
+            l.released = true;
+        }
+    }
+
     /// Releases the lease now (the in-process lock goes when the guard drops).
     pub async fn release(mut self) {
         if let Some(l) = self.lease.as_mut() {
@@ -352,17 +379,70 @@ impl ProcessingLocks {
         if self.lease.is_none()
             && let Ok(local) = Arc::clone(&lock).try_lock_owned()
         {
-            let metrics = &self.metrics[subject.label_index()];
-            metrics.wait.record(0.0);
-            metrics.acquired.increment(1);
-            subject.log_acquired();
-            return Some(ProcessingGuard {
-                _local: local,
-                subject,
-                lease: None,
-            });
+            return Some(self.granted(subject, local, None));
         }
         Box::pin(self.acquire_contended(subject, lock)).await
+    }
+
+    /// A lock taken at once: counted, logged, guarded.
+    fn granted(
+        &self,
+        subject: LockSubject,
+        local: OwnedMutexGuard<()>,
+        lease: Option<HeldLease>,
+    ) -> ProcessingGuard {
+        let metrics = &self.metrics[subject.label_index()];
+        metrics.wait.record(0.0);
+        metrics.acquired.increment(1);
+        subject.log_acquired();
+        ProcessingGuard {
+            _local: local,
+            subject,
+            lease,
+        }
+    }
+
+    /// Takes, without waiting, the locks of those of `expert_ids` that are free now: each
+    /// in-process lock, then (with leases) all their leases in one statement. Returns one
+    /// entry per expert, in order: its guard, or `None` when its lock or lease is taken at
+    /// this instant. Nothing is logged for those: the caller tries them again with
+    /// [`ProcessingLocks::acquire`], which waits, takes a dead holder's lease over, or skips.
+    pub async fn try_acquire_experts(
+        &self,
+        expert_ids: &[i64],
+        use_case: UseCase,
+    ) -> Vec<Option<ProcessingGuard>> {
+        let free: Vec<Option<(LockSubject, OwnedMutexGuard<()>)>> = expert_ids
+            .iter()
+            .map(|&expert_id| {
+                let subject = LockSubject::Expert {
+                    expert_id,
+                    use_case,
+                };
+                let local = self.lock_for(&subject).try_lock_owned().ok()?;
+                Some((subject, local))
+            })
+            .collect();
+        let Some(cfg) = &self.lease else {
+            return free
+                .into_iter()
+                .map(|f| f.map(|(subject, local)| self.granted(subject, local, None)))
+                .collect();
+        };
+        let keys: Vec<String> = free.iter().flatten().map(|(s, _)| s.key()).collect();
+        let (taken, now) = take_leases(cfg, &keys, &self.leased).await;
+        // A lock whose lease is held elsewhere goes back (its local guard drops) for the
+        // waiting path.
+        free.into_iter()
+            .map(|f| {
+                let (subject, local) = f?;
+                let key = subject.key();
+                taken.contains(&key).then(|| {
+                    let lease = start_renewing(cfg, &key, now);
+                    self.granted(subject, local, Some(lease))
+                })
+            })
+            .collect()
     }
 
     /// The rest of [`ProcessingLocks::acquire_subject`]: wait for the local lock within the
@@ -413,6 +493,32 @@ impl ProcessingLocks {
                 subject.log_skipped();
                 None
             }
+        }
+    }
+}
+
+/// One attempt at several leases in one statement: the keys taken, and when. A store error
+/// takes none (each key is then tried again on the waiting path, which logs it).
+async fn take_leases(
+    cfg: &LeaseConfig,
+    keys: &[String],
+    leased: &AtomicBool,
+) -> (HashSet<String>, DateTime<Utc>) {
+    let now = cfg.clock.now();
+    if keys.is_empty() {
+        return (HashSet::new(), now);
+    }
+    // Set before the attempt: a command cancelled mid-attempt may hold the rows.
+    leased.store(true, Ordering::SeqCst);
+    match cfg
+        .store
+        .try_acquire_leases(keys, &cfg.holder, now, cfg.ttl)
+        .await
+    {
+        Ok(taken) => (taken.into_iter().collect(), now),
+        Err(e) => {
+            tracing::warn!("leases of a batch: {e}");
+            (HashSet::new(), now)
         }
     }
 }

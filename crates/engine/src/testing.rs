@@ -38,6 +38,9 @@ pub struct MemoryState {
     pub sessions: HashMap<i64, bool>,
     /// When set, applying broker answers fails with this error (a store failing mid-run).
     pub fail_apply: Option<StoreError>,
+    /// How many times each store method was called, by name: a batch's store calls must
+    /// not grow with its number of experts.
+    pub calls: BTreeMap<&'static str, usize>,
 }
 
 /// The memory store's installation id.
@@ -53,6 +56,13 @@ impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The state, counting a call of store method `call`.
+    fn enter(&self, call: &'static str) -> parking_lot::MutexGuard<'_, MemoryState> {
+        let mut s = self.state.lock();
+        *s.calls.entry(call).or_default() += 1;
+        s
     }
 }
 
@@ -100,26 +110,30 @@ impl RecommendationStore for MemoryStore {
         Ok(counts)
     }
 
-    async fn load_enter_market(
+    async fn load_enter_market_batch(
         &self,
-        expert_id: i64,
+        expert_ids: &[i64],
         since: DateTime<Utc>,
-    ) -> Result<EnterMarketData, StoreError> {
-        let s = self.state.lock();
-        Ok(EnterMarketData {
-            recommendations: s
+    ) -> Result<HashMap<i64, EnterMarketData>, StoreError> {
+        let s = self.enter("load_enter_market_batch");
+        let mut out: HashMap<i64, EnterMarketData> = HashMap::new();
+        for r in s.recommendations.iter().filter(|r| {
+            expert_ids.contains(&r.expert_id) && r.created_at >= since && r.action != Action::Hold
+        }) {
+            out.entry(r.expert_id)
+                .or_default()
                 .recommendations
-                .iter()
-                .filter(|r| {
-                    r.expert_id == expert_id && r.created_at >= since && r.action != Action::Hold
-                })
-                .cloned()
-                .collect(),
-            positions: s
-                .transactions
-                .iter()
-                .filter(|t| t.expert_id == expert_id && t.status.is_active())
-                .map(|t| ActivePosition {
+                .push(r.clone());
+        }
+        for t in s
+            .transactions
+            .iter()
+            .filter(|t| expert_ids.contains(&t.expert_id) && t.status.is_active())
+        {
+            out.entry(t.expert_id)
+                .or_default()
+                .positions
+                .push(ActivePosition {
                     transaction_id: t.id,
                     symbol: t.symbol.clone(),
                     side: t.side,
@@ -129,9 +143,9 @@ impl RecommendationStore for MemoryStore {
                         .open_price
                         .or(s.reference_prices.get(&t.id).copied())
                         .unwrap_or_default(),
-                })
-                .collect(),
-        })
+                });
+        }
+        Ok(out)
     }
 }
 
@@ -253,7 +267,7 @@ impl PositionStore for MemoryStore {
         new: &[NewPosition],
         skips: &[Outcome],
     ) -> Result<Vec<Result<(Transaction, Order), StoreError>>, StoreError> {
-        let mut s = self.state.lock();
+        let mut s = self.enter("open_positions");
         s.outcomes.extend_from_slice(skips);
         let out: Vec<_> = new.iter().map(|n| s.open_one(n)).collect();
         for (n, result) in new.iter().zip(&out) {
@@ -266,7 +280,7 @@ impl PositionStore for MemoryStore {
         &self,
         answers: &[(i64, BrokerOrder)],
     ) -> Result<Vec<Order>, StoreError> {
-        let mut s = self.state.lock();
+        let mut s = self.enter("apply_broker_orders");
         if let Some(e) = s.fail_apply.clone() {
             return Err(e);
         }
@@ -278,11 +292,11 @@ impl PositionStore for MemoryStore {
         expert_id: i64,
         symbol: &str,
     ) -> Result<Option<Transaction>, StoreError> {
-        Ok(active_of(&self.state.lock(), expert_id, symbol).cloned())
+        Ok(active_of(&self.enter("active_transaction"), expert_id, symbol).cloned())
     }
 
     async fn orders_in_flight(&self, expert_id: Option<i64>) -> Result<Vec<Order>, StoreError> {
-        let s = self.state.lock();
+        let s = self.enter("orders_in_flight");
         Ok(s.orders
             .iter()
             .filter(|o| {
@@ -293,7 +307,7 @@ impl PositionStore for MemoryStore {
     }
 
     async fn held_quantities(&self, account: &str) -> Result<HashMap<String, Decimal>, StoreError> {
-        let s = self.state.lock();
+        let s = self.enter("held_quantities");
         let mut held: HashMap<String, Decimal> = HashMap::new();
         for t in s.transactions.iter().filter(|t| {
             t.account == account
@@ -317,7 +331,7 @@ impl PositionStore for MemoryStore {
         account: &str,
         busy: &[i64],
     ) -> Result<BTreeMap<String, InFlightReason>, StoreError> {
-        let s = self.state.lock();
+        let s = self.enter("symbols_in_flight");
         let mut out = BTreeMap::new();
         for o in s
             .orders
@@ -338,26 +352,22 @@ impl PositionStore for MemoryStore {
 
 #[async_trait]
 impl JournalStore for MemoryStore {
-    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError> {
-        self.state.lock().outcomes.extend_from_slice(outcomes);
-        Ok(())
-    }
-
-    async fn complete_outcomes(&self, done: &[OutcomeCompletion]) -> Result<(), StoreError> {
-        let mut s = self.state.lock();
-        for c in done {
+    async fn finish_runs(&self, finished: &FinishedRuns<'_>) -> Result<(), StoreError> {
+        let mut s = self.enter("finish_runs");
+        for c in finished.completions {
             s.complete(c);
         }
-        Ok(())
-    }
-
-    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        self.state.lock().runs.push(run.clone());
+        s.runs.extend_from_slice(finished.runs);
+        let LeaseRelease { owner, keys } = finished.leases;
+        s.leases
+            .retain(|key, (h, _)| h.owner != owner || !keys.contains(key));
         Ok(())
     }
 
     async fn record_findings(&self, findings: &[Finding]) -> Result<(), StoreError> {
-        self.state.lock().findings.extend_from_slice(findings);
+        self.enter("record_findings")
+            .findings
+            .extend_from_slice(findings);
         Ok(())
     }
 }
@@ -365,7 +375,7 @@ impl JournalStore for MemoryStore {
 #[async_trait]
 impl QueryStore for MemoryStore {
     async fn transactions(&self, f: &ListFilter) -> Result<Vec<Transaction>, StoreError> {
-        let s = self.state.lock();
+        let s = self.enter("transactions");
         Ok(s.transactions
             .iter()
             .filter(|t| f.expert_id.is_none_or(|e| t.expert_id == e))
@@ -375,7 +385,7 @@ impl QueryStore for MemoryStore {
     }
 
     async fn orders(&self, f: &ListFilter) -> Result<Vec<Order>, StoreError> {
-        let s = self.state.lock();
+        let s = self.enter("orders");
         Ok(s.orders
             .iter()
             .filter(|o| f.expert_id.is_none_or(|e| o.expert_id == e))
@@ -385,7 +395,7 @@ impl QueryStore for MemoryStore {
     }
 
     async fn outcomes(&self, f: &ListFilter) -> Result<Vec<Outcome>, StoreError> {
-        let s = self.state.lock();
+        let s = self.enter("outcomes");
         Ok(s.outcomes
             .iter()
             .filter(|o| f.expert_id.is_none_or(|e| o.expert_id == e))
@@ -413,7 +423,7 @@ impl LeaseStore for MemoryStore {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<LeaseAttempt, StoreError> {
-        let mut s = self.state.lock();
+        let mut s = self.enter("try_acquire_lease");
         match s.leases.get(key) {
             Some((h, exp)) if *exp > now && h.owner != holder.owner => {
                 Ok(LeaseAttempt::Held(Some(h.clone())))
@@ -426,6 +436,29 @@ impl LeaseStore for MemoryStore {
         }
     }
 
+    async fn try_acquire_leases(
+        &self,
+        keys: &[String],
+        holder: &LeaseHolder,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut s = self.enter("try_acquire_leases");
+        let mut taken = Vec::new();
+        for key in keys {
+            let free = s
+                .leases
+                .get(key)
+                .is_none_or(|(h, exp)| *exp <= now || h.owner == holder.owner);
+            if free {
+                s.leases
+                    .insert(key.clone(), (holder.clone(), expiry(now, ttl)));
+                taken.push(key.clone());
+            }
+        }
+        Ok(taken)
+    }
+
     async fn take_over_lease(
         &self,
         key: &str,
@@ -434,7 +467,7 @@ impl LeaseStore for MemoryStore {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let mut s = self.state.lock();
+        let mut s = self.enter("take_over_lease");
         match s.leases.get_mut(key) {
             Some(lease) if lease.0.owner == dead_owner => {
                 *lease = (holder.clone(), expiry(now, ttl));
@@ -451,7 +484,7 @@ impl LeaseStore for MemoryStore {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let mut s = self.state.lock();
+        let mut s = self.enter("renew_lease");
         match s.leases.get_mut(key) {
             Some((h, exp)) if h.owner == owner && *exp > now => {
                 *exp = expiry(now, ttl);
@@ -462,7 +495,7 @@ impl LeaseStore for MemoryStore {
     }
 
     async fn release_lease(&self, key: &str, owner: &str) -> Result<(), StoreError> {
-        let mut s = self.state.lock();
+        let mut s = self.enter("release_lease");
         if s.leases.get(key).is_some_and(|(h, _)| h.owner == owner) {
             s.leases.remove(key);
         }
@@ -470,14 +503,14 @@ impl LeaseStore for MemoryStore {
     }
 
     async fn release_leases_of(&self, owner: &str) -> Result<u64, StoreError> {
-        let mut s = self.state.lock();
+        let mut s = self.enter("release_leases_of");
         let before = s.leases.len();
         s.leases.retain(|_, (h, _)| h.owner != owner);
         Ok((before - s.leases.len()) as u64)
     }
 
     async fn holder_connected(&self, key: i64) -> Result<Option<bool>, StoreError> {
-        Ok(self.state.lock().sessions.get(&key).copied())
+        Ok(self.enter("holder_connected").sessions.get(&key).copied())
     }
 }
 
@@ -501,6 +534,18 @@ pub struct ScriptState {
     pub fail_next: Vec<BrokerError>,
     /// Client order ids to reject with a reason.
     pub reject: HashSet<String>,
+    /// When set, `account()` fails with this error (a broker that cannot be reached).
+    pub fail_account: Option<BrokerError>,
+    /// Whether `submit()` panics (a broker with a bug).
+    pub panic_on_submit: bool,
+    /// How many times `account`, `quotes` and `submit_batch` were called.
+    pub calls: BTreeMap<&'static str, usize>,
+}
+
+impl ScriptState {
+    fn count(&mut self, call: &'static str) {
+        *self.calls.entry(call).or_default() += 1;
+    }
 }
 
 impl ScriptedBroker {
@@ -519,7 +564,11 @@ impl ScriptedBroker {
 #[async_trait]
 impl Broker for ScriptedBroker {
     async fn account(&self) -> Result<AccountSnapshot, BrokerError> {
-        let s = self.state.lock();
+        let mut s = self.state.lock();
+        s.count("account");
+        if let Some(e) = s.fail_account.clone() {
+            return Err(e);
+        }
         Ok(AccountSnapshot {
             cash: s.cash,
             balance: s.cash,
@@ -527,7 +576,8 @@ impl Broker for ScriptedBroker {
     }
 
     async fn quotes(&self, symbols: &[String]) -> Result<HashMap<String, Decimal>, BrokerError> {
-        let s = self.state.lock();
+        let mut s = self.state.lock();
+        s.count("quotes");
         Ok(symbols
             .iter()
             .filter_map(|k| s.quotes.get(k).map(|v| (k.clone(), *v)))
@@ -536,6 +586,10 @@ impl Broker for ScriptedBroker {
 
     async fn submit(&self, order: &OrderRequest) -> Result<BrokerOrder, BrokerError> {
         let mut s = self.state.lock();
+        if s.panic_on_submit {
+            drop(s);
+            panic!("scripted broker bug");
+        }
         s.submitted.push(order.clone());
         if !s.fail_next.is_empty() {
             return Err(s.fail_next.remove(0));
@@ -572,6 +626,15 @@ impl Broker for ScriptedBroker {
         s.orders
             .insert(order.client_order_id.clone(), answer.clone());
         Ok(answer)
+    }
+
+    async fn submit_batch(&self, orders: &[OrderRequest]) -> Vec<Result<BrokerOrder, BrokerError>> {
+        self.state.lock().count("submit_batch");
+        let mut out = Vec::with_capacity(orders.len());
+        for o in orders {
+            out.push(self.submit(o).await);
+        }
+        out
     }
 
     async fn order_by_client_id(

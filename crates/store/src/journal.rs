@@ -6,6 +6,7 @@ use tradewarden_engine::ports::*;
 
 use crate::SqlStore;
 use crate::db::{Tx, Val, map_err};
+use crate::leases::release_leases_in;
 use crate::rows::*;
 
 /// Inserts decision records inside `tx`, each with its decision's own words when it is an
@@ -69,38 +70,40 @@ pub(crate) async fn complete_outcomes_in(
     Ok(())
 }
 
-#[async_trait]
-impl JournalStore for SqlStore {
-    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError> {
-        let rows: Vec<(Outcome, Option<String>)> =
-            outcomes.iter().map(|o| (o.clone(), None)).collect();
-        let mut tx = self.pool.begin().await?;
-        insert_outcomes(&mut tx, &rows).await?;
-        tx.commit().await
-    }
-
-    async fn complete_outcomes(&self, done: &[OutcomeCompletion]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        complete_outcomes_in(&mut tx, done).await?;
-        tx.commit().await
-    }
-
-    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
-        self.pool
-            .execute(
-                "INSERT INTO runs (lock_key, owner, status, error, started_at, finished_at) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[
+/// Inserts run records inside `tx`, many rows a statement.
+async fn insert_runs(tx: &mut Tx, runs: &[RunRecord]) -> Result<(), StoreError> {
+    let kind = tx.kind();
+    for chunk in runs.chunks(chunk_rows(6)) {
+        let sql = format!(
+            "INSERT INTO runs (lock_key, owner, status, error, started_at, finished_at) VALUES {}",
+            values_clause(kind, chunk.len(), 6)
+        );
+        let args: Vec<Val> = chunk
+            .iter()
+            .flat_map(|run| {
+                [
                     run.lock_key.as_str().into(),
                     run.owner.as_str().into(),
                     run.status.as_str().into(),
                     run.error.clone().into(),
                     run.started_at.into(),
                     run.finished_at.into(),
-                ],
-            )
-            .await
-            .map_err(map_err)?;
-        Ok(())
+                ]
+            })
+            .collect();
+        tx.execute(&sql, &args).await.map_err(map_err)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl JournalStore for SqlStore {
+    async fn finish_runs(&self, finished: &FinishedRuns<'_>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        complete_outcomes_in(&mut tx, finished.completions).await?;
+        insert_runs(&mut tx, finished.runs).await?;
+        release_leases_in(&mut tx, &finished.leases).await?;
+        tx.commit().await
     }
 
     async fn record_findings(&self, findings: &[Finding]) -> Result<(), StoreError> {

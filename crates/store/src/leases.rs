@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use tradewarden_engine::ports::*;
 
 use crate::SqlStore;
-use crate::db::{Kind, Row, Val, map_err};
+use crate::db::{Kind, Pool, Row, Tx, Val, map_err};
+use crate::rows::{chunk_rows, param_list, values_clause};
 
 fn expiry(now: DateTime<Utc>, ttl: std::time::Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::MAX)
@@ -52,6 +53,67 @@ fn holder_of(row: &Row) -> Result<LeaseHolder, StoreError> {
     })
 }
 
+/// Parameters per row of a lease insert: key, owner, expiry and the holder's columns.
+const HOLDER_ROW: usize = 9;
+
+/// One statement for `keys` (at most a statement's rows): each is inserted, or taken over
+/// where it expired or is already the holder's, exactly as
+/// [`LeaseStore::try_acquire_lease`] does for one; returns the keys taken.
+async fn acquire_free(
+    pool: &Pool,
+    keys: &[String],
+    holder: &LeaseHolder,
+    now: DateTime<Utc>,
+    ttl: std::time::Duration,
+) -> Result<Vec<String>, StoreError> {
+    let sql = format!(
+        "INSERT INTO leases (key, owner, expires_at, {HOLDER_COLUMNS}) VALUES {} \
+         ON CONFLICT (key) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at, \
+         holder_host = excluded.holder_host, holder_boot_id = excluded.holder_boot_id, \
+         holder_pid_namespace = excluded.holder_pid_namespace, holder_pid = excluded.holder_pid, \
+         holder_start_time = excluded.holder_start_time, holder_liveness_key = excluded.holder_liveness_key \
+         WHERE leases.expires_at <= {} OR leases.owner = excluded.owner RETURNING key",
+        values_clause(pool.kind(), keys.len(), HOLDER_ROW),
+        param_list(pool.kind(), keys.len() * HOLDER_ROW + 1, 1)
+    );
+    let expires_at = expiry(now, ttl);
+    let mut args: Vec<Val> = Vec::with_capacity(keys.len() * HOLDER_ROW + 1);
+    for key in keys {
+        args.extend([
+            key.as_str().into(),
+            holder.owner.as_str().into(),
+            expires_at.into(),
+        ]);
+        args.extend(holder_values(holder));
+    }
+    args.push(now.into());
+    pool.fetch(&sql, &args)
+        .await?
+        .iter()
+        .map(|r| r.text("key"))
+        .collect()
+}
+
+/// Gives back, inside `tx`, the leases `release` names, each only while its owner still
+/// holds it.
+pub(crate) async fn release_leases_in(
+    tx: &mut Tx,
+    release: &LeaseRelease<'_>,
+) -> Result<(), StoreError> {
+    let kind = tx.kind();
+    for chunk in release.keys.chunks(chunk_rows(1)) {
+        let sql = format!(
+            "DELETE FROM leases WHERE key IN ({}) AND owner = {}",
+            param_list(kind, 1, chunk.len()),
+            param_list(kind, chunk.len() + 1, 1)
+        );
+        let mut args: Vec<Val> = chunk.iter().map(|k| k.as_str().into()).collect();
+        args.push(release.owner.into());
+        tx.execute(&sql, &args).await.map_err(map_err)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl LeaseStore for SqlStore {
     async fn try_acquire_lease(
@@ -92,6 +154,20 @@ impl LeaseStore for SqlStore {
             .await?;
         let holder = rows.first().map(holder_of).transpose()?;
         Ok(LeaseAttempt::Held(holder))
+    }
+
+    async fn try_acquire_leases(
+        &self,
+        keys: &[String],
+        holder: &LeaseHolder,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut taken = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(chunk_rows(HOLDER_ROW)) {
+            taken.extend(acquire_free(&self.pool, chunk, holder, now, ttl).await?);
+        }
+        Ok(taken)
     }
 
     async fn take_over_lease(

@@ -13,8 +13,8 @@ use tradewarden_engine::ports::{
 };
 
 use crate::SqlStore;
-use crate::db::{Kind, Pool, Row, Tx, Val, is_unique_violation, map_err};
-use crate::rows::{bad_value, chunk_rows, side, values_clause};
+use crate::db::{Pool, Row, Tx, Val, is_unique_violation, map_err};
+use crate::rows::{bad_value, chunk_rows, param_list, side, values_clause};
 
 /// The columns a stored paper order is read from.
 const PAPER_ORDER_COLUMNS: &str = "id, client_order_id, symbol, side, order_type, quantity, limit_price, \
@@ -254,14 +254,9 @@ async fn fetch_in(
 ) -> Result<Vec<Row>, StoreError> {
     let mut out = Vec::new();
     for chunk in values.chunks(chunk_rows(1)) {
-        // Positional `?` on SQLite, as in `values_clause`.
-        let params = match pool.kind() {
-            Kind::Sqlite => vec!["?".to_string(); chunk.len() + 1],
-            Kind::Postgres => (1..chunk.len() + 2).map(|i| format!("${i}")).collect(),
-        };
         let sql = select
-            .replace("{account}", &params[0])
-            .replace("{list}", &params[1..].join(", "));
+            .replace("{account}", &param_list(pool.kind(), 1, 1))
+            .replace("{list}", &param_list(pool.kind(), 2, chunk.len()));
         let mut args: Vec<Val> = vec![account.into()];
         args.extend(chunk.iter().map(|v| Val::from(v.as_str())));
         out.extend(pool.fetch(&sql, &args).await?);

@@ -5,11 +5,11 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tradewarden_domain::transaction::ActivePosition;
-use tradewarden_domain::{NewRecommendation, Price};
+use tradewarden_domain::{NewRecommendation, Price, Recommendation};
 use tradewarden_engine::ports::*;
 
 use crate::SqlStore;
-use crate::db::{Tx, Val, map_err};
+use crate::db::{Pool, Tx, Val, map_err};
 use crate::rows::*;
 
 type RecKey = (i64, String, DateTime<Utc>);
@@ -42,46 +42,77 @@ impl RecommendationStore for SqlStore {
         Ok(counts)
     }
 
-    async fn load_enter_market(
+    async fn load_enter_market_batch(
         &self,
-        expert_id: i64,
+        expert_ids: &[i64],
         since: DateTime<Utc>,
-    ) -> Result<EnterMarketData, StoreError> {
-        let recs = self
-            .pool
-            .fetch(
-                "SELECT * FROM recommendations WHERE expert_id = $1 AND created_at >= $2 AND action <> 'HOLD' ORDER BY id",
-                &[expert_id.into(), since.into()],
-            )
-            .await?;
-        let positions = self
-            .pool
-            .fetch(
-                "SELECT id, symbol, side, status, quantity, COALESCE(open_price, reference_price) AS price \
-                 FROM transactions WHERE expert_id = $1 AND status IN ('WAITING', 'OPENED')",
-                &[expert_id.into()],
-            )
-            .await?;
-        Ok(EnterMarketData {
-            recommendations: recs
-                .iter()
-                .map(recommendation_from)
-                .collect::<Result<_, _>>()?,
-            positions: positions
-                .iter()
-                .map(|r| {
-                    Ok(ActivePosition {
-                        transaction_id: r.i64("id")?,
-                        symbol: r.text("symbol")?,
-                        side: side(&r.text("side")?)?,
-                        status: txn_status(&r.text("status")?)?,
-                        quantity: r.dec("quantity")?,
-                        price: r.opt_dec("price")?.unwrap_or_default(),
-                    })
-                })
-                .collect::<Result<_, StoreError>>()?,
-        })
+    ) -> Result<HashMap<i64, EnterMarketData>, StoreError> {
+        let mut out: HashMap<i64, EnterMarketData> = HashMap::new();
+        for chunk in expert_ids.chunks(chunk_rows(1)) {
+            for rec in window_of(&self.pool, chunk, since).await? {
+                out.entry(rec.expert_id)
+                    .or_default()
+                    .recommendations
+                    .push(rec);
+            }
+            for (expert_id, position) in active_positions_of(&self.pool, chunk).await? {
+                out.entry(expert_id).or_default().positions.push(position);
+            }
+        }
+        Ok(out)
     }
+}
+
+/// The recommendations of `experts` created at or after `since`, HOLD excluded, in id order:
+/// the columns a run reads.
+async fn window_of(
+    pool: &Pool,
+    experts: &[i64],
+    since: DateTime<Utc>,
+) -> Result<Vec<Recommendation>, StoreError> {
+    let sql = format!(
+        "SELECT id, expert_id, symbol, action, confidence, expected_profit_percent, price_at_date, risk_level, \
+         time_horizon, target_price, details, created_at FROM recommendations \
+         WHERE expert_id IN ({}) AND created_at >= {} AND action <> 'HOLD' ORDER BY id",
+        param_list(pool.kind(), 1, experts.len()),
+        param_list(pool.kind(), experts.len() + 1, 1)
+    );
+    let mut args: Vec<Val> = experts.iter().map(|&id| id.into()).collect();
+    args.push(since.into());
+    pool.fetch(&sql, &args)
+        .await?
+        .iter()
+        .map(recommendation_from)
+        .collect()
+}
+
+/// The WAITING and OPENED transactions of `experts`, each with its expert: what a run's
+/// SAFETY CHECK, sizing and equity in use need of them.
+async fn active_positions_of(
+    pool: &Pool,
+    experts: &[i64],
+) -> Result<Vec<(i64, ActivePosition)>, StoreError> {
+    let sql = format!(
+        "SELECT expert_id, id, symbol, side, status, quantity, COALESCE(open_price, reference_price) AS price \
+         FROM transactions WHERE expert_id IN ({}) AND status IN ('WAITING', 'OPENED')",
+        param_list(pool.kind(), 1, experts.len())
+    );
+    let args: Vec<Val> = experts.iter().map(|&id| id.into()).collect();
+    pool.fetch(&sql, &args)
+        .await?
+        .iter()
+        .map(|r| {
+            let position = ActivePosition {
+                transaction_id: r.i64("id")?,
+                symbol: r.text("symbol")?,
+                side: side(&r.text("side")?)?,
+                status: txn_status(&r.text("status")?)?,
+                quantity: r.dec("quantity")?,
+                price: r.opt_dec("price")?.unwrap_or_default(),
+            };
+            Ok((r.i64("expert_id")?, position))
+        })
+        .collect()
 }
 
 /// Within the batch, identical repeats are already present and differing ones conflict;

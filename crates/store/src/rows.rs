@@ -158,6 +158,18 @@ pub(crate) fn values_clause_with(kind: Kind, rows: usize, fixed: &[&str]) -> Str
     s
 }
 
+/// `n` parameters for an `IN (…)` list whose first is the statement's parameter number
+/// `first` (1-based): `$first, …` on PostgreSQL; `?, …` on SQLite, which binds anonymous
+/// parameters by position (see [`PARAMS_PER_STATEMENT`]), so there the list's parameters
+/// must be the next ones in the statement's text.
+pub(crate) fn param_list(kind: Kind, first: usize, n: usize) -> String {
+    let one = |i: usize| match kind {
+        Kind::Sqlite => "?".to_string(),
+        Kind::Postgres => format!("${i}"),
+    };
+    (first..first + n).map(one).collect::<Vec<_>>().join(", ")
+}
+
 /// Bound parameters per multi-row statement (SQLite allows 32,766). sqlx-sqlite looks a
 /// numbered parameter (`$n`) up by name, a linear scan, so binding costs grow with the square
 /// of a statement's parameters (4,800 `$n` made an import of 2,000 rows CPU-bound); multi-row

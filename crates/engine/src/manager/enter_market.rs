@@ -1,27 +1,43 @@
-//! The enter_market run of one expert (DESIGN.md §5), as named phases:
-//! `settle_in_flight` → `load_inputs` → `decide` → `store_intents` → `submit` →
-//! `record_answers` → `refresh_placed` → `complete_outcomes`.
+//! The enter_market run (DESIGN.md §5), carried out for a batch of experts at once, as named
+//! phases: `pass_gates` → `settle_in_flight` → `load_inputs` → `view_accounts` →
+//! `decide_all` → `store_intents` → `submit` → `record_answers` → `refresh_placed` →
+//! `finish` (which completes the outcomes, records the runs and gives the leases back).
 //!
-//! It decides synchronously (the domain's pure plan), then carries the plan out; no lock or
-//! database transaction is held across a broker call except the processing lock itself.
+//! One expert's run is the batch of one. A batch shares what can be shared: one query per
+//! kind of input for all its experts, one database transaction for all their intents, one
+//! broker call of each kind per account (account, quotes, the order batch), one store call
+//! for all answers, and one transaction for the outcome completions, the run records and the
+//! lease releases. Each expert keeps its own lock, lease and guarantees: its intents are
+//! committed `submitting` before its broker is called; its lease is checked right before
+//! every broker call made for it, and a lost lease leaves its orders `submitting` and ends
+//! only its run; a failure or panic in what is its own (its gates, settling, decision,
+//! answers) fails only its run; a call it shares with others (a store call, its account's
+//! broker) fails the runs that shared it, and only those.
 //!
-//! Decision records are written with the positions they explain (I5): `store_intents` commits
-//! the positions, a provisional `ordered` outcome for each, and every skip decided so far, in
-//! one database transaction; each answer recorded afterwards completes its order's outcome in
-//! the answer's own transaction. A run that stops anywhere after storing (crash, lost lease,
-//! store error) so leaves every outcome behind, provisional at worst.
+//! Decisions stay pure and per expert (the domain's plan). The experts of one account are
+//! decided in id order, each on the account's cash as the buys decided before it will leave
+//! it: what running them one after another gave, since a paper market order fills at the
+//! quote it was sized at.
+//!
+//! Decision records are written with the positions they explain (I5): `store_intents`
+//! commits the positions, a provisional `ordered` outcome for each, and every skip decided,
+//! in one database transaction; each answer recorded afterwards completes its order's
+//! outcome in the answer's own transaction. A run that stops anywhere after storing (crash,
+//! lost lease, store error) so leaves every outcome behind, provisional at worst.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Duration as ChronoDuration;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use rust_decimal::Decimal;
 use tradewarden_domain::enter_market::{self, Decision, Inputs};
 use tradewarden_domain::expert::{Expert, ExpertBalance};
+use tradewarden_domain::money::{checked_mul, checked_sub};
 use tradewarden_domain::outcome::{OutcomeKind, entry_outcome};
 use tradewarden_domain::rules::Ruleset;
-use tradewarden_domain::{Order, OrderStatus, OrderType, Outcome, Recommendation, Side, UseCase};
+use tradewarden_domain::{Order, OrderStatus, OrderType, Outcome, Side, UseCase};
 
 use super::TradeManager;
 use super::settle::Found;
@@ -30,8 +46,8 @@ use crate::fault;
 use crate::locks::ProcessingGuard;
 use crate::metrics as m;
 use crate::ports::{
-    AccountSnapshot, Broker, BrokerOrder, EnterMarketData, NewPosition, OrderRequest,
-    OutcomeCompletion, RunRecord, StoreError,
+    AccountSnapshot, Broker, BrokerError, BrokerOrder, EnterMarketData, FinishedRuns, LeaseRelease,
+    NewPosition, OrderRequest, OutcomeCompletion, RunRecord, StoreError,
 };
 use crate::report::{Counts, RunReport, RunStatus};
 use crate::unwind::CatchUnwind;
@@ -45,16 +61,46 @@ struct RunContext<'a> {
     equity_threshold_percent: Decimal,
 }
 
-/// The run's inputs: stored recommendations and positions, the account, the quotes.
-pub(crate) struct RunInputs {
+/// One expert's run in a batch: its lock, when it started, and where it stands.
+struct Run<'a> {
+    expert: &'a Expert,
+    guard: ProcessingGuard,
+    started: Instant,
+    started_at: DateTime<Utc>,
+    stage: Stage<'a>,
+}
+
+/// Where a run stands.
+enum Stage<'a> {
+    /// Past its gates, being carried out.
+    Going(Box<Going<'a>>),
+    /// Ended early: stopped by a gate (a status report) or by an error.
+    Ended(Result<RunReport, EngineError>),
+}
+
+/// A run past its gates, and what its phases have produced so far.
+struct Going<'a> {
+    ctx: RunContext<'a>,
+    journal: Journal<'a>,
+    /// The stored recommendations and positions (`load_inputs`).
     data: EnterMarketData,
-    account: AccountSnapshot,
+    /// What the decision funded (`decide_all`), until it is stored.
+    funded: Vec<Funded>,
+    /// The entry orders stored (`store_intents`), followed through submission.
+    placed: Vec<Placed>,
+}
+
+/// An account as the batch's decisions see it: its money, and the quotes of every symbol its
+/// runs concern.
+struct AccountView {
+    snapshot: AccountSnapshot,
     quotes: HashMap<String, Decimal>,
 }
 
 /// A recommendation the plan funded: a position to open.
-struct Funded<'a> {
-    rec: &'a Recommendation,
+struct Funded {
+    rec_id: i64,
+    symbol: String,
     side: Side,
     quantity: Decimal,
     price: Decimal,
@@ -66,8 +112,21 @@ pub(crate) struct Placed {
     pub order: Order,
 }
 
+/// Brokers' answers to record, by the index of the run whose orders they answer.
+type Answers = BTreeMap<usize, Vec<(i64, BrokerOrder)>>;
+
+/// A run at its end: its result, the completions its outcomes still need, and its lock.
+struct Ending {
+    expert_id: i64,
+    result: Result<RunReport, EngineError>,
+    completions: Vec<OutcomeCompletion>,
+    guard: ProcessingGuard,
+    started: Instant,
+    record: RunRecord,
+}
+
 /// The run's counts, and the skip outcomes decided and not yet written (they are written
-/// with the positions, or alone when there is none).
+/// with the positions).
 struct Journal<'a> {
     expert_id: i64,
     counts: Counts,
@@ -99,9 +158,213 @@ impl Journal<'_> {
     }
 }
 
+impl<'a> Run<'a> {
+    /// The run's progress while it is going.
+    fn going(&mut self) -> Option<&mut Going<'a>> {
+        match &mut self.stage {
+            Stage::Going(g) => Some(g),
+            Stage::Ended(_) => None,
+        }
+    }
+
+    /// Ends the run on `error`; what it committed stays.
+    fn fail(&mut self, error: EngineError) {
+        self.stage = Stage::Ended(Err(error));
+    }
+
+    /// Checks the lease right before a broker call made for this run: a lost lease ends it.
+    fn still_held(&mut self) -> bool {
+        match self.guard.ensure_held() {
+            Ok(()) => true,
+            Err(lost) => {
+                self.fail(lost.into());
+                false
+            }
+        }
+    }
+
+    /// The run's report and the outcome completions it still needs, and its record.
+    fn end(self, owner: &str, finished_at: DateTime<Utc>) -> Ending {
+        let (result, completions) = match self.stage {
+            Stage::Going(g) => {
+                let (report, completions) = g.complete();
+                (Ok(report), completions)
+            }
+            Stage::Ended(result) => (result, Vec::new()),
+        };
+        let record = RunRecord {
+            lock_key: self.guard.key(),
+            owner: owner.to_string(),
+            status: match &result {
+                Ok(r) => r.status,
+                Err(_) => RunStatus::Failed,
+            },
+            error: result.as_ref().err().map(ToString::to_string),
+            started_at: self.started_at,
+            finished_at,
+        };
+        Ending {
+            expert_id: self.expert.id,
+            result,
+            completions,
+            guard: self.guard,
+            started: self.started,
+            record,
+        }
+    }
+}
+
+impl Going<'_> {
+    /// The last step of a run that went through: counts every placed order's outcome from
+    /// its final status. Answered orders had their outcomes completed with their answers;
+    /// an order still without one gets its `failed` outcome completed at the finish
+    /// (settling completes it again). The report carries the run's orders (S6).
+    fn complete(self) -> (RunReport, Vec<OutcomeCompletion>) {
+        let Going {
+            mut journal,
+            placed,
+            ..
+        } = self;
+        let mut unanswered = Vec::new();
+        let mut orders = Vec::with_capacity(placed.len());
+        for p in placed {
+            let (kind, answer) = entry_outcome(p.order.status, &p.order.client_order_id, None);
+            journal.counts.add(kind);
+            if p.order.status == OrderStatus::Submitting {
+                unanswered.push(OutcomeCompletion {
+                    order_id: p.order.id,
+                    outcome: kind,
+                    answer,
+                });
+            }
+            orders.push(p.order);
+        }
+        let report = RunReport {
+            expert_id: journal.expert_id,
+            use_case: UseCase::EnterMarket,
+            status: RunStatus::Processed,
+            error: None,
+            counts: journal.counts,
+            orders,
+        };
+        (report, unanswered)
+    }
+
+    /// The position to store for a funded recommendation.
+    fn new_position(&self, f: &Funded, now: DateTime<Utc>) -> NewPosition {
+        NewPosition {
+            expert_id: self.ctx.expert.id,
+            account: self.ctx.expert.account.clone(),
+            symbol: f.symbol.clone(),
+            side: f.side,
+            quantity: f.quantity,
+            reference_price: f.price,
+            order_type: OrderType::Market,
+            limit_price: None,
+            recommendation_id: Some(f.rec_id),
+            created_at: now,
+            decision: Some(f.detail.clone()),
+        }
+    }
+}
+
+impl AccountView {
+    /// Takes from the cash what `funded`'s buys will spend at the prices they were sized at,
+    /// so the account's next expert is sized on what is left, as if they had filled. A sale
+    /// gives nothing back (whether it fills is not known yet), and a cost that cannot be
+    /// computed leaves no cash: both err on the side of ordering less.
+    fn reserve(&mut self, funded: &[Funded]) {
+        for f in funded.iter().filter(|f| f.side == Side::Buy) {
+            let cash = checked_mul(f.quantity, f.price)
+                .and_then(|cost| checked_sub(self.snapshot.cash, cost))
+                .unwrap_or(Decimal::ZERO);
+            self.snapshot.cash = cash.max(Decimal::ZERO);
+        }
+    }
+}
+
+/// A panic caught while awaiting something a run owns, as that run's error.
+fn contained<T>(caught: Result<Result<T, EngineError>, String>) -> Result<T, EngineError> {
+    caught.unwrap_or_else(|panic| Err(EngineError::Panicked(panic)))
+}
+
+/// Awaits a call the runs at `shared_by` share: its failure, or a panic in it, ends each of
+/// them.
+async fn shared<T, E>(
+    runs: &mut [Run<'_>],
+    shared_by: &[usize],
+    call: impl Future<Output = Result<T, E>>,
+) -> Option<T>
+where
+    E: Clone + Into<EngineError>,
+{
+    let error = match CatchUnwind::new(call).await {
+        Ok(Ok(value)) => return Some(value),
+        Ok(Err(e)) => e.into(),
+        Err(panic) => EngineError::Panicked(panic),
+    };
+    for &i in shared_by {
+        runs[i].fail(copy_of(&error));
+    }
+    None
+}
+
+/// One error of a shared call, for each run that shared it (the engine's error does not
+/// clone: it may carry a panic's text; the kinds a shared call can give all do).
+fn copy_of(e: &EngineError) -> EngineError {
+    match e {
+        EngineError::Store(e) => EngineError::Store(e.clone()),
+        EngineError::Broker(e) => EngineError::Broker(e.clone()),
+        EngineError::LeaseLost(e) => EngineError::LeaseLost(e.clone()),
+        EngineError::Panicked(p) => EngineError::Panicked(p.clone()),
+        EngineError::NoBroker(a) => EngineError::NoBroker(a.clone()),
+        EngineError::UnknownExpert(id) => EngineError::UnknownExpert(*id),
+        EngineError::BadInput(lines) => EngineError::BadInput(lines.clone()),
+    }
+}
+
+/// The indexes of the runs still going.
+fn going(runs: &[Run<'_>]) -> Vec<usize> {
+    (0..runs.len())
+        .filter(|&i| matches!(runs[i].stage, Stage::Going(_)))
+        .collect()
+}
+
+/// The runs still going that `select` keeps, by account, each account's in the batch's
+/// (expert id) order.
+fn by_account(runs: &[Run<'_>], select: impl Fn(&Going) -> bool) -> BTreeMap<String, Vec<usize>> {
+    let mut out: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (i, run) in runs.iter().enumerate() {
+        if let Stage::Going(g) = &run.stage
+            && select(g)
+        {
+            out.entry(run.expert.account.clone()).or_default().push(i);
+        }
+    }
+    out
+}
+
+/// The broker of the runs at `sharing` (one account's): the one their gates found.
+fn broker_of<'a>(runs: &[Run<'a>], sharing: &[usize]) -> Option<&'a Arc<dyn Broker>> {
+    sharing.iter().find_map(|&i| match &runs[i].stage {
+        Stage::Going(g) => Some(g.ctx.broker),
+        Stage::Ended(_) => None,
+    })
+}
+
+/// Of the runs at `indexes`, those whose lease is still held, right before a broker call
+/// made for them; the others end.
+fn still_held(runs: &mut [Run<'_>], indexes: &[usize]) -> Vec<usize> {
+    indexes
+        .iter()
+        .copied()
+        .filter(|&i| runs[i].still_held())
+        .collect()
+}
+
 impl TradeManager {
-    /// Runs enter_market for one expert (DESIGN.md §5). `lookback_days` overrides the
-    /// configured window.
+    /// Runs enter_market for one expert (DESIGN.md §5): the batch of one. `lookback_days`
+    /// overrides the configured window.
     pub async fn process_enter_market(
         &self,
         expert_id: i64,
@@ -120,108 +383,143 @@ impl TradeManager {
                 RunStatus::SkippedLocked,
             ));
         };
-        let started = Instant::now();
-        let started_at = self.clock.now();
-        let lookback = lookback_days.unwrap_or(self.settings.lookback_days);
-        let result = CatchUnwind::new(self.enter_market_locked(expert, lookback, &guard))
+        self.run_batch(vec![(expert, guard)], lookback_days)
             .await
-            .unwrap_or_else(|panic| Err(EngineError::Panicked(panic)));
-        // Recorded while the lock is still held, so records of one key never overlap.
-        let record = RunRecord {
-            lock_key: guard.key(),
-            owner: self.owner(),
-            status: match &result {
-                Ok(r) => r.status,
-                Err(_) => RunStatus::Failed,
-            },
-            error: result.as_ref().err().map(ToString::to_string),
-            started_at,
-            finished_at: self.clock.now(),
-        };
-        if let Err(e) = self.store.record_run(&record).await {
-            tracing::warn!("could not record run of {}: {e}", record.lock_key);
-        }
-        guard.release().await;
-        metrics::histogram!(m::RUN_SECONDS, "use_case" => use_case.as_str())
-            .record(started.elapsed().as_secs_f64());
-        result
+            .pop()
+            .map_or_else(
+                || Err(EngineError::Panicked("the run left no result".into())),
+                |(_, result)| result,
+            )
     }
 
-    /// Runs enter_market for every configured expert, one after another. An expert whose
-    /// run fails gets a `failed` report naming the error; the others still run.
+    /// Runs enter_market for every configured expert. An expert whose run fails gets a
+    /// `failed` report naming the error; the others still run.
     pub async fn process_all(&self, lookback_days: Option<u32>) -> Vec<RunReport> {
         self.process_all_with(lookback_days, |_| {}).await
     }
 
     /// [`TradeManager::process_all`], calling `each` with every report as it is made (a
-    /// command line shows progress with it).
+    /// command line shows progress with it). The experts whose locks are free now run as one
+    /// batch; each of the others then runs alone, waiting for its lock as
+    /// [`TradeManager::process_enter_market`] does (and skipped if it stays taken). The
+    /// reports come back in expert id order.
     pub async fn process_all_with(
         &self,
         lookback_days: Option<u32>,
         mut each: impl FnMut(&RunReport),
     ) -> Vec<RunReport> {
-        let mut reports = Vec::with_capacity(self.settings.experts.len());
-        for id in self.settings.experts.keys() {
-            let report = match self.process_enter_market(*id, lookback_days).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::error!("enter_market run of expert {id} failed: {e}");
-                    RunReport::failed(*id, UseCase::EnterMarket, e.to_string())
-                }
-            };
+        let ids: Vec<i64> = self.settings.experts.keys().copied().collect();
+        let guards = self
+            .locks
+            .try_acquire_experts(&ids, UseCase::EnterMarket)
+            .await;
+        let mut locked = Vec::new();
+        let mut waiting = Vec::new();
+        for (expert, guard) in self.settings.experts.values().zip(guards) {
+            match guard {
+                Some(guard) => locked.push((expert, guard)),
+                None => waiting.push(expert.id),
+            }
+        }
+        let mut reports = BTreeMap::new();
+        for (id, result) in self.run_batch(locked, lookback_days).await {
+            let report = report_of(id, result);
             each(&report);
-            reports.push(report);
+            reports.insert(id, report);
         }
-        reports
+        for id in waiting {
+            let report = report_of(id, self.process_enter_market(id, lookback_days).await);
+            each(&report);
+            reports.insert(id, report);
+        }
+        reports.into_values().collect()
     }
 
-    /// The run under its lock: the gates, then the phases.
-    async fn enter_market_locked(
+    /// Carries out the runs of experts whose locks are held (in expert id order), as one
+    /// batch; returns each expert's result in that order, once its run is recorded and its
+    /// lock released.
+    async fn run_batch(
         &self,
-        expert: &Expert,
-        lookback_days: u32,
-        guard: &ProcessingGuard,
-    ) -> Result<RunReport, EngineError> {
-        let ctx = match self.gates(expert).await? {
-            Ok(ctx) => ctx,
-            Err(status) => {
-                return Ok(RunReport::skipped(expert.id, UseCase::EnterMarket, status));
-            }
-        };
-        self.settle_in_flight(&ctx, guard).await?;
-        let inputs = self.load_inputs(&ctx, lookback_days, guard).await?;
-        let mut journal = Journal {
-            expert_id: expert.id,
-            counts: Counts::default(),
-            records: Vec::new(),
-            manager: self,
-        };
-        let funded = decide(&ctx, &inputs, &mut journal);
-        let mut placed = self.store_intents(&ctx, funded, &mut journal).await?;
-        if !placed.is_empty() {
-            fault::point("after_order_stored");
-            fault::hold("after_order_stored").await;
-            let answers = self.submit(&ctx, &placed, guard).await?;
-            if !answers.is_empty() {
-                fault::point("before_answer_stored");
-                self.record_answers(&mut placed, &answers).await?;
-            }
-            fault::point("mid_run");
-            let refreshed = self.refresh_placed(&ctx, &placed, guard).await;
-            self.record_answers(&mut placed, &refreshed).await?;
+        locked: Vec<(&Expert, ProcessingGuard)>,
+        lookback_days: Option<u32>,
+    ) -> Vec<(i64, Result<RunReport, EngineError>)> {
+        if locked.is_empty() {
+            return Vec::new();
         }
-        let orders = self.complete_outcomes(placed, &mut journal).await?;
-        Ok(RunReport {
-            expert_id: expert.id,
-            use_case: UseCase::EnterMarket,
-            status: RunStatus::Processed,
-            error: None,
-            counts: journal.counts,
-            orders,
-        })
+        let lookback = lookback_days.unwrap_or(self.settings.lookback_days);
+        let mut runs = Vec::with_capacity(locked.len());
+        for (expert, guard) in locked {
+            let (started, started_at) = (Instant::now(), self.clock.now());
+            let stage = self.pass_gates(expert).await;
+            runs.push(Run {
+                expert,
+                guard,
+                started,
+                started_at,
+                stage,
+            });
+        }
+        // The phases contain a failure inside one run to that run; a panic anywhere else
+        // ends every run still going.
+        if let Err(panic) = CatchUnwind::new(self.carry_out(&mut runs, lookback)).await {
+            for i in going(&runs) {
+                runs[i].fail(EngineError::Panicked(panic.clone()));
+            }
+        }
+        self.finish(runs).await
     }
 
-    /// Step 2: stop early, with a status, when the expert may not open positions now.
+    /// The phases between the gates and the finish.
+    async fn carry_out(&self, runs: &mut [Run<'_>], lookback_days: u32) {
+        self.settle_in_flight(runs).await;
+        self.load_inputs(runs, lookback_days).await;
+        let views = self.view_accounts(runs).await;
+        self.decide_all(runs, views).await;
+        self.store_intents(runs).await;
+        if runs.iter().all(|r| match &r.stage {
+            Stage::Going(g) => g.placed.is_empty(),
+            Stage::Ended(_) => true,
+        }) {
+            return;
+        }
+        fault::point("after_order_stored");
+        fault::hold("after_order_stored").await;
+        let answers = self.submit(runs).await;
+        if !answers.is_empty() {
+            fault::point("before_answer_stored");
+            self.record_answers(runs, answers).await;
+        }
+        fault::point("mid_run");
+        let refreshed = self.refresh_placed(runs).await;
+        self.record_answers(runs, refreshed).await;
+    }
+
+    /// Step 2: the run goes on, or stops early with a status when the expert may not open
+    /// positions now.
+    async fn pass_gates<'a>(&'a self, expert: &'a Expert) -> Stage<'a> {
+        match contained(CatchUnwind::new(self.gates(expert)).await) {
+            Ok(Ok(ctx)) => Stage::Going(Box::new(Going {
+                journal: Journal {
+                    expert_id: expert.id,
+                    counts: Counts::default(),
+                    records: Vec::new(),
+                    manager: self,
+                },
+                ctx,
+                data: EnterMarketData::default(),
+                funded: Vec::new(),
+                placed: Vec::new(),
+            })),
+            Ok(Err(status)) => Stage::Ended(Ok(RunReport::skipped(
+                expert.id,
+                UseCase::EnterMarket,
+                status,
+            ))),
+            Err(e) => Stage::Ended(Err(e)),
+        }
+    }
+
+    /// The gates of step 2: a status when the expert may not open positions now.
     async fn gates<'a>(
         &'a self,
         expert: &'a Expert,
@@ -263,169 +561,290 @@ impl TradeManager {
         false
     }
 
-    /// Orders of this expert left `submitting` by a crash are settled first: their
-    /// transactions already hold the slots, and the broker decides whether they exist.
-    async fn settle_in_flight(
+    /// Orders of the batch's experts left `submitting` by a crash are settled first (one
+    /// query for all, then each expert's under its own lease): their transactions already
+    /// hold the slots, and the broker decides whether they exist.
+    async fn settle_in_flight(&self, runs: &mut [Run<'_>]) {
+        let all = going(runs);
+        if all.is_empty() {
+            return;
+        }
+        let Some(in_flight) = shared(runs, &all, self.store.orders_in_flight(None)).await else {
+            return;
+        };
+        let mut by_expert: HashMap<i64, Vec<Order>> = HashMap::new();
+        for o in in_flight {
+            by_expert.entry(o.expert_id).or_default().push(o);
+        }
+        for i in all {
+            let Some(orders) = by_expert.remove(&runs[i].expert.id) else {
+                continue;
+            };
+            let run = &mut runs[i];
+            let Stage::Going(g) = &run.stage else {
+                continue;
+            };
+            let settling = self.settle_orders(g.ctx.broker.as_ref(), &run.guard, orders);
+            if let Err(e) = contained(CatchUnwind::new(settling).await) {
+                run.fail(e);
+            }
+        }
+    }
+
+    /// Settles one expert's orders left `submitting`, one after another.
+    async fn settle_orders(
         &self,
-        ctx: &RunContext<'_>,
+        broker: &dyn Broker,
         guard: &ProcessingGuard,
+        orders: Vec<Order>,
     ) -> Result<(), EngineError> {
-        for order in self.store.orders_in_flight(Some(ctx.expert.id)).await? {
-            self.settle(ctx.broker.as_ref(), guard, order).await?;
+        for order in orders {
+            self.settle(broker, guard, order).await?;
         }
         Ok(())
     }
 
-    /// Step 3's inputs: the window's recommendations and the active positions from the
-    /// store, the account and the quotes of every symbol concerned from the broker.
-    async fn load_inputs(
-        &self,
-        ctx: &RunContext<'_>,
-        lookback_days: u32,
-        guard: &ProcessingGuard,
-    ) -> Result<RunInputs, EngineError> {
+    /// Step 3's stored inputs, one query per kind for every run: the window's
+    /// recommendations and the active positions.
+    async fn load_inputs(&self, runs: &mut [Run<'_>], lookback_days: u32) {
+        let all = going(runs);
+        if all.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = all.iter().map(|&i| runs[i].expert.id).collect();
         let since = self.clock.now() - ChronoDuration::days(i64::from(lookback_days));
-        let data = self.store.load_enter_market(ctx.expert.id, since).await?;
-        guard.ensure_held()?;
-        let account = ctx.broker.account().await?;
-        let symbols: Vec<String> = data
-            .recommendations
-            .iter()
-            .map(|r| r.symbol.clone())
-            .chain(data.positions.iter().map(|p| p.symbol.clone()))
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        let quotes = if symbols.is_empty() {
-            HashMap::new()
-        } else {
-            guard.ensure_held()?;
-            ctx.broker.quotes(&symbols).await?
+        let loading = self.store.load_enter_market_batch(&ids, since);
+        let Some(mut data) = shared(runs, &all, loading).await else {
+            return;
         };
-        Ok(RunInputs {
-            data,
-            account,
-            quotes,
-        })
+        for i in all {
+            let id = runs[i].expert.id;
+            if let Some(g) = runs[i].going() {
+                g.data = data.remove(&id).unwrap_or_default();
+            }
+        }
     }
 
-    /// Step 6, first half: every funded position is stored (transaction + entry order,
-    /// committed, `submitting`) before anything is sent, together with the run's decision
-    /// records (I5). A position the database refuses as a duplicate (another process got
-    /// there first, B1) is reported as the SAFETY CHECK. A run with nothing to store writes
-    /// its skips alone.
-    async fn store_intents(
-        &self,
-        ctx: &RunContext<'_>,
-        funded: Vec<Funded<'_>>,
-        journal: &mut Journal<'_>,
-    ) -> Result<Vec<Placed>, EngineError> {
-        let skips = std::mem::take(&mut journal.records);
-        if funded.is_empty() {
-            if !skips.is_empty() {
-                self.store.record_outcomes(&skips).await?;
+    /// Step 3's broker inputs, once per account for all its runs: the account's money and
+    /// the quotes of every symbol its runs concern.
+    async fn view_accounts(&self, runs: &mut [Run<'_>]) -> HashMap<String, AccountView> {
+        let mut views = HashMap::new();
+        for (account, sharing) in by_account(runs, |_| true) {
+            if let Some(view) = self.view_account(runs, &sharing).await {
+                views.insert(account, view);
             }
-            return Ok(Vec::new());
         }
-        let news: Vec<NewPosition> = funded
-            .iter()
-            .map(|f| NewPosition {
-                expert_id: ctx.expert.id,
-                account: ctx.expert.account.clone(),
-                symbol: f.rec.symbol.clone(),
-                side: f.side,
-                quantity: f.quantity,
-                reference_price: f.price,
-                order_type: OrderType::Market,
-                limit_price: None,
-                recommendation_id: Some(f.rec.id),
-                created_at: self.clock.now(),
-                decision: Some(f.detail.clone()),
-            })
-            .collect();
-        let stored = self.store.open_positions(&news, &skips).await?;
-        let mut placed = Vec::with_capacity(stored.len());
-        for (f, result) in funded.into_iter().zip(stored) {
-            match result {
-                Ok((_txn, order)) => placed.push(Placed { order }),
-                Err(StoreError::DuplicatePosition { existing, .. }) => {
-                    warn_refused_by_index(ctx.expert.id, &f, existing, journal)
+        views
+    }
+
+    /// One account's money and quotes for the runs at `sharing`; every lease is checked
+    /// right before each call, and a failed call ends every run that shared it.
+    async fn view_account(&self, runs: &mut [Run<'_>], sharing: &[usize]) -> Option<AccountView> {
+        let broker = broker_of(runs, sharing)?;
+        let sharing = still_held(runs, sharing);
+        if sharing.is_empty() {
+            return None;
+        }
+        let snapshot = shared(runs, &sharing, broker.account()).await?;
+        let symbols = symbols_of(runs, &sharing);
+        if symbols.is_empty() {
+            let quotes = HashMap::new();
+            return Some(AccountView { snapshot, quotes });
+        }
+        let sharing = still_held(runs, &sharing);
+        if sharing.is_empty() {
+            return None;
+        }
+        let quotes = shared(runs, &sharing, broker.quotes(&symbols)).await?;
+        Some(AccountView { snapshot, quotes })
+    }
+
+    /// Steps 3–5 for every run: the domain's plan, per expert, skips recorded and funded
+    /// recommendations kept. The experts of one account are decided in id order, each on
+    /// the cash the buys decided before it leave. A panic ends only its expert's run.
+    async fn decide_all(&self, runs: &mut [Run<'_>], mut views: HashMap<String, AccountView>) {
+        for run in runs.iter_mut() {
+            let Some(g) = run.going() else { continue };
+            let Some(view) = views.get_mut(&g.ctx.expert.account) else {
+                // Only the runs of an account whose calls failed have no view, and they
+                // ended then.
+                run.fail(EngineError::NoBroker(run.expert.account.clone()));
+                continue;
+            };
+            let deciding = async { decide(&g.ctx, &g.data, &*view, &mut g.journal) };
+            match CatchUnwind::new(deciding).await {
+                Ok(funded) => {
+                    view.reserve(&funded);
+                    g.funded = funded;
                 }
-                Err(e) => return Err(e.into()),
+                Err(panic) => run.fail(EngineError::Panicked(panic)),
             }
         }
-        Ok(placed)
     }
 
-    /// Step 6, second half: the run's orders go to the broker as one batch, each once. An
-    /// order without an answer stays `submitting` for settlement.
-    async fn submit(
+    /// Step 6, first half: every funded position of every run is stored (transaction +
+    /// entry order, committed, `submitting`) before anything is sent, together with every
+    /// run's decision records (I5), in one database transaction. A position the database
+    /// refuses as a duplicate (another process got there first, B1) is reported as the
+    /// SAFETY CHECK.
+    async fn store_intents(&self, runs: &mut [Run<'_>]) {
+        let mut news = Vec::new();
+        let mut skips = Vec::new();
+        let mut writers = Vec::new();
+        for (i, run) in runs.iter_mut().enumerate() {
+            let Some(g) = run.going() else { continue };
+            if g.journal.records.is_empty() && g.funded.is_empty() {
+                continue;
+            }
+            writers.push(i);
+            skips.append(&mut g.journal.records);
+            for f in &g.funded {
+                news.push(g.new_position(f, self.clock.now()));
+            }
+        }
+        if writers.is_empty() {
+            return;
+        }
+        let storing = self.store.open_positions(&news, &skips);
+        let Some(stored) = shared(runs, &writers, storing).await else {
+            return;
+        };
+        let mut stored = stored.into_iter();
+        for i in writers {
+            if let Err(e) = runs[i].place(&mut stored) {
+                runs[i].fail(e.into());
+            }
+        }
+    }
+
+    /// Step 6, second half: each account's orders go to its broker as one batch, each order
+    /// once. Right before the call every run's lease is checked: a run that lost its lease
+    /// is left out (its orders stay `submitting` for whoever holds its lock next) and ends.
+    /// An order without an answer stays `submitting` for settlement.
+    async fn submit(&self, runs: &mut [Run<'_>]) -> Answers {
+        let mut answers = Answers::new();
+        for sharing in by_account(runs, |g| !g.placed.is_empty()).into_values() {
+            let Some(broker) = broker_of(runs, &sharing) else {
+                continue;
+            };
+            let sharing = still_held(runs, &sharing);
+            if sharing.is_empty() {
+                continue;
+            }
+            let requests: Vec<OrderRequest> = sharing
+                .iter()
+                .filter_map(|&i| match &runs[i].stage {
+                    Stage::Going(g) => Some(&g.placed),
+                    Stage::Ended(_) => None,
+                })
+                .flatten()
+                .map(|p| OrderRequest::for_order(&p.order))
+                .collect();
+            let sending = async { Ok::<_, BrokerError>(broker.submit_batch(&requests).await) };
+            let Some(results) = shared(runs, &sharing, sending).await else {
+                continue;
+            };
+            let mut results = results.into_iter();
+            for i in sharing {
+                self.take_answers(&mut runs[i], broker.as_ref(), &mut results, &mut answers, i)
+                    .await;
+            }
+        }
+        answers
+    }
+
+    /// Turns the broker's replies to one run's orders (the next of `results`) into the
+    /// answers to record; a failure or panic on the way ends only that run.
+    async fn take_answers(
         &self,
-        ctx: &RunContext<'_>,
+        run: &mut Run<'_>,
+        broker: &dyn Broker,
+        results: &mut impl Iterator<Item = Result<BrokerOrder, BrokerError>>,
+        answers: &mut Answers,
+        index: usize,
+    ) {
+        let Stage::Going(g) = &run.stage else { return };
+        let mine: Vec<_> = results.by_ref().take(g.placed.len()).collect();
+        let answering = self.answers_of(broker, &g.placed, mine);
+        match contained(CatchUnwind::new(answering).await) {
+            Ok(a) if a.is_empty() => {}
+            Ok(a) => {
+                answers.insert(index, a);
+            }
+            Err(e) => run.fail(e),
+        }
+    }
+
+    /// The answers to record for `placed`, from the broker's `results` in the same order.
+    async fn answers_of(
+        &self,
+        broker: &dyn Broker,
         placed: &[Placed],
-        guard: &ProcessingGuard,
+        results: Vec<Result<BrokerOrder, BrokerError>>,
     ) -> Result<Vec<(i64, BrokerOrder)>, EngineError> {
-        // The lease is checked right before the broker call; a lost lease leaves every
-        // order `submitting` for whoever holds the lock next.
-        guard.ensure_held()?;
-        let requests: Vec<OrderRequest> = placed
-            .iter()
-            .map(|p| OrderRequest::for_order(&p.order))
-            .collect();
-        let results = ctx.broker.submit_batch(&requests).await;
         let mut answers = Vec::with_capacity(placed.len());
         for (p, result) in placed.iter().zip(results) {
-            if let Some(answer) = self
-                .answer_of(ctx.broker.as_ref(), &p.order, result)
-                .await?
-            {
+            if let Some(answer) = self.answer_of(broker, &p.order, result).await? {
                 answers.push((p.order.id, answer));
             }
         }
         Ok(answers)
     }
 
-    /// Records brokers' answers in one store call and updates the run's orders with them.
-    async fn record_answers(
-        &self,
-        placed: &mut [Placed],
-        answers: &[(i64, BrokerOrder)],
-    ) -> Result<(), EngineError> {
+    /// Records brokers' answers for every run in one store call and updates the runs'
+    /// orders with them.
+    async fn record_answers(&self, runs: &mut [Run<'_>], answers: Answers) {
         if answers.is_empty() {
-            return Ok(());
+            return;
         }
-        let mut updated: HashMap<i64, Order> = self
-            .store
-            .apply_broker_orders(answers)
-            .await?
-            .into_iter()
-            .map(|o| (o.id, o))
-            .collect();
-        for p in placed.iter_mut() {
-            if let Some(u) = updated.remove(&p.order.id) {
-                p.order = u;
+        let writers: Vec<usize> = answers.keys().copied().collect();
+        let all: Vec<(i64, BrokerOrder)> = answers.into_values().flatten().collect();
+        let recording = self.store.apply_broker_orders(&all);
+        let Some(updated) = shared(runs, &writers, recording).await else {
+            return;
+        };
+        let mut updated: HashMap<i64, Order> = updated.into_iter().map(|o| (o.id, o)).collect();
+        for i in writers {
+            let Some(g) = runs[i].going() else { continue };
+            for p in g.placed.iter_mut() {
+                if let Some(u) = updated.remove(&p.order.id) {
+                    p.order = u;
+                }
             }
         }
-        Ok(())
     }
 
     /// Step 7: asks again about orders still working at the broker (a market order may have
-    /// filled since it was accepted).
-    async fn refresh_placed(
-        &self,
-        ctx: &RunContext<'_>,
-        placed: &[Placed],
-        guard: &ProcessingGuard,
-    ) -> Vec<(i64, BrokerOrder)> {
+    /// filled since it was accepted), each run under its own lease.
+    async fn refresh_placed(&self, runs: &mut [Run<'_>]) -> Answers {
+        let mut answers = Answers::new();
+        for (i, run) in runs.iter_mut().enumerate() {
+            let Stage::Going(g) = &run.stage else {
+                continue;
+            };
+            let refreshing = self.refresh_run(g, &run.guard);
+            match CatchUnwind::new(refreshing).await {
+                Ok(a) if a.is_empty() => {}
+                Ok(a) => {
+                    answers.insert(i, a);
+                }
+                Err(panic) => run.fail(EngineError::Panicked(panic)),
+            }
+        }
+        answers
+    }
+
+    /// [`TradeManager::refresh_placed`] for one run.
+    async fn refresh_run(&self, g: &Going<'_>, guard: &ProcessingGuard) -> Vec<(i64, BrokerOrder)> {
         let mut refreshed = Vec::new();
-        for p in placed {
+        for p in &g.placed {
             let working = matches!(
                 p.order.status,
                 OrderStatus::Accepted | OrderStatus::PartiallyFilled
             );
             if working
                 && guard.ensure_held().is_ok()
-                && let Ok(Found::Ours(answer)) = self.look_up(ctx.broker.as_ref(), &p.order).await
+                && let Ok(Found::Ours(answer)) = self.look_up(g.ctx.broker.as_ref(), &p.order).await
             {
                 refreshed.push((p.order.id, answer));
             }
@@ -433,57 +852,124 @@ impl TradeManager {
         refreshed
     }
 
-    /// The last phase: counts every placed order's outcome from its final status. Answered
-    /// orders had their outcomes completed with their answers; an order still without one
-    /// gets its `failed` outcome now (settling completes it again). Returns the run's orders
-    /// (S6).
-    async fn complete_outcomes(
-        &self,
-        placed: Vec<Placed>,
-        journal: &mut Journal<'_>,
-    ) -> Result<Vec<Order>, EngineError> {
-        let mut unanswered = Vec::new();
-        let mut orders = Vec::with_capacity(placed.len());
-        for p in placed {
-            let (kind, answer) = entry_outcome(p.order.status, &p.order.client_order_id, None);
-            journal.counts.add(kind);
-            if p.order.status == OrderStatus::Submitting {
-                unanswered.push(OutcomeCompletion {
-                    order_id: p.order.id,
-                    outcome: kind,
-                    answer,
-                });
+    /// The last phase: each run's report (its placed orders counted), then one store call
+    /// for the outcomes of entries left unanswered, every run's record and every lease given
+    /// back; then the locks go. Records are written while the locks are still held, so the
+    /// records of one key never overlap. If that call fails, the runs whose outcomes it
+    /// carried fail (as a failed completion did) and the leases are given back one by one.
+    async fn finish(&self, runs: Vec<Run<'_>>) -> Vec<(i64, Result<RunReport, EngineError>)> {
+        let (owner, now) = (self.owner(), self.clock.now());
+        let mut endings: Vec<Ending> = runs.into_iter().map(|r| r.end(&owner, now)).collect();
+        let completions: Vec<OutcomeCompletion> = endings
+            .iter()
+            .flat_map(|e| e.completions.iter().cloned())
+            .collect();
+        let records: Vec<RunRecord> = endings.iter().map(|e| e.record.clone()).collect();
+        let keys: Vec<String> = endings
+            .iter()
+            .filter_map(|e| e.guard.lease_key().map(str::to_string))
+            .collect();
+        for e in &endings {
+            e.guard.stop_renewing();
+        }
+        let finished = FinishedRuns {
+            completions: &completions,
+            runs: &records,
+            leases: LeaseRelease {
+                owner: &owner,
+                keys: &keys,
+            },
+        };
+        let written = self.store.finish_runs(&finished).await;
+        if let Err(e) = &written {
+            tracing::warn!("could not record {} run(s): {e}", records.len());
+            for ending in endings.iter_mut().filter(|e| !e.completions.is_empty()) {
+                ending.result = Err(EngineError::Store(e.clone()));
             }
-            orders.push(p.order);
         }
-        if !unanswered.is_empty() {
-            self.store.complete_outcomes(&unanswered).await?;
+        let mut results = Vec::with_capacity(endings.len());
+        for ending in endings {
+            match written {
+                Ok(()) => ending.guard.given_back(),
+                Err(_) => ending.guard.release().await,
+            }
+            metrics::histogram!(m::RUN_SECONDS, "use_case" => UseCase::EnterMarket.as_str())
+                .record(ending.started.elapsed().as_secs_f64());
+            results.push((ending.expert_id, ending.result));
         }
-        Ok(orders)
+        results
     }
 }
 
-/// Steps 3–5: the domain's plan; skips are recorded, funded recommendations returned.
-fn decide<'a>(
-    ctx: &RunContext<'a>,
-    inputs: &'a RunInputs,
+impl Run<'_> {
+    /// Takes this run's results of the batch's `open_positions` (the next of `stored`, one
+    /// per funded position): stored entries are placed, refusals by the unique index are
+    /// reported like the SAFETY CHECK; any other failure ends the run.
+    fn place(
+        &mut self,
+        stored: &mut impl Iterator<Item = Result<(tradewarden_domain::Transaction, Order), StoreError>>,
+    ) -> Result<(), StoreError> {
+        let Some(g) = self.going() else {
+            return Ok(());
+        };
+        for f in std::mem::take(&mut g.funded) {
+            match stored.next() {
+                Some(Ok((_txn, order))) => g.placed.push(Placed { order }),
+                Some(Err(StoreError::DuplicatePosition { existing, .. })) => {
+                    warn_refused_by_index(g.ctx.expert.id, &f, existing, &mut g.journal)
+                }
+                Some(Err(e)) => return Err(e),
+                None => return Err(StoreError::database("no result for the position")),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The report of a run in `process --all`: its own, or `failed` naming its error.
+fn report_of(expert_id: i64, result: Result<RunReport, EngineError>) -> RunReport {
+    result.unwrap_or_else(|e| {
+        tracing::error!("enter_market run of expert {expert_id} failed: {e}");
+        RunReport::failed(expert_id, UseCase::EnterMarket, e.to_string())
+    })
+}
+
+/// Every symbol the runs at `indexes` concern: their recommendations' and their positions'.
+fn symbols_of(runs: &[Run<'_>], indexes: &[usize]) -> Vec<String> {
+    let mut symbols = BTreeSet::new();
+    for &i in indexes {
+        if let Stage::Going(g) = &runs[i].stage {
+            let recs = g.data.recommendations.iter().map(|r| &r.symbol);
+            let held = g.data.positions.iter().map(|p| &p.symbol);
+            symbols.extend(recs.chain(held).cloned());
+        }
+    }
+    symbols.into_iter().collect()
+}
+
+/// Steps 3–5 for one expert: the domain's plan on its inputs and its account as `view`
+/// shows it; skips are recorded, funded recommendations returned.
+fn decide(
+    ctx: &RunContext<'_>,
+    data: &EnterMarketData,
+    view: &AccountView,
     journal: &mut Journal<'_>,
-) -> Vec<Funded<'a>> {
+) -> Vec<Funded> {
     let balance = ExpertBalance::compute(
-        inputs.account.balance,
-        inputs.account.cash,
+        view.snapshot.balance,
+        view.snapshot.cash,
         ctx.expert.virtual_equity_percent,
-        &inputs.data.positions,
-        &inputs.quotes,
+        &data.positions,
+        &view.quotes,
     );
     let planned = enter_market::plan(&Inputs {
         expert: ctx.expert,
         ruleset: ctx.ruleset,
         equity_threshold_percent: ctx.equity_threshold_percent,
-        recommendations: &inputs.data.recommendations,
-        positions: &inputs.data.positions,
+        recommendations: &data.recommendations,
+        positions: &data.positions,
         balance,
-        quotes: &inputs.quotes,
+        quotes: &view.quotes,
     });
     journal.counts.considered = planned.len();
     let mut funded = Vec::new();
@@ -512,7 +998,8 @@ fn decide<'a>(
                 price,
                 detail,
             } => funded.push(Funded {
-                rec: p.rec,
+                rec_id: p.rec.id,
+                symbol: p.rec.symbol.clone(),
                 side,
                 quantity,
                 price,
@@ -527,12 +1014,12 @@ fn decide<'a>(
 /// (its outcome was written with the run's positions).
 fn warn_refused_by_index(
     expert_id: i64,
-    f: &Funded<'_>,
+    f: &Funded,
     existing: Option<(i64, tradewarden_domain::TransactionStatus)>,
     journal: &mut Journal<'_>,
 ) {
     let (id, status) = tradewarden_domain::outcome::slot_holder(existing);
-    safety_check_warning(f.rec.id, &f.rec.symbol, &id, status, expert_id);
+    safety_check_warning(f.rec_id, &f.symbol, &id, status, expert_id);
     metrics::counter!(m::DUPLICATES_PREVENTED, "by" => "index").increment(1);
     journal.counts.add(OutcomeKind::DuplicatePosition);
 }
@@ -887,5 +1374,391 @@ mod tests {
             "compared once no run holds the lock: {r:?}"
         );
         assert!(r.in_flight.is_empty());
+    }
+
+    // -----------------------------------------------------------------------------------
+    // Batches: `process --all` runs the experts whose locks are free as one batch.
+
+    /// Settings with one expert per `(id, account)`, each account with its own entry.
+    fn batch_settings(experts: &[(i64, &str)]) -> Settings {
+        let mut s = settings();
+        let template = s.experts[&1].clone();
+        let threshold = s.accounts["paper"].clone();
+        s.experts = experts
+            .iter()
+            .map(|&(id, account)| {
+                let mut e = template.clone();
+                e.id = id;
+                e.account = account.to_string();
+                (id, e)
+            })
+            .collect();
+        s.accounts = experts
+            .iter()
+            .map(|&(_, account)| {
+                let name = account.to_string();
+                (
+                    name.clone(),
+                    AccountSettings {
+                        name,
+                        ..threshold.clone()
+                    },
+                )
+            })
+            .collect();
+        s
+    }
+
+    /// A BUY of `symbol` by `expert_id` (confident, at 100).
+    fn rec_of(expert_id: i64, symbol: &str) -> NewRecommendation {
+        NewRecommendation {
+            expert_id,
+            ..rec(symbol)
+        }
+    }
+
+    /// A manager over a fresh memory store with these brokers, `recs` imported.
+    async fn batch_manager(
+        settings: Settings,
+        brokers: Vec<(&str, Arc<dyn Broker>)>,
+        recs: &[NewRecommendation],
+        clock: Arc<dyn Clock>,
+    ) -> (TradeManager, Arc<MemoryStore>) {
+        let store = Arc::new(MemoryStore::new());
+        let brokers = brokers
+            .into_iter()
+            .map(|(account, b)| (account.to_string(), b))
+            .collect();
+        let m = TradeManager::new(settings, store.clone(), brokers, clock);
+        m.import(recs).await.unwrap();
+        (m, store)
+    }
+
+    /// A process table that can prove nothing: a lease held by another owner is taken only
+    /// at its expiry.
+    struct Unknowable(crate::ports::HostIdentity);
+
+    impl crate::ports::ProcessTable for Unknowable {
+        fn identity(&self) -> &crate::ports::HostIdentity {
+            &self.0
+        }
+        fn process(&self, _pid: u32) -> crate::ports::ProcessState {
+            crate::ports::ProcessState::Unknown
+        }
+    }
+
+    /// `m` with leases in `store`, held as `me` for 300 s (lease times are the manager's
+    /// clock's).
+    fn leased(m: TradeManager, store: &Arc<MemoryStore>) -> TradeManager {
+        let processes = Arc::new(Unknowable(crate::ports::HostIdentity {
+            host: "h".into(),
+            boot_id: None,
+            pid_namespace: None,
+        }));
+        m.with_leases(
+            store.clone(),
+            crate::ports::LeaseHolder::anonymous("me"),
+            processes,
+            std::time::Duration::from_secs(300),
+        )
+    }
+
+    fn statuses(reports: &[RunReport]) -> Vec<(i64, RunStatus)> {
+        reports.iter().map(|r| (r.expert_id, r.status)).collect()
+    }
+
+    #[tokio::test]
+    async fn in_a_batch_one_accounts_failure_fails_only_its_experts() {
+        // Catches: a batch whose shared broker calls fail every expert (or none), or that
+        // undoes the others' work. Expert 2 trades on account "b"; its broker cannot be
+        // reached at all, or panics on submit (a bug).
+        // (how account b fails, error expected, orders of expert 2 and their status)
+        let cases = [
+            ("unreachable", "connection refused", None),
+            (
+                "panics",
+                "scripted broker bug",
+                Some(OrderStatus::Submitting),
+            ),
+        ];
+        for (how, error, order) in cases {
+            let b = broker();
+            match how {
+                "unreachable" => {
+                    b.state.lock().fail_account =
+                        Some(BrokerError::Unavailable("connection refused".into()))
+                }
+                _ => b.state.lock().panic_on_submit = true,
+            }
+            let paper = Arc::new(broker());
+            let (m, store) = batch_manager(
+                batch_settings(&[(1, "paper"), (2, "b"), (3, "paper")]),
+                vec![("paper", paper.clone()), ("b", Arc::new(b))],
+                &[rec_of(1, "AAPL"), rec_of(2, "AAPL"), rec_of(3, "AAPL")],
+                Arc::new(SystemClock),
+            )
+            .await;
+            let reports = m.process_all(None).await;
+            let want = [
+                (1, RunStatus::Processed),
+                (2, RunStatus::Failed),
+                (3, RunStatus::Processed),
+            ];
+            assert_eq!(statuses(&reports), want, "{how}");
+            assert!(
+                reports[1].error.as_deref().unwrap().contains(error),
+                "{how}: {reports:?}"
+            );
+            assert_eq!(
+                (reports[0].counts.ordered, reports[2].counts.ordered),
+                (1, 1),
+                "{how}"
+            );
+            let s = store.state.lock();
+            let of = |id: i64| s.orders.iter().filter(move |o| o.expert_id == id);
+            assert_eq!(of(2).next().map(|o| o.status), order, "{how}");
+            for id in [1, 3] {
+                assert_eq!(
+                    of(id).map(|o| o.status).collect::<Vec<_>>(),
+                    [OrderStatus::Filled],
+                    "{how}"
+                );
+                let outcomes: Vec<_> = s.outcomes.iter().filter(|o| o.expert_id == id).collect();
+                assert_eq!(outcomes.len(), 1, "{how}");
+                assert!(
+                    outcomes[0].detail.ends_with("filled"),
+                    "{how}: {outcomes:?}"
+                );
+            }
+            let runs: Vec<_> = s
+                .runs
+                .iter()
+                .map(|r| (r.lock_key.as_str(), r.status))
+                .collect();
+            assert_eq!(
+                runs,
+                [
+                    ("expert_1_usecase_enter_market", RunStatus::Processed),
+                    ("expert_2_usecase_enter_market", RunStatus::Failed),
+                    ("expert_3_usecase_enter_market", RunStatus::Processed),
+                ],
+                "{how}"
+            );
+            assert_eq!(
+                paper.state.lock().calls["submit_batch"],
+                1,
+                "{how}: one batch per account"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_expert_whose_lease_another_process_holds_is_skipped_while_the_batch_runs() {
+        // Catches: a batch that takes a held lease (two runs of one expert), that waits for
+        // it with the others' leases held, or that gives back a lease it does not hold.
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let (m, store) = batch_manager(
+            batch_settings(&[(1, "paper"), (2, "paper"), (3, "paper")]),
+            vec![("paper", Arc::new(broker()))],
+            &[rec_of(1, "AAPL"), rec_of(2, "AAPL"), rec_of(3, "AAPL")],
+            clock.clone(),
+        )
+        .await;
+        let m = leased(m, &store);
+        let key = |id: i64| tradewarden_domain::lock_key(id, UseCase::EnterMarket);
+        let far = Utc::now() + chrono::Duration::seconds(300);
+        let other = crate::ports::LeaseHolder::anonymous("another process");
+        store.state.lock().leases.insert(key(2), (other, far));
+        let reports = m.process_all(None).await;
+        let want = [
+            (1, RunStatus::Processed),
+            (2, RunStatus::SkippedLocked),
+            (3, RunStatus::Processed),
+        ];
+        assert_eq!(statuses(&reports), want);
+        let s = store.state.lock();
+        let leases: Vec<(&String, &str)> = s
+            .leases
+            .iter()
+            .map(|(k, (h, _))| (k, h.owner.as_str()))
+            .collect();
+        assert_eq!(
+            leases,
+            [(&key(2), "another process")],
+            "ours given back, theirs kept"
+        );
+        let ordered: Vec<i64> = s.orders.iter().map(|o| o.expert_id).collect();
+        assert_eq!(ordered, [1, 3]);
+        let runs: Vec<&str> = s.runs.iter().map(|r| r.lock_key.as_str()).collect();
+        assert_eq!(runs, [key(1), key(3)]);
+        assert_eq!(
+            s.calls["try_acquire_leases"], 1,
+            "one statement for the batch's leases"
+        );
+    }
+
+    /// Delegates to a scripted broker; its first `submit_batch` first takes expert 2's
+    /// lease for another owner and moves the clock past every lease's expiry, as if this
+    /// process had stalled while the account's orders were at the broker.
+    struct Stall {
+        inner: ScriptedBroker,
+        store: Arc<MemoryStore>,
+        clock: Arc<TestClock>,
+    }
+
+    #[async_trait::async_trait]
+    impl Broker for Stall {
+        async fn account(&self) -> Result<crate::ports::AccountSnapshot, BrokerError> {
+            self.inner.account().await
+        }
+        async fn quotes(
+            &self,
+            symbols: &[String],
+        ) -> Result<std::collections::HashMap<String, Decimal>, BrokerError> {
+            self.inner.quotes(symbols).await
+        }
+        async fn submit(&self, order: &OrderRequest) -> Result<BrokerOrder, BrokerError> {
+            self.inner.submit(order).await
+        }
+        async fn submit_batch(
+            &self,
+            orders: &[OrderRequest],
+        ) -> Vec<Result<BrokerOrder, BrokerError>> {
+            let key = tradewarden_domain::lock_key(2, UseCase::EnterMarket);
+            if let Some(lease) = self.store.state.lock().leases.get_mut(&key) {
+                lease.0 = crate::ports::LeaseHolder::anonymous("thief");
+            }
+            *self.clock.0.lock() += chrono::Duration::seconds(301);
+            self.inner.submit_batch(orders).await
+        }
+        async fn order_by_client_id(&self, id: &str) -> Result<Option<BrokerOrder>, BrokerError> {
+            self.inner.order_by_client_id(id).await
+        }
+        async fn positions(&self) -> Result<Vec<crate::ports::BrokerPosition>, BrokerError> {
+            self.inner.positions().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lease_lost_in_a_batch_leaves_only_that_experts_orders_submitting() {
+        // Catches: a lease checked once for the whole batch (expert 2's order would be sent
+        // after its lease was lost), or a lost lease that fails the others' runs. Account
+        // "a" is submitted first; its broker call is where this process stalls.
+        let clock = Arc::new(TestClock(parking_lot::Mutex::new(Utc::now())));
+        let store_for_stall = Arc::new(MemoryStore::new());
+        let b = Arc::new(broker());
+        let stall = Arc::new(Stall {
+            inner: broker(),
+            store: store_for_stall.clone(),
+            clock: clock.clone(),
+        });
+        let m = TradeManager::new(
+            batch_settings(&[(1, "a"), (2, "b")]),
+            store_for_stall.clone(),
+            [
+                ("a".to_string(), stall.clone() as Arc<dyn Broker>),
+                ("b".to_string(), b.clone() as Arc<dyn Broker>),
+            ]
+            .into(),
+            clock.clone(),
+        );
+        m.import(&[rec_of(1, "AAPL"), rec_of(2, "AAPL")])
+            .await
+            .unwrap();
+        let m = leased(m, &store_for_stall);
+        let reports = m.process_all(None).await;
+        assert_eq!(
+            statuses(&reports),
+            [(1, RunStatus::Processed), (2, RunStatus::Failed)]
+        );
+        assert!(
+            reports[1].error.as_deref().unwrap().contains("lease"),
+            "{reports:?}"
+        );
+        assert_eq!(reports[0].counts.ordered, 1);
+        assert!(
+            b.state.lock().submitted.is_empty(),
+            "nothing sent for expert 2"
+        );
+        let s = store_for_stall.state.lock();
+        let orders: Vec<(i64, OrderStatus)> =
+            s.orders.iter().map(|o| (o.expert_id, o.status)).collect();
+        assert_eq!(
+            orders,
+            [(1, OrderStatus::Filled), (2, OrderStatus::Submitting)]
+        );
+        let provisional = s.outcomes.iter().find(|o| o.expert_id == 2).unwrap();
+        assert!(
+            provisional
+                .detail
+                .ends_with("submitting, awaiting the broker's answer"),
+            "{provisional:?}"
+        );
+        let key2 = tradewarden_domain::lock_key(2, UseCase::EnterMarket);
+        assert_eq!(
+            s.leases[&key2].0.owner, "thief",
+            "the thief's lease is untouched"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_batchs_store_and_broker_calls_do_not_grow_with_its_experts() {
+        // Catches: a per-expert store or broker call left in the batch (the calls would
+        // grow with the experts: 10 statements and 4 commits each, as before).
+        let mut seen = Vec::new();
+        for n in [1_i64, 2, 6] {
+            let experts: Vec<(i64, &str)> = (1..=n).map(|id| (id, "paper")).collect();
+            let recs: Vec<_> = (1..=n).map(|id| rec_of(id, "AAPL")).collect();
+            let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+            let paper = Arc::new(broker());
+            let (m, store) = batch_manager(
+                batch_settings(&experts),
+                vec![("paper", paper.clone())],
+                &recs,
+                clock.clone(),
+            )
+            .await;
+            let m = leased(m, &store);
+            let reports = m.process_all(None).await;
+            assert!(reports.iter().all(|r| r.counts.ordered == 1), "{reports:?}");
+            let store_calls = store.state.lock().calls.clone();
+            let broker_calls = paper.state.lock().calls.clone();
+            seen.push((n, store_calls, broker_calls));
+        }
+        let (_, store_calls, broker_calls) = &seen[0];
+        assert!(store_calls.values().all(|&c| c == 1), "{store_calls:?}");
+        assert!(broker_calls.values().all(|&c| c == 1), "{broker_calls:?}");
+        for (n, s, b) in &seen[1..] {
+            assert_eq!((s, b), (store_calls, broker_calls), "{n} experts");
+        }
+    }
+
+    #[tokio::test]
+    async fn experts_of_one_account_are_sized_on_the_cash_the_others_left() {
+        // Catches: a batch that sizes every expert of an account on the cash before any of
+        // them ordered: both would spend the whole account (one after another, the second
+        // found no cash left).
+        let mut s = batch_settings(&[(1, "paper"), (2, "paper")]);
+        for e in s.experts.values_mut() {
+            e.max_virtual_equity_per_instrument_percent = dec!(100);
+        }
+        let paper = ScriptedBroker::new(dec!(1000), &[("AAPL", dec!(100)), ("MSFT", dec!(100))]);
+        let (m, store) = batch_manager(
+            s,
+            vec![("paper", Arc::new(paper))],
+            &[rec_of(1, "AAPL"), rec_of(2, "MSFT")],
+            Arc::new(SystemClock),
+        )
+        .await;
+        let reports = m.process_all(None).await;
+        assert_eq!(
+            (
+                reports[0].counts.ordered,
+                reports[1].counts.insufficient_equity
+            ),
+            (1, 1),
+            "{reports:?}"
+        );
+        assert_eq!(store.state.lock().orders[0].quantity, dec!(10));
     }
 }

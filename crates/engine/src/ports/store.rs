@@ -233,12 +233,27 @@ pub trait RecommendationStore: Send + Sync {
     /// the batch index (0-based) of every such line.
     async fn import(&self, recs: &[NewRecommendation]) -> Result<ImportCounts, ImportError>;
 
-    /// Loads what an enter_market run for one expert needs.
+    /// Loads what the enter_market runs of several experts need, one query per kind for all
+    /// of them: each expert's recommendations created at or after `since` (HOLD excluded)
+    /// and its WAITING and OPENED transactions. An expert with neither is absent.
+    async fn load_enter_market_batch(
+        &self,
+        expert_ids: &[i64],
+        since: DateTime<Utc>,
+    ) -> Result<HashMap<i64, EnterMarketData>, StoreError>;
+
+    /// [`RecommendationStore::load_enter_market_batch`] for one expert.
     async fn load_enter_market(
         &self,
         expert_id: i64,
         since: DateTime<Utc>,
-    ) -> Result<EnterMarketData, StoreError>;
+    ) -> Result<EnterMarketData, StoreError> {
+        Ok(self
+            .load_enter_market_batch(&[expert_id], since)
+            .await?
+            .remove(&expert_id)
+            .unwrap_or_default())
+    }
 }
 
 /// Positions and their orders: the one-active-position rule and order status changes.
@@ -317,15 +332,20 @@ pub trait PositionStore: Send + Sync {
 /// The journal: decision records, run records, reconciliation findings.
 #[async_trait]
 pub trait JournalStore: Send + Sync {
-    /// Stores decision records.
-    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError>;
+    /// Ends a batch of runs in one database transaction: completes the outcomes written with
+    /// entry positions (by order id; their kind, and their detail as the decision followed by
+    /// the answer; rows of other orders are untouched), stores the runs' records, and gives
+    /// back the leases the runs held.
+    async fn finish_runs(&self, finished: &FinishedRuns<'_>) -> Result<(), StoreError>;
 
-    /// Completes the outcomes written with entry positions (by order id): their kind, and
-    /// their detail as the decision followed by `answer`. Rows of other orders are untouched.
-    async fn complete_outcomes(&self, done: &[OutcomeCompletion]) -> Result<(), StoreError>;
-
-    /// Stores the record of a run.
-    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError>;
+    /// Stores the record of a run ([`JournalStore::finish_runs`] with nothing else).
+    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+        self.finish_runs(&FinishedRuns {
+            runs: std::slice::from_ref(run),
+            ..FinishedRuns::default()
+        })
+        .await
+    }
 
     /// Stores reconciliation findings.
     async fn record_findings(&self, findings: &[Finding]) -> Result<(), StoreError>;
@@ -437,6 +457,15 @@ pub trait LeaseStore: Send + Sync {
         now: DateTime<Utc>,
         ttl: std::time::Duration,
     ) -> Result<bool, StoreError>;
+    /// [`LeaseStore::try_acquire_lease`] for several keys in one statement, saying only which
+    /// were taken (a caller asks about the others one by one, to learn who holds them).
+    async fn try_acquire_leases(
+        &self,
+        keys: &[String],
+        holder: &LeaseHolder,
+        now: DateTime<Utc>,
+        ttl: std::time::Duration,
+    ) -> Result<Vec<String>, StoreError>;
     /// Extends our unexpired lease to `now + ttl`; `false` means it was lost.
     async fn renew_lease(
         &self,
@@ -452,6 +481,24 @@ pub trait LeaseStore: Send + Sync {
     /// Whether the process holding liveness key `key` still has its database session.
     /// `None` where the database gives no such signal (SQLite).
     async fn holder_connected(&self, key: i64) -> Result<Option<bool>, StoreError>;
+}
+
+/// What ends a batch of runs, written together ([`JournalStore::finish_runs`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct FinishedRuns<'a> {
+    /// The outcomes of entries left without a broker answer, completed as such.
+    pub completions: &'a [OutcomeCompletion],
+    /// One record per run.
+    pub runs: &'a [RunRecord],
+    /// The leases the runs held, given back.
+    pub leases: LeaseRelease<'a>,
+}
+
+/// Leases one owner gives back: each key's row is deleted only while `owner` still holds it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LeaseRelease<'a> {
+    pub owner: &'a str,
+    pub keys: &'a [String],
 }
 
 /// The record of one run: who held which key from when to when, and how it ended.
