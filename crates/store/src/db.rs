@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPoolOpti
 use sqlx::sqlite::{
     Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Column, Connection, Row as _, TypeInfo, ValueRef};
+use sqlx::{Column, Connection, Row as _, TypeInfo, ValueRef};
 use tradewarden_engine::StoreError;
 
 /// A bound or fetched value.
@@ -631,11 +631,11 @@ impl Pool {
     /// Runs one statement outside any explicit transaction.
     pub async fn execute(&self, sql: &str, args: &[Val]) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            Pool::Sqlite(p) => bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
+            Pool::Sqlite(p) => bind_sqlite!(sqlx::query(sql), args)
                 .execute(p)
                 .await?
                 .rows_affected(),
-            Pool::Postgres(p) => bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
+            Pool::Postgres(p) => bind_pg!(sqlx::query(sql), args)
                 .execute(p)
                 .await?
                 .rows_affected(),
@@ -646,7 +646,7 @@ impl Pool {
     pub async fn fetch(&self, sql: &str, args: &[Val]) -> Result<Vec<Row>, StoreError> {
         match self {
             Pool::Sqlite(p) => {
-                let rows = bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
+                let rows = bind_sqlite!(sqlx::query(sql), args)
                     .fetch_all(p)
                     .await
                     .map_err(db_err)?;
@@ -657,7 +657,7 @@ impl Pool {
                     .map_err(db_err)
             }
             Pool::Postgres(p) => {
-                let rows = bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
+                let rows = bind_pg!(sqlx::query(sql), args)
                     .fetch_all(p)
                     .await
                     .map_err(db_err)?;
@@ -684,11 +684,11 @@ impl Tx {
     /// can tell a unique violation apart.
     pub async fn execute(&mut self, sql: &str, args: &[Val]) -> Result<u64, sqlx::Error> {
         Ok(match self {
-            Tx::Sqlite(t) => bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
+            Tx::Sqlite(t) => bind_sqlite!(sqlx::query(sql), args)
                 .execute(&mut **t)
                 .await?
                 .rows_affected(),
-            Tx::Postgres(t) => bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
+            Tx::Postgres(t) => bind_pg!(sqlx::query(sql), args)
                 .execute(&mut **t)
                 .await?
                 .rows_affected(),
@@ -699,16 +699,14 @@ impl Tx {
     pub async fn fetch(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Row>, sqlx::Error> {
         match self {
             Tx::Sqlite(t) => {
-                let rows = bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
+                let rows = bind_sqlite!(sqlx::query(sql), args)
                     .fetch_all(&mut **t)
                     .await?;
                 let names = names_of(&rows);
                 rows.iter().map(|r| Row::from_sqlite(r, &names)).collect()
             }
             Tx::Postgres(t) => {
-                let rows = bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
-                    .fetch_all(&mut **t)
-                    .await?;
+                let rows = bind_pg!(sqlx::query(sql), args).fetch_all(&mut **t).await?;
                 let names = names_of(&rows);
                 rows.iter().map(|r| Row::from_pg(r, &names)).collect()
             }

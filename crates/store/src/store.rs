@@ -44,8 +44,8 @@ impl SqlStore {
     pub async fn migrate_to(url: &str, version: i64) -> Result<(), StoreError> {
         let pool = Pool::connect(url).await?;
         let res = match &pool {
-            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run_to(version, p).await,
-            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run_to(version, p).await,
+            Pool::Sqlite(p) => up_to(&SQLITE_MIGRATIONS, version).run(p).await,
+            Pool::Postgres(p) => up_to(&POSTGRES_MIGRATIONS, version).run(p).await,
         };
         pool.close().await;
         res.map_err(|e| StoreError::database(format!("migration failed: {e}")))
@@ -59,6 +59,18 @@ impl SqlStore {
     /// The underlying pool (for tests).
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+}
+
+/// The migrations of `all` up to `version`: sqlx 0.8's migrator has no `run_to`.
+fn up_to(all: &Migrator, version: i64) -> Migrator {
+    Migrator {
+        migrations: all
+            .iter()
+            .filter(|m| m.version <= version)
+            .cloned()
+            .collect(),
+        ..Migrator::DEFAULT
     }
 }
 
