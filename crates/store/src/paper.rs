@@ -10,7 +10,7 @@ use tradewarden_engine::ports::{BookScope, PaperBook, PaperLedger, PaperSave, Qu
 use tradewarden_engine::{BrokerOrder, StoreError};
 
 use crate::SqlStore;
-use crate::db::{Kind, Pool, Row, Tx, Val, is_unique_violation, map_err};
+use crate::db::{Kind, Pool, Row, Tx, Val, map_err};
 use crate::rows::{bad_value, chunk_rows, side, values_clause};
 
 #[async_trait]
@@ -230,7 +230,7 @@ async fn insert_orders(
             })
             .collect();
         let rows = match tx.fetch(&sql, &args).await {
-            Err(e) if is_unique_violation(&e) => return Ok(None),
+            Err(e) if e.is_unique_violation() => return Ok(None),
             other => other.map_err(map_err)?,
         };
         for r in rows {
