@@ -1,10 +1,10 @@
-//! A thin dialect layer over sqlx so the store's logic and SQL are written once for SQLite
-//! and PostgreSQL.
+//! A thin dialect layer so the store's logic and SQL are written once for SQLite (rusqlite,
+//! one connection, `sqlite.rs`) and PostgreSQL (sqlx).
 //!
-//! Values cross it as [`Val`]: decimals and times are TEXT on SQLite (sqlx maps `Decimal`
-//! only for PostgreSQL; a fixed-width UTC format keeps text times ordered) and native
-//! `numeric` / `timestamptz` on PostgreSQL. Rows come back as [`Row`], whose accessors parse
-//! either form. SQL uses `$n` placeholders, which both drivers accept.
+//! Values cross it as [`Val`]: decimals and times are TEXT on SQLite (a fixed-width UTC
+//! format keeps text times ordered) and native `numeric` / `timestamptz` on PostgreSQL. Rows
+//! come back as [`Row`], whose accessors parse either form. SQL uses `$n` placeholders, which
+//! both accept (one statement a call); anonymous `?` binds by position on SQLite.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,11 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgDatabaseError, PgPoolOptions, Postgres};
-use sqlx::sqlite::{
-    Sqlite, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{AssertSqlSafe, Column, Connection, Row as _, TypeInfo, ValueRef};
+use sqlx::{Column, Connection, Row as _, TypeInfo};
 use tradewarden_engine::StoreError;
+
+use crate::sqlite::{SqliteDb, SqliteTx, SqliteUrl, is_busy};
 
 /// A bound or fetched value.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,28 +96,82 @@ fn names_of<R: sqlx::Row>(rows: &[R]) -> std::sync::Arc<[String]> {
         .unwrap_or_default()
 }
 
-fn db_err(e: sqlx::Error) -> StoreError {
+/// A failed statement or transaction, from either database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// SQLite's answer (rusqlite).
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL's answer, or the connection's failure (sqlx).
+    #[error(transparent)]
+    Postgres(#[from] sqlx::Error),
+    /// The SQLite connection was closed ([`Pool::close`]).
+    #[error("the database connection is closed")]
+    Closed,
+}
+
+/// SQLite's extended result codes for a UNIQUE and a PRIMARY KEY constraint failure.
+const SQLITE_CONSTRAINT_UNIQUE: i32 = 2067;
+const SQLITE_CONSTRAINT_PRIMARYKEY: i32 = 1555;
+
+impl DbError {
+    /// Whether this is a unique-constraint violation (SQLite 2067, PostgreSQL 23505).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+                f.extended_code,
+                SQLITE_CONSTRAINT_UNIQUE | SQLITE_CONSTRAINT_PRIMARYKEY
+            ),
+            DbError::Sqlite(_) | DbError::Closed => false,
+            DbError::Postgres(e) => e
+                .as_database_error()
+                .is_some_and(|d| d.is_unique_violation()),
+        }
+    }
+
+    /// Whether trying again may help: the database was busy or locked (SQLite), the
+    /// connection was lost, closed or timed out, or a serialization failure or deadlock
+    /// ended the transaction (PostgreSQL).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            DbError::Sqlite(e) => is_busy(e),
+            DbError::Closed => true,
+            DbError::Postgres(
+                sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed,
+            ) => true,
+            DbError::Postgres(sqlx::Error::Database(d)) => matches!(
+                d.code().as_deref(),
+                Some("40001" | "40P01" | "57P01" | "08006" | "08003")
+            ),
+            DbError::Postgres(_) => false,
+        }
+    }
+
+    /// One line for people: SQLite's message with its extended code (`… (code 2067)`), or
+    /// [`describe`] of a PostgreSQL error.
+    pub fn describe(&self) -> String {
+        match self {
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(f, message)) => {
+                let text = message.clone().unwrap_or_else(|| f.to_string());
+                format!("{text} (code {})", f.extended_code)
+            }
+            DbError::Sqlite(e) => e.to_string(),
+            DbError::Postgres(e) => describe(e),
+            DbError::Closed => self.to_string(),
+        }
+    }
+}
+
+fn db_err(e: impl Into<DbError>) -> StoreError {
+    let e = e.into();
     StoreError::Database {
-        message: describe(&e),
-        transient: is_transient(&e),
+        message: e.describe(),
+        transient: e.is_transient(),
         source: Some(std::sync::Arc::new(e)),
     }
 }
 
-/// Whether trying again may help: the connection was lost or timed out, the database was
-/// busy (SQLite), or a serialization failure or deadlock ended the transaction (PostgreSQL).
-fn is_transient(e: &sqlx::Error) -> bool {
-    match e {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
-        sqlx::Error::Database(d) => matches!(
-            d.code().as_deref(),
-            Some("5" | "6" | "261" | "517" | "40001" | "40P01" | "57P01" | "08006" | "08003")
-        ),
-        _ => false,
-    }
-}
-
-/// A sqlx error as one line for people. A database error is told by its message, detail and
+/// A sqlx (PostgreSQL) error as one line for people. A database error is told by its message, detail and
 /// code: the Display of sqlx's `PgDatabaseError` ends with `at line N`, a line of the
 /// server's C source, which means nothing to a user. An I/O error is told by its kind
 /// (`connection refused`).
@@ -153,13 +206,12 @@ pub fn describe(e: &sqlx::Error) -> String {
     }
 }
 
-/// Whether a sqlx error is a unique-constraint violation.
-pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error()
-        .is_some_and(|d| d.is_unique_violation())
-}
-
 impl Row {
+    /// A row of `vals` under the result's column `names`.
+    pub(crate) fn new(names: std::sync::Arc<[String]>, vals: Vec<Val>) -> Row {
+        Row { names, vals }
+    }
+
     fn get(&self, name: &str) -> Result<&Val, StoreError> {
         self.names
             .iter()
@@ -232,30 +284,6 @@ impl Row {
             .ok_or_else(|| StoreError::database(format!("column {name} is null")))
     }
 
-    fn from_sqlite(
-        row: &sqlx::sqlite::SqliteRow,
-        names: &std::sync::Arc<[String]>,
-    ) -> Result<Row, sqlx::Error> {
-        let mut vals = Vec::with_capacity(names.len());
-        for i in 0..names.len() {
-            let raw = row.try_get_raw(i)?;
-            let v = if raw.is_null() {
-                Val::Text(None)
-            } else {
-                match raw.type_info().name() {
-                    "INTEGER" | "BOOLEAN" => Val::I64(Some(row.try_get::<i64, _>(i)?)),
-                    "REAL" => Val::Text(Some(row.try_get::<f64, _>(i)?.to_string())),
-                    _ => Val::Text(Some(row.try_get::<String, _>(i)?)),
-                }
-            };
-            vals.push(v);
-        }
-        Ok(Row {
-            names: names.clone(),
-            vals,
-        })
-    }
-
     fn from_pg(
         row: &sqlx::postgres::PgRow,
         names: &std::sync::Arc<[String]>,
@@ -280,21 +308,6 @@ impl Row {
     }
 }
 
-macro_rules! bind_sqlite {
-    ($q:expr, $args:expr) => {{
-        let mut q = $q;
-        for a in $args {
-            q = match a {
-                Val::I64(v) => q.bind(*v),
-                Val::Text(v) => q.bind(v.clone()),
-                Val::Dec(v) => q.bind(v.map(|d| d.normalize().to_string())),
-                Val::Time(v) => q.bind(v.map(time_text)),
-            };
-        }
-        q
-    }};
-}
-
 macro_rules! bind_pg {
     ($q:expr, $args:expr) => {{
         let mut q = $q;
@@ -317,16 +330,18 @@ pub enum Kind {
     Postgres,
 }
 
-/// A connection pool of either kind.
+/// A database of either kind: SQLite's one connection, or a PostgreSQL pool.
 #[derive(Debug, Clone)]
 pub enum Pool {
-    Sqlite(sqlx::SqlitePool),
+    Sqlite(SqliteDb),
     Postgres(sqlx::PgPool),
 }
 
-/// An open write transaction of either kind. Dropping it rolls back.
+/// An open write transaction of either kind. Dropping it rolls back. On SQLite it holds
+/// the process's one connection: while it is open, the same pool's other calls wait for it,
+/// so code holding one must do its work through it, never through the pool.
 pub enum Tx {
-    Sqlite(sqlx::Transaction<'static, Sqlite>),
+    Sqlite(SqliteTx),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
@@ -334,7 +349,7 @@ pub enum Tx {
 /// seconds (libpq's name for it).
 pub const CONNECT_TIMEOUT_PARAM: &str = "connect_timeout";
 
-/// The PostgreSQL URL parameters the driver (sqlx 0.9) uses; `options[NAME]` is accepted too.
+/// The PostgreSQL URL parameters the driver (sqlx 0.8) uses; `options[NAME]` is accepted too.
 /// Any other is refused by [`check_url`]: the driver would ignore it and log its value, which
 /// may be a secret (`sslpassword`).
 pub const PG_PARAMETERS: &[&str] = &[
@@ -364,7 +379,7 @@ pub enum UrlError {
     /// Neither `sqlite:` nor `postgres://` / `postgresql://`.
     #[error("expected sqlite://PATH or postgres://USER@HOST:PORT/DB")]
     Scheme,
-    /// A parameter the driver does not use.
+    /// A PostgreSQL parameter the driver does not use (SQLite's are [`UrlError::Invalid`]).
     #[error("unsupported parameter `{0}`")]
     Parameter(String),
     /// The driver cannot parse it.
@@ -378,7 +393,8 @@ pub enum UrlError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectOptions {
     /// PostgreSQL: how long one connection attempt, and a wait for a pooled connection, may
-    /// take. SQLite opens a local file; its waits are bounded by its 30 s busy timeout.
+    /// take. SQLite opens a local file; its waits for another process's write lock are
+    /// bounded by 30 s.
     pub timeout: Duration,
     /// SQLite: open with `mode=ro`: nothing is created or written, no file comes into being
     /// (the store's migrations then only read). PostgreSQL: no effect.
@@ -471,10 +487,14 @@ fn split_query(url: &str) -> (&str, Vec<String>) {
     }
 }
 
-/// A parameter's name, percent-decoded.
-fn param_key(param: &str) -> String {
-    let key = param.split_once('=').map_or(param, |(k, _)| k);
-    let bytes = key.as_bytes();
+/// A parameter's name, percent-decoded (`+` is a space).
+pub(crate) fn param_key(param: &str) -> String {
+    percent_decode(param.split_once('=').map_or(param, |(k, _)| k), true)
+}
+
+/// `text` with its `%XX` escapes decoded, and `+` read as a space when `plus_is_space`.
+pub(crate) fn percent_decode(text: &str, plus_is_space: bool) -> String {
+    let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
@@ -487,7 +507,11 @@ fn param_key(param: &str) -> String {
             i += 3;
             continue;
         }
-        out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+        out.push(if plus_is_space && bytes[i] == b'+' {
+            b' '
+        } else {
+            bytes[i]
+        });
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -498,9 +522,7 @@ fn param_key(param: &str) -> String {
 pub fn check_url(url: &str) -> Result<(), UrlError> {
     match kind_of(url) {
         None => Err(UrlError::Scheme),
-        Some(Kind::Sqlite) => SqliteConnectOptions::from_str(url)
-            .map(|_| ())
-            .map_err(|e| UrlError::Invalid(describe(&e))),
+        Some(Kind::Sqlite) => SqliteUrl::parse(url).map(|_| ()),
         Some(Kind::Postgres) => {
             for p in split_query(url).1 {
                 let key = param_key(&p);
@@ -517,14 +539,10 @@ pub fn check_url(url: &str) -> Result<(), UrlError> {
 
 /// The SQLite file a URL names; `None` for PostgreSQL and in-memory databases.
 pub fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
-    if kind_of(url) != Some(Kind::Sqlite) || url.contains(":memory:") {
-        return None;
-    }
-    if split_query(url).1.iter().any(|p| p == "mode=memory") {
-        return None;
-    }
-    let opts = SqliteConnectOptions::from_str(url).ok()?;
-    Some(opts.get_filename().to_path_buf())
+    SqliteUrl::parse(url)
+        .ok()
+        .filter(|u| u.mode != crate::sqlite::Mode::Memory)
+        .map(|u| u.path)
 }
 
 /// `postgres://USER@HOST:PORT/DB` of parsed options: names the server, never the password.
@@ -561,7 +579,7 @@ impl Pool {
     pub async fn connect(url: &str) -> Result<Pool, StoreError> {
         let (url, opts) = ConnectOptions::take_from(url)?;
         match kind_of(&url) {
-            Some(Kind::Sqlite) => Self::connect_sqlite(&url, opts).await,
+            Some(Kind::Sqlite) => Self::connect_sqlite(&url).await,
             Some(Kind::Postgres) => Self::connect_pg(&url, opts).await,
             None => Err(StoreError::database(
                 "unsupported database url (want sqlite:// or postgres://)",
@@ -569,26 +587,14 @@ impl Pool {
         }
     }
 
-    async fn connect_sqlite(url: &str, opts: ConnectOptions) -> Result<Pool, StoreError> {
-        let parsed = SqliteConnectOptions::from_str(url).map_err(db_err)?;
-        let target = format!("sqlite://{}", parsed.get_filename().display());
-        let parsed = parsed
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
-        let parsed = if opts.read_only {
-            parsed.read_only(true).create_if_missing(false)
-        } else {
-            parsed
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-        };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(parsed)
-            .await
-            .map_err(|e| StoreError::database(format!("cannot open {target}: {}", describe(&e))))?;
-        Ok(Pool::Sqlite(pool))
+    /// Opens the SQLite database; `mode=ro` in the URL (what [`ConnectOptions::read_only`]
+    /// writes there) opens it read-only.
+    async fn connect_sqlite(url: &str) -> Result<Pool, StoreError> {
+        let parsed = SqliteUrl::parse(url).map_err(|e| StoreError::database(e.to_string()))?;
+        let db = SqliteDb::open(&parsed).await.map_err(|e| {
+            StoreError::database(format!("cannot open {}: {}", parsed.target(), e.describe()))
+        })?;
+        Ok(Pool::Sqlite(db))
     }
 
     async fn connect_pg(url: &str, opts: ConnectOptions) -> Result<Pool, StoreError> {
@@ -623,19 +629,16 @@ impl Pool {
     /// SQLITE_BUSY under WAL despite the busy timeout.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match self {
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?),
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await.map_err(db_err)?),
             Pool::Postgres(p) => Tx::Postgres(p.begin().await.map_err(db_err)?),
         })
     }
 
     /// Runs one statement outside any explicit transaction.
-    pub async fn execute(&self, sql: &str, args: &[Val]) -> Result<u64, sqlx::Error> {
+    pub async fn execute(&self, sql: &str, args: &[Val]) -> Result<u64, DbError> {
         Ok(match self {
-            Pool::Sqlite(p) => bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
-                .execute(p)
-                .await?
-                .rows_affected(),
-            Pool::Postgres(p) => bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
+            Pool::Sqlite(p) => p.execute(sql, args).await?,
+            Pool::Postgres(p) => bind_pg!(sqlx::query(sql), args)
                 .execute(p)
                 .await?
                 .rows_affected(),
@@ -645,19 +648,9 @@ impl Pool {
     /// Fetches rows outside any explicit transaction.
     pub async fn fetch(&self, sql: &str, args: &[Val]) -> Result<Vec<Row>, StoreError> {
         match self {
-            Pool::Sqlite(p) => {
-                let rows = bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
-                    .fetch_all(p)
-                    .await
-                    .map_err(db_err)?;
-                let names = names_of(&rows);
-                rows.iter()
-                    .map(|r| Row::from_sqlite(r, &names))
-                    .collect::<Result<_, _>>()
-                    .map_err(db_err)
-            }
+            Pool::Sqlite(p) => p.fetch(sql, args).await.map_err(db_err),
             Pool::Postgres(p) => {
-                let rows = bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
+                let rows = bind_pg!(sqlx::query(sql), args)
                     .fetch_all(p)
                     .await
                     .map_err(db_err)?;
@@ -670,7 +663,7 @@ impl Pool {
         }
     }
 
-    /// Closes the pool.
+    /// Closes the pool (on SQLite, the connection: later calls fail).
     pub async fn close(&self) {
         match self {
             Pool::Sqlite(p) => p.close().await,
@@ -680,15 +673,12 @@ impl Pool {
 }
 
 impl Tx {
-    /// Runs one statement; returns the rows affected. Errors stay sqlx errors so callers
+    /// Runs one statement; returns the rows affected. Errors stay [`DbError`]s so callers
     /// can tell a unique violation apart.
-    pub async fn execute(&mut self, sql: &str, args: &[Val]) -> Result<u64, sqlx::Error> {
+    pub async fn execute(&mut self, sql: &str, args: &[Val]) -> Result<u64, DbError> {
         Ok(match self {
-            Tx::Sqlite(t) => bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
-                .execute(&mut **t)
-                .await?
-                .rows_affected(),
-            Tx::Postgres(t) => bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
+            Tx::Sqlite(t) => t.execute(sql, args)?,
+            Tx::Postgres(t) => bind_pg!(sqlx::query(sql), args)
                 .execute(&mut **t)
                 .await?
                 .rows_affected(),
@@ -696,34 +686,29 @@ impl Tx {
     }
 
     /// Fetches rows.
-    pub async fn fetch(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Row>, sqlx::Error> {
+    pub async fn fetch(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Row>, DbError> {
         match self {
-            Tx::Sqlite(t) => {
-                let rows = bind_sqlite!(sqlx::query(AssertSqlSafe(sql)), args)
-                    .fetch_all(&mut **t)
-                    .await?;
-                let names = names_of(&rows);
-                rows.iter().map(|r| Row::from_sqlite(r, &names)).collect()
-            }
+            Tx::Sqlite(t) => t.fetch(sql, args),
             Tx::Postgres(t) => {
-                let rows = bind_pg!(sqlx::query(AssertSqlSafe(sql)), args)
-                    .fetch_all(&mut **t)
-                    .await?;
+                let rows = bind_pg!(sqlx::query(sql), args).fetch_all(&mut **t).await?;
                 let names = names_of(&rows);
-                rows.iter().map(|r| Row::from_pg(r, &names)).collect()
+                Ok(rows
+                    .iter()
+                    .map(|r| Row::from_pg(r, &names))
+                    .collect::<Result<_, _>>()?)
             }
         }
     }
 
     /// Fetches at most one row.
-    pub async fn fetch_one(&mut self, sql: &str, args: &[Val]) -> Result<Option<Row>, sqlx::Error> {
+    pub async fn fetch_one(&mut self, sql: &str, args: &[Val]) -> Result<Option<Row>, DbError> {
         Ok(self.fetch(sql, args).await?.into_iter().next())
     }
 
     /// Commits.
     pub async fn commit(self) -> Result<(), StoreError> {
         match self {
-            Tx::Sqlite(t) => t.commit().await.map_err(db_err),
+            Tx::Sqlite(t) => t.commit().map_err(db_err),
             Tx::Postgres(t) => t.commit().await.map_err(db_err),
         }
     }
@@ -746,8 +731,9 @@ impl Tx {
     }
 }
 
-/// Maps a sqlx error to the store's error.
-pub fn map_err(e: sqlx::Error) -> StoreError {
+/// Maps a database error to the store's error: its [`DbError::describe`] line, whether it is
+/// transient, and the error itself as the source.
+pub fn map_err(e: DbError) -> StoreError {
     db_err(e)
 }
 
@@ -771,7 +757,7 @@ mod tests {
         let url = pg.apply_to("sqlite://x.db?mode=rwc");
         assert_eq!(url, "sqlite://x.db?mode=ro");
         let (bare, opts) = ConnectOptions::take_from(&url).unwrap();
-        assert_eq!(bare, url, "sqlx reads mode=ro itself");
+        assert_eq!(bare, url, "the SQLite URL's own parse reads mode=ro");
         assert!(opts.read_only);
         assert_eq!(
             ConnectOptions::default().apply_to("sqlite://x.db"),
@@ -797,9 +783,14 @@ mod tests {
             "postgresql://h/db?password=x",
             "sqlite://x.db",
             "sqlite::memory:",
+            "sqlite://x.db?mode=ro",
         ] {
             assert_eq!(check_url(ok), Ok(()), "{ok}");
         }
+        assert!(matches!(
+            check_url("sqlite://x.db?journal=wal"),
+            Err(UrlError::Invalid(why)) if why.contains("`journal`")
+        ));
     }
 
     #[test]
@@ -809,6 +800,7 @@ mod tests {
             Some(std::path::PathBuf::from("dir/x.db"))
         );
         assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("sqlite://x.db?mode=memory"), None);
         assert_eq!(sqlite_file("postgres://h/db"), None);
     }
 }

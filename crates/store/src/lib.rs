@@ -7,6 +7,8 @@
 //! - `recommendations`, `positions`, `journal`, `listings`, `leases`, `paper`: the roles.
 //! - [`liveness`]: a process's liveness lock on PostgreSQL, which tells others it lives.
 //! - `rows`: stored rows to domain values, and the multi-row statement helpers.
+//! - `sqlite`: SQLite's one connection per process (rusqlite), statements run inline;
+//!   `sqlite_migrations`: the embedded migrations applied to it, in sqlx's bookkeeping.
 
 pub mod db;
 mod journal;
@@ -17,6 +19,8 @@ mod paper;
 mod positions;
 mod recommendations;
 mod rows;
+mod sqlite;
+mod sqlite_migrations;
 mod store;
 
 pub use liveness::LivenessLock;

@@ -32,12 +32,19 @@ impl QueryStore for SqlStore {
     }
 
     async fn outcomes(&self, f: &ListFilter) -> Result<Vec<Outcome>, StoreError> {
+        let sql = format!(
+            "SELECT {OUTCOME_COLUMNS} FROM outcomes WHERE ($1 IS NULL OR expert_id = $1) AND ($2 IS NULL OR outcome = $2) \
+             AND ($3 IS NULL OR recommendation_id = $3) ORDER BY id"
+        );
         let rows = self
             .pool
             .fetch(
-                "SELECT * FROM outcomes WHERE ($1 IS NULL OR expert_id = $1) AND ($2 IS NULL OR outcome = $2) \
-                 AND ($3 IS NULL OR recommendation_id = $3) ORDER BY id",
-                &[f.expert_id.into(), f.status.clone().into(), f.recommendation_id.into()],
+                &sql,
+                &[
+                    f.expert_id.into(),
+                    f.status.clone().into(),
+                    f.recommendation_id.into(),
+                ],
             )
             .await?;
         rows.iter().map(outcome_from).collect()

@@ -13,7 +13,7 @@ use tradewarden_engine::ports::{
 };
 
 use crate::SqlStore;
-use crate::db::{Pool, Row, Tx, Val, is_unique_violation, map_err};
+use crate::db::{Pool, Row, Tx, Val, map_err};
 use crate::rows::{bad_value, chunk_rows, param_list, side, values_clause};
 
 /// The columns a stored paper order is read from.
@@ -333,7 +333,7 @@ async fn insert_orders(
             })
             .collect();
         let rows = match tx.fetch(&sql, &args).await {
-            Err(e) if is_unique_violation(&e) => return Ok(None),
+            Err(e) if e.is_unique_violation() => return Ok(None),
             other => other.map_err(map_err)?,
         };
         for r in rows {

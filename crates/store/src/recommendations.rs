@@ -185,10 +185,17 @@ async fn insert_new(
 /// Compares a line with the stored recommendation of the same identity: `Err` names the
 /// difference.
 async fn stored_twin(tx: &mut Tx, r: &NewRecommendation) -> Result<Result<(), String>, StoreError> {
+    let sql = format!(
+        "SELECT {REC_COLUMNS} FROM recommendations WHERE expert_id = $1 AND symbol = $2 AND created_at = $3"
+    );
     let row = tx
         .fetch_one(
-            "SELECT * FROM recommendations WHERE expert_id = $1 AND symbol = $2 AND created_at = $3",
-            &[r.expert_id.into(), r.symbol.as_str().into(), r.created_at.into()],
+            &sql,
+            &[
+                r.expert_id.into(),
+                r.symbol.as_str().into(),
+                r.created_at.into(),
+            ],
         )
         .await
         .map_err(map_err)?

@@ -170,10 +170,10 @@ pub(crate) fn param_list(kind: Kind, first: usize, n: usize) -> String {
     (first..first + n).map(one).collect::<Vec<_>>().join(", ")
 }
 
-/// Bound parameters per multi-row statement (SQLite allows 32,766). sqlx-sqlite looks a
-/// numbered parameter (`$n`) up by name, a linear scan, so binding costs grow with the square
-/// of a statement's parameters (4,800 `$n` made an import of 2,000 rows CPU-bound); multi-row
-/// statements therefore use anonymous `?` on SQLite, which binds by position.
+/// Bound parameters per multi-row statement (SQLite allows 32,766). SQLite treats `$n` as a
+/// name, looked up among the statement's earlier names by a linear scan when it prepares it,
+/// so costs grow with the square of a statement's parameters; multi-row statements
+/// therefore use anonymous `?` on SQLite, which binds by position.
 pub(crate) const PARAMS_PER_STATEMENT: usize = 2400;
 
 /// Rows per multi-row statement of `cols` columns.
@@ -184,6 +184,14 @@ pub(crate) fn chunk_rows(cols: usize) -> usize {
 pub(crate) const ORDER_COLUMNS: &str = "id, transaction_id, expert_id, account, symbol, side, role, order_type, quantity, \
     filled_quantity, limit_price, stop_price, avg_fill_price, status, client_order_id, broker_order_id, \
     parent_order_id, trigger_status, recommendation_id, created_at";
+
+/// The columns [`recommendation_from`] reads.
+pub(crate) const REC_COLUMNS: &str = "id, expert_id, symbol, action, confidence, expected_profit_percent, \
+    price_at_date, risk_level, time_horizon, target_price, details, created_at";
+
+/// The columns [`outcome_from`] reads.
+pub(crate) const OUTCOME_COLUMNS: &str =
+    "recommendation_id, expert_id, symbol, use_case, outcome, detail, order_id, decided_at";
 
 pub(crate) const TXN_COLUMNS: &str = "id, expert_id, account, symbol, side, quantity, status, open_price, close_price, \
     take_profit, stop_loss, opened_at, closed_at, close_reason, created_at";

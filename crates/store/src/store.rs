@@ -1,8 +1,8 @@
 //! [`SqlStore`]: the store on SQLite or PostgreSQL, connected and migrated.
 //!
 //! Every operation is one short database transaction; none is held across a broker call.
-//! Round trips are kept few on purpose (a SQLite round trip through sqlx costs tens of
-//! microseconds): batches are multi-row statements, and a run's inputs load in two queries.
+//! Round trips are kept few on purpose (a PostgreSQL round trip costs tens of microseconds):
+//! batches are multi-row statements, and a run's inputs load in two queries.
 //! The operations live in one file per aggregate, each implementing one role of the engine's
 //! store port.
 
@@ -10,9 +10,11 @@ use sqlx::migrate::Migrator;
 use tradewarden_domain::InstallationId;
 use tradewarden_engine::StoreError;
 
-use crate::db::{Kind, Pool};
+use crate::db::Pool;
+use crate::sqlite_migrations;
 
-/// The embedded migrations, one directory per database kind.
+/// The embedded migrations, one directory per database kind. PostgreSQL's run through
+/// sqlx's migrator; SQLite's through [`sqlite_migrations`], in sqlx's bookkeeping.
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -44,11 +46,14 @@ impl SqlStore {
     pub async fn migrate_to(url: &str, version: i64) -> Result<(), StoreError> {
         let pool = Pool::connect(url).await?;
         let res = match &pool {
-            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run_to(version, p).await,
-            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run_to(version, p).await,
+            Pool::Sqlite(_) => sqlite_migrations::run(&pool, &SQLITE_MIGRATIONS, version).await,
+            Pool::Postgres(p) => up_to(&POSTGRES_MIGRATIONS, version)
+                .run(p)
+                .await
+                .map_err(migration_failed),
         };
         pool.close().await;
-        res.map_err(|e| StoreError::database(format!("migration failed: {e}")))
+        res
     }
 
     /// Applies the embedded migrations of this database kind (done by [`SqlStore::connect`]).
@@ -59,6 +64,18 @@ impl SqlStore {
     /// The underlying pool (for tests).
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+}
+
+/// The migrations of `all` up to `version` (sqlx 0.8's migrator has no `run_to`).
+fn up_to(all: &Migrator, version: i64) -> Migrator {
+    Migrator {
+        migrations: all
+            .iter()
+            .filter(|m| m.version <= version)
+            .cloned()
+            .collect(),
+        ..Migrator::DEFAULT
     }
 }
 
@@ -75,24 +92,16 @@ async fn installation_of(pool: &Pool) -> Result<InstallationId, StoreError> {
 }
 
 /// Applies the embedded migrations of this database kind. On PostgreSQL the migrator takes
-/// an advisory lock, so instances starting together migrate once.
+/// an advisory lock, so instances starting together migrate once; on SQLite each migration's
+/// `BEGIN IMMEDIATE` does.
 async fn migrate(pool: &Pool) -> Result<(), StoreError> {
-    // SQLite has no migration lock: processes starting together on a fresh file can race to
-    // create the tables. The loser sees the winner's work on a second look.
-    let mut attempt = 0;
-    loop {
-        let res = match pool {
-            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
-            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
-        };
-        match res {
-            Ok(()) => return Ok(()),
-            Err(e) if attempt < 5 && pool.kind() == Kind::Sqlite => {
-                attempt += 1;
-                tracing::debug!("migration attempt {attempt} failed ({e}); retrying");
-                tokio::time::sleep(std::time::Duration::from_millis(100 * attempt)).await;
-            }
-            Err(e) => return Err(StoreError::database(format!("migration failed: {e}"))),
-        }
+    match pool {
+        Pool::Sqlite(_) => sqlite_migrations::run(pool, &SQLITE_MIGRATIONS, i64::MAX).await,
+        Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await.map_err(migration_failed),
     }
+}
+
+/// sqlx's migration error as the store reports it.
+fn migration_failed(e: sqlx::migrate::MigrateError) -> StoreError {
+    StoreError::database(format!("migration failed: {e}"))
 }
