@@ -25,9 +25,10 @@ pub use broker::{
 pub use host::{HostIdentity, ProcessState, ProcessTable};
 pub use paper::{BookScope, PaperBook, PaperLedger, PaperOrderRecord, PaperSave};
 pub use store::{
-    EnterMarketData, Finding, ImportCounts, ImportError, InFlightReason, JournalStore,
-    LeaseAttempt, LeaseHolder, LeaseStore, ListFilter, NewPosition, OutcomeCompletion,
-    PositionStore, QueryStore, RecommendationStore, RunRecord, Store, StoreError,
+    EnterMarketData, Finding, ImportCounts, ImportError, ImportSession, InFlightReason,
+    JournalStore, LeaseAttempt, LeaseHolder, LeaseStore, ListFilter, NewPosition,
+    OutcomeCompletion, PositionStore, QueryStore, RecommendationStore, RunRecord, Store,
+    StoreError,
 };
 
 /// Wall-clock time, injected so tests can fix it.
