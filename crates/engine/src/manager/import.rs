@@ -10,6 +10,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
 use tradewarden_domain::NewRecommendation;
 use tradewarden_domain::recommendation::{
     ImportTally, LineError, LineParser, ParseContext, ParsedLine,
@@ -347,7 +350,8 @@ where
 /// a broker keeps, so that is all the import holds.
 #[derive(Default)]
 struct LatestQuotes<'a> {
-    by_account: HashMap<&'a str, HashMap<String, Quote>>,
+    /// Account → symbol → (price, time).
+    by_account: HashMap<&'a str, HashMap<String, (Decimal, DateTime<Utc>)>>,
 }
 
 impl<'a> LatestQuotes<'a> {
@@ -356,22 +360,13 @@ impl<'a> LatestQuotes<'a> {
         let Some(expert) = manager.settings.experts.get(&rec.expert_id) else {
             return;
         };
+        let quote = (rec.price_at_date.get(), rec.created_at);
         let quotes = self.by_account.entry(expert.account.as_str()).or_default();
         match quotes.get_mut(rec.symbol.as_str()) {
-            Some(q) if rec.created_at < q.at => {}
-            Some(q) => {
-                q.price = rec.price_at_date.get();
-                q.at = rec.created_at;
-            }
+            Some((_, at)) if rec.created_at < *at => {}
+            Some(newest) => *newest = quote,
             None => {
-                quotes.insert(
-                    rec.symbol.clone(),
-                    Quote {
-                        symbol: rec.symbol.clone(),
-                        price: rec.price_at_date.get(),
-                        at: rec.created_at,
-                    },
-                );
+                quotes.insert(rec.symbol.clone(), quote);
             }
         }
     }
@@ -384,7 +379,10 @@ impl<'a> LatestQuotes<'a> {
                 .get(account)
                 .and_then(|b| b.accepts_quotes());
             if let Some(sink) = sink {
-                let quotes: Vec<Quote> = quotes.into_values().collect();
+                let quotes: Vec<Quote> = quotes
+                    .into_iter()
+                    .map(|(symbol, (price, at))| Quote { symbol, price, at })
+                    .collect();
                 sink.record_quotes(&quotes).await?;
             }
         }
