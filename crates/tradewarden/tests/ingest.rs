@@ -236,9 +236,12 @@ async fn postgres_a_changed_recommendation_under_a_stored_identity_is_refused() 
     a_changed_recommendation_under_a_stored_identity_is_refused(DbKind::Postgres).await;
 }
 
-/// A time `seconds` after a day ago, as a line writes it.
+/// A time `seconds` after a day ago (one instant for the whole test binary, so that a time
+/// written twice is the same), as a line writes it.
 fn at_second(seconds: usize) -> String {
-    (Utc::now() - Duration::days(1) + Duration::seconds(seconds as i64))
+    static DAY_AGO: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
+    let day_ago = *DAY_AGO.get_or_init(|| Utc::now() - Duration::days(1));
+    (day_ago + Duration::seconds(seconds as i64))
         .format("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
 }
