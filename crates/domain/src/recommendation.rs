@@ -11,11 +11,13 @@ use serde::{Deserialize, Serialize};
 use crate::money::Price;
 use crate::order::Side;
 
+pub mod import;
 pub mod parse;
 
+pub use import::{ChunkPlan, ImportTally, MissingTwin};
 pub use parse::{
-    DEFAULT_MAX_CLOCK_SKEW_SECONDS, FieldError, LineError, ParseContext, ParsedLine, json_decimal,
-    parse_batch, parse_batch_checked, parse_time,
+    DEFAULT_MAX_CLOCK_SKEW_SECONDS, FieldError, LineError, LineParser, ParseContext, ParsedLine,
+    json_decimal, parse_batch, parse_batch_checked, parse_time,
 };
 
 /// What the expert recommends. Ranked SELL < UNDERWEIGHT < HOLD < OVERWEIGHT < BUY.
@@ -106,6 +108,12 @@ impl std::ops::Deref for Recommendation {
 }
 
 impl NewRecommendation {
+    /// Its identity (B7): at most one recommendation is stored per (expert_id, symbol,
+    /// created_at).
+    pub fn identity(&self) -> (i64, &str, DateTime<Utc>) {
+        (self.expert_id, &self.symbol, self.created_at)
+    }
+
     /// The expert's target price: `target_price` when given, else `price_at_date × (1 ±
     /// expected_profit_percent / 100)` in the recommendation's direction; none for HOLD, and
     /// none when the figures overflow (a recommendation built by hand can hold any

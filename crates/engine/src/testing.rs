@@ -74,40 +74,11 @@ fn active_of<'a>(s: &'a MemoryState, expert_id: i64, symbol: &str) -> Option<&'a
 
 #[async_trait]
 impl RecommendationStore for MemoryStore {
-    async fn import(&self, recs: &[NewRecommendation]) -> Result<ImportCounts, ImportError> {
-        let mut s = self.state.lock();
-        let mut counts = ImportCounts::default();
-        let mut conflicts = Vec::new();
-        let mut fresh: Vec<&NewRecommendation> = Vec::new();
-        for (i, r) in recs.iter().enumerate() {
-            let same = |o: &NewRecommendation| {
-                (o.expert_id, &o.symbol, o.created_at) == (r.expert_id, &r.symbol, r.created_at)
-            };
-            let stored = s
-                .recommendations
-                .iter()
-                .map(|x| &x.rec)
-                .chain(fresh.iter().copied())
-                .find(|o| same(o));
-            match stored {
-                Some(o) if o == r => counts.already_present += 1,
-                Some(_) => conflicts.push((
-                    i,
-                    "recommendation: same identity, different content".to_string(),
-                )),
-                None => fresh.push(r),
-            }
-        }
-        if !conflicts.is_empty() {
-            return Err(ImportError::Conflicts(conflicts));
-        }
-        counts.imported = fresh.len();
-        let fresh: Vec<NewRecommendation> = fresh.into_iter().cloned().collect();
-        for rec in fresh {
-            let id = s.recommendations.len() as i64 + 1;
-            s.recommendations.push(Recommendation { id, rec });
-        }
-        Ok(counts)
+    async fn begin_import(&self) -> Result<Box<dyn ImportSession + '_>, StoreError> {
+        Ok(Box::new(MemoryImport {
+            store: self,
+            staged: Vec::new(),
+        }))
     }
 
     async fn load_enter_market_batch(
@@ -146,6 +117,62 @@ impl RecommendationStore for MemoryStore {
                 });
         }
         Ok(out)
+    }
+}
+
+/// An import into the memory store: its recommendations are staged until committed, so a
+/// session dropped uncommitted stores nothing.
+struct MemoryImport<'a> {
+    store: &'a MemoryStore,
+    staged: Vec<NewRecommendation>,
+}
+
+impl MemoryImport<'_> {
+    /// The stored or staged recommendation with `rec`'s identity; staged ones numbered as the
+    /// commit will number them.
+    fn find(&self, s: &MemoryState, rec: &NewRecommendation) -> Option<Recommendation> {
+        let same = |o: &NewRecommendation| o.identity() == rec.identity();
+        if let Some(stored) = s.recommendations.iter().find(|o| same(&o.rec)) {
+            return Some(stored.clone());
+        }
+        let k = self.staged.iter().position(same)?;
+        Some(Recommendation {
+            id: (s.recommendations.len() + k + 1) as i64,
+            rec: self.staged[k].clone(),
+        })
+    }
+}
+
+#[async_trait]
+impl ImportSession for MemoryImport<'_> {
+    async fn insert_new(&mut self, recs: &[&NewRecommendation]) -> Result<Vec<bool>, StoreError> {
+        let s = self.store.state.lock();
+        let mut inserted = Vec::with_capacity(recs.len());
+        for &r in recs {
+            let new = self.find(&s, r).is_none();
+            if new {
+                self.staged.push(r.clone());
+            }
+            inserted.push(new);
+        }
+        Ok(inserted)
+    }
+
+    async fn stored(
+        &mut self,
+        recs: &[&NewRecommendation],
+    ) -> Result<Vec<Recommendation>, StoreError> {
+        let s = self.store.state.lock();
+        Ok(recs.iter().filter_map(|r| self.find(&s, r)).collect())
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        let mut s = self.store.state.lock();
+        for rec in self.staged {
+            let id = s.recommendations.len() as i64 + 1;
+            s.recommendations.push(Recommendation { id, rec });
+        }
+        Ok(())
     }
 }
 

@@ -223,13 +223,7 @@ pub fn read_input(file: &str) -> Result<Vec<u8>, Failure> {
 /// [`read_input`], advancing `progress` by the bytes read and naming the lines read so far.
 pub fn read_input_tracked(file: &str, progress: Option<&Progress>) -> Result<Vec<u8>, Failure> {
     use std::io::Read;
-    let (mut reader, len): (Box<dyn Read>, u64) = if file == "-" {
-        (Box::new(std::io::stdin().lock()), 0)
-    } else {
-        let f = std::fs::File::open(file).map_err(|e| cannot_read(file, &e))?;
-        let len = f.metadata().map_or(0, |m| m.len());
-        (Box::new(f), len)
-    };
+    let (mut reader, len) = open_input(file)?;
     if let Some(p) = progress {
         p.phase(Unit::Bytes, len, "0 lines read");
     }
@@ -253,7 +247,19 @@ pub fn read_input_tracked(file: &str, progress: Option<&Progress>) -> Result<Vec
     Ok(buf)
 }
 
-fn cannot_read(file: &str, e: &std::io::Error) -> Failure {
+/// Opens a command's input: a file, or standard input for `-`; with its length in bytes when
+/// known (0 for standard input).
+pub fn open_input(file: &str) -> Result<(Box<dyn std::io::Read + Send>, u64), Failure> {
+    if file == "-" {
+        return Ok((Box::new(std::io::stdin()), 0));
+    }
+    let f = std::fs::File::open(file).map_err(|e| cannot_read(file, &e))?;
+    let len = f.metadata().map_or(0, |m| m.len());
+    Ok((Box::new(f), len))
+}
+
+/// An input that cannot be read: bad input (exit 2), naming the file or standard input.
+pub fn cannot_read(file: &str, e: &std::io::Error) -> Failure {
     let name = if file == "-" { "standard input" } else { file };
     Failure::Input(format!(
         "cannot read {name}: {e} — check the path, or pass - to read standard input"

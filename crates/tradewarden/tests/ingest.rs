@@ -1,6 +1,8 @@
 //! Recommendation ingestion through the engine (`TradeManager::import_jsonl`), on SQLite and
 //! PostgreSQL: all or nothing, every bad line named with its number and field (I6),
-//! idempotent re-import (B7), and a changed recommendation under a stored identity refused.
+//! idempotent re-import (B7), and a changed recommendation under a stored identity refused;
+//! inputs of several chunks (the import is streamed a chunk at a time into one database
+//! transaction) count and fail exactly as short ones.
 //!
 //! Every test names, in a `// Catches:` comment, the removal that would make it fail.
 
@@ -9,6 +11,7 @@ mod common;
 use chrono::{DateTime, Duration, Utc};
 use common::*;
 use rust_decimal_macros::dec;
+use tradewarden_engine::manager::IMPORT_CHUNK_LINES;
 #[allow(unused_imports)]
 use tradewarden_engine::ports::{
     JournalStore, LeaseStore, PaperLedger, PositionStore, QueryStore, RecommendationStore,
@@ -214,6 +217,8 @@ async fn a_changed_recommendation_under_a_stored_identity_is_refused(kind: DbKin
     let errors = bad_lines(h.manager.import_jsonl(&batch).await.unwrap_err());
     assert_eq!(errors.len(), 1, "{errors:?}");
     assert_eq!(errors[0].0, 3, "{errors:?}");
+    // Catches: naming the earlier line by its index among the non-blank lines (1).
+    assert!(errors[0].1.contains("an earlier line (2)"), "{errors:?}");
     assert_eq!(stored(&h).await.len(), 1, "AMD not stored");
 }
 
@@ -230,3 +235,133 @@ async fn sqlite_a_changed_recommendation_under_a_stored_identity_is_refused() {
 async fn postgres_a_changed_recommendation_under_a_stored_identity_is_refused() {
     a_changed_recommendation_under_a_stored_identity_is_refused(DbKind::Postgres).await;
 }
+
+/// A time `seconds` after a day ago (one instant for the whole test binary, so that a time
+/// written twice is the same), as a line writes it.
+fn at_second(seconds: usize) -> String {
+    static DAY_AGO: std::sync::OnceLock<DateTime<Utc>> = std::sync::OnceLock::new();
+    let day_ago = *DAY_AGO.get_or_init(|| Utc::now() - Duration::days(1));
+    (day_ago + Duration::seconds(seconds as i64))
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+/// `n` good lines of expert 1, each its own symbol and time.
+fn distinct_lines(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| line(1, &format!("S{i}"), "70", "100", &at_second(i)))
+        .collect()
+}
+
+async fn a_bad_line_at_the_end_of_a_long_input_stores_nothing(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let h = harness(&db, settings(vec![expert(1)], dec!(100000)), plain).await;
+    let good = distinct_lines(2 * IMPORT_CHUNK_LINES + 500);
+    let n = good.len();
+
+    // A bad line last: every chunk before it was written, and is rolled back.
+    let mut input = good.clone();
+    input.push(line(1, "LAST", "101", "100", &at_second(n)));
+    let errors = bad_lines(h.manager.import_jsonl(input.join("\n")).await.unwrap_err());
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, n + 1, "{errors:?}");
+    assert!(errors[0].1.starts_with("confidence: 101"), "{errors:?}");
+    assert!(
+        stored(&h).await.is_empty(),
+        "nothing of the input is stored"
+    );
+    assert!(quoted(&h, &["S0", "S2300"]).await.is_empty(), "nor quoted");
+
+    // A conflict last: the same identity as line 1 with other content.
+    let mut input = good.clone();
+    input.push(line(1, "S0", "71", "100", &at_second(0)));
+    let errors = bad_lines(h.manager.import_jsonl(input.join("\n")).await.unwrap_err());
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, n + 1, "{errors:?}");
+    assert!(errors[0].1.contains("an earlier line (1)"), "{errors:?}");
+    assert!(
+        stored(&h).await.is_empty(),
+        "nothing of the input is stored"
+    );
+
+    // Without them, every line is new.
+    let ok = h.manager.import_jsonl(good.join("\n")).await.unwrap();
+    assert_eq!((ok.imported, ok.already_present), (n, 0));
+    assert_eq!(stored(&h).await.len(), n);
+}
+
+// Catches: committing chunk by chunk (the chunks before the bad line would be stored), writing
+// the quotes before the whole input is known to be good, or stopping the report at the first
+// chunk.
+both!(a_bad_line_at_the_end_of_a_long_input_stores_nothing);
+
+/// An input of several chunks: new lines, lines stored before (spread so that chunks are part
+/// new, part stored), identical repeats of lines of earlier chunks, and blank lines. Returns
+/// the lines stored before, the input, and the number of distinct new identities in it.
+fn mixed_input() -> (Vec<String>, Vec<String>, usize) {
+    let before: Vec<String> = (0..300)
+        .map(|k| line(1, &format!("OLD{k}"), "60", "50", &at_second(10_000 + k)))
+        .collect();
+    let mut input: Vec<String> = Vec::new();
+    let mut fresh: Vec<String> = Vec::new();
+    let mut old = before.iter();
+    for i in 0..2 * IMPORT_CHUNK_LINES + 700 {
+        let next = if i % 10 == 3 {
+            old.next().cloned()
+        } else if i % 7 == 5 && !fresh.is_empty() {
+            Some(fresh[fresh.len() / 2].clone())
+        } else if i % 500 == 499 {
+            Some(String::new())
+        } else {
+            None
+        };
+        input.push(next.unwrap_or_else(|| {
+            let l = line(1, &format!("NEW{i}"), "75", "20", &at_second(i));
+            fresh.push(l.clone());
+            l
+        }));
+    }
+    (before, input, fresh.len())
+}
+
+async fn a_long_input_counts_as_its_short_pieces(kind: DbKind) {
+    let (before, input, fresh) = mixed_input();
+    let blank = input.iter().filter(|l| l.is_empty()).count();
+    let expected = (fresh, input.len() - blank - fresh);
+
+    // One import of the whole input, in several chunks.
+    let db = TestDb::new(kind).await;
+    let whole = harness(&db, settings(vec![expert(1)], dec!(100000)), plain).await;
+    whole.manager.import_jsonl(before.join("\n")).await.unwrap();
+    let c = whole.manager.import_jsonl(input.join("\n")).await.unwrap();
+    assert_eq!((c.imported, c.already_present), expected);
+
+    // The same input as imports of less than a chunk each.
+    let db2 = TestDb::new(kind).await;
+    let pieces = harness(&db2, settings(vec![expert(1)], dec!(100000)), plain).await;
+    pieces
+        .manager
+        .import_jsonl(before.join("\n"))
+        .await
+        .unwrap();
+    let mut sum = (0, 0);
+    for piece in input.chunks(IMPORT_CHUNK_LINES / 3) {
+        let c = pieces.manager.import_jsonl(piece.join("\n")).await.unwrap();
+        sum = (sum.0 + c.imported, sum.1 + c.already_present);
+    }
+    assert_eq!(sum, expected);
+    assert_eq!(stored(&whole).await, stored(&pieces).await);
+
+    // Again: every line is already present (no chunk inserts anything).
+    let again = whole.manager.import_jsonl(input.join("\n")).await.unwrap();
+    assert_eq!(
+        (again.imported, again.already_present),
+        (0, input.len() - blank)
+    );
+    assert_eq!(stored(&whole).await.len(), before.len() + fresh);
+}
+
+// Catches: a chunk partly stored before counted wholly new or wholly present (the store's
+// all-or-none shortcut), a repeat of a line of an earlier chunk counted as new or refused, and
+// identities forgotten between chunks.
+both!(a_long_input_counts_as_its_short_pieces);

@@ -10,6 +10,8 @@
 //! - What neither database can store is refused here, so SQLite and PostgreSQL answer the
 //!   same (I9): a NUL character in text, a leap second.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Duration, SubsecRound, Timelike, Utc};
 use rust_decimal::Decimal;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -119,51 +121,100 @@ pub fn parse_batch_checked(
     ctx: &ParseContext,
     check: impl Fn(&NewRecommendation) -> Result<(), (String, String)>,
 ) -> Result<Vec<ParsedLine>, Vec<LineError>> {
-    let input = input.strip_prefix(UTF8_BOM).unwrap_or(input);
-    let base = ctx.now.trunc_subsecs(6);
+    let mut parser = LineParser::new(ctx);
     let mut parsed = Vec::new();
     let mut errors = Vec::new();
-    for (index, bytes) in input.split(|b| *b == b'\n').enumerate() {
-        let line = index + 1;
-        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => {
-                errors.push(LineError {
-                    line,
-                    field: None,
-                    message: format!("not valid UTF-8 (byte {})", e.valid_up_to() + 1),
-                });
-                continue;
-            }
-        };
-        if text.trim().is_empty() {
-            continue;
-        }
-        let default_created_at = i64::try_from(index)
-            .ok()
-            .and_then(|i| base.checked_add_signed(Duration::microseconds(i)))
-            .unwrap_or(base);
-        match parse_with(text, ctx, default_created_at) {
-            Ok(rec) => match check(&rec) {
-                Ok(()) => parsed.push(ParsedLine { line, rec }),
-                Err((field, message)) => errors.push(LineError {
-                    line,
-                    field: Some(field),
-                    message,
-                }),
-            },
-            Err(errs) => errors.extend(errs.into_iter().map(|e| LineError {
-                line,
-                field: Some(e.field),
-                message: e.problem,
-            })),
+    for bytes in input.split(|b| *b == b'\n') {
+        match parser.next_line(bytes, &check) {
+            Ok(Some(p)) => parsed.push(p),
+            Ok(None) => {}
+            Err(errs) => errors.extend(errs),
         }
     }
     if errors.is_empty() {
         Ok(parsed)
     } else {
         Err(errors)
+    }
+}
+
+/// Numbers and parses the lines of one input as they arrive, so that an input of any size
+/// is read line by line: [`parse_batch_checked`] is this parser run over a whole buffer.
+/// The rules are the batch's: a byte-order mark is skipped at the start of line 1 only,
+/// blank lines are counted but yield nothing, and a line without `created_at` gets `ctx.now`
+/// plus its 0-based index in microseconds.
+#[derive(Debug, Clone)]
+pub struct LineParser {
+    ctx: ParseContext,
+    /// `ctx.now` at the precision both databases keep.
+    base: DateTime<Utc>,
+    /// 0-based index of the next line.
+    index: usize,
+}
+
+impl LineParser {
+    /// A parser at line 1 of an input.
+    pub fn new(ctx: &ParseContext) -> Self {
+        LineParser {
+            ctx: *ctx,
+            base: ctx.now.trunc_subsecs(6),
+            index: 0,
+        }
+    }
+
+    /// How many lines were given so far, blank ones included.
+    pub fn lines(&self) -> usize {
+        self.index
+    }
+
+    /// Parses the next line of the input (its bytes without the `\n`; a final `\r` is
+    /// dropped) and runs `check` on it when it is well formed: its recommendation, `None`
+    /// for a blank line, or every problem of the line.
+    pub fn next_line(
+        &mut self,
+        bytes: &[u8],
+        check: impl Fn(&NewRecommendation) -> Result<(), (String, String)>,
+    ) -> Result<Option<ParsedLine>, Vec<LineError>> {
+        let index = self.index;
+        self.index += 1;
+        let line = index + 1;
+        let bytes = if index == 0 {
+            bytes.strip_prefix(UTF8_BOM).unwrap_or(bytes)
+        } else {
+            bytes
+        };
+        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
+        let text = std::str::from_utf8(bytes).map_err(|e| {
+            vec![LineError {
+                line,
+                field: None,
+                message: format!("not valid UTF-8 (byte {})", e.valid_up_to() + 1),
+            }]
+        })?;
+        if text.trim().is_empty() {
+            return Ok(None);
+        }
+        let default_created_at = i64::try_from(index)
+            .ok()
+            .and_then(|i| self.base.checked_add_signed(Duration::microseconds(i)))
+            .unwrap_or(self.base);
+        let rec = parse_with(text, &self.ctx, default_created_at).map_err(|errs| {
+            errs.into_iter()
+                .map(|e| LineError {
+                    line,
+                    field: Some(e.field),
+                    message: e.problem,
+                })
+                .collect::<Vec<_>>()
+        })?;
+        check(&rec).map_err(|(field, message)| {
+            vec![LineError {
+                line,
+                field: Some(field),
+                message,
+            }]
+        })?;
+        Ok(Some(ParsedLine { line, rec }))
     }
 }
 
@@ -221,7 +272,7 @@ const FIELDS: &[&str] = &[
 ];
 
 /// A JSON object's members in input order, each value as its raw text.
-struct RawObject<'a>(Vec<(String, &'a RawValue)>);
+struct RawObject<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
 
 impl<'de> Deserialize<'de> for RawObject<'de> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -232,14 +283,42 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
                 f.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut members = Vec::new();
-                while let Some(member) = map.next_entry::<String, &'de RawValue>()? {
-                    members.push(member);
+                let mut members = Vec::with_capacity(FIELDS.len());
+                while let Some((MemberName(name), value)) =
+                    map.next_entry::<MemberName<'de>, &'de RawValue>()?
+                {
+                    members.push((name, value));
                 }
                 Ok(RawObject(members))
             }
         }
         d.deserialize_map(Members)
+    }
+}
+
+/// A member's name, borrowed from the line unless it holds an escape: no allocation per
+/// field of a well-formed line.
+struct MemberName<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for MemberName<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl<'de> Visitor<'de> for Name {
+            type Value = MemberName<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a member name")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(
+                self,
+                v: &'de str,
+            ) -> Result<Self::Value, E> {
+                Ok(MemberName(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MemberName(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(Name)
     }
 }
 
@@ -252,7 +331,7 @@ struct Reported;
 
 /// Reads the fields of one line, collecting every problem.
 struct Reader<'a> {
-    members: Vec<(String, &'a RawValue)>,
+    members: Vec<(Cow<'a, str>, &'a RawValue)>,
     errors: Vec<FieldError>,
 }
 
@@ -283,14 +362,25 @@ impl<'a> Reader<'a> {
             members,
             errors: Vec::new(),
         };
-        let keys: Vec<String> = reader.members.iter().map(|(k, _)| k.clone()).collect();
-        for (i, key) in keys.iter().enumerate() {
-            if !FIELDS.contains(&key.as_str()) {
-                reader.refuse(&field_name(key), "unknown field");
-            } else if keys[..i].contains(key) {
-                reader.refuse(key, "given more than once");
-            }
-        }
+        let problems: Vec<FieldError> = reader
+            .members
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (key, _))| {
+                if !FIELDS.contains(&key.as_ref()) {
+                    Some((field_name(key), "unknown field"))
+                } else if reader.members[..i].iter().any(|(k, _)| k == key) {
+                    Some((key.to_string(), "given more than once"))
+                } else {
+                    None
+                }
+            })
+            .map(|(field, problem)| FieldError {
+                field,
+                problem: problem.into(),
+            })
+            .collect();
+        reader.errors = problems;
         Ok(reader)
     }
 

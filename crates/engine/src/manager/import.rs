@@ -1,92 +1,84 @@
-//! Ingestion: recommendations are stored all or nothing (I6, B7); the price each carries is
-//! then a quote for every broker of its expert's account that takes quotes.
+//! Ingestion: recommendations are stored all or nothing (I6, B7), streamed. Lines are parsed
+//! as they arrive and written, a chunk at a time, into the import's one database transaction,
+//! so an input of any length is imported in bounded memory; a bad line rolls that transaction
+//! back and the rest of the input is only checked, to report every bad line. After the
+//! commit, the price each recommendation carries is a quote for its expert's account, when
+//! that account's broker takes quotes.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 
 use tradewarden_domain::NewRecommendation;
-use tradewarden_domain::recommendation::{LineError, ParseContext, parse_batch_checked};
+use tradewarden_domain::recommendation::{
+    ImportTally, LineError, LineParser, ParseContext, ParsedLine,
+};
 
 use super::TradeManager;
 use crate::error::EngineError;
-use crate::ports::{ImportCounts, ImportError, Quote};
+use crate::ports::{
+    ImportCounts, ImportError, ImportSession, Quote, RecommendationStore, StoreError,
+};
 
 /// What `import` prints: the store's counts.
 pub type ImportSummary = ImportCounts;
 
+/// Lines parsed before they are written, together, into the import's transaction. A fixed
+/// number, so the store's multi-row statements keep one shape (and its statement cache
+/// reuses them); a chunk of parsed lines takes about 1 MB.
+pub const IMPORT_CHUNK_LINES: usize = 2_000;
+
+/// Lines parsed between two polls of the chunk being written: often enough that its
+/// statements follow one another while the next chunk is parsed.
+const DRIVE_EVERY: usize = 32;
+
 impl TradeManager {
-    /// Parses and stores a JSON Lines batch, all or nothing (I6, B7). Blank lines are
-    /// ignored; every bad line is reported with its 1-based number (invalid UTF-8 and a
-    /// `created_at` further ahead than the allowed clock skew included).
-    pub async fn import_jsonl(
-        &self,
-        input: impl AsRef<[u8]>,
-    ) -> Result<ImportSummary, EngineError> {
+    /// Begins a streamed JSON Lines import: give it every line of the input with
+    /// [`JsonlImport::line`], then [`JsonlImport::finish`]. Dropping it unfinished stores
+    /// nothing.
+    pub async fn begin_import(&self) -> Result<JsonlImport<'_>, EngineError> {
         let ctx = ParseContext::with_max_clock_skew_seconds(
             self.clock.now(),
             self.settings.max_clock_skew_seconds,
         );
-        let known = |r: &NewRecommendation| {
-            if self.settings.experts.contains_key(&r.expert_id) {
-                Ok(())
-            } else {
-                Err((
-                    "expert_id".to_string(),
-                    format!("unknown expert {}", r.expert_id),
-                ))
-            }
-        };
-        let parsed = parse_batch_checked(input.as_ref(), &ctx, known).map_err(|errs| {
-            let named = |e: LineError| match e.field {
-                Some(field) => (e.line, format!("{field}: {}", e.message)),
-                None => (e.line, e.message),
-            };
-            EngineError::BadInput(errs.into_iter().map(named).collect())
-        })?;
-        let (line_of, recs): (Vec<usize>, Vec<NewRecommendation>) =
-            parsed.into_iter().map(|p| (p.line, p.rec)).unzip();
-        self.import(&recs).await.map_err(|e| match e {
-            EngineError::BadInput(v) => {
-                EngineError::BadInput(v.into_iter().map(|(i, msg)| (line_of[i], msg)).collect())
-            }
-            other => other,
+        Ok(JsonlImport {
+            manager: self,
+            parser: LineParser::new(&ctx),
+            pending: Vec::with_capacity(IMPORT_CHUNK_LINES),
+            writer: Some(ImportWriter::begin(self.store.as_ref()).await?),
+            in_flight: None,
+            bad: Vec::new(),
+            quotes: LatestQuotes::default(),
         })
+    }
+
+    /// Parses and stores a JSON Lines batch held in memory, all or nothing (I6, B7): the
+    /// streamed import ([`TradeManager::begin_import`]) over its lines.
+    pub async fn import_jsonl(
+        &self,
+        input: impl AsRef<[u8]>,
+    ) -> Result<ImportSummary, EngineError> {
+        let mut import = self.begin_import().await?;
+        for line in input.as_ref().split(|b| *b == b'\n') {
+            import.line(line).await?;
+        }
+        import.finish().await
     }
 
     /// Stores validated recommendations, then hands their prices to the brokers that take
     /// quotes. Conflicts are reported by batch index.
     pub async fn import(&self, recs: &[NewRecommendation]) -> Result<ImportSummary, EngineError> {
-        let counts = match self.store.import(recs).await {
-            Ok(c) => c,
-            Err(ImportError::Conflicts(v)) => return Err(EngineError::BadInput(v)),
-            Err(ImportError::Store(e)) => return Err(e.into()),
-        };
-        self.quote_recommendations(recs).await?;
-        Ok(counts)
-    }
-
-    /// Each recommendation's price is a quote for its expert's account, when that account's
-    /// broker takes quotes.
-    async fn quote_recommendations(&self, recs: &[NewRecommendation]) -> Result<(), EngineError> {
-        let mut by_account: HashMap<&str, Vec<Quote>> = HashMap::new();
+        let counts = self.store.import(recs).await.map_err(import_failure)?;
+        let mut quotes = LatestQuotes::default();
         for r in recs {
-            let Some(expert) = self.settings.experts.get(&r.expert_id) else {
-                continue;
-            };
-            by_account
-                .entry(expert.account.as_str())
-                .or_default()
-                .push(Quote {
-                    symbol: r.symbol.clone(),
-                    price: r.price_at_date.get(),
-                    at: r.created_at,
-                });
+            quotes.offer(self, r);
         }
-        for (account, quotes) in by_account {
-            if let Some(sink) = self.brokers.get(account).and_then(|b| b.accepts_quotes()) {
-                sink.record_quotes(&quotes).await?;
-            }
-        }
-        Ok(())
+        quotes.send(self).await?;
+        Ok(counts)
     }
 
     /// Records quotes for every broker that takes them; returns, per account, how many
@@ -104,5 +96,296 @@ impl TradeManager {
             }
         }
         Ok(changed)
+    }
+}
+
+/// A JSON Lines import in progress. It holds at most two chunks of parsed lines (one being
+/// written, one being parsed), the index of the identities seen (see [`ImportTally`]), the
+/// newest quote per account and symbol, and the bad lines found.
+pub struct JsonlImport<'m> {
+    manager: &'m TradeManager,
+    parser: LineParser,
+    /// Parsed lines not written yet: fewer than a chunk.
+    pending: Vec<ParsedLine>,
+    /// The import's store session, while no chunk is being written; gone for good once a line
+    /// was bad (what it wrote is rolled back, and the rest of the input is only checked).
+    writer: Option<ImportWriter<'m>>,
+    /// The chunk being written, with the session: started before the next chunk is parsed, so
+    /// the database inserts one chunk while this process parses the next.
+    in_flight: Option<ChunkWrite<'m>>,
+    bad: Vec<LineError>,
+    quotes: LatestQuotes<'m>,
+}
+
+/// A chunk's write, owning the session it hands back when done.
+type ChunkWrite<'m> =
+    Pin<Box<dyn Future<Output = (ImportWriter<'m>, Result<(), StoreError>)> + Send + 'm>>;
+
+impl JsonlImport<'_> {
+    /// Takes the next line of the input: its bytes without the `\n`, blank lines included
+    /// (they count in the line numbers). Errors only when the store fails; a bad line is
+    /// reported by [`JsonlImport::finish`].
+    pub async fn line(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
+        let experts = &self.manager.settings.experts;
+        let known = |r: &NewRecommendation| {
+            if experts.contains_key(&r.expert_id) {
+                Ok(())
+            } else {
+                Err((
+                    "expert_id".to_string(),
+                    format!("unknown expert {}", r.expert_id),
+                ))
+            }
+        };
+        let parsed = self.parser.next_line(bytes, known);
+        if self.parser.lines().is_multiple_of(DRIVE_EVERY) {
+            self.drive_write().await?;
+        }
+        match parsed {
+            Ok(None) => Ok(()),
+            Ok(Some(_)) if !self.bad.is_empty() => Ok(()),
+            Ok(Some(parsed)) => {
+                self.quotes.offer(self.manager, &parsed.rec);
+                self.pending.push(parsed);
+                if self.pending.len() == IMPORT_CHUNK_LINES {
+                    self.start_write().await?;
+                }
+                Ok(())
+            }
+            Err(errors) => {
+                if self.bad.is_empty() {
+                    self.stop_writing().await;
+                }
+                self.bad.extend(errors);
+                Ok(())
+            }
+        }
+    }
+
+    /// How many lines were given so far, blank ones included.
+    pub fn lines(&self) -> usize {
+        self.parser.lines()
+    }
+
+    /// Ends the input: commits and quotes when every line is good and none conflicts with a
+    /// stored recommendation or an earlier line; else stores nothing and reports every bad
+    /// line (or, when all parsed, every conflicting one) by its 1-based number.
+    pub async fn finish(mut self) -> Result<ImportSummary, EngineError> {
+        if !self.bad.is_empty() {
+            return Err(bad_lines(self.bad));
+        }
+        self.start_write().await?;
+        self.wait_for_write().await?;
+        let writer = self
+            .writer
+            .take()
+            .ok_or_else(|| StoreError::database("the import's session was closed"))?;
+        let counts = writer.finish().await.map_err(import_failure)?;
+        self.quotes.send(self.manager).await?;
+        Ok(counts)
+    }
+
+    /// Starts writing the pending lines, once the chunk before them is written: the write is
+    /// polled now and every [`DRIVE_EVERY`] lines, so the database works on it while the
+    /// caller goes on parsing; [`JsonlImport::wait_for_write`] collects what is left.
+    async fn start_write(&mut self) -> Result<(), EngineError> {
+        self.wait_for_write().await?;
+        let Some(mut writer) = self.writer.take() else {
+            self.pending.clear();
+            return Ok(());
+        };
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(IMPORT_CHUNK_LINES));
+        self.in_flight = Some(Box::pin(async move {
+            let written = writer.write(&chunk).await;
+            (writer, written)
+        }));
+        self.drive_write().await
+    }
+
+    /// Polls the chunk being written once, in this task: its next statement goes to the
+    /// database, or its answer is taken with the session.
+    async fn drive_write(&mut self) -> Result<(), EngineError> {
+        let Some(write) = &mut self.in_flight else {
+            return Ok(());
+        };
+        let polled = std::future::poll_fn(|cx| Poll::Ready(write.as_mut().poll(cx))).await;
+        if let Poll::Ready((writer, written)) = polled {
+            self.in_flight = None;
+            self.writer = Some(writer);
+            written?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the chunk being written, if any, and takes the session back.
+    async fn wait_for_write(&mut self) -> Result<(), EngineError> {
+        if let Some(write) = self.in_flight.take() {
+            let (writer, written) = write.await;
+            self.writer = Some(writer);
+            written?;
+        }
+        Ok(())
+    }
+
+    /// A bad line: nothing will be stored, so the session is rolled back now (after the
+    /// chunk being written, whose outcome no longer matters) and the lines and quotes kept
+    /// for it are let go.
+    async fn stop_writing(&mut self) {
+        let _ = self.wait_for_write().await;
+        self.writer = None;
+        self.pending = Vec::new();
+        self.quotes = LatestQuotes::default();
+    }
+}
+
+/// Bad lines as the engine reports them: `(line, "field: problem")`.
+fn bad_lines(errors: Vec<LineError>) -> EngineError {
+    let named = |e: LineError| match e.field {
+        Some(field) => (e.line, format!("{field}: {}", e.message)),
+        None => (e.line, e.message),
+    };
+    EngineError::BadInput(errors.into_iter().map(named).collect())
+}
+
+fn import_failure(e: ImportError) -> EngineError {
+    match e {
+        ImportError::Conflicts(v) => EngineError::BadInput(v),
+        ImportError::Store(e) => e.into(),
+    }
+}
+
+/// One import's chunks written into its store session and counted by [`ImportTally`]; shared
+/// by the streamed import and [`RecommendationStore::import`].
+pub(crate) struct ImportWriter<'s> {
+    session: Box<dyn ImportSession + 's>,
+    tally: ImportTally,
+}
+
+impl<'s> ImportWriter<'s> {
+    /// Opens the store's import session.
+    pub(crate) async fn begin<S>(store: &'s S) -> Result<Self, StoreError>
+    where
+        S: RecommendationStore + ?Sized,
+    {
+        Ok(ImportWriter {
+            session: store.begin_import().await?,
+            tally: ImportTally::new(),
+        })
+    }
+
+    /// Writes the lines whose identity is new in the input unless stored, then counts every
+    /// line of the chunk against what the store inserted and holds.
+    pub(crate) async fn write(&mut self, chunk: &[ParsedLine]) -> Result<(), StoreError> {
+        let plan = self.tally.plan(chunk);
+        let firsts: Vec<&NewRecommendation> = plan.firsts.iter().map(|p| &p.rec).collect();
+        let inserted = if firsts.is_empty() {
+            Vec::new()
+        } else {
+            self.session.insert_new(&firsts).await?
+        };
+        if inserted.len() != firsts.len() {
+            return Err(StoreError::database(format!(
+                "the store answered for {} of {} inserted recommendations",
+                inserted.len(),
+                firsts.len()
+            )));
+        }
+        let lookups = plan.lookups(&inserted);
+        let stored = if lookups.is_empty() {
+            Vec::new()
+        } else {
+            self.session.stored(&lookups).await?
+        };
+        self.tally
+            .settle(&plan, &inserted, &stored)
+            .map_err(|e| StoreError::database(e.to_string()))
+    }
+
+    /// Commits when no line conflicts; otherwise rolls back and returns the conflicts by line.
+    pub(crate) async fn finish(self) -> Result<ImportCounts, ImportError> {
+        let counts = ImportCounts {
+            imported: self.tally.imported(),
+            already_present: self.tally.already_present(),
+        };
+        let conflicts = self.tally.into_conflicts();
+        if !conflicts.is_empty() {
+            return Err(ImportError::Conflicts(conflicts));
+        }
+        self.session.commit().await?;
+        Ok(counts)
+    }
+}
+
+/// [`RecommendationStore::import`]: a batch in memory through one import session, line `i + 1`
+/// for `recs[i]`, conflicts reported by batch index.
+pub(crate) async fn import_slice<S>(
+    store: &S,
+    recs: &[NewRecommendation],
+) -> Result<ImportCounts, ImportError>
+where
+    S: RecommendationStore + ?Sized,
+{
+    let lines: Vec<ParsedLine> = recs
+        .iter()
+        .enumerate()
+        .map(|(i, rec)| ParsedLine {
+            line: i + 1,
+            rec: rec.clone(),
+        })
+        .collect();
+    let mut writer = ImportWriter::begin(store).await?;
+    for chunk in lines.chunks(IMPORT_CHUNK_LINES) {
+        writer.write(chunk).await?;
+    }
+    writer.finish().await.map_err(|e| match e {
+        ImportError::Conflicts(v) => {
+            ImportError::Conflicts(v.into_iter().map(|(line, m)| (line - 1, m)).collect())
+        }
+        other => other,
+    })
+}
+
+/// The newest quote per account and symbol among an import's recommendations (a later line
+/// wins a tie, as it would in the broker's own "newest by time" rule): one a symbol is all
+/// a broker keeps, so that is all the import holds.
+#[derive(Default)]
+struct LatestQuotes<'a> {
+    /// Account → symbol → (price, time).
+    by_account: HashMap<&'a str, HashMap<String, (Decimal, DateTime<Utc>)>>,
+}
+
+impl<'a> LatestQuotes<'a> {
+    /// Takes `rec`'s price as a quote for its expert's account (an unknown expert has none).
+    fn offer(&mut self, manager: &'a TradeManager, rec: &NewRecommendation) {
+        let Some(expert) = manager.settings.experts.get(&rec.expert_id) else {
+            return;
+        };
+        let quote = (rec.price_at_date.get(), rec.created_at);
+        let quotes = self.by_account.entry(expert.account.as_str()).or_default();
+        match quotes.get_mut(rec.symbol.as_str()) {
+            Some((_, at)) if rec.created_at < *at => {}
+            Some(newest) => *newest = quote,
+            None => {
+                quotes.insert(rec.symbol.clone(), quote);
+            }
+        }
+    }
+
+    /// Records the quotes with each account's broker, when it takes quotes.
+    async fn send(self, manager: &TradeManager) -> Result<(), EngineError> {
+        for (account, quotes) in self.by_account {
+            let sink = manager
+                .brokers
+                .get(account)
+                .and_then(|b| b.accepts_quotes());
+            if let Some(sink) = sink {
+                let quotes: Vec<Quote> = quotes
+                    .into_iter()
+                    .map(|(symbol, (price, at))| Quote { symbol, price, at })
+                    .collect();
+                sink.record_quotes(&quotes).await?;
+            }
+        }
+        Ok(())
     }
 }

@@ -18,7 +18,8 @@ use crate::locks::{LeaseConfig, ProcessingLocks};
 use crate::ports::{Broker, Clock, LeaseHolder, LeaseStore, ProcessTable, Store};
 use crate::settings::Settings;
 
-pub use import::ImportSummary;
+pub(crate) use import::import_slice;
+pub use import::{IMPORT_CHUNK_LINES, ImportSummary, JsonlImport};
 
 /// The trade manager of one process.
 pub struct TradeManager {

@@ -27,10 +27,10 @@ pub use paper::{
     BookScope, PaperBook, PaperLedger, PaperOrderRecord, PaperPosition, PaperSave, StoredPaperOrder,
 };
 pub use store::{
-    EnterMarketData, Finding, FinishedRuns, ImportCounts, ImportError, InFlightReason,
-    JournalStore, LeaseAttempt, LeaseHolder, LeaseRelease, LeaseStore, ListFilter, NewPosition,
-    OutcomeCompletion, PositionStore, QueryStore, RecommendationStore, RunRecord, Store,
-    StoreError,
+    EnterMarketData, Finding, FinishedRuns, ImportCounts, ImportError, ImportSession,
+    InFlightReason, JournalStore, LeaseAttempt, LeaseHolder, LeaseRelease, LeaseStore, ListFilter,
+    NewPosition, OutcomeCompletion, PositionStore, QueryStore, RecommendationStore, RunRecord,
+    Store, StoreError,
 };
 
 /// Wall-clock time, injected so tests can fix it.

@@ -210,7 +210,8 @@ impl NewPosition {
     }
 }
 
-/// The result of storing a batch of recommendations.
+/// The result of storing a batch of recommendations: `imported` new ones, `already_present`
+/// identical to a stored one or to an earlier line of the batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct ImportCounts {
     pub imported: usize,
@@ -228,10 +229,17 @@ pub struct ListFilter {
 /// Recommendations: ingestion and what a run reads.
 #[async_trait]
 pub trait RecommendationStore: Send + Sync {
-    /// Stores recommendations all or nothing. An identical recommendation already stored
-    /// counts as already present; a different one with the same identity is an error naming
-    /// the batch index (0-based) of every such line.
-    async fn import(&self, recs: &[NewRecommendation]) -> Result<ImportCounts, ImportError>;
+    /// Begins an import: one database transaction that chunks of recommendations are written
+    /// into, committed by [`ImportSession::commit`] and rolled back when dropped.
+    async fn begin_import(&self) -> Result<Box<dyn ImportSession + '_>, StoreError>;
+
+    /// Stores recommendations all or nothing, in one import session. An identical
+    /// recommendation already stored, or earlier in `recs`, counts as already present; a
+    /// different one with the same identity is an error naming the batch index (0-based) of
+    /// every such line.
+    async fn import(&self, recs: &[NewRecommendation]) -> Result<ImportCounts, ImportError> {
+        crate::manager::import_slice(self, recs).await
+    }
 
     /// Loads what the enter_market runs of several experts need, one query per kind for all
     /// of them: each expert's recommendations created at or after `since` (HOLD excluded)
@@ -254,6 +262,26 @@ pub trait RecommendationStore: Send + Sync {
             .remove(&expert_id)
             .unwrap_or_default())
     }
+}
+
+/// One import's database transaction (B7, I6). Nothing it writes is visible to others before
+/// [`ImportSession::commit`]; dropping it uncommitted rolls everything back.
+#[async_trait]
+pub trait ImportSession: Send {
+    /// Inserts each recommendation whose identity (expert_id, symbol, created_at) is not
+    /// stored yet; returns, in order, whether each was inserted. The identities of `recs`
+    /// are distinct.
+    async fn insert_new(&mut self, recs: &[&NewRecommendation]) -> Result<Vec<bool>, StoreError>;
+
+    /// The stored recommendations with the identities of `recs` (those written by this
+    /// session included), in any order; an identity with none is left out.
+    async fn stored(
+        &mut self,
+        recs: &[&NewRecommendation],
+    ) -> Result<Vec<Recommendation>, StoreError>;
+
+    /// Makes everything written visible, at once.
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
 /// Positions and their orders: the one-active-position rule and order status changes.
