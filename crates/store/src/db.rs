@@ -171,10 +171,10 @@ fn db_err(e: impl Into<DbError>) -> StoreError {
     }
 }
 
-/// A sqlx (PostgreSQL) error as one line for people. A database error is told by its message, detail and
-/// code: the Display of sqlx's `PgDatabaseError` ends with `at line N`, a line of the
-/// server's C source, which means nothing to a user. An I/O error is told by its kind
-/// (`connection refused`).
+/// A sqlx (PostgreSQL) error as one line for people. A database error is told by its
+/// message, detail and code: the Display of sqlx's `PgDatabaseError` ends with `at line N`, a
+/// line of the server's C source, which means nothing to a user. An I/O error is told by its
+/// kind (`connection refused`).
 pub fn describe(e: &sqlx::Error) -> String {
     match e {
         sqlx::Error::Database(d) => {
@@ -625,8 +625,8 @@ impl Pool {
     }
 
     /// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`, which takes the write
-    /// lock up front: a deferred transaction that reads then writes can fail with
-    /// SQLITE_BUSY under WAL despite the busy timeout.
+    /// lock up front (a deferred transaction that reads then writes can fail with
+    /// SQLITE_BUSY under WAL), waiting asynchronously for up to 30 s for another process's.
     pub async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match self {
             Pool::Sqlite(p) => Tx::Sqlite(p.begin().await.map_err(db_err)?),
