@@ -13,18 +13,8 @@ use tradewarden_domain::rules::{
     ExitReference, ExitTarget, Flag, Metric, Op, Rule, RuleAction, Ruleset, Trigger,
 };
 
-/// The example of reference §4.5, as the original writes it.
-const LONG_TERM_ENTER: &str = r#"{ "export_version":"1.0", "export_type":"ruleset", "export_timestamp":"2025-10-29T09:23:34",
-  "ruleset": { "name":"LongTerm Enter", "description":"…", "type":"trading_recommendation_rule",
-    "subtype":"enter_market", "rules":[ {
-      "name":"BUY_long_conf70", "type":"trading_recommendation_rule", "subtype":"enter_market",
-      "triggers":{ "trigger_0":{"event_type":"bullish"},
-                   "trigger_1":{"event_type":"confidence","operator":">=","value":70.0},
-                   "trigger_2":{"event_type":"has_no_position"} },
-      "actions":{ "action_0":{"action_type":"buy"},
-                  "action_1":{"action_type":"adjust_take_profit","reference_value":"expert_target_price","value":-10.0},
-                  "action_2":{"action_type":"adjust_stop_loss","reference_value":"order_open_price","value":-5.0} },
-      "extra_parameters":{}, "continue_processing":false, "order_index":0 } ] } }"#;
+/// The example of reference §4.5, as the original writes it (shared with the binary's tests).
+const LONG_TERM_ENTER: &str = include_str!("fixtures/long_term_enter.json");
 
 fn at() -> DateTime<Utc> {
     "2026-11-27T10:00:00Z".parse().unwrap()

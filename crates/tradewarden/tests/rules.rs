@@ -11,18 +11,8 @@ use cmd::{Out, run_in, with_config};
 use common::{DbKind, TestDb, both};
 use serde_json::Value;
 
-/// The example of reference §4.5, as the original writes it.
-const LONG_TERM_ENTER: &str = r#"{ "export_version":"1.0", "export_type":"ruleset", "export_timestamp":"2025-10-29T09:23:34",
-  "ruleset": { "name":"LongTerm Enter", "description":"…", "type":"trading_recommendation_rule",
-    "subtype":"enter_market", "rules":[ {
-      "name":"BUY_long_conf70", "type":"trading_recommendation_rule", "subtype":"enter_market",
-      "triggers":{ "trigger_0":{"event_type":"bullish"},
-                   "trigger_1":{"event_type":"confidence","operator":">=","value":70.0},
-                   "trigger_2":{"event_type":"has_no_position"} },
-      "actions":{ "action_0":{"action_type":"buy"},
-                  "action_1":{"action_type":"adjust_take_profit","reference_value":"expert_target_price","value":-10.0},
-                  "action_2":{"action_type":"adjust_stop_loss","reference_value":"order_open_price","value":-5.0} },
-      "extra_parameters":{}, "continue_processing":false, "order_index":0 } ] } }"#;
+/// The example of reference §4.5, as the original writes it (shared with the binary's tests).
+const LONG_TERM_ENTER: &str = include_str!("../../domain/tests/fixtures/long_term_enter.json");
 
 /// A configuration on `url` with an inline ruleset `inline` (used by expert 1) and the
 /// ruleset entries `extra` (TOML, appended).
