@@ -26,23 +26,8 @@ pg_url="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 experts=20
 per_symbol=10
 
-if [[ -n "${TRADEWARDEN_BIN:-}" ]]; then
-    bin="$TRADEWARDEN_BIN"
-else
-    echo "building the release binary (a few minutes from clean) ..." >&2
-    (cd "$root" && cargo build --release -q -p tradewarden)
-    bin="${CARGO_TARGET_DIR:-$root/target}/release/tradewarden"
-fi
-
-work="$(mktemp -d)"
-pg_db=""
-cleanup() {
-    if [[ -n "$pg_db" ]]; then
-        psql -q "$pg_url/postgres" -c "DROP DATABASE IF EXISTS $pg_db" > /dev/null 2>&1 || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench/common.sh
+source "$root/bench/common.sh"
 
 config() { # $1 = database url
     printf '[database]\nurl = "%s"\n' "$1"

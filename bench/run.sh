@@ -22,23 +22,8 @@ runs="${1:-5}"
 dbs="${DBS:-sqlite postgres}"
 pg_url="${PG_URL:-postgres://postgres@127.0.0.1:5432}"
 
-if [[ -n "${TRADEWARDEN_BIN:-}" ]]; then
-    bin="$TRADEWARDEN_BIN"
-else
-    echo "building the release binary (a few minutes from clean) ..." >&2
-    (cd "$root" && cargo build --release -q -p tradewarden)
-    bin="${CARGO_TARGET_DIR:-$root/target}/release/tradewarden"
-fi
-
-work="$(mktemp -d)"
-pg_db=""
-cleanup() {
-    if [[ -n "$pg_db" ]]; then
-        psql -q "$pg_url/postgres" -c "DROP DATABASE IF EXISTS $pg_db" > /dev/null 2>&1 || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=bench/common.sh
+source "$root/bench/common.sh"
 
 # The generator spaces recommendations one second apart (2,000 s in all) and the default
 # lookback is one day: start an hour ago so every created_at is in the past.
