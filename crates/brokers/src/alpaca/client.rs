@@ -151,7 +151,8 @@ impl AlpacaClient {
     /// `POST /v2/orders`, exactly once by `client_order_id` (see the module's doc).
     pub async fn submit_order(&self, order: &wire::NewOrder) -> Result<wire::Order, BrokerError> {
         let url = self.trading("/v2/orders");
-        let body = serde_json::to_value(order).map_err(|e| self.fail(CallError::Decode(e.to_string())))?;
+        let body =
+            serde_json::to_value(order).map_err(|e| self.fail(CallError::Decode(e.to_string())))?;
         let mut retries = 0;
         loop {
             let sent = self.send(Method::POST, &url, &[], Some(&body)).await;
@@ -160,7 +161,9 @@ impl AlpacaClient {
                 Err(e) => e,
             };
             let maybe_delivered = match e.retry() {
-                Retry::Yes { maybe_delivered, .. } => maybe_delivered,
+                Retry::Yes {
+                    maybe_delivered, ..
+                } => maybe_delivered,
                 Retry::No => matches!(e, CallError::Decode(_)),
             };
             if maybe_delivered {
@@ -204,7 +207,8 @@ impl AlpacaClient {
         change: &wire::ReplaceOrder,
     ) -> Result<wire::Order, BrokerError> {
         let url = self.trading(&format!("/v2/orders/{}", path_segment(order_id)?));
-        let body = serde_json::to_value(change).map_err(|e| self.fail(CallError::Decode(e.to_string())))?;
+        let body = serde_json::to_value(change)
+            .map_err(|e| self.fail(CallError::Decode(e.to_string())))?;
         let mut retries = 0;
         loop {
             let sent = self.send(Method::PATCH, &url, &[], Some(&body)).await;
@@ -213,11 +217,17 @@ impl AlpacaClient {
                 Err(e) => e,
             };
             match e.retry() {
-                Retry::Yes { maybe_delivered: false, hint } if retries < self.retry.max_retries => {
+                Retry::Yes {
+                    maybe_delivered: false,
+                    hint,
+                } if retries < self.retry.max_retries => {
                     retries += 1;
                     tokio::time::sleep(self.retry.delay(retries, hint)).await;
                 }
-                Retry::Yes { maybe_delivered: true, .. } => {
+                Retry::Yes {
+                    maybe_delivered: true,
+                    ..
+                } => {
                     if let Some(id) = &change.client_order_id
                         && let Some(found) = self.order_by_client_id(id).await?
                     {
@@ -245,9 +255,9 @@ impl AlpacaClient {
         let mut prices = HashMap::new();
         for (symbol, trade) in latest.trades {
             let text = trade.price.to_string();
-            let price = text.parse::<Decimal>().map_err(|_| {
-                self.fail(CallError::Decode(format!("price {text:?} of {symbol}")))
-            })?;
+            let price = text
+                .parse::<Decimal>()
+                .map_err(|_| self.fail(CallError::Decode(format!("price {text:?} of {symbol}"))))?;
             prices.insert(symbol, price);
         }
         Ok(prices)
@@ -410,8 +420,9 @@ impl AlpacaClient {
 
 /// A header value marked sensitive (hyper then keeps it out of its debug output).
 fn header_value(secret: &Secret) -> Result<reqwest::header::HeaderValue, CallError> {
-    let mut v = reqwest::header::HeaderValue::from_str(secret.expose())
-        .map_err(|_| CallError::Connect("an API key holds characters a header cannot carry".into()))?;
+    let mut v = reqwest::header::HeaderValue::from_str(secret.expose()).map_err(|_| {
+        CallError::Connect("an API key holds characters a header cannot carry".into())
+    })?;
     v.set_sensitive(true);
     Ok(v)
 }
@@ -481,9 +492,15 @@ fn is_duplicate_id(message: &str) -> bool {
 /// A 401/403 that refuses the credentials rather than the request.
 fn is_key_refusal(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    ["unauthorized", "forbidden", "access denied", "not authorized", "api key"]
-        .iter()
-        .any(|w| m.contains(w))
+    [
+        "unauthorized",
+        "forbidden",
+        "access denied",
+        "not authorized",
+        "api key",
+    ]
+    .iter()
+    .any(|w| m.contains(w))
         || m.is_empty()
 }
 

@@ -79,7 +79,12 @@ mod tests {
     fn busiest_window(slots: &[Instant], window: Duration) -> usize {
         slots
             .iter()
-            .map(|s| slots.iter().filter(|t| **t >= *s && **t < *s + window).count())
+            .map(|s| {
+                slots
+                    .iter()
+                    .filter(|t| **t >= *s && **t < *s + window)
+                    .count()
+            })
             .max()
             .unwrap_or(0)
     }
@@ -91,16 +96,37 @@ mod tests {
         let cases = [
             (RateLimit::ALPACA, 250),
             (RateLimit::ALPACA, 1000),
-            (RateLimit { requests: 20, window: Duration::from_secs(1) }, 250),
-            (RateLimit { requests: 1, window: Duration::from_secs(1) }, 5),
-            (RateLimit { requests: 3, window: Duration::from_millis(100) }, 50),
+            (
+                RateLimit {
+                    requests: 20,
+                    window: Duration::from_secs(1),
+                },
+                250,
+            ),
+            (
+                RateLimit {
+                    requests: 1,
+                    window: Duration::from_secs(1),
+                },
+                5,
+            ),
+            (
+                RateLimit {
+                    requests: 3,
+                    window: Duration::from_millis(100),
+                },
+                50,
+            ),
         ];
         for (limit, n) in cases {
             let limiter = RateLimiter::new(limit);
             let start = Instant::now();
             let slots: Vec<Instant> = (0..n).map(|_| limiter.reserve(start)).collect();
             let busiest = busiest_window(&slots, limit.window);
-            assert!(busiest <= limit.requests.max(1) as usize, "{limit:?}: {busiest}");
+            assert!(
+                busiest <= limit.requests.max(1) as usize,
+                "{limit:?}: {busiest}"
+            );
             // And it does not starve: the first burst goes at once.
             assert_eq!(slots[0], start, "{limit:?}");
         }
@@ -109,7 +135,10 @@ mod tests {
     #[test]
     fn an_idle_account_saves_up_only_one_burst() {
         // Catches: tokens accumulated without bound while idle.
-        let limit = RateLimit { requests: 20, window: Duration::from_secs(1) };
+        let limit = RateLimit {
+            requests: 20,
+            window: Duration::from_secs(1),
+        };
         let limiter = RateLimiter::new(limit);
         let start = Instant::now();
         let _ = limiter.reserve(start);

@@ -82,7 +82,9 @@ impl AlpacaBroker {
             },
             order_type,
             time_in_force: "day",
-            limit_price: o.limit_price.filter(|_| order_type != "market" && order_type != "stop"),
+            limit_price: o
+                .limit_price
+                .filter(|_| order_type != "market" && order_type != "stop"),
             stop_price: o.stop_price.filter(|_| order_type.starts_with("stop")),
             client_order_id: o.client_order_id.clone(),
             extended_hours: self.extended_hours && order_type == "limit",
@@ -118,8 +120,14 @@ pub fn status(o: &wire::Order) -> (OrderStatus, Option<String>) {
         ),
         "done_for_day" => (working, Some("done for the day at Alpaca".into())),
         "suspended" | "stopped" => (working, Some(format!("{} at Alpaca", o.status))),
-        "new" | "accepted" | "pending_new" | "accepted_for_bidding" | "held" | "calculated"
-        | "pending_cancel" | "pending_replace" => (working, None),
+        "new"
+        | "accepted"
+        | "pending_new"
+        | "accepted_for_bidding"
+        | "held"
+        | "calculated"
+        | "pending_cancel"
+        | "pending_replace" => (working, None),
         other => {
             tracing::warn!(order = %o.id, "unknown Alpaca order status {other:?}; taken as working");
             (working, Some(format!("Alpaca status {other}")))
@@ -358,9 +366,27 @@ mod tests {
             oco_group: None,
         };
         let cases = [
-            (request(OrderType::Market, None, None), "market", None, None, false),
-            (request(OrderType::Limit, Some(dec!(9)), None), "limit", Some(dec!(9)), None, true),
-            (request(OrderType::Stop, None, Some(dec!(8))), "stop", None, Some(dec!(8)), false),
+            (
+                request(OrderType::Market, None, None),
+                "market",
+                None,
+                None,
+                false,
+            ),
+            (
+                request(OrderType::Limit, Some(dec!(9)), None),
+                "limit",
+                Some(dec!(9)),
+                None,
+                true,
+            ),
+            (
+                request(OrderType::Stop, None, Some(dec!(8))),
+                "stop",
+                None,
+                Some(dec!(8)),
+                false,
+            ),
             (
                 request(OrderType::Stop, Some(dec!(7.5)), Some(dec!(8))),
                 "stop_limit",
@@ -372,7 +398,14 @@ mod tests {
         for (r, kind, limit, stop, extended) in cases {
             let o = broker.new_order(&r);
             assert_eq!(
-                (o.order_type, o.limit_price, o.stop_price, o.extended_hours, o.side, o.time_in_force),
+                (
+                    o.order_type,
+                    o.limit_price,
+                    o.stop_price,
+                    o.extended_hours,
+                    o.side,
+                    o.time_in_force
+                ),
                 (kind, limit, stop, extended, "sell", "day"),
                 "{r:?}"
             );

@@ -160,12 +160,48 @@ mod tests {
         // without a look-up, or a 429's Retry-After dropped.
         let s = Duration::from_secs(2);
         let cases = [
-            (CallError::Timeout("t".into()), Retry::Yes { maybe_delivered: true, hint: None }),
-            (CallError::Transport("t".into()), Retry::Yes { maybe_delivered: true, hint: None }),
-            (CallError::Connect("c".into()), Retry::Yes { maybe_delivered: false, hint: None }),
-            (status(429, Some(s)), Retry::Yes { maybe_delivered: false, hint: Some(s) }),
-            (status(500, None), Retry::Yes { maybe_delivered: true, hint: None }),
-            (status(503, Some(s)), Retry::Yes { maybe_delivered: true, hint: Some(s) }),
+            (
+                CallError::Timeout("t".into()),
+                Retry::Yes {
+                    maybe_delivered: true,
+                    hint: None,
+                },
+            ),
+            (
+                CallError::Transport("t".into()),
+                Retry::Yes {
+                    maybe_delivered: true,
+                    hint: None,
+                },
+            ),
+            (
+                CallError::Connect("c".into()),
+                Retry::Yes {
+                    maybe_delivered: false,
+                    hint: None,
+                },
+            ),
+            (
+                status(429, Some(s)),
+                Retry::Yes {
+                    maybe_delivered: false,
+                    hint: Some(s),
+                },
+            ),
+            (
+                status(500, None),
+                Retry::Yes {
+                    maybe_delivered: true,
+                    hint: None,
+                },
+            ),
+            (
+                status(503, Some(s)),
+                Retry::Yes {
+                    maybe_delivered: true,
+                    hint: Some(s),
+                },
+            ),
             (status(401, None), Retry::No),
             (status(403, None), Retry::No),
             (status(404, None), Retry::No),
@@ -193,7 +229,12 @@ mod tests {
             (5, None, ms(500), ms(1000)),
             (9, None, ms(500), ms(1000)),
             (1, Some(ms(3000)), ms(3000), ms(3000)),
-            (1, Some(Duration::from_secs(3600)), MAX_RETRY_AFTER, MAX_RETRY_AFTER),
+            (
+                1,
+                Some(Duration::from_secs(3600)),
+                MAX_RETRY_AFTER,
+                MAX_RETRY_AFTER,
+            ),
         ];
         for (retry, hint, low, high) in cases {
             for _ in 0..20 {
@@ -211,7 +252,10 @@ mod tests {
         let cases = [
             ("3", Some(Duration::from_secs(3))),
             (" 0 ", Some(Duration::ZERO)),
-            ("Sun, 29 Nov 2026 12:00:05 GMT", Some(Duration::from_secs(5))),
+            (
+                "Sun, 29 Nov 2026 12:00:05 GMT",
+                Some(Duration::from_secs(5)),
+            ),
             ("Sun, 29 Nov 2026 11:00:00 GMT", None),
             ("soon", None),
         ];

@@ -49,9 +49,6 @@ mod tests {
         let s = Secret::new("sk-very-secret");
         assert_eq!(format!("{s:?} {s} {:?}", Some(&s)), "*** *** Some(***)");
         assert_eq!(s.expose(), "sk-very-secret");
-        assert_eq!(
-            s.scrub("bad key sk-very-secret given"),
-            "bad key *** given"
-        );
+        assert_eq!(s.scrub("bad key sk-very-secret given"), "bad key *** given");
     }
 }

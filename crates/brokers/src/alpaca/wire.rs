@@ -209,7 +209,12 @@ mod tests {
         let o: Order = serde_json::from_str(text).unwrap();
         assert_eq!(
             (o.qty, o.filled_qty, o.filled_avg_price, o.status.as_str()),
-            (Some(dec!(10)), dec!(4), Some(dec!(187.31)), "partially_filled")
+            (
+                Some(dec!(10)),
+                dec!(4),
+                Some(dec!(187.31)),
+                "partially_filled"
+            )
         );
     }
 }
