@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use tradewarden_brokers::PaperBroker;
+use tradewarden_brokers::alpaca::{ClientSettings, RateLimit, RetryPolicy, Secret};
+use tradewarden_brokers::{AlpacaBroker, PaperBroker};
 use tradewarden_engine::ports::{PaperLedger, QueryStore};
 use tradewarden_engine::{
     Broker, Clock, LeaseHolder, ProcessTable, Store, SystemClock, TradeManager,
@@ -113,8 +114,9 @@ async fn wire_brokers(
     let paper: Vec<(String, rust_decimal::Decimal)> = cfg
         .brokers
         .iter()
-        .map(|(name, kind)| match kind {
-            BrokerKind::Paper { cash } => (name.clone(), *cash),
+        .filter_map(|(name, kind)| match kind {
+            BrokerKind::Paper { cash } => Some((name.clone(), *cash)),
+            BrokerKind::Alpaca(_) => None,
         })
         .collect();
     if !read_only {
@@ -129,6 +131,7 @@ async fn wire_brokers(
             BrokerKind::Paper { .. } => {
                 Arc::new(PaperBroker::new(name, store.clone(), clock.clone()))
             }
+            BrokerKind::Alpaca(a) => Arc::new(alpaca_broker(name, a, &cfg.broker_settings)?),
         };
         let wired = AccountBroker {
             kind: kind.name(),
@@ -137,6 +140,37 @@ async fn wire_brokers(
         brokers.insert(name.clone(), wired);
     }
     Ok(brokers)
+}
+
+/// An Alpaca account's broker, its keys read from the environment variables the
+/// configuration names. A missing key is a configuration problem naming the variable.
+fn alpaca_broker(
+    name: &str,
+    a: &config::AlpacaAccount,
+    settings: &config::BrokerSettings,
+) -> Result<AlpacaBroker, Failure> {
+    let missing = a.missing_variables();
+    if !missing.is_empty() {
+        return Err(Failure::Input(format!(
+            "account \"{name}\": environment variable {} not set — export the Alpaca API key id in ${} and the secret key in ${} (\"tradewarden check\" lists what is missing)",
+            missing.join(" and "),
+            a.key_id_env,
+            a.secret_key_env
+        )));
+    }
+    let key = |var: &str| Secret::new(std::env::var(var).unwrap_or_default().trim());
+    let client = ClientSettings {
+        account: name.to_string(),
+        base_url: a.base_url.clone(),
+        data_url: a.data_url.clone(),
+        key_id: key(&a.key_id_env),
+        secret_key: key(&a.secret_key_env),
+        retry: RetryPolicy::new(settings.max_retries),
+        request_timeout: settings.request_timeout,
+        rate_limit: RateLimit::ALPACA,
+    };
+    AlpacaBroker::new(client, settings.extended_hours)
+        .map_err(|e| Failure::Runtime(format!("{e} — check the machine's TLS set-up")))
 }
 
 /// How long [`App::shutdown`] may take to give the leases back.

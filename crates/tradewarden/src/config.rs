@@ -23,7 +23,7 @@ use crate::redact;
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
 
 /// Brokers this version can wire.
-const BROKERS: &[&str] = &["paper"];
+const BROKERS: &[&str] = &["paper", "alpaca"];
 
 /// Which broker serves an account, parsed once from the configuration; only the app's
 /// wiring looks at it (the engine never knows a broker's kind).
@@ -32,6 +32,8 @@ pub enum BrokerKind {
     /// The built-in paper broker, with its starting cash (applied once, when the account is
     /// first created).
     Paper { cash: Decimal },
+    /// An Alpaca account (paper or live), reached over HTTP.
+    Alpaca(AlpacaAccount),
 }
 
 impl BrokerKind {
@@ -39,9 +41,54 @@ impl BrokerKind {
     pub fn name(&self) -> &'static str {
         match self {
             BrokerKind::Paper { .. } => "paper",
+            BrokerKind::Alpaca(_) => "alpaca",
         }
     }
 }
+
+/// An `[[accounts]]` entry with `broker = "alpaca"`. It holds the *names* of the environment
+/// variables with the keys, never the keys: they are read when the broker is wired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlpacaAccount {
+    /// The trading API (default: Alpaca's paper API). Alpaca's live API needs `live`.
+    pub base_url: String,
+    /// The market data API (default: Alpaca's), for quotes.
+    pub data_url: String,
+    /// The environment variable holding the API key id.
+    pub key_id_env: String,
+    /// The environment variable holding the API secret key.
+    pub secret_key_env: String,
+    /// `live = true`: the account trades real money (required for the live URL).
+    pub live: bool,
+}
+
+impl AlpacaAccount {
+    /// The environment variables this account needs that are unset or empty, by name.
+    pub fn missing_variables(&self) -> Vec<&str> {
+        [&self.key_id_env, &self.secret_key_env]
+            .into_iter()
+            .filter(|v| std::env::var(v).map_or(true, |t| t.trim().is_empty()))
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// `[brokers]`: how tradewarden talks to real brokers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerSettings {
+    /// `max_retries` (default 3): repetitions of a retryable call (timeout, connection
+    /// failure, 429, 5xx) after the first attempt.
+    pub max_retries: u32,
+    /// `extended_hours` (default false): limit orders may fill outside regular hours.
+    pub extended_hours: bool,
+    /// `request_timeout_seconds` (default 10): how long one HTTP call may take.
+    pub request_timeout: Duration,
+}
+
+/// `[brokers] max_retries`: accepted values.
+pub const MAX_RETRIES: RangeInclusive<i64> = 0..=10;
+/// `[brokers] request_timeout_seconds`: accepted values.
+pub const REQUEST_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=120;
 
 /// `[processing] lock_timeout_ms`: accepted values.
 pub const LOCK_TIMEOUT_MS: RangeInclusive<i64> = 0..=600_000;
@@ -83,6 +130,8 @@ pub struct Config {
     pub settings: Settings,
     /// The broker of each account, by account name.
     pub brokers: BTreeMap<String, BrokerKind>,
+    /// `[brokers]`: retries, extended hours and timeouts of real brokers.
+    pub broker_settings: BrokerSettings,
     /// Where each ruleset came from, by ruleset name.
     pub ruleset_info: BTreeMap<String, RulesetInfo>,
 }
@@ -659,6 +708,7 @@ pub fn parse_in(text: &str, dir: &Path) -> Result<Config, ConfigErrors> {
 
     let database = database(&mut top, &mut errs);
     let processing = processing(&mut top, &mut errs);
+    let broker_settings = broker_settings(&mut top, &mut errs);
 
     let mut accounts = HashMap::new();
     let mut brokers = BTreeMap::new();
@@ -666,15 +716,21 @@ pub fn parse_in(text: &str, dir: &Path) -> Result<Config, ConfigErrors> {
         let mut a = Section::new(path.clone(), t);
         let name = a.required_string("name", &mut errs);
         let broker = a.required_string("broker", &mut errs);
-        // Bounded so that no sum of money can overflow a decimal.
-        let cash = a.decimal(
-            "cash",
-            Decimal::from(100_000),
-            Decimal::ZERO,
-            false,
-            Some(Decimal::from(MAX_CASH)),
-            &mut errs,
-        );
+        let kind = match broker.as_deref() {
+            Some("alpaca") => alpaca_account(&mut a, &mut errs).map(BrokerKind::Alpaca),
+            // Bounded so that no sum of money can overflow a decimal.
+            Some("paper") => Some(BrokerKind::Paper {
+                cash: a.decimal(
+                    "cash",
+                    Decimal::from(100_000),
+                    Decimal::ZERO,
+                    false,
+                    Some(Decimal::from(MAX_CASH)),
+                    &mut errs,
+                ),
+            }),
+            _ => None,
+        };
         let threshold = a.decimal(
             "minimum_equity_threshold_percent",
             Decimal::from(5),
@@ -692,12 +748,12 @@ pub fn parse_in(text: &str, dir: &Path) -> Result<Config, ConfigErrors> {
                 BROKERS.join(", ")
             ));
         }
-        if let (Some(name), Some(broker)) = (name, broker) {
+        if let (Some(name), Some(_)) = (name, broker) {
             if accounts.contains_key(&name) {
                 errs.push(format!("{path}.name: duplicate account name \"{name}\""));
             }
-            if broker == "paper" {
-                brokers.insert(name.clone(), BrokerKind::Paper { cash });
+            if let Some(kind) = kind {
+                brokers.insert(name.clone(), kind);
             }
             accounts.insert(
                 name.clone(),
@@ -828,6 +884,7 @@ pub fn parse_in(text: &str, dir: &Path) -> Result<Config, ConfigErrors> {
             max_intent_age: secs(processing.max_intent_age_seconds),
         },
         brokers,
+        broker_settings,
         ruleset_info,
     })
 }
@@ -939,6 +996,119 @@ fn processing(top: &mut Section<'_>, errs: &mut Vec<String>) -> ProcessingSectio
     );
     p.finish(errs);
     out
+}
+
+/// `[brokers]`, validated.
+fn broker_settings(top: &mut Section<'_>, errs: &mut Vec<String>) -> BrokerSettings {
+    let mut out = BrokerSettings {
+        max_retries: 3,
+        extended_hours: false,
+        request_timeout: Duration::from_secs(10),
+    };
+    let Some(mut b) = top.table("brokers", errs) else {
+        return out;
+    };
+    let retries = b.integer("max_retries", 3, MAX_RETRIES, errs);
+    out.max_retries = u32::try_from(retries).unwrap_or(3);
+    out.extended_hours = b.boolean("extended_hours", false, errs);
+    out.request_timeout =
+        secs(b.integer("request_timeout_seconds", 10, REQUEST_TIMEOUT_SECONDS, errs));
+    b.finish(errs);
+    out
+}
+
+/// The keys of an `alpaca` account. Alpaca's live URL without `live = true` is an error, so
+/// that a paper configuration never trades real money by a typo; keys go over HTTPS only
+/// (plain HTTP is accepted for a loopback address: a local fake or proxy).
+fn alpaca_account(a: &mut Section<'_>, errs: &mut Vec<String>) -> Option<AlpacaAccount> {
+    use tradewarden_brokers::alpaca::{DATA_URL, PAPER_URL};
+    let base_url = a
+        .string("base_url", errs)
+        .unwrap_or_else(|| PAPER_URL.into());
+    let data_url = a
+        .string("data_url", errs)
+        .unwrap_or_else(|| DATA_URL.into());
+    let key_id_env = a.required_string("key_id_env", errs);
+    let secret_key_env = a.required_string("secret_key_env", errs);
+    let live = a.boolean("live", false, errs);
+    let mut ok = true;
+    for (key, url) in [("base_url", &base_url), ("data_url", &data_url)] {
+        if let Err(why) = check_broker_url(url) {
+            errs.push(format!("{}: {why}, got {url:?}", a.at(key)));
+            ok = false;
+        }
+    }
+    if url_host(&base_url).eq_ignore_ascii_case(LIVE_HOST) && !live {
+        errs.push(format!(
+            "{}: {base_url:?} is Alpaca's live trading API (real money) — set live = true on this account to trade on it, or use {PAPER_URL}",
+            a.at("base_url")
+        ));
+        ok = false;
+    }
+    for (key, var) in [
+        ("key_id_env", &key_id_env),
+        ("secret_key_env", &secret_key_env),
+    ] {
+        if let Some(v) = var
+            && !is_env_name(v)
+        {
+            errs.push(format!(
+                "{}: expected the NAME of an environment variable (letters, digits, _), not its value",
+                a.at(key)
+            ));
+            ok = false;
+        }
+    }
+    Some(AlpacaAccount {
+        base_url,
+        data_url,
+        key_id_env: key_id_env?,
+        secret_key_env: secret_key_env?,
+        live,
+    })
+    .filter(|_| ok)
+}
+
+/// The host of Alpaca's live trading API.
+const LIVE_HOST: &str = "api.alpaca.markets";
+
+/// The host of an `http(s)://host[:port]/…` URL (empty when there is none).
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| h)
+            .trim_start_matches('[');
+    }
+    host.split(':').next().unwrap_or("")
+}
+
+/// A broker URL: `https://host…`, or `http://` to a loopback host.
+fn check_broker_url(url: &str) -> Result<(), &'static str> {
+    let host = url_host(url);
+    if host.is_empty() {
+        return Err("expected https://HOST");
+    }
+    if url.starts_with("https://") {
+        return Ok(());
+    }
+    let loopback = ["127.0.0.1", "localhost", "::1"].contains(&host);
+    if url.starts_with("http://") && loopback {
+        return Ok(());
+    }
+    Err("expected https://HOST (plain http:// only to a loopback address: the keys travel in it)")
+}
+
+/// Whether `name` can be an environment variable's name.
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// What `check` prints (see [`crate::output::describe_config`]).
@@ -1583,5 +1753,138 @@ mod tests {
                 "{entry}: want {want:?} in {errs:#?}"
             );
         }
+    }
+
+    /// The default configuration with its account turned into an Alpaca one with `keys`.
+    fn alpaca(keys: &str) -> String {
+        DEFAULT_CONFIG.replace(
+            "broker = \"paper\"\ncash = 100000",
+            &format!("broker = \"alpaca\"\n{keys}"),
+        )
+    }
+
+    #[test]
+    fn an_alpaca_account_takes_its_keys_from_named_variables() {
+        let c = parse(&alpaca(
+            "key_id_env = \"TW_TEST_KEY\"\nsecret_key_env = \"TW_TEST_SECRET\"",
+        ))
+        .unwrap();
+        assert_eq!(
+            c.brokers["paper"],
+            BrokerKind::Alpaca(AlpacaAccount {
+                base_url: "https://paper-api.alpaca.markets".into(),
+                data_url: "https://data.alpaca.markets".into(),
+                key_id_env: "TW_TEST_KEY".into(),
+                secret_key_env: "TW_TEST_SECRET".into(),
+                live: false,
+            })
+        );
+        assert_eq!(
+            c.broker_settings,
+            BrokerSettings {
+                max_retries: 3,
+                extended_hours: false,
+                request_timeout: Duration::from_secs(10),
+            }
+        );
+    }
+
+    #[test]
+    fn alpaca_account_problems_are_named() {
+        // Catches: the live URL accepted without live = true (real money by a typo), keys
+        // sent over plain HTTP, a key pasted where its variable's name belongs.
+        let keys = "key_id_env = \"K\"\nsecret_key_env = \"S\"";
+        let cases = [
+            (
+                format!("{keys}\nbase_url = \"https://api.alpaca.markets\""),
+                Some(
+                    "accounts[0].base_url: \"https://api.alpaca.markets\" is Alpaca's live trading API (real money) — set live = true",
+                ),
+            ),
+            (
+                format!("{keys}\nbase_url = \"https://API.alpaca.markets/\""),
+                Some("is Alpaca's live trading API"),
+            ),
+            (
+                format!("{keys}\nbase_url = \"https://api.alpaca.markets\"\nlive = true"),
+                None,
+            ),
+            (
+                format!("{keys}\nbase_url = \"http://127.0.0.1:8080\""),
+                None,
+            ),
+            (
+                format!("{keys}\nbase_url = \"http://paper-api.alpaca.markets\""),
+                Some(
+                    "accounts[0].base_url: expected https://HOST (plain http:// only to a loopback address",
+                ),
+            ),
+            (
+                format!("{keys}\ndata_url = \"ftp://x\""),
+                Some("accounts[0].data_url: expected https://HOST"),
+            ),
+            (
+                "key_id_env = \"PKAB12 34\"\nsecret_key_env = \"S\"".into(),
+                Some("accounts[0].key_id_env: expected the NAME of an environment variable"),
+            ),
+            (
+                "key_id_env = \"K\"".into(),
+                Some("accounts[0].secret_key_env: missing"),
+            ),
+            (
+                format!("{keys}\ncash = 5"),
+                Some("accounts[0].cash: unknown key"),
+            ),
+        ];
+        for (keys, want) in cases {
+            let got = parse(&alpaca(&keys));
+            match want {
+                None => assert!(got.is_ok(), "{keys}: {got:?}"),
+                Some(want) => {
+                    let errs = got.unwrap_err().to_string();
+                    assert!(errs.contains(want), "{keys}: {errs}");
+                    assert!(!errs.contains("PKAB12 34"), "{errs}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_brokers_section_has_defaults_and_ranges() {
+        let cases = [
+            ("max_retries", "0", None),
+            ("max_retries", "10", None),
+            (
+                "max_retries",
+                "11",
+                Some("brokers.max_retries: out of range (0..=10), got 11"),
+            ),
+            (
+                "request_timeout_seconds",
+                "0",
+                Some("brokers.request_timeout_seconds: out of range (1..=120), got 0"),
+            ),
+            ("extended_hours", "true", None),
+            (
+                "extended_hours",
+                "1",
+                Some("brokers.extended_hours: expected true or false"),
+            ),
+            ("retries", "1", Some("brokers.retries: unknown key")),
+        ];
+        for (key, value, want) in cases {
+            let text = format!("{DEFAULT_CONFIG}\n[brokers]\n{key} = {value}\n");
+            let got = parse(&text);
+            match want {
+                None => assert!(got.is_ok(), "{key}: {got:?}"),
+                Some(want) => {
+                    let errs = got.unwrap_err().to_string();
+                    assert!(errs.contains(want), "{key}: {errs}");
+                }
+            }
+        }
+        let text = format!("{DEFAULT_CONFIG}\n[brokers]\nmax_retries = 5\nextended_hours = true\n");
+        let b = parse(&text).unwrap().broker_settings;
+        assert_eq!((b.max_retries, b.extended_hours), (5, true));
     }
 }

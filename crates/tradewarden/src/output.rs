@@ -47,12 +47,30 @@ pub fn describe_config(cfg: &Config, source: &str) -> String {
         cfg.max_clock_skew.as_secs(),
         cfg.max_intent_age.as_secs()
     );
+    let b = &cfg.broker_settings;
+    let _ = writeln!(
+        out,
+        "brokers: max_retries = {}, extended_hours = {}, request_timeout_seconds = {}",
+        b.max_retries,
+        b.extended_hours,
+        b.request_timeout.as_secs()
+    );
     let mut accounts: Vec<_> = s.accounts.values().collect();
     accounts.sort_by(|a, b| a.name.cmp(&b.name));
     let _ = writeln!(out, "accounts: {}", accounts.len());
     for a in accounts {
         let broker = match cfg.brokers.get(&a.name) {
             Some(BrokerKind::Paper { cash }) => format!("broker paper, cash {}", dec(cash)),
+            Some(BrokerKind::Alpaca(x)) => format!(
+                "broker alpaca, {} {}, data {}, key id from ${} ({}), secret key from ${} ({})",
+                if x.live { "LIVE (real money)" } else { "paper" },
+                x.base_url,
+                x.data_url,
+                x.key_id_env,
+                env_state(&x.key_id_env),
+                x.secret_key_env,
+                env_state(&x.secret_key_env)
+            ),
             None => "no broker".to_string(),
         };
         let _ = writeln!(
@@ -85,6 +103,14 @@ pub fn describe_config(cfg: &Config, source: &str) -> String {
     }
     out.push_str(&crate::cmd::rules::describe_rulesets(cfg));
     out
+}
+
+/// Whether an environment variable is set, never its value.
+fn env_state(name: &str) -> &'static str {
+    match std::env::var(name) {
+        Ok(v) if !v.trim().is_empty() => "set",
+        _ => "NOT SET",
+    }
 }
 
 /// What `run` prints without `--json`.
