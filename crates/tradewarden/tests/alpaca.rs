@@ -1,0 +1,170 @@
+//! The binary with an Alpaca account, against the fake Alpaca on loopback: `check` names a
+//! missing key variable, `run` trades through Alpaca's API exactly once, and a refused key
+//! gives an error naming the account with the secret nowhere — not in stdout, stderr or the
+//! database.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+use rust_decimal_macros::dec;
+use serde_json::Value;
+use tradewarden_brokers::alpaca::fake::FakeAlpaca;
+
+const KEY_ID: &str = "PKFAKEKEY0000001";
+const SECRET: &str = "Fake-Alpaca-Secret-Text-0042";
+
+/// A configuration with one Alpaca account on `fake`, keys from TW_ALPACA_KEY and
+/// TW_ALPACA_SECRET, and one expert with the confident-buy ruleset.
+fn write_alpaca_config(dir: &Path, db_url: &str, fake: &FakeAlpaca) -> PathBuf {
+    let text = format!(
+        r#"[database]
+url = "{db_url}"
+
+[brokers]
+max_retries = 2
+request_timeout_seconds = 5
+
+[[accounts]]
+name = "alpaca-paper"
+broker = "alpaca"
+base_url = "{url}"
+data_url = "{url}"
+key_id_env = "TW_ALPACA_KEY"
+secret_key_env = "TW_ALPACA_SECRET"
+
+[[experts]]
+id = 1
+account = "alpaca-paper"
+virtual_equity_percent = 10
+allow_automated_trade_opening = true
+enter_market_ruleset = "confident-buy"
+
+[[rulesets]]
+name = "confident-buy"
+[[rulesets.rules]]
+name = "bullish-and-confident"
+triggers = [{{ event = "bullish" }}, {{ event = "confidence", op = ">=", value = 60 }}]
+actions = [{{ action = "buy" }}]
+"#,
+        url = fake.url
+    );
+    let path = dir.join("tradewarden.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn write_recs(dir: &Path) -> PathBuf {
+    let recs = dir.join("r.jsonl");
+    std::fs::write(
+        &recs,
+        r#"{"expert_id":1,"symbol":"AAPL","action":"BUY","confidence":80,"expected_profit_percent":5,"price_at_date":200,"risk_level":"LOW","time_horizon":"SHORT_TERM"}"#,
+    )
+    .unwrap();
+    recs
+}
+
+/// Runs the binary off the runtime's threads, so the fake keeps serving meanwhile.
+async fn tw_async(
+    config: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, String, String) {
+    let config = config.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        tw(&config, &args, &env)
+    })
+    .await
+    .unwrap()
+}
+
+const KEYS: [(&str, &str); 2] = [("TW_ALPACA_KEY", KEY_ID), ("TW_ALPACA_SECRET", SECRET)];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_names_a_missing_key_variable_and_never_a_value() {
+    let fake = FakeAlpaca::start(KEY_ID, SECRET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_alpaca_config(dir.path(), "sqlite://unused.db", &fake);
+    let (status, out, err) = tw_async(&config, &["check"], &[("TW_ALPACA_KEY", KEY_ID)]).await;
+    assert_eq!(status.code(), Some(2), "{out}\n{err}");
+    assert!(
+        err.contains("account \"alpaca-paper\": environment variable TW_ALPACA_SECRET is not set"),
+        "{err}"
+    );
+    assert!(out.contains("$TW_ALPACA_KEY (set)"), "{out}");
+    let (status, out, err) = tw_async(&config, &["check"], &KEYS).await;
+    assert!(status.success(), "{out}\n{err}");
+    assert!(out.contains("broker alpaca, paper"), "{out}");
+    assert!(
+        !format!("{out}{err}").contains(SECRET) && !out.contains(KEY_ID),
+        "{out}"
+    );
+    // Nothing was asked of Alpaca.
+    assert!(fake.received().is_empty());
+}
+
+async fn a_run_trades_through_alpaca_exactly_once(kind: DbKind) {
+    // Catches: an alpaca account not wired to the Alpaca broker, or a second run sending
+    // the same entry again.
+    let fake = FakeAlpaca::start(KEY_ID, SECRET).await;
+    fake.set_price("AAPL", dec!(200));
+    let db = TestDb::new(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_alpaca_config(dir.path(), &db.url, &fake);
+    let recs = write_recs(dir.path());
+    let recs = recs.to_str().unwrap();
+    let (status, out, err) = tw_async(&config, &["run", recs], &KEYS).await;
+    assert!(status.success(), "{out}\n{err}");
+    assert_eq!(fake.order_count(), 1, "{out}\n{err}");
+    let (status, out, err) = tw_async(&config, &["run", recs], &KEYS).await;
+    assert!(status.success(), "{out}\n{err}");
+    assert_eq!(fake.order_count(), 1, "{out}\n{err}");
+
+    let (status, out, err) = tw_async(&config, &["accounts", "--json"], &KEYS).await;
+    assert!(status.success(), "{err}");
+    let all: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(all[0]["positions"][0]["symbol"], "AAPL", "{out}");
+    assert!(!format!("{out}{err}").contains(SECRET));
+}
+both!(a_run_trades_through_alpaca_exactly_once);
+
+async fn a_refused_key_names_the_account_and_hides_the_secret(kind: DbKind) {
+    let fake = FakeAlpaca::start(KEY_ID, "the-right-secret").await;
+    fake.set_price("AAPL", dec!(200));
+    let db = TestDb::new(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_alpaca_config(dir.path(), &db.url, &fake);
+    let recs = write_recs(dir.path());
+    let (_, out, err) = tw_async(
+        &config,
+        &["--log-level", "trace", "run", recs.to_str().unwrap()],
+        &KEYS,
+    )
+    .await;
+    let all = format!("{out}\n{err}");
+    assert!(
+        all.contains("alpaca-paper") && all.contains("refused the API key"),
+        "{all}"
+    );
+    assert!(!all.contains(SECRET), "{all}");
+    assert_eq!(fake.order_count(), 0);
+    // Nor in the database.
+    let (_, out, err) = tw_async(&config, &["orders", "--json"], &KEYS).await;
+    assert!(!format!("{out}{err}").contains(SECRET));
+    if let Some(path) = db.path() {
+        for f in std::fs::read_dir(path.parent().unwrap()).unwrap() {
+            let bytes = std::fs::read(f.unwrap().path()).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(SECRET));
+        }
+    }
+}
+both!(a_refused_key_names_the_account_and_hides_the_secret);
