@@ -302,6 +302,15 @@ fn error(status: StatusCode, code: i64, message: &str) -> Response {
     (status, Json(json!({"code": code, "message": message}))).into_response()
 }
 
+/// A 422 with Alpaca's generic validation code, as a small value until it is answered.
+struct Unprocessable(String);
+
+impl IntoResponse for Unprocessable {
+    fn into_response(self) -> Response {
+        error(StatusCode::UNPROCESSABLE_ENTITY, 40010001, &self.0)
+    }
+}
+
 /// Records the request, applies the fault switches, then checks the keys.
 async fn gate(
     State(s): State<Arc<Shared>>,
@@ -431,14 +440,8 @@ async fn asset(State(s): State<Arc<Shared>>, Path(symbol): Path<String>) -> Resp
 }
 
 /// A decimal field of a request body, sent as a string (as Alpaca documents) or a number.
-fn decimal_field(body: &Value, key: &str) -> Result<Option<Decimal>, Response> {
-    let bad = || {
-        error(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            40010001,
-            &format!("invalid {key}"),
-        )
-    };
+fn decimal_field(body: &Value, key: &str) -> Result<Option<Decimal>, Unprocessable> {
+    let bad = || Unprocessable(format!("invalid {key}"));
     match body.get(key) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(t)) => t.parse().map(Some).map_err(|_| bad()),
@@ -448,21 +451,15 @@ fn decimal_field(body: &Value, key: &str) -> Result<Option<Decimal>, Response> {
 }
 
 /// A required string field of a request body.
-fn string_field(body: &Value, key: &str) -> Result<String, Response> {
+fn string_field(body: &Value, key: &str) -> Result<String, Unprocessable> {
     body.get(key)
         .and_then(Value::as_str)
         .map(str::to_string)
-        .ok_or_else(|| {
-            error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                40010001,
-                &format!("{key} is required"),
-            )
-        })
+        .ok_or_else(|| Unprocessable(format!("{key} is required")))
 }
 
 /// The order a `POST /v2/orders` body describes, checked as Alpaca checks it.
-fn new_order(b: &Book, body: &Value) -> Result<FakeOrder, Response> {
+fn new_order(b: &Book, body: &Value) -> Result<FakeOrder, Unprocessable> {
     let symbol = string_field(body, "symbol")?;
     let side = string_field(body, "side")?;
     let order_type = string_field(body, "type")?;
@@ -471,7 +468,7 @@ fn new_order(b: &Book, body: &Value) -> Result<FakeOrder, Response> {
     let qty = decimal_field(body, "qty")?.unwrap_or_default();
     let limit_price = decimal_field(body, "limit_price")?;
     let stop_price = decimal_field(body, "stop_price")?;
-    let unprocessable = |m: &str| error(StatusCode::UNPROCESSABLE_ENTITY, 40010001, m);
+    let unprocessable = |m: &str| Unprocessable(m.to_string());
     if b.orders
         .iter()
         .any(|o| o.client_order_id == client_order_id)
@@ -523,7 +520,7 @@ async fn create_order(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> 
         let mut b = s.book.lock();
         let order = match new_order(&b, &body) {
             Ok(o) => o,
-            Err(refusal) => return refusal,
+            Err(refusal) => return refusal.into_response(),
         };
         let price = b.prices[&order.symbol];
         let market = order.order_type == "market";
