@@ -168,3 +168,48 @@ async fn a_refused_key_names_the_account_and_hides_the_secret(kind: DbKind) {
     }
 }
 both!(a_refused_key_names_the_account_and_hides_the_secret);
+
+/// Counts rows with `sql` (`SELECT COUNT(*) AS n …`).
+#[cfg(feature = "fault-injection")]
+async fn count(db: &TestDb, sql: &str) -> i64 {
+    db.store().await.pool().fetch(sql, &[]).await.unwrap()[0]
+        .i64("n")
+        .unwrap()
+}
+
+// Catches: an order Alpaca accepted, its answer lost with the process, sent again by the next
+// run (two orders at Alpaca), or left submitting; or `reconcile` disagreeing afterwards.
+#[cfg(feature = "fault-injection")]
+async fn a_crash_after_alpaca_accepted_is_settled_by_lookup(kind: DbKind) {
+    let fake = FakeAlpaca::start(KEY_ID, SECRET).await;
+    fake.set_price("AAPL", dec!(200));
+    let db = TestDb::new(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_alpaca_config(dir.path(), &db.url, &fake);
+    let recs = write_recs(dir.path());
+    let (st, _, err) = tw_async(&config, &["import", recs.to_str().unwrap()], &KEYS).await;
+    assert!(st.success(), "{err}");
+    let mut env = KEYS.to_vec();
+    env.push(("TRADEWARDEN_FAULT", "after_broker_accepted"));
+    let (st, _, err) = tw_async(&config, &["process", "--expert", "1"], &env).await;
+    assert!(
+        !st.success() && err.contains("aborting at after_broker_accepted"),
+        "{err}"
+    );
+    assert_eq!(fake.order_count(), 1);
+
+    let (st, out, err) = tw_async(&config, &["process", "--expert", "1"], &KEYS).await;
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(fake.order_count(), 1, "nothing sent twice: {err}");
+    let sql = "SELECT COUNT(*) AS n FROM orders WHERE status = 'submitting'";
+    assert_eq!(count(&db, sql).await, 0);
+    let sql =
+        "SELECT COUNT(*) AS n FROM orders WHERE status = 'filled' AND broker_order_id IS NOT NULL";
+    assert_eq!(count(&db, sql).await, 1);
+
+    let (st, out, err) = tw_async(&config, &["reconcile"], &KEYS).await;
+    assert!(st.success(), "{err}");
+    assert!(out.contains("\"findings\": []"), "{out}");
+}
+#[cfg(feature = "fault-injection")]
+both!(a_crash_after_alpaca_accepted_is_settled_by_lookup);

@@ -200,6 +200,8 @@ impl Broker for AlpacaBroker {
 
     async fn submit(&self, order: &OrderRequest) -> Result<BrokerOrder, BrokerError> {
         let o = self.client.submit_order(&self.new_order(order)).await?;
+        // Alpaca has the order; its answer has not reached the caller yet.
+        tradewarden_engine::fault::point("after_broker_accepted");
         Ok(broker_order(&o))
     }
 
