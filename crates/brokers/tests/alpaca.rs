@@ -391,3 +391,124 @@ async fn clock_assets_and_replace_speak_alpacas_api() {
         (OrderStatus::Filled, Some(dec!(151.5)))
     );
 }
+
+/// A take-profit and stop-loss pair of one exit structure, as the engine sends it.
+fn exit_legs(generation: u32) -> [OrderRequest; 2] {
+    let group = Some(format!("tw-ab12-7-exit-{generation}"));
+    [
+        OrderRequest {
+            client_order_id: format!("tw-ab12-7-tp-{generation}"),
+            order_type: OrderType::Limit,
+            limit_price: Some(dec!(200)),
+            oco_group: group.clone(),
+            ..market("", "AAPL", Side::Sell, dec!(10))
+        },
+        OrderRequest {
+            client_order_id: format!("tw-ab12-7-sl-{generation}"),
+            order_type: OrderType::Stop,
+            stop_price: Some(dec!(170)),
+            oco_group: group,
+            ..market("", "AAPL", Side::Sell, dec!(10))
+        },
+    ]
+}
+
+#[tokio::test]
+async fn exit_legs_go_as_one_native_oco_order_found_under_our_ids() {
+    // Catches: legs sent as two simple orders (no one-cancels-other at Alpaca), or a stop
+    // leg that cannot be found by our id afterwards (a refresh would take it as never sent).
+    let (fake, broker) = started().await;
+    let legs = exit_legs(1);
+    let answers = broker.submit_batch(&legs).await;
+    let [tp, sl] = [answers[0].clone().unwrap(), answers[1].clone().unwrap()];
+    assert_eq!(fake.count("POST", "/v2/orders"), 1);
+    assert_eq!(
+        fake.order_class("tw-ab12-7-tp-1"),
+        Some(("oco".into(), "gtc".into()))
+    );
+    assert_eq!(
+        (tp.client_order_id.as_str(), tp.status),
+        ("tw-ab12-7-tp-1", OrderStatus::Accepted)
+    );
+    assert_eq!(
+        (sl.client_order_id.as_str(), sl.status),
+        ("tw-ab12-7-sl-1", OrderStatus::Accepted)
+    );
+    assert_ne!(tp.broker_order_id, sl.broker_order_id);
+
+    let found = broker
+        .order_by_client_id("tw-ab12-7-sl-1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (found.broker_order_id, found.quantity),
+        (sl.broker_order_id.clone(), Some(dec!(10)))
+    );
+
+    // The take profit fills: Alpaca cancels the stop; one list call tells both.
+    assert!(fake.fill("tw-ab12-7-tp-1", dec!(200)));
+    let before = fake.received().len();
+    let ids = legs.map(|l| l.client_order_id).to_vec();
+    let statuses: Vec<_> = broker
+        .orders_by_client_ids(&ids)
+        .await
+        .into_iter()
+        .map(|a| a.unwrap().map(|o| (o.client_order_id, o.status)))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            Some(("tw-ab12-7-tp-1".to_string(), OrderStatus::Filled)),
+            Some(("tw-ab12-7-sl-1".to_string(), OrderStatus::Canceled)),
+        ]
+    );
+    assert_eq!(fake.received().len() - before, 1);
+}
+
+#[tokio::test]
+async fn a_filled_stop_cancels_its_take_profit_and_a_lone_leg_goes_alone() {
+    let (fake, broker) = started().await;
+    let answers = broker.submit_batch(&exit_legs(2)).await;
+    let sl = answers[1].clone().unwrap();
+    assert!(fake.fill_by_id(sl.broker_order_id.as_deref().unwrap(), dec!(170)));
+    let tp = broker
+        .order_by_client_id("tw-ab12-7-tp-2")
+        .await
+        .unwrap()
+        .unwrap();
+    let sl = broker
+        .order_by_client_id("tw-ab12-7-sl-2")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (tp.status, sl.status),
+        (OrderStatus::Canceled, OrderStatus::Filled)
+    );
+    assert_eq!(sl.avg_fill_price, Some(dec!(170)));
+
+    // A stop sent alone (a moved stop, say): a simple order, good till canceled.
+    let [_, lone] = exit_legs(3);
+    let placed = broker.submit_batch(std::slice::from_ref(&lone)).await;
+    assert_eq!(placed[0].as_ref().unwrap().status, OrderStatus::Accepted);
+    assert_eq!(
+        fake.order_class("tw-ab12-7-sl-3"),
+        Some((String::new(), "gtc".into()))
+    );
+}
+
+#[tokio::test]
+async fn canceling_a_stop_leg_by_our_id_cancels_the_oco() {
+    let (fake, broker) = started().await;
+    broker.submit_batch(&exit_legs(1)).await;
+    let canceled = broker.cancel("tw-ab12-7-sl-1").await.unwrap();
+    assert_eq!(
+        (canceled.client_order_id.as_str(), canceled.status),
+        ("tw-ab12-7-sl-1", OrderStatus::Canceled)
+    );
+    assert_eq!(
+        fake.order_status("tw-ab12-7-tp-1").as_deref(),
+        Some("canceled")
+    );
+}

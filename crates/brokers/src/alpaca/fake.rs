@@ -52,6 +52,12 @@ struct FakeOrder {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     replaced_by: Option<String>,
+    /// `""` (simple) or `oco`.
+    order_class: String,
+    /// The parent of a leg (an index into the book's orders).
+    parent: Option<usize>,
+    /// The legs of a parent.
+    legs: Vec<usize>,
 }
 
 impl FakeOrder {
@@ -78,7 +84,7 @@ impl FakeOrder {
             "qty": self.qty.to_string(),
             "filled_qty": self.filled_qty.to_string(),
             "filled_avg_price": s(self.filled_avg_price),
-            "order_class": "",
+            "order_class": self.order_class,
             "order_type": self.order_type,
             "type": self.order_type,
             "side": self.side,
@@ -119,8 +125,39 @@ struct Book {
 }
 
 impl Book {
-    /// Fills `order` (index) at `price`: the order, cash and the position.
+    /// The order at `i` as Alpaca shows it, legs nested.
+    fn json(&self, i: usize) -> Value {
+        let o = &self.orders[i];
+        let mut v = o.json();
+        if !o.legs.is_empty() {
+            v["legs"] = o.legs.iter().map(|l| self.orders[*l].json()).collect();
+        }
+        v
+    }
+
+    /// The orders of `i`'s one-cancels-other group (its parent and every leg), `i` too.
+    fn group(&self, i: usize) -> Vec<usize> {
+        let root = self.orders[i].parent.unwrap_or(i);
+        std::iter::once(root)
+            .chain(self.orders[root].legs.iter().copied())
+            .collect()
+    }
+
+    /// Cancels every working order of `i`'s group but `except`.
+    fn cancel_group(&mut self, i: usize, except: Option<usize>) {
+        let now = Utc::now();
+        for j in self.group(i) {
+            if Some(j) != except && self.orders[j].working() {
+                self.orders[j].status = "canceled".into();
+                self.orders[j].updated_at = now;
+            }
+        }
+    }
+
+    /// Fills `order` (index) at `price`: the order, cash and the position; the rest of its
+    /// one-cancels-other group is canceled.
     fn fill(&mut self, i: usize, price: Decimal) {
+        self.cancel_group(i, Some(i));
         let now = Utc::now();
         let o = &mut self.orders[i];
         o.status = "filled".into();
@@ -267,6 +304,30 @@ impl FakeAlpaca {
         };
         b.fill(i, price);
         true
+    }
+
+    /// Fills a resting order, found by Alpaca's id (a leg's), at `price`.
+    pub fn fill_by_id(&self, order_id: &str, price: Decimal) -> bool {
+        let mut b = self.shared.book.lock();
+        let Some(i) = b
+            .orders
+            .iter()
+            .position(|o| o.id == order_id && o.working())
+        else {
+            return false;
+        };
+        b.fill(i, price);
+        true
+    }
+
+    /// The order class (`""` for simple) and time in force of the order with this
+    /// client_order_id.
+    pub fn order_class(&self, client_order_id: &str) -> Option<(String, String)> {
+        let b = self.shared.book.lock();
+        b.orders
+            .iter()
+            .find(|o| o.client_order_id == client_order_id)
+            .map(|o| (o.order_class.clone(), o.time_in_force.clone()))
     }
 
     /// Every request received, in order of arrival.
@@ -512,28 +573,92 @@ fn new_order(b: &Book, body: &Value) -> Result<FakeOrder, Unprocessable> {
         created_at: now,
         updated_at: now,
         replaced_by: None,
+        order_class: String::new(),
+        parent: None,
+        legs: Vec::new(),
     })
+}
+
+/// A nested price field (`take_profit.limit_price`).
+fn nested_decimal(body: &Value, outer: &str, key: &str) -> Result<Option<Decimal>, Unprocessable> {
+    match body.get(outer) {
+        None | Some(Value::Null) => Ok(None),
+        Some(inner) => decimal_field(inner, key),
+    }
+}
+
+/// An `oco` order as Alpaca takes it: a limit parent (the take profit) and its stop leg.
+fn new_oco(b: &Book, body: &Value) -> Result<(FakeOrder, FakeOrder), Unprocessable> {
+    let tp = nested_decimal(body, "take_profit", "limit_price")?;
+    let stop = nested_decimal(body, "stop_loss", "stop_price")?;
+    let stop_limit = nested_decimal(body, "stop_loss", "limit_price")?;
+    let (Some(tp), Some(stop)) = (tp, stop) else {
+        return Err(Unprocessable(
+            "oco orders require take_profit.limit_price and stop_loss.stop_price".into(),
+        ));
+    };
+    let mut plain = body.clone();
+    plain["limit_price"] = Value::String(tp.to_string());
+    let parent = FakeOrder {
+        order_class: "oco".into(),
+        ..new_order(b, &plain)?
+    };
+    if parent.order_type != "limit" {
+        return Err(Unprocessable("oco orders must be limit orders".into()));
+    }
+    let leg = FakeOrder {
+        id: format!("00000000-0000-4000-8000-{:012}", b.orders.len() + 2),
+        client_order_id: format!("alpaca-leg-{}", b.orders.len() + 2),
+        order_type: if stop_limit.is_some() {
+            "stop_limit"
+        } else {
+            "stop"
+        }
+        .into(),
+        limit_price: stop_limit,
+        stop_price: Some(stop),
+        ..parent.clone()
+    };
+    Ok((parent, leg))
+}
+
+/// Stores a new order (and its leg); the index of the order to answer with.
+fn store_order(b: &mut Book, body: &Value) -> Result<usize, Unprocessable> {
+    let oco = body.get("order_class").and_then(Value::as_str) == Some("oco");
+    let (order, leg) = if oco {
+        let (parent, leg) = new_oco(b, body)?;
+        (parent, Some(leg))
+    } else {
+        (new_order(b, body)?, None)
+    };
+    b.orders.push(order);
+    let i = b.orders.len() - 1;
+    if let Some(leg) = leg {
+        b.orders.push(FakeOrder {
+            parent: Some(i),
+            ..leg
+        });
+        b.orders[i].legs.push(i + 1);
+    }
+    Ok(i)
 }
 
 async fn create_order(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> Response {
     let (answer, hang) = {
         let mut b = s.book.lock();
-        let order = match new_order(&b, &body) {
-            Ok(o) => o,
+        let i = match store_order(&mut b, &body) {
+            Ok(i) => i,
             Err(refusal) => return refusal.into_response(),
         };
-        let price = b.prices[&order.symbol];
-        let market = order.order_type == "market";
-        b.orders.push(order);
-        let i = b.orders.len() - 1;
-        if market && b.market_open {
+        let price = b.prices[&b.orders[i].symbol];
+        if b.orders[i].order_type == "market" && b.market_open {
             b.fill(i, price);
         }
         let hang = b.hang_after_accept > 0;
         if hang {
             b.hang_after_accept -= 1;
         }
-        (b.orders[i].json(), hang)
+        (b.json(i), hang)
     };
     if hang {
         tokio::time::sleep(s.hang).await;
@@ -547,16 +672,16 @@ async fn order_by_client_id(
 ) -> Response {
     let b = s.book.lock();
     let id = q.get("client_order_id").cloned().unwrap_or_default();
-    match b.orders.iter().find(|o| o.client_order_id == id) {
-        Some(o) => Json(o.json()).into_response(),
+    match b.orders.iter().position(|o| o.client_order_id == id) {
+        Some(i) => Json(b.json(i)).into_response(),
         None => error(StatusCode::NOT_FOUND, 40410000, "order not found"),
     }
 }
 
 async fn order_by_id(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let b = s.book.lock();
-    match b.orders.iter().find(|o| o.id == id) {
-        Some(o) => Json(o.json()).into_response(),
+    match b.orders.iter().position(|o| o.id == id) {
+        Some(i) => Json(b.json(i)).into_response(),
         None => error(StatusCode::NOT_FOUND, 40410000, "order not found"),
     }
 }
@@ -572,35 +697,35 @@ async fn list_orders(
         .and_then(|l| l.parse().ok())
         .unwrap_or(50)
         .min(500);
-    let list: Vec<Value> = b
-        .orders
-        .iter()
+    // Legs nested in their parents (`nested=true`).
+    let list: Vec<Value> = (0..b.orders.len())
         .rev()
-        .filter(|o| match status {
+        .filter(|i| b.orders[*i].parent.is_none())
+        .filter(|i| match status {
             "all" => true,
-            "closed" => !o.working(),
-            _ => o.working(),
+            "closed" => !b.orders[*i].working(),
+            _ => b.orders[*i].working(),
         })
         .take(limit)
-        .map(FakeOrder::json)
+        .map(|i| b.json(i))
         .collect();
     Json(Value::Array(list)).into_response()
 }
 
 async fn cancel_order(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> Response {
     let mut b = s.book.lock();
-    let Some(o) = b.orders.iter_mut().find(|o| o.id == id) else {
+    let Some(i) = b.orders.iter().position(|o| o.id == id) else {
         return error(StatusCode::NOT_FOUND, 40410000, "order not found");
     };
-    if !o.working() {
+    if !b.orders[i].working() {
         return error(
             StatusCode::UNPROCESSABLE_ENTITY,
             42210000,
             "order is not cancelable",
         );
     }
-    o.status = "canceled".into();
-    o.updated_at = Utc::now();
+    // Canceling one order of an OCO cancels the other too.
+    b.cancel_group(i, None);
     StatusCode::NO_CONTENT.into_response()
 }
 
@@ -647,6 +772,8 @@ async fn replace_order(
     b.orders[i].status = "replaced".into();
     b.orders[i].replaced_by = Some(next_id);
     b.orders[i].updated_at = new.created_at;
+    new.parent = None;
+    new.legs = Vec::new();
     let answer = new.json();
     b.orders.push(new);
     Json(answer).into_response()

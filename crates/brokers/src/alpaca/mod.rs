@@ -10,13 +10,16 @@
 //! Quotes come from the market data API's latest trade (`data_url`); a real broker has its own
 //! prices, so it takes none from tradewarden ([`Broker::accepts_quotes`] is `None`).
 //!
-//! Exit legs are tradewarden-managed for now: every request, an exit leg too, is sent as a
-//! simple `day` order; Alpaca's native `bracket` / `oco` / `oto` classes are not used yet.
+//! Exit legs ([`oco`]): a take-profit and a stop-loss leg sent together in one batch go as
+//! one native `oco` order, so Alpaca cancels one when the other fills; a leg sent alone goes
+//! as a simple order. Exit legs are `gtc` (a stop must outlive the day), entries and closes
+//! `day`. Alpaca's `bracket` and `oto` classes (legs attached at entry) are not used yet.
 
 pub mod client;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod limiter;
+pub mod oco;
 pub mod retry;
 pub mod secret;
 pub mod wire;
@@ -76,12 +79,10 @@ impl AlpacaBroker {
         wire::NewOrder {
             symbol: o.symbol.clone(),
             qty: o.quantity,
-            side: match o.side {
-                Side::Buy => "buy",
-                Side::Sell => "sell",
-            },
+            side: side(o.side),
             order_type,
-            time_in_force: "day",
+            // An exit leg must outlive the day it was placed on.
+            time_in_force: if o.oco_group.is_some() { "gtc" } else { "day" },
             limit_price: o
                 .limit_price
                 .filter(|_| order_type != "market" && order_type != "stop"),
@@ -92,6 +93,56 @@ impl AlpacaBroker {
             take_profit: None,
             stop_loss: None,
         }
+    }
+
+    /// Sends a take profit and its stop loss as one `oco` order; their two answers.
+    async fn submit_oco(
+        &self,
+        tp: &OrderRequest,
+        sl: &OrderRequest,
+    ) -> (
+        Result<BrokerOrder, BrokerError>,
+        Result<BrokerOrder, BrokerError>,
+    ) {
+        let parent = match self
+            .client
+            .submit_order(&oco::order(tp, sl, side(tp.side)))
+            .await
+        {
+            Ok(p) => p,
+            Err(e) => return (Err(e.clone()), Err(e)),
+        };
+        tradewarden_engine::fault::point("after_broker_accepted");
+        let stop = oco::stop_leg(&parent)
+            .map(|l| broker_order(&l))
+            .ok_or_else(|| {
+                // Left in flight: the next refresh finds it through its parent.
+                BrokerError::Unavailable(format!(
+                    "Alpaca returned the OCO order {} without its stop leg",
+                    parent.client_order_id
+                ))
+            });
+        (Ok(broker_order(&parent)), stop)
+    }
+
+    /// An order by our client_order_id, as Alpaca holds it; a stop leg of an OCO order is
+    /// found through its parent, under our id.
+    async fn find(&self, client_order_id: &str) -> Result<Option<wire::Order>, BrokerError> {
+        if let Some(o) = self.client.order_by_client_id(client_order_id).await? {
+            return Ok(Some(o));
+        }
+        let Some(parent) = oco::parent_of(client_order_id) else {
+            return Ok(None);
+        };
+        let parent = self.client.order_by_client_id(&parent).await?;
+        Ok(parent.as_ref().and_then(oco::stop_leg))
+    }
+}
+
+fn side(s: Side) -> &'static str {
+    match s {
+        Side::Buy => "buy",
+        Side::Sell => "sell",
     }
 }
 
@@ -173,11 +224,15 @@ fn signed_quantity(p: &wire::Position) -> Decimal {
     }
 }
 
-/// Every order in `orders` and their legs, by client_order_id.
+/// Every order in `orders` and their legs, by client_order_id; the stop leg of an OCO
+/// order also under our stop-loss id.
 fn by_client_id(orders: Vec<wire::Order>) -> HashMap<String, wire::Order> {
     let mut out = HashMap::new();
     let mut stack = orders;
     while let Some(mut o) = stack.pop() {
+        if let Some(stop) = oco::stop_leg(&o) {
+            out.insert(stop.client_order_id.clone(), stop);
+        }
         stack.extend(o.legs.take().unwrap_or_default());
         out.insert(o.client_order_id.clone(), o);
     }
@@ -205,12 +260,38 @@ impl Broker for AlpacaBroker {
         Ok(broker_order(&o))
     }
 
+    /// One answer per order: OCO pairs of the batch go as one order each ([`oco::plan`]),
+    /// the rest one by one.
+    async fn submit_batch(&self, orders: &[OrderRequest]) -> Vec<Result<BrokerOrder, BrokerError>> {
+        let mut answers: Vec<Option<Result<BrokerOrder, BrokerError>>> = vec![None; orders.len()];
+        for send in oco::plan(orders) {
+            match send {
+                oco::Send::Single(i) => answers[i] = Some(self.submit(&orders[i]).await),
+                oco::Send::Oco {
+                    take_profit,
+                    stop_loss,
+                } => {
+                    let (tp, sl) = self
+                        .submit_oco(&orders[take_profit], &orders[stop_loss])
+                        .await;
+                    answers[take_profit] = Some(tp);
+                    answers[stop_loss] = Some(sl);
+                }
+            }
+        }
+        answers
+            .into_iter()
+            .map(|a| {
+                a.unwrap_or_else(|| Err(BrokerError::Unavailable("no answer for an order".into())))
+            })
+            .collect()
+    }
+
     async fn order_by_client_id(
         &self,
         client_order_id: &str,
     ) -> Result<Option<BrokerOrder>, BrokerError> {
-        let found = self.client.order_by_client_id(client_order_id).await?;
-        Ok(found.as_ref().map(broker_order))
+        Ok(self.find(client_order_id).await?.as_ref().map(broker_order))
     }
 
     /// One `GET /v2/orders?status=all` for all of them; an id it does not hold is looked up
@@ -240,7 +321,7 @@ impl Broker for AlpacaBroker {
     }
 
     async fn cancel(&self, client_order_id: &str) -> Result<BrokerOrder, BrokerError> {
-        let Some(o) = self.client.order_by_client_id(client_order_id).await? else {
+        let Some(o) = self.find(client_order_id).await? else {
             return Err(BrokerError::UnknownOrder(client_order_id.to_string()));
         };
         if has_ended(&o) {
@@ -249,7 +330,11 @@ impl Broker for AlpacaBroker {
         self.client.cancel_order(&o.id).await?;
         // Alpaca cancels asynchronously: the state read back may still be pending_cancel
         // (ours: accepted), which a later refresh settles.
-        Ok(broker_order(&self.client.order(&o.id).await?))
+        let after = self.client.order(&o.id).await?;
+        Ok(broker_order(&wire::Order {
+            client_order_id: client_order_id.to_string(),
+            ..after
+        }))
     }
 
     async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError> {
