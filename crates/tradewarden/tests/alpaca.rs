@@ -6,11 +6,18 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
 use common::*;
 use rust_decimal_macros::dec;
 use serde_json::Value;
+use tradewarden_brokers::AlpacaBroker;
 use tradewarden_brokers::alpaca::fake::FakeAlpaca;
+use tradewarden_brokers::alpaca::{ClientSettings, RateLimit, RetryPolicy, Secret};
+use tradewarden_domain::{Action, OrderStatus};
+use tradewarden_engine::ports::{ListFilter, QueryStore};
+use tradewarden_engine::{Broker, RunStatus};
 
 const KEY_ID: &str = "PKFAKEKEY0000001";
 const SECRET: &str = "Fake-Alpaca-Secret-Text-0042";
@@ -213,3 +220,115 @@ async fn a_crash_after_alpaca_accepted_is_settled_by_lookup(kind: DbKind) {
 }
 #[cfg(feature = "fault-injection")]
 both!(a_crash_after_alpaca_accepted_is_settled_by_lookup);
+
+/// Which broker the engine-level cycle runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Paper,
+    Alpaca,
+}
+
+/// The Alpaca broker of the harness's account ("paper", by name) on `fake`.
+fn alpaca_on(fake: &FakeAlpaca) -> Arc<dyn Broker> {
+    Arc::new(
+        AlpacaBroker::new(
+            ClientSettings {
+                account: "paper".into(),
+                base_url: fake.url.clone(),
+                data_url: fake.url.clone(),
+                key_id: Secret::new(KEY_ID),
+                secret_key: Secret::new(SECRET),
+                retry: RetryPolicy::new(2),
+                request_timeout: Duration::from_secs(5),
+                rate_limit: RateLimit::ALPACA,
+            },
+            false,
+        )
+        .unwrap(),
+    )
+}
+
+// One test body, two brokers: the enter_market run orders, fills and opens the same
+// positions through the paper broker and through Alpaca's API.
+async fn an_entry_run_is_the_same_on_paper_and_alpaca(kind: DbKind, via: Via) {
+    let fake = FakeAlpaca::start(KEY_ID, SECRET).await;
+    let symbols = ["AAPL", "MSFT", "NVDA"];
+    for s in symbols {
+        fake.set_price(s, dec!(100));
+    }
+    let db = TestDb::new(kind).await;
+    let alpaca = alpaca_on(&fake);
+    let wired = alpaca.clone();
+    let h = harness(
+        &db,
+        settings(vec![expert(1)], dec!(100000)),
+        |paper| match via {
+            Via::Paper => paper,
+            Via::Alpaca => wired,
+        },
+    )
+    .await;
+    let recs: Vec<_> = symbols
+        .iter()
+        .map(|s| rec(1, s, Action::Buy, dec!(80), dec!(10), dec!(100)))
+        .collect();
+    h.manager.import(&recs).await.unwrap();
+
+    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    assert_eq!(
+        (r.status, r.counts.ordered),
+        (RunStatus::Processed, 3),
+        "{via:?}: {r:?}"
+    );
+    let orders = h.store.orders(&ListFilter::default()).await.unwrap();
+    assert_eq!(orders.len(), 3, "{via:?}");
+    for o in &orders {
+        assert_eq!(o.status, OrderStatus::Filled, "{via:?}: {o:?}");
+        assert_eq!(
+            o.avg_fill_price.map(|p| p.normalize()),
+            Some(dec!(100)),
+            "{via:?}"
+        );
+    }
+    let broker = match via {
+        Via::Paper => h.paper.clone(),
+        Via::Alpaca => alpaca,
+    };
+    let mut held: Vec<(String, rust_decimal::Decimal)> = broker
+        .positions()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.symbol, p.quantity))
+        .collect();
+    held.sort();
+    let mut ordered: Vec<_> = orders
+        .iter()
+        .map(|o| (o.symbol.clone(), o.quantity))
+        .collect();
+    ordered.sort();
+    assert_eq!(held, ordered, "{via:?}");
+    // Again: nothing new is ordered (the positions hold the symbols).
+    let again = h.manager.process_enter_market(1, None).await.unwrap();
+    assert_eq!(again.counts.ordered, 0, "{via:?}: {again:?}");
+    if via == Via::Alpaca {
+        assert_eq!(fake.count("POST", "/v2/orders"), 3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_entry_run_on_paper() {
+    an_entry_run_is_the_same_on_paper_and_alpaca(DbKind::Sqlite, Via::Paper).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_an_entry_run_on_alpaca() {
+    an_entry_run_is_the_same_on_paper_and_alpaca(DbKind::Sqlite, Via::Alpaca).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_entry_run_on_paper() {
+    an_entry_run_is_the_same_on_paper_and_alpaca(DbKind::Postgres, Via::Paper).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_an_entry_run_on_alpaca() {
+    an_entry_run_is_the_same_on_paper_and_alpaca(DbKind::Postgres, Via::Alpaca).await;
+}
