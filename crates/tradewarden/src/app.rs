@@ -4,12 +4,16 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
+use std::collections::HashMap;
 use tradewarden_brokers::alpaca::{ClientSettings, RateLimit, RetryPolicy, Secret};
 use tradewarden_brokers::{AlpacaBroker, PaperBroker};
-use tradewarden_engine::ports::{PaperLedger, QueryStore};
+
+use rust_decimal::Decimal;
+use tradewarden_engine::ports::{AccountSnapshot, BrokerPosition, PaperLedger, QueryStore};
 use tradewarden_engine::{
     Broker, Clock, LeaseHolder, ProcessTable, Store, SystemClock, TradeManager,
 };
+use tradewarden_engine::{BrokerError, BrokerOrder, OrderRequest};
 use tradewarden_store::{LivenessLock, SqlStore};
 
 use crate::config::{self, BrokerKind, Config};
@@ -131,7 +135,12 @@ async fn wire_brokers(
             BrokerKind::Paper { .. } => {
                 Arc::new(PaperBroker::new(name, store.clone(), clock.clone()))
             }
-            BrokerKind::Alpaca(a) => Arc::new(alpaca_broker(name, a, &cfg.broker_settings)?),
+            BrokerKind::Alpaca(a) => match alpaca_broker(name, a, &cfg.broker_settings) {
+                Ok(b) => Arc::new(b),
+                // A listing never calls a broker: it needs no keys.
+                Err(Failure::Input(why)) if read_only => Arc::new(KeysMissing(why)),
+                Err(e) => return Err(e),
+            },
         };
         let wired = AccountBroker {
             kind: kind.name(),
@@ -151,11 +160,16 @@ fn alpaca_broker(
 ) -> Result<AlpacaBroker, Failure> {
     let missing = a.missing_variables();
     if !missing.is_empty() {
+        let what = match missing[..] {
+            [one] => format!("environment variable {one} is not set"),
+            _ => format!(
+                "environment variables {} are not set",
+                missing.join(" and ")
+            ),
+        };
         return Err(Failure::Input(format!(
-            "account \"{name}\": environment variable {} not set — export the Alpaca API key id in ${} and the secret key in ${} (\"tradewarden check\" lists what is missing)",
-            missing.join(" and "),
-            a.key_id_env,
-            a.secret_key_env
+            "account \"{name}\": {what} — export the Alpaca API key id in ${} and the secret key in ${} (\"tradewarden check\" lists what is missing)",
+            a.key_id_env, a.secret_key_env
         )));
     }
     let key = |var: &str| Secret::new(std::env::var(var).unwrap_or_default().trim());
@@ -171,6 +185,35 @@ fn alpaca_broker(
     };
     AlpacaBroker::new(client, settings.extended_hours)
         .map_err(|e| Failure::Runtime(format!("{e} — check the machine's TLS set-up")))
+}
+
+/// The broker of an Alpaca account whose keys are not in the environment, wired for the
+/// listings (which never call a broker): every call says which variable is missing.
+struct KeysMissing(String);
+
+impl KeysMissing {
+    fn refuse<T>(&self) -> Result<T, BrokerError> {
+        Err(BrokerError::Unauthorized(self.0.clone()))
+    }
+}
+
+#[async_trait::async_trait]
+impl Broker for KeysMissing {
+    async fn account(&self) -> Result<AccountSnapshot, BrokerError> {
+        self.refuse()
+    }
+    async fn quotes(&self, _: &[String]) -> Result<HashMap<String, Decimal>, BrokerError> {
+        self.refuse()
+    }
+    async fn submit(&self, _: &OrderRequest) -> Result<BrokerOrder, BrokerError> {
+        self.refuse()
+    }
+    async fn order_by_client_id(&self, _: &str) -> Result<Option<BrokerOrder>, BrokerError> {
+        self.refuse()
+    }
+    async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError> {
+        self.refuse()
+    }
 }
 
 /// How long [`App::shutdown`] may take to give the leases back.

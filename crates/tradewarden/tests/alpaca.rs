@@ -118,6 +118,24 @@ async fn check_names_a_missing_key_variable_and_never_a_value() {
     assert!(fake.received().is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_without_the_keys_names_the_variable_but_listings_need_none() {
+    let fake = FakeAlpaca::start(KEY_ID, SECRET).await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("tw.db").display());
+    let config = write_alpaca_config(dir.path(), &url, &fake);
+    let recs = write_recs(dir.path());
+    let (st, out, err) = tw_async(&config, &["run", recs.to_str().unwrap()], &[]).await;
+    assert_eq!(st.code(), Some(2), "{out}\n{err}");
+    assert!(
+        err.contains("account \"alpaca-paper\": environment variables TW_ALPACA_KEY and TW_ALPACA_SECRET are not set"),
+        "{err}"
+    );
+    let (st, out, err) = tw_async(&config, &["orders", "--json"], &[]).await;
+    assert!(st.success(), "{out}\n{err}");
+    assert!(fake.received().is_empty());
+}
+
 async fn a_run_trades_through_alpaca_exactly_once(kind: DbKind) {
     // Catches: an alpaca account not wired to the Alpaca broker, or a second run sending
     // the same entry again.
