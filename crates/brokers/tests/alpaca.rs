@@ -512,3 +512,27 @@ async fn canceling_a_stop_leg_by_our_id_cancels_the_oco() {
         Some("canceled")
     );
 }
+
+#[tokio::test]
+async fn outside_regular_hours_a_market_entry_is_queued_and_says_so() {
+    // Catches: a queued entry taken as failed, or reported without saying it waits.
+    let (fake, broker) = started().await;
+    fake.set_market_open(false);
+    assert!(!broker.client().clock().await.unwrap().is_open);
+    let placed = broker
+        .submit(&market("tw-night", "AAPL", Side::Buy, dec!(2)))
+        .await
+        .unwrap();
+    assert_eq!(placed.status, OrderStatus::Accepted);
+    assert_eq!(
+        placed.reason.as_deref(),
+        Some("queued by Alpaca until the market opens")
+    );
+    fake.set_market_open(true);
+    let found = broker
+        .order_by_client_id("tw-night")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((found.status, found.reason), (OrderStatus::Filled, None));
+}

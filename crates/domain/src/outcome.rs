@@ -69,6 +69,12 @@ pub fn entry_outcome(
             OutcomeKind::Failed,
             "; no broker answer, order left submitting for reconciliation".to_string(),
         ),
+        // A working order the broker says more about: Alpaca queueing it until the market
+        // opens, say.
+        (st @ (OrderStatus::Accepted | OrderStatus::PartiallyFilled), Some(note)) => (
+            OutcomeKind::Ordered,
+            format!("; order {client_order_id} {st} ({note})"),
+        ),
         (st, _) => (
             OutcomeKind::Ordered,
             format!("; order {client_order_id} {st}"),
@@ -109,7 +115,7 @@ mod tests {
     fn entry_outcome_texts() {
         // Catches: a changed text of the first version (users and scripts read them), or an
         // expired intent reported without its reason.
-        let cases: [(OrderStatus, Option<&str>, OutcomeKind, &str); 6] = [
+        let cases: [(OrderStatus, Option<&str>, OutcomeKind, &str); 7] = [
             (
                 OrderStatus::Filled,
                 None,
@@ -121,6 +127,12 @@ mod tests {
                 None,
                 OutcomeKind::Ordered,
                 "; order c accepted",
+            ),
+            (
+                OrderStatus::Accepted,
+                Some("queued by Alpaca until the market opens"),
+                OutcomeKind::Ordered,
+                "; order c accepted (queued by Alpaca until the market opens)",
             ),
             (
                 OrderStatus::Rejected,

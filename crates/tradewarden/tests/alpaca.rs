@@ -161,6 +161,26 @@ async fn a_run_trades_through_alpaca_exactly_once(kind: DbKind) {
 }
 both!(a_run_trades_through_alpaca_exactly_once);
 
+// Catches: an entry queued by Alpaca outside regular hours recorded without saying so.
+async fn outside_regular_hours_the_decision_record_says_the_entry_is_queued(kind: DbKind) {
+    let fake = FakeAlpaca::start(KEY_ID, SECRET).await;
+    fake.set_price("AAPL", dec!(200));
+    fake.set_market_open(false);
+    let db = TestDb::new(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_alpaca_config(dir.path(), &db.url, &fake);
+    let recs = write_recs(dir.path());
+    let (status, out, err) = tw_async(&config, &["run", recs.to_str().unwrap()], &KEYS).await;
+    assert!(status.success(), "{out}\n{err}");
+    let (status, out, err) = tw_async(&config, &["outcomes", "--json"], &KEYS).await;
+    assert!(status.success(), "{err}");
+    assert!(
+        out.contains("accepted (queued by Alpaca until the market opens)"),
+        "{out}"
+    );
+}
+both!(outside_regular_hours_the_decision_record_says_the_entry_is_queued);
+
 async fn a_refused_key_names_the_account_and_hides_the_secret(kind: DbKind) {
     let fake = FakeAlpaca::start(KEY_ID, "the-right-secret").await;
     fake.set_price("AAPL", dec!(200));

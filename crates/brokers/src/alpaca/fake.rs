@@ -269,9 +269,25 @@ impl FakeAlpaca {
         self.shared.book.lock().cash = cash;
     }
 
-    /// Whether the clock reports the market open.
+    /// Whether the market is open: the clock says so, and market orders fill at once; while
+    /// it is closed, new orders are `accepted` (queued). Opening it fills the queued market
+    /// orders at their symbols' prices.
     pub fn set_market_open(&self, open: bool) {
-        self.shared.book.lock().market_open = open;
+        let mut b = self.shared.book.lock();
+        b.market_open = open;
+        if !open {
+            return;
+        }
+        let queued: Vec<usize> = (0..b.orders.len())
+            .filter(|i| b.orders[*i].status == "accepted")
+            .collect();
+        for i in queued {
+            b.orders[i].status = "new".into();
+            if b.orders[i].order_type == "market" {
+                let price = b.prices[&b.orders[i].symbol];
+                b.fill(i, price);
+            }
+        }
     }
 
     /// The next `n` requests are answered 429 with `Retry-After: retry_after_secs`.
@@ -653,6 +669,11 @@ async fn create_order(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> 
         let price = b.prices[&b.orders[i].symbol];
         if b.orders[i].order_type == "market" && b.market_open {
             b.fill(i, price);
+        } else if !b.market_open {
+            // Outside regular hours Alpaca holds the order, not yet routed, until the open.
+            for j in b.group(i) {
+                b.orders[j].status = "accepted".into();
+            }
         }
         let hang = b.hang_after_accept > 0;
         if hang {

@@ -171,8 +171,13 @@ pub fn status(o: &wire::Order) -> (OrderStatus, Option<String>) {
         ),
         "done_for_day" => (working, Some("done for the day at Alpaca".into())),
         "suspended" | "stopped" => (working, Some(format!("{} at Alpaca", o.status))),
+        // Alpaca's `accepted`: received, not yet routed — an order sent outside regular
+        // hours waits so for the session (a `day` order is queued, as Alpaca does).
+        "accepted" => (
+            working,
+            Some("queued by Alpaca until the market opens".into()),
+        ),
         "new"
-        | "accepted"
         | "pending_new"
         | "accepted_for_bidding"
         | "held"
