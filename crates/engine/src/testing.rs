@@ -527,6 +527,7 @@ impl LifecycleStore for MemoryStore {
             {
                 o.status = OrderStatus::Submitting;
                 o.quantity = *quantity;
+                o.created_at = w.at;
                 out.claimed.push(o.clone());
             }
         }

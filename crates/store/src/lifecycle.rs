@@ -198,6 +198,9 @@ async fn cancel_unsent(tx: &mut Tx, ids: &[i64], w: &LifecycleWrite) -> Result<u
 }
 
 /// Legs `waiting_trigger` that fire: `submitting`, sized; returns those this write claimed.
+/// The order intent is made now: `created_at` moves to now, so an intent a crash leaves
+/// `submitting` is aged from here (`max_intent_age_seconds`), not from when the leg was
+/// stored waiting.
 async fn claim_legs(
     tx: &mut Tx,
     claims: &[(i64, rust_decimal::Decimal)],
@@ -209,7 +212,8 @@ async fn claim_legs(
     let mut out = Vec::with_capacity(claims.len());
     for chunk in claims.chunks(chunk_rows(3)) {
         let sql = format!(
-            "UPDATE orders SET status = 'submitting', quantity = v.column2, updated_at = v.column3 \
+            "UPDATE orders SET status = 'submitting', quantity = v.column2, updated_at = v.column3, \
+             created_at = v.column3 \
              FROM (VALUES {}) AS v WHERE orders.id = v.column1 AND orders.status IN ({from}) \
              RETURNING {}",
             values_clause(tx.kind(), chunk.len(), 3),

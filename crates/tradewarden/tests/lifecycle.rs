@@ -424,3 +424,195 @@ async fn process_ends_with_a_refresh(kind: DbKind) {
     assert_eq!(live_legs(&life.orders(txn).await).len(), 2);
 }
 both!(process_ends_with_a_refresh);
+
+/// A manager on the test's database, as the binary wires it (one paper account).
+async fn manager_on(url: &str) -> tradewarden_engine::TradeManager {
+    let store = Arc::new(SqlStore::connect(url).await.unwrap());
+    let paper: Arc<dyn Broker> = Arc::new(PaperBroker::new(
+        "paper",
+        store.clone(),
+        Arc::new(SystemClock),
+    ));
+    let settings = settings(vec![expert(1)], dec!(1000000)).settings;
+    tradewarden_engine::TradeManager::new(
+        settings,
+        store as Arc<dyn tradewarden_engine::Store>,
+        [("paper".to_string(), paper)].into(),
+        Arc::new(SystemClock),
+    )
+}
+
+// Catches: a replacement that leaves the old legs live (two structures), places the new legs
+// before storing them, or does not take the new prices; a replacement with the prices in
+// force that sends anything.
+async fn replacing_exits_leaves_one_structure(kind: DbKind) {
+    use tradewarden_engine::ExitsOutcome;
+    let life = Life::new(kind).await;
+    let txn = life.filled_position("BUY");
+    life.store_legs(txn, dec!(110), dec!(93)).await;
+    life.json(&["refresh"]);
+    let m = manager_on(&life.db.url).await;
+
+    let out = m.replace_exits(txn, None, Some(dec!(97))).await.unwrap();
+    assert_eq!(out, ExitsOutcome::Replaced { generation: 2 });
+    let orders = life.orders(txn).await;
+    assert_eq!(
+        live_legs(&orders),
+        vec![
+            (OrderRole::TakeProfit, OrderStatus::Accepted, "2".into()),
+            (OrderRole::StopLoss, OrderStatus::Accepted, "2".into())
+        ],
+        "{orders:?}"
+    );
+    let stop = orders
+        .iter()
+        .rfind(|o| o.role == OrderRole::StopLoss)
+        .unwrap();
+    assert_eq!(stop.stop_price, Some(dec!(97)));
+    assert_eq!(life.resting_at_broker().await, 2);
+    let t = life.transaction(txn).await;
+    assert_eq!(
+        (t.take_profit, t.stop_loss),
+        (Some(dec!(110)), Some(dec!(97)))
+    );
+
+    let same = m
+        .replace_exits(txn, Some(dec!(110)), Some(dec!(97)))
+        .await
+        .unwrap();
+    assert_eq!(same, ExitsOutcome::Unchanged);
+    assert_eq!(counts(&life.json(&["refresh"])), [0, 0, 0, 0, 0]);
+}
+both!(replacing_exits_leaves_one_structure);
+
+/// The child of [`a_crash_between_storing_and_canceling`]: replaces the exits of
+/// `$TW_CHILD_TXN` on `$TW_CHILD_URL`, and dies at `$TRADEWARDEN_FAULT`.
+#[tokio::test]
+#[ignore = "run by a crash test, in a process of its own"]
+async fn child_replace_exits() {
+    let (Ok(url), Ok(txn)) = (std::env::var("TW_CHILD_URL"), std::env::var("TW_CHILD_TXN")) else {
+        return;
+    };
+    let m = manager_on(&url).await;
+    m.replace_exits(txn.parse().unwrap(), None, Some(dec!(97)))
+        .await
+        .unwrap();
+}
+
+// Catches: a replacement that cancels the old legs before the new ones are stored (a crash
+// leaves the position bare), and a refresh that does not finish a half-done replacement
+// (two structures, or the new one never placed).
+async fn a_crash_between_storing_and_canceling(kind: DbKind) {
+    let life = Life::new(kind).await;
+    let txn = life.filled_position("BUY");
+    life.store_legs(txn, dec!(110), dec!(93)).await;
+    life.json(&["refresh"]);
+
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["child_replace_exits", "--exact", "--ignored", "--nocapture"])
+        .env("TW_CHILD_URL", &life.db.url)
+        .env("TW_CHILD_TXN", txn.to_string())
+        .env("TRADEWARDEN_FAULT", "after_replacement_legs_stored")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "the child must die: {err}");
+    assert!(
+        err.contains("aborting at after_replacement_legs_stored"),
+        "{err}"
+    );
+
+    // Still protected: the old legs rest at the broker, the new ones wait.
+    let orders = life.orders(txn).await;
+    assert_eq!(
+        live_legs(&orders),
+        vec![
+            (OrderRole::TakeProfit, OrderStatus::Accepted, "1".into()),
+            (OrderRole::StopLoss, OrderStatus::Accepted, "1".into()),
+            (
+                OrderRole::TakeProfit,
+                OrderStatus::WaitingTrigger,
+                "2".into()
+            ),
+            (OrderRole::StopLoss, OrderStatus::WaitingTrigger, "2".into())
+        ]
+    );
+    assert_eq!(life.resting_at_broker().await, 2);
+
+    life.tw(&["reconcile"]);
+    let finished = life.json(&["refresh"]);
+    assert_eq!(counts(&finished), [0, 0, 0, 2, 2], "{finished}");
+    assert_eq!(
+        live_legs(&life.orders(txn).await),
+        vec![
+            (OrderRole::TakeProfit, OrderStatus::Accepted, "2".into()),
+            (OrderRole::StopLoss, OrderStatus::Accepted, "2".into())
+        ]
+    );
+    assert_eq!(life.resting_at_broker().await, 2);
+    assert_eq!(counts(&life.json(&["refresh"])), [0, 0, 0, 0, 0]);
+}
+
+// Catches: a refresh that records a leg's fill only in memory, or that sends or cancels
+// anything twice when the fill is learned again after a restart; the sibling left live.
+async fn a_crash_between_a_fill_and_its_record(kind: DbKind) {
+    let life = Life::new(kind).await;
+    let txn = life.filled_position("BUY");
+    life.store_legs(txn, dec!(110), dec!(93)).await;
+    life.json(&["refresh"]);
+    life.tw(&["prices", "set", "AAPL", "92"]);
+
+    let point = "after_leg_filled_before_recorded";
+    let (st, _, err) = tw(&life.config, &["refresh"], &[("TRADEWARDEN_FAULT", point)]);
+    assert!(!st.success(), "the refresh must die: {err}");
+    assert!(err.contains(&format!("aborting at {point}")), "{err}");
+    // The store has not heard of the fill: the legs it knows still protect the position.
+    assert_eq!(live_legs(&life.orders(txn).await).len(), 2);
+    assert_eq!(life.transaction(txn).await.status.as_str(), "OPENED");
+
+    life.tw(&["reconcile"]);
+    let after = life.json(&["refresh"]);
+    assert_eq!(counts(&after), [2, 0, 1, 0, 0], "{after}");
+    let t = life.transaction(txn).await;
+    assert_eq!(
+        (t.status.as_str(), t.close_reason.as_deref(), t.close_price),
+        ("CLOSED", Some("stop_loss"), Some(dec!(92)))
+    );
+    assert!(live_legs(&life.orders(txn).await).is_empty());
+    assert_eq!(life.resting_at_broker().await, 0);
+    let sent = life
+        .store
+        .pool()
+        .fetch("SELECT COUNT(*) AS n FROM paper_orders", &[])
+        .await
+        .unwrap()[0]
+        .i64("n")
+        .unwrap();
+    assert_eq!(sent, 3, "the entry and two legs, each once");
+}
+
+macro_rules! crash {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            #[cfg_attr(
+                not(feature = "fault-injection"),
+                ignore = "needs --features fault-injection"
+            )]
+            async fn sqlite() {
+                super::$name(DbKind::Sqlite).await;
+            }
+            #[tokio::test]
+            #[cfg_attr(
+                not(feature = "fault-injection"),
+                ignore = "needs --features fault-injection"
+            )]
+            async fn postgres() {
+                super::$name(DbKind::Postgres).await;
+            }
+        }
+    };
+}
+crash!(a_crash_between_storing_and_canceling);
+crash!(a_crash_between_a_fill_and_its_record);

@@ -57,7 +57,8 @@ pub struct LifecycleWrite {
     /// Legs never sent (`waiting_trigger` or `pending`) that end `canceled`.
     pub canceled: Vec<i64>,
     /// Legs `waiting_trigger` that fire: `submitting` for this quantity, before the broker
-    /// call (B3).
+    /// call (B3); their intent is made now (`created_at` = `at`), so settling ages it from
+    /// here.
     pub claimed: Vec<(i64, Decimal)>,
     /// When these changes were made.
     pub at: DateTime<Utc>,
