@@ -474,6 +474,15 @@ impl LifecycleStore for MemoryStore {
             t.close_reason = Some(reason.as_str().to_string());
             out.closing = true;
         }
+        for t in s
+            .transactions
+            .iter_mut()
+            .filter(|t| w.reopened.contains(&t.id) && t.status == TransactionStatus::Closing)
+        {
+            t.status = TransactionStatus::Opened;
+            t.close_reason = None;
+            out.reopened.push(t.id);
+        }
         if let Some((id, tp, sl)) = w.exits
             && let Some(t) = s.transactions.iter_mut().find(|t| t.id == id)
         {

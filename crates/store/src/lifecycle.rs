@@ -73,6 +73,7 @@ impl LifecycleStore for SqlStore {
         if let Some((id, reason)) = w.closing {
             out.closing = begin_closing(&mut tx, id, reason.as_str()).await?;
         }
+        out.reopened = reopen(&mut tx, &w.reopened).await?;
         if let Some((id, tp, sl)) = w.exits {
             tx.execute(
                 "UPDATE transactions SET take_profit = $1, stop_loss = $2 WHERE id = $3",
@@ -124,6 +125,26 @@ async fn begin_closing(tx: &mut Tx, id: i64, reason: &str) -> Result<bool, Store
         .await
         .map_err(map_err)?;
     Ok(n == 1)
+}
+
+/// CLOSING → OPENED (the close ended without execution); returns those that moved.
+async fn reopen(tx: &mut Tx, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+    let from = txn_predecessors_sql(TransactionStatus::Opened, |s| {
+        s == TransactionStatus::Closing
+    });
+    let mut out = Vec::new();
+    for chunk in ids.chunks(crate::rows::PARAMS_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE transactions SET status = 'OPENED', close_reason = NULL WHERE status IN ({from}) \
+             AND id IN ({}) RETURNING id",
+            param_list(tx.kind(), 1, chunk.len())
+        );
+        let args: Vec<Val> = chunk.iter().map(|id| Val::from(*id)).collect();
+        for row in tx.fetch(&sql, &args).await.map_err(map_err)? {
+            out.push(row.i64("id")?);
+        }
+    }
+    Ok(out)
 }
 
 /// Inserts exit orders with their deterministic client_order_ids; returns them as stored.

@@ -484,4 +484,35 @@ mod tests {
             Err(EngineError::Store(StoreError::NotFound(_)))
         ));
     }
+
+    #[tokio::test]
+    async fn a_refused_close_reopens_the_position_and_protects_it_again() {
+        // Catches: a position left CLOSING for ever (and bare) when its close is refused.
+        let (m, store, broker) = manager();
+        let txn = long(&m, &broker, true).await;
+        m.replace_exits(txn, Some(dec!(110)), Some(dec!(93)))
+            .await
+            .unwrap();
+        broker.state.lock().reject.insert("tw-mem-1-close-1".into());
+        m.close_transaction(txn, CloseReason::ManualClose)
+            .await
+            .unwrap();
+        m.refresh().await.unwrap();
+        let t = store.state.lock().transactions[0].clone();
+        assert_eq!(
+            (t.status, t.close_reason),
+            (TransactionStatus::Opened, None)
+        );
+        let live: Vec<(OrderRole, OrderStatus, String)> = legs(&store)
+            .into_iter()
+            .filter(|(_, s, _)| *s == Accepted)
+            .collect();
+        assert_eq!(
+            live,
+            vec![
+                (TakeProfit, Accepted, "tw-mem-1-tp-2".into()),
+                (StopLoss, Accepted, "tw-mem-1-sl-2".into())
+            ]
+        );
+    }
 }

@@ -140,6 +140,8 @@ pub(crate) fn broker_cancels(p: &Position, now: DateTime<Utc>) -> Vec<&Order> {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Plan {
     pub change: Option<TransactionChange>,
+    /// CLOSING, and its close ended without any execution: back to OPENED.
+    pub reopen: bool,
     pub canceled: Vec<i64>,
     pub claimed: Vec<(i64, Decimal)>,
 }
@@ -157,6 +159,7 @@ pub(crate) fn plan(p: &Position, held: Option<&HashSet<String>>, now: DateTime<U
             reason: CloseReason::PositionNotAtBroker,
         });
     }
+    let reopen = change.is_none() && close_refused(p);
     let open = match &change {
         Some(TransactionChange::Closed { .. }) => Decimal::ZERO,
         Some(TransactionChange::Opened { quantity, .. })
@@ -168,6 +171,7 @@ pub(crate) fn plan(p: &Position, held: Option<&HashSet<String>>, now: DateTime<U
     let by_id: HashMap<i64, &Order> = p.orders.iter().map(|o| (o.id, o)).collect();
     let mut out = Plan {
         change,
+        reopen,
         ..Plan::default()
     };
     for leg in p
@@ -188,6 +192,21 @@ pub(crate) fn plan(p: &Position, held: Option<&HashSet<String>>, now: DateTime<U
         }
     }
     out
+}
+
+/// Whether a CLOSING position's close orders all ended without any execution (refused,
+/// canceled, expired): the position is still there and must be protected again.
+fn close_refused(p: &Position) -> bool {
+    let closes: Vec<&Order> = p
+        .orders
+        .iter()
+        .filter(|o| o.role == OrderRole::Close)
+        .collect();
+    p.transaction.status == TransactionStatus::Closing
+        && !closes.is_empty()
+        && closes
+            .iter()
+            .all(|o| o.status.is_terminal() && o.filled_quantity.is_zero())
 }
 
 /// Whether an OPENED position is gone at the broker: the broker answered, holds nothing of
@@ -305,6 +324,9 @@ impl TradeManager {
             if let Some(c) = plan.change {
                 write.changes.push((p.transaction.id, c));
             }
+            if plan.reopen {
+                write.reopened.push(p.transaction.id);
+            }
             write.canceled.extend(plan.canceled);
             write.claimed.extend(plan.claimed);
         }
@@ -321,6 +343,14 @@ impl TradeManager {
         counts.transactions_closed += written.closed;
         counts.legs_canceled += written.canceled;
         counts.legs_fired += self.send_orders(broker, &written.claimed, guard).await?;
+        for id in written.reopened {
+            tracing::warn!(
+                transaction = id,
+                "close ended without execution: OPENED again, its exits placed again"
+            );
+            // Its legs were canceled for the close: the exits in force are placed again.
+            Box::pin(self.replace_exits(id, None, None)).await?;
+        }
         Ok(counts)
     }
 

@@ -50,6 +50,9 @@ pub struct LifecycleWrite {
     pub changes: Vec<(i64, TransactionChange)>,
     /// OPENED → CLOSING, with the reason the close is asked for.
     pub closing: Option<(i64, CloseReason)>,
+    /// CLOSING → OPENED: their close orders ended without any execution (refused,
+    /// canceled, expired); the reason asked for is cleared.
+    pub reopened: Vec<i64>,
     /// A transaction's new take profit and stop loss.
     pub exits: Option<(i64, Option<Decimal>, Option<Decimal>)>,
     /// Orders to store.
@@ -69,6 +72,7 @@ impl LifecycleWrite {
     pub fn is_empty(&self) -> bool {
         self.changes.is_empty()
             && self.closing.is_none()
+            && self.reopened.is_empty()
             && self.exits.is_none()
             && self.inserted.is_empty()
             && self.canceled.is_empty()
@@ -91,6 +95,8 @@ pub struct LifecycleWritten {
     pub opened: usize,
     /// The transactions it closed.
     pub closed: usize,
+    /// The transactions it put back OPENED.
+    pub reopened: Vec<i64>,
 }
 
 /// Positions through their life: read with their orders, changed in one transaction.
