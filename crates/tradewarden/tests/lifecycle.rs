@@ -414,16 +414,24 @@ async fn a_refresh_skips_an_account_another_refreshes(kind: DbKind) {
 }
 both!(a_refresh_skips_an_account_another_refreshes);
 
-// Catches: `process` that no longer refreshes at its end.
-async fn process_ends_with_a_refresh(kind: DbKind) {
+// Catches: `process` or `run` that no longer refreshes at its end.
+async fn process_and_run_end_with_a_refresh(kind: DbKind) {
     let life = Life::new(kind).await;
     let txn = life.filled_position("BUY");
     life.store_legs(txn, dec!(110), dec!(93)).await;
     life.tw(&["process", "--expert", "1"]);
     assert_eq!(life.resting_at_broker().await, 2);
     assert_eq!(live_legs(&life.orders(txn).await).len(), 2);
+
+    life.tw(&["prices", "set", "AAPL", "111"]);
+    let empty = life.dir.path().join("empty.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let summary = life.tw(&["run", empty.to_str().unwrap()]);
+    assert!(summary.contains("refresh: 2 order(s) updated"), "{summary}");
+    let t = life.transaction(txn).await;
+    assert_eq!(t.close_reason.as_deref(), Some("take_profit"));
 }
-both!(process_ends_with_a_refresh);
+both!(process_and_run_end_with_a_refresh);
 
 /// A manager on the test's database, as the binary wires it (one paper account).
 async fn manager_on(url: &str) -> tradewarden_engine::TradeManager {
