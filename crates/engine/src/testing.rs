@@ -490,7 +490,12 @@ impl LifecycleStore for MemoryStore {
             t.stop_loss = sl;
         }
         let inst = InstallationId::parse(MEMORY_INSTALLATION).expect("valid");
-        for n in &w.inserted {
+        let inserting = if w.closing.is_none() || out.closing {
+            &w.inserted[..]
+        } else {
+            &[]
+        };
+        for n in inserting {
             let client_order_id = tradewarden_domain::lifecycle::leg_client_order_id(
                 &inst,
                 n.transaction_id,
@@ -538,7 +543,7 @@ impl LifecycleStore for MemoryStore {
         }
         for (id, quantity) in &w.claimed {
             if let Some(o) = s.orders.iter_mut().find(|o| o.id == *id)
-                && o.status == OrderStatus::WaitingTrigger
+                && matches!(o.status, OrderStatus::WaitingTrigger | OrderStatus::Pending)
             {
                 o.status = OrderStatus::Submitting;
                 o.quantity = *quantity;

@@ -82,7 +82,11 @@ impl LifecycleStore for SqlStore {
             .await
             .map_err(map_err)?;
         }
-        out.inserted = insert_exit_orders(&mut tx, &self.installation, &w.inserted).await?;
+        // A close order goes in only with its CLOSING: a transaction another closer moved
+        // first gets none.
+        if w.closing.is_none() || out.closing {
+            out.inserted = insert_exit_orders(&mut tx, &self.installation, &w.inserted).await?;
+        }
         out.canceled = cancel_unsent(&mut tx, &w.canceled, w).await?;
         out.claimed = claim_legs(&mut tx, &w.claimed, w).await?;
         let (opened, closed) = change_transactions(&mut tx, &w.changes).await?;
@@ -223,7 +227,8 @@ async fn cancel_unsent(tx: &mut Tx, ids: &[i64], w: &LifecycleWrite) -> Result<u
     Ok(n)
 }
 
-/// Legs `waiting_trigger` that fire: `submitting`, sized; returns those this write claimed.
+/// Legs `waiting_trigger` that fire and close orders `pending` that go: `submitting`,
+/// sized; returns those this write claimed.
 /// The order intent is made now: `created_at` moves to now, so an intent a crash leaves
 /// `submitting` is aged from here (`max_intent_age_seconds`), not from when the leg was
 /// stored waiting.
@@ -233,7 +238,7 @@ async fn claim_legs(
     w: &LifecycleWrite,
 ) -> Result<Vec<Order>, StoreError> {
     let from = predecessors_sql(OrderStatus::Submitting, |s| {
-        s == OrderStatus::WaitingTrigger
+        matches!(s, OrderStatus::WaitingTrigger | OrderStatus::Pending)
     });
     let mut out = Vec::with_capacity(claims.len());
     for chunk in claims.chunks(chunk_rows(3)) {

@@ -19,7 +19,8 @@ use crate::ports::{BrokerError, LifecycleWrite, NewExitOrder, Position, StoreErr
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CloseOutcome {
-    /// The transaction is CLOSING; this close order was sent (or is left `submitting`).
+    /// The transaction is CLOSING; this close order was sent (or, while a leg could not be
+    /// canceled yet, is left `pending` for a refresh to send).
     Closing { order_id: i64 },
     /// It was CLOSING already: nothing changed.
     AlreadyClosing,
@@ -92,26 +93,22 @@ impl TradeManager {
             TransactionStatus::Opened => {}
         }
         let broker = self.broker(&p.transaction.account)?.clone();
+        // CLOSING and the close order (`pending`, for the open quantity) in one write: a
+        // crash after it leaves the close for the next refresh to send.
         let write = LifecycleWrite {
             closing: Some((transaction_id, reason)),
+            inserted: vec![self.close_order(&p)],
             at: self.clock.now(),
             ..LifecycleWrite::default()
         };
-        if !self.store.write_lifecycle(&write).await?.closing {
+        let written = self.store.write_lifecycle(&write).await?;
+        let Some(order) = written.inserted.first().filter(|_| written.closing) else {
             return self.already(transaction_id).await;
-        }
-        // CLOSING: the refresh steps cancel its legs, at the broker and unsent.
+        };
+        // The refresh steps cancel its legs, then size the close to what is still open and
+        // send it, once no leg may still execute.
         let p = self.position_of(transaction_id).await?;
         self.advance(broker.as_ref(), vec![p], None, false).await?;
-        let p = self.position_of(transaction_id).await?;
-        let open = open_quantity(&p);
-        if open <= Decimal::ZERO || p.transaction.status.is_terminal() {
-            // An exit filled while its legs were canceled: refresh records how it closed.
-            return Ok(CloseOutcome::AlreadyClosed);
-        }
-        let order = self.store_close_order(&p, open).await?;
-        self.send_orders(broker.as_ref(), std::slice::from_ref(&order), None)
-            .await?;
         Ok(CloseOutcome::Closing { order_id: order.id })
     }
 
@@ -243,19 +240,16 @@ impl TradeManager {
         Ok(CloseOutcome::EntryCanceled)
     }
 
-    /// Stores the market close order of `p` for `quantity`, `submitting`, before any call.
-    async fn store_close_order(
-        &self,
-        p: &Position,
-        quantity: Decimal,
-    ) -> Result<Order, EngineError> {
+    /// The market close order of `p`, `pending` for its open quantity: a refresh sends it
+    /// (`submitting` first) once no leg may still execute.
+    fn close_order(&self, p: &Position) -> NewExitOrder {
         let txn = &p.transaction;
         let closes = p
             .orders
             .iter()
             .filter(|o| o.role == OrderRole::Close)
             .count();
-        let order = NewExitOrder {
+        NewExitOrder {
             transaction_id: txn.id,
             expert_id: txn.expert_id,
             account: txn.account.clone(),
@@ -263,25 +257,15 @@ impl TradeManager {
             side: closing_side(txn.side),
             role: OrderRole::Close,
             order_type: OrderType::Market,
-            quantity,
+            quantity: open_quantity(p),
             limit_price: None,
             stop_price: None,
             generation: closes as u32 + 1,
-            status: OrderStatus::Submitting,
+            status: OrderStatus::Pending,
             parent_order_id: None,
             trigger_status: None,
             created_at: self.clock.now(),
-        };
-        let write = LifecycleWrite {
-            inserted: vec![order],
-            at: self.clock.now(),
-            ..LifecycleWrite::default()
-        };
-        let mut written = self.store.write_lifecycle(&write).await?;
-        written
-            .inserted
-            .pop()
-            .ok_or_else(|| EngineError::Store(StoreError::database("close order not stored")))
+        }
     }
 
     /// A transaction and its orders, or the store's `NotFound` naming it.
@@ -514,5 +498,40 @@ mod tests {
                 (StopLoss, Accepted, "tw-mem-1-sl-2".into())
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_close_stored_but_never_sent_is_sent_by_the_next_refresh() {
+        // Catches: a crash between storing a close and sending it leaving the position
+        // CLOSING for ever, or a close sent while a leg still rests at the broker.
+        let (m, store, broker) = manager();
+        let txn = long(&m, &broker, true).await;
+        m.replace_exits(txn, Some(dec!(110)), Some(dec!(93)))
+            .await
+            .unwrap();
+        let p = m.position_of(txn).await.unwrap();
+        let write = LifecycleWrite {
+            closing: Some((txn, CloseReason::ManualClose)),
+            inserted: vec![m.close_order(&p)],
+            at: chrono::Utc::now(),
+            ..LifecycleWrite::default()
+        };
+        assert!(m.store().write_lifecycle(&write).await.unwrap().closing);
+        m.refresh().await.unwrap();
+        assert_eq!(
+            legs(&store),
+            vec![
+                (TakeProfit, Canceled, "tw-mem-1-tp-1".into()),
+                (StopLoss, Canceled, "tw-mem-1-sl-1".into()),
+                (Close, Filled, "tw-mem-1-close-1".into())
+            ]
+        );
+        m.refresh().await.unwrap();
+        let t = store.state.lock().transactions[0].clone();
+        assert_eq!(
+            (t.status, t.close_reason.as_deref()),
+            (TransactionStatus::Closed, Some("manual_close"))
+        );
+        assert_eq!(broker.state.lock().submitted.len(), 4, "each order once");
     }
 }

@@ -174,6 +174,7 @@ pub(crate) fn plan(p: &Position, held: Option<&HashSet<String>>, now: DateTime<U
         reopen,
         ..Plan::default()
     };
+    claim_close(p, open, &mut out);
     for leg in p
         .orders
         .iter()
@@ -192,6 +193,31 @@ pub(crate) fn plan(p: &Position, held: Option<&HashSet<String>>, now: DateTime<U
         }
     }
     out
+}
+
+/// A CLOSING position's `pending` close order: sent for the open quantity once no leg may
+/// still execute (canceled when nothing is open any more).
+fn claim_close(p: &Position, open: Decimal, out: &mut Plan) {
+    if p.transaction.status != TransactionStatus::Closing
+        || matches!(out.change, Some(TransactionChange::Closed { .. }))
+    {
+        return;
+    }
+    let legs_busy = p
+        .orders
+        .iter()
+        .any(|o| is_leg(o) && o.status.may_be_executing());
+    for close in p
+        .orders
+        .iter()
+        .filter(|o| o.role == OrderRole::Close && o.status == OrderStatus::Pending)
+    {
+        if open.is_zero() {
+            out.canceled.push(close.id);
+        } else if !legs_busy {
+            out.claimed.push((close.id, open));
+        }
+    }
 }
 
 /// Whether a CLOSING position's close orders all ended without any execution (refused,
@@ -342,7 +368,8 @@ impl TradeManager {
         let written = self.store.write_lifecycle(&write).await?;
         counts.transactions_closed += written.closed;
         counts.legs_canceled += written.canceled;
-        counts.legs_fired += self.send_orders(broker, &written.claimed, guard).await?;
+        self.send_orders(broker, &written.claimed, guard).await?;
+        counts.legs_fired += written.claimed.iter().filter(|o| is_leg(o)).count();
         for id in written.reopened {
             tracing::warn!(
                 transaction = id,

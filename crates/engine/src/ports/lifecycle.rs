@@ -34,7 +34,8 @@ pub struct NewExitOrder {
     pub limit_price: Option<Decimal>,
     pub stop_price: Option<Decimal>,
     pub generation: u32,
-    /// `waiting_trigger` (a leg waiting for its parent) or `submitting` (about to be sent).
+    /// `waiting_trigger` (a leg waiting for its parent) or `pending` (a close order, sent
+    /// once its position's legs are canceled).
     pub status: OrderStatus,
     pub parent_order_id: Option<i64>,
     pub trigger_status: Option<OrderStatus>,
@@ -55,12 +56,12 @@ pub struct LifecycleWrite {
     pub reopened: Vec<i64>,
     /// A transaction's new take profit and stop loss.
     pub exits: Option<(i64, Option<Decimal>, Option<Decimal>)>,
-    /// Orders to store.
+    /// Orders to store; with `closing`, only if the transaction went CLOSING.
     pub inserted: Vec<NewExitOrder>,
     /// Legs never sent (`waiting_trigger` or `pending`) that end `canceled`.
     pub canceled: Vec<i64>,
-    /// Legs `waiting_trigger` that fire: `submitting` for this quantity, before the broker
-    /// call (B3); their intent is made now (`created_at` = `at`), so settling ages it from
+    /// Legs `waiting_trigger` that fire, and close orders `pending` that go: `submitting`
+    /// for this quantity, before the broker call (B3); their intent is made now (`created_at` = `at`), so settling ages it from
     /// here.
     pub claimed: Vec<(i64, Decimal)>,
     /// When these changes were made.
