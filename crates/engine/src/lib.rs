@@ -6,7 +6,7 @@
 //! - [`liveness`]: telling a lease holder's death, so its lease is taken over at once (I3).
 //! - [`settings`]: the validated runtime view of the configuration.
 //! - [`manager`]: [`TradeManager`], one file per use case (enter_market, settle, reconcile,
-//!   import).
+//!   import, refresh, exits).
 //! - [`report`]: what the use cases report.
 //! - [`fault`]: abort points for crash tests (feature `fault-injection`).
 //! - [`metrics`]: names of the Prometheus series the engine emits (S8, B5).
