@@ -30,10 +30,10 @@ pub mod unwind;
 
 pub use error::EngineError;
 pub use locks::{LeaseConfig, LeaseLost, LockSubject, ProcessingGuard, ProcessingLocks};
-pub use manager::{ImportSummary, JsonlImport, TradeManager};
+pub use manager::{CloseOutcome, ExitsOutcome, ImportSummary, JsonlImport, TradeManager};
 pub use ports::{
     Broker, BrokerError, BrokerOrder, Clock, HostIdentity, LeaseHolder, LeaseStore, OrderRequest,
     ProcessState, ProcessTable, Store, StoreError, SystemClock,
 };
-pub use report::{Counts, InFlight, ReconcileReport, RunReport, RunStatus, Settled, SettledOrder};
+pub use report::{Counts, InFlight, PositionCounts, ReconcileReport, RunReport, RunStatus, Settled, SettledOrder};
 pub use settings::{AccountSettings, Settings};

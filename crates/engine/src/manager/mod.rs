@@ -1,12 +1,15 @@
 //! [`TradeManager`]: the use cases of one process, one file each.
 //!
 //! - [`enter_market`]: the enter_market run (DESIGN.md §5) as named phases.
+//! - [`open_positions`]: the open_positions run: close positions, move their exits.
 //! - [`settle`]: settling orders left `submitting` by a crash (B3).
 //! - [`reconcile`]: startup reconciliation of in-flight orders and broker positions.
 //! - [`import`]: recommendation ingestion and the quotes it carries.
 
 mod enter_market;
+mod exits_stub;
 mod import;
+mod open_positions;
 mod reconcile;
 mod settle;
 
@@ -18,6 +21,7 @@ use crate::locks::{LeaseConfig, ProcessingLocks};
 use crate::ports::{Broker, Clock, LeaseHolder, LeaseStore, ProcessTable, Store};
 use crate::settings::Settings;
 
+pub use exits_stub::{CloseOutcome, ExitsOutcome};
 pub(crate) use import::import_slice;
 pub use import::{IMPORT_CHUNK_LINES, ImportSummary, JsonlImport};
 
