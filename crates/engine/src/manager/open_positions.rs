@@ -94,8 +94,18 @@ impl TradeManager {
     /// Runs open_positions for every configured expert, one after another, in id order. An
     /// expert whose run fails gets a `failed` report naming the error; the others still run.
     pub async fn process_all_open_positions(&self, lookback_days: Option<u32>) -> Vec<RunReport> {
-        let mut reports = Vec::with_capacity(self.settings.experts.len());
-        for &id in self.settings.experts.keys() {
+        let ids: Vec<i64> = self.settings.experts.keys().copied().collect();
+        self.process_open_positions_of(&ids, lookback_days).await
+    }
+
+    /// [`TradeManager::process_all_open_positions`] for the experts `ids`, in that order.
+    pub async fn process_open_positions_of(
+        &self,
+        ids: &[i64],
+        lookback_days: Option<u32>,
+    ) -> Vec<RunReport> {
+        let mut reports = Vec::with_capacity(ids.len());
+        for &id in ids {
             let report = self
                 .process_open_positions(id, lookback_days)
                 .await

@@ -52,6 +52,18 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
     any_failed(&reports)
 }
 
+/// Whether `process` without `--use-case` (and `run`) runs open_positions for the expert:
+/// only when it is set up for it (modification allowed or an open_positions ruleset named),
+/// so that an expert that never manages positions reports as it always did.
+/// `--use-case open_positions` runs (and reports) every expert it names.
+fn manages_positions(app: &App, id: i64) -> bool {
+    app.manager
+        .settings()
+        .experts
+        .get(&id)
+        .is_some_and(|e| e.allow_automated_trade_modification || e.open_positions_ruleset.is_some())
+}
+
 /// One expert's runs of `which`, in order.
 async fn process_one(
     app: &App,
@@ -63,7 +75,7 @@ async fn process_one(
     if which.enter_market {
         reports.push(app.manager.process_enter_market(id, lookback_days).await?);
     }
-    if which.open_positions {
+    if which.open_positions && (which != UseCases::BOTH || manages_positions(app, id)) {
         reports.push(app.manager.process_open_positions(id, lookback_days).await?);
     }
     Ok(reports)
@@ -88,7 +100,27 @@ pub async fn process_all(
         progress.finish();
     }
     if which.open_positions {
-        reports.extend(app.manager.process_all_open_positions(lookback_days).await);
+        reports.extend(open_positions_all(app, lookback_days, which == UseCases::BOTH).await);
     }
     reports
+}
+
+/// The open_positions runs of every configured expert, or with `only_managing` of those
+/// set up for it ([`manages_positions`]).
+pub async fn open_positions_all(
+    app: &App,
+    lookback_days: Option<u32>,
+    only_managing: bool,
+) -> Vec<RunReport> {
+    let ids: Vec<i64> = app
+        .manager
+        .settings()
+        .experts
+        .keys()
+        .copied()
+        .filter(|&id| !only_managing || manages_positions(app, id))
+        .collect();
+    app.manager
+        .process_open_positions_of(&ids, lookback_days)
+        .await
 }
