@@ -3,6 +3,7 @@
 //! - [`store`]: the store, split by role (recommendations, positions, journal, queries,
 //!   leases) so a caller takes only the role it needs.
 //! - [`broker`]: a broker account, and the capability of accepting quotes.
+//! - [`lifecycle`]: positions with their orders, for refresh, closing and exits.
 //! - [`open_positions`]: what an open_positions run reads and writes.
 //! - [`paper`]: the paper broker's persistence port (load and save only; its fill rules
 //!   live in `tradewarden-brokers`).
@@ -14,6 +15,7 @@
 
 pub mod broker;
 pub mod host;
+pub mod lifecycle;
 pub mod open_positions;
 pub mod paper;
 pub mod store;
@@ -25,6 +27,7 @@ pub use broker::{
     Holdings, OrderRequest, Quote,
 };
 pub use host::{HostIdentity, ProcessState, ProcessTable};
+pub use lifecycle::{LifecycleStore, LifecycleWrite, LifecycleWritten, NewExitOrder, Position};
 pub use open_positions::{OpenPositionsData, OpenPositionsStore};
 pub use paper::{
     BookScope, PaperBook, PaperLedger, PaperOrderRecord, PaperPosition, PaperSave, StoredPaperOrder,

@@ -397,6 +397,7 @@ pub trait Store:
     + JournalStore
     + QueryStore
     + LeaseStore
+    + super::lifecycle::LifecycleStore
     + super::OpenPositionsStore
 {
 }
@@ -407,6 +408,7 @@ impl<T> Store for T where
         + JournalStore
         + QueryStore
         + LeaseStore
+        + super::lifecycle::LifecycleStore
         + super::OpenPositionsStore
 {
 }

@@ -1,0 +1,474 @@
+//! Refresh (issue 9 item 3): ask the broker about every working order, apply the answers
+//! through the order status table, then move each position on: WAITING → OPENED on the
+//! entry's fill, CLOSED when an exit filled (or the broker no longer holds it), fire legs
+//! whose parent reached their trigger, cancel legs that can never fire and the siblings of
+//! a filled leg, and finish a half-done replacement of an exit structure.
+//!
+//! One account at a time, single-flight through the account's lock and lease
+//! (`refresh_account_{name}`); an account whose lock stays taken is skipped and logged.
+//! The same steps ([`TradeManager::advance`]) finish a close or a replacement of exits.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::Serialize;
+use tradewarden_domain::lifecycle::{
+    CloseReason, LegStep, TransactionChange, classify_leg, derive_transaction, siblings_to_cancel,
+};
+use tradewarden_domain::{Order, OrderRole, OrderStatus, TransactionStatus};
+
+use super::TradeManager;
+use crate::error::EngineError;
+use crate::fault;
+use crate::locks::{LockSubject, ProcessingGuard};
+use crate::ports::{Broker, BrokerOrder, LifecycleWrite, OrderRequest, Position, RunRecord};
+use crate::report::RunStatus;
+
+/// What `tradewarden refresh` prints (and `run` and `process` under `refresh`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RefreshReport {
+    /// The accounts refreshed.
+    pub accounts: Vec<String>,
+    /// Orders whose status or fills changed with the broker's answers.
+    pub orders_updated: usize,
+    pub transactions_opened: usize,
+    pub transactions_closed: usize,
+    /// Exit legs sent to the broker.
+    pub legs_fired: usize,
+    /// Exit legs canceled, at the broker or before they were ever sent.
+    pub legs_canceled: usize,
+    /// Accounts whose refresh lock another run held (extension).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped_accounts: Vec<String>,
+}
+
+impl RefreshReport {
+    fn add(&mut self, c: &RefreshReport) {
+        self.orders_updated += c.orders_updated;
+        self.transactions_opened += c.transactions_opened;
+        self.transactions_closed += c.transactions_closed;
+        self.legs_fired += c.legs_fired;
+        self.legs_canceled += c.legs_canceled;
+    }
+}
+
+/// Statuses in which the broker has an order that may still change: asked about on refresh.
+fn is_working(status: OrderStatus) -> bool {
+    status.may_be_executing()
+}
+
+/// Statuses in which an order rests at the broker and can be canceled there.
+fn at_broker(status: OrderStatus) -> bool {
+    matches!(status, OrderStatus::Accepted | OrderStatus::PartiallyFilled)
+}
+
+fn is_leg(o: &Order) -> bool {
+    matches!(o.role, OrderRole::TakeProfit | OrderRole::StopLoss)
+}
+
+/// A leg's generation, read from its client_order_id as `next_generation` reads it.
+fn generation(o: &Order) -> u32 {
+    o.client_order_id
+        .rsplit('-')
+        .next()
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The reason a CLOSING transaction was put CLOSING with (stored in `close_reason`).
+fn requested(p: &Position) -> Option<CloseReason> {
+    (p.transaction.status == TransactionStatus::Closing)
+        .then(|| {
+            p.transaction
+                .close_reason
+                .as_deref()
+                .and_then(CloseReason::parse)
+        })
+        .flatten()
+}
+
+/// The legs of `p` to cancel at the broker: the live siblings of a leg that executed (the
+/// broker's one-cancels-other may not exist or may not have run yet), every leg of a
+/// position that is closing or closed, and the older generations of a replacement whose
+/// new legs are stored (a replacement a crash left half done).
+pub(crate) fn broker_cancels(p: &Position, now: DateTime<Utc>) -> Vec<&Order> {
+    let resting = |o: &&Order| is_leg(o) && at_broker(o.status);
+    let change = derive_transaction(&p.transaction, &p.orders, requested(p), now);
+    let ending = matches!(change, Some(TransactionChange::Closed { .. }))
+        || matches!(
+            p.transaction.status,
+            TransactionStatus::Closing | TransactionStatus::Closed | TransactionStatus::Failed
+        );
+    if ending {
+        return p.orders.iter().filter(resting).collect();
+    }
+    let mut out: Vec<&Order> = Vec::new();
+    for filled in p
+        .orders
+        .iter()
+        .filter(|o| is_leg(o) && o.filled_quantity > Decimal::ZERO)
+    {
+        out.extend(
+            siblings_to_cancel(filled, &p.orders)
+                .into_iter()
+                .filter(resting),
+        );
+    }
+    let newest_waiting = p
+        .orders
+        .iter()
+        .filter(|o| is_leg(o) && o.status == OrderStatus::WaitingTrigger)
+        .filter(|o| o.trigger_status == Some(OrderStatus::Canceled))
+        .map(generation)
+        .max();
+    if let Some(newest) = newest_waiting {
+        out.extend(
+            p.orders
+                .iter()
+                .filter(resting)
+                .filter(|o| generation(o) < newest),
+        );
+    }
+    out.sort_by_key(|o| o.id);
+    out.dedup_by_key(|o| o.id);
+    out
+}
+
+/// What one position's step writes: its derived change, legs canceled before they were
+/// sent, legs that fire.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Plan {
+    pub change: Option<TransactionChange>,
+    pub canceled: Vec<i64>,
+    pub claimed: Vec<(i64, Decimal)>,
+}
+
+/// Decides one position from its orders (reference §6.2, §6.3). `held`: the symbols the
+/// broker holds, when it answered; an OPENED position it does not hold, with no order that
+/// may still execute, is closed `position_not_at_broker`.
+pub(crate) fn plan(p: &Position, held: Option<&HashSet<String>>, now: DateTime<Utc>) -> Plan {
+    let txn = &p.transaction;
+    let mut change = derive_transaction(txn, &p.orders, requested(p), now);
+    if change.is_none() && not_at_broker(p, held) {
+        change = Some(TransactionChange::Closed {
+            close_price: None,
+            closed_at: now,
+            reason: CloseReason::PositionNotAtBroker,
+        });
+    }
+    let open = match &change {
+        Some(TransactionChange::Closed { .. }) => Decimal::ZERO,
+        Some(TransactionChange::Opened { quantity, .. })
+        | Some(TransactionChange::Quantity { quantity }) => *quantity,
+        None => txn.quantity,
+    };
+    let ending =
+        open.is_zero() || txn.status.is_terminal() || txn.status == TransactionStatus::Closing;
+    let by_id: HashMap<i64, &Order> = p.orders.iter().map(|o| (o.id, o)).collect();
+    let mut out = Plan {
+        change,
+        ..Plan::default()
+    };
+    for leg in p
+        .orders
+        .iter()
+        .filter(|o| is_leg(o) && o.status == OrderStatus::WaitingTrigger)
+    {
+        if ending {
+            out.canceled.push(leg.id);
+            continue;
+        }
+        let parent = leg.parent_order_id.and_then(|id| by_id.get(&id).copied());
+        match classify_leg(leg, parent, open) {
+            LegStep::Fire { quantity } => out.claimed.push((leg.id, quantity)),
+            LegStep::Cancel => out.canceled.push(leg.id),
+            LegStep::Wait => {}
+            LegStep::Error(why) => tracing::warn!(order = leg.id, "leg left waiting: {why}"),
+        }
+    }
+    out
+}
+
+/// Whether an OPENED position is gone at the broker: the broker answered, holds nothing of
+/// the symbol, and no order of the position may still execute.
+fn not_at_broker(p: &Position, held: Option<&HashSet<String>>) -> bool {
+    let Some(held) = held else { return false };
+    p.transaction.status == TransactionStatus::Opened
+        && !held.contains(&p.transaction.symbol)
+        && !p.orders.iter().any(|o| o.status.may_be_executing())
+}
+
+/// Replaces stored orders of `positions` with their updated rows.
+fn merge(positions: &mut [Position], updated: &[Order]) {
+    let by_id: HashMap<i64, &Order> = updated.iter().map(|o| (o.id, o)).collect();
+    for p in positions.iter_mut() {
+        for o in p.orders.iter_mut() {
+            if let Some(u) = by_id.get(&o.id) {
+                *o = (*u).clone();
+            }
+        }
+    }
+}
+
+impl TradeManager {
+    /// Refreshes every account (sorted by name), each under its refresh lock.
+    pub async fn refresh(&self) -> Result<RefreshReport, EngineError> {
+        let mut accounts: Vec<String> = self.brokers.keys().cloned().collect();
+        accounts.sort();
+        let mut report = RefreshReport::default();
+        for account in accounts {
+            let subject = LockSubject::Account {
+                account: account.clone(),
+            };
+            let Some(guard) = self.locks.acquire_subject(subject).await else {
+                tracing::warn!(
+                    "refresh of account {account} skipped: another refresh holds its lock"
+                );
+                report.skipped_accounts.push(account);
+                continue;
+            };
+            let started_at = self.clock.now();
+            fault::hold("refresh_account").await;
+            let result = self.refresh_account(&account, &guard).await;
+            self.record_refresh(&guard, started_at, &result).await;
+            guard.release().await;
+            report.add(&result?);
+            report.accounts.push(account);
+        }
+        Ok(report)
+    }
+
+    /// Writes the run record of one account's refresh (a failure to write it is logged).
+    async fn record_refresh(
+        &self,
+        guard: &ProcessingGuard,
+        started_at: DateTime<Utc>,
+        result: &Result<RefreshReport, EngineError>,
+    ) {
+        let record = RunRecord {
+            lock_key: guard.key(),
+            owner: self.owner(),
+            status: if result.is_ok() {
+                RunStatus::Processed
+            } else {
+                RunStatus::Failed
+            },
+            error: result.as_ref().err().map(ToString::to_string),
+            started_at,
+            finished_at: self.clock.now(),
+        };
+        if let Err(e) = self.store.record_run(&record).await {
+            tracing::warn!("could not record the refresh of {}: {e}", record.lock_key);
+        }
+    }
+
+    /// One account's refresh: its live positions, moved on with what its broker says.
+    async fn refresh_account(
+        &self,
+        account: &str,
+        guard: &ProcessingGuard,
+    ) -> Result<RefreshReport, EngineError> {
+        let broker = self.broker(account)?.clone();
+        let positions = self.store.live_positions(account).await?;
+        if positions.is_empty() {
+            return Ok(RefreshReport::default());
+        }
+        self.advance(broker.as_ref(), positions, Some(guard), true)
+            .await
+    }
+
+    /// The steps of a refresh over `positions` of one broker's account: ask, apply, cancel
+    /// at the broker what must go, decide and write, send the legs that fire. `holdings`:
+    /// whether to ask the broker what it holds (to close positions it no longer has).
+    pub(super) async fn advance(
+        &self,
+        broker: &dyn Broker,
+        mut positions: Vec<Position>,
+        guard: Option<&ProcessingGuard>,
+        holdings: bool,
+    ) -> Result<RefreshReport, EngineError> {
+        let mut counts = RefreshReport::default();
+        counts.orders_updated += self.ask_working(broker, &mut positions, guard).await?;
+        counts.legs_canceled += self.cancel_resting(broker, &mut positions, guard).await?;
+        let held = match holdings {
+            true => self.held_symbols(broker, &positions).await,
+            false => None,
+        };
+        let now = self.clock.now();
+        let mut write = LifecycleWrite {
+            at: now,
+            ..LifecycleWrite::default()
+        };
+        for p in &positions {
+            let plan = plan(p, held.as_ref(), now);
+            if let Some(c) = plan.change {
+                write.changes.push((p.transaction.id, c));
+            }
+            write.canceled.extend(plan.canceled);
+            write.claimed.extend(plan.claimed);
+        }
+        if write.is_empty() {
+            return Ok(counts);
+        }
+        // The entry's answer may have opened it in the store already: count what was derived.
+        counts.transactions_opened += write
+            .changes
+            .iter()
+            .filter(|(_, c)| matches!(c, TransactionChange::Opened { .. }))
+            .count();
+        let written = self.store.write_lifecycle(&write).await?;
+        counts.transactions_closed += written.closed;
+        counts.legs_canceled += written.canceled;
+        counts.legs_fired += self.send_orders(broker, &written.claimed, guard).await?;
+        Ok(counts)
+    }
+
+    /// Asks the broker about every working order of `positions` in one call and applies
+    /// the answers; returns how many orders changed.
+    async fn ask_working(
+        &self,
+        broker: &dyn Broker,
+        positions: &mut [Position],
+        guard: Option<&ProcessingGuard>,
+    ) -> Result<usize, EngineError> {
+        let working: Vec<&Order> = positions
+            .iter()
+            .flat_map(|p| p.orders.iter())
+            .filter(|o| is_working(o.status))
+            .collect();
+        if working.is_empty() {
+            return Ok(0);
+        }
+        if let Some(g) = guard {
+            g.ensure_held()?;
+        }
+        let ids: Vec<String> = working.iter().map(|o| o.client_order_id.clone()).collect();
+        let found = broker.orders_by_client_ids(&ids).await;
+        let answers: Vec<(i64, BrokerOrder)> = working
+            .iter()
+            .zip(found)
+            .filter_map(|(o, f)| match f {
+                Ok(Some(a)) if a.mismatch(o).is_none() && changes(o, &a) => Some((o.id, a)),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(order = o.id, "cannot ask about {}: {e}", o.client_order_id);
+                    None
+                }
+            })
+            .collect();
+        if answers.is_empty() {
+            return Ok(0);
+        }
+        let leg_filled = answers.iter().any(|(id, a)| {
+            a.filled_quantity > Decimal::ZERO && working.iter().any(|o| o.id == *id && is_leg(o))
+        });
+        if leg_filled {
+            fault::point("after_leg_filled_before_recorded");
+        }
+        let before: HashMap<i64, (OrderStatus, Decimal)> = working
+            .iter()
+            .map(|o| (o.id, (o.status, o.filled_quantity)))
+            .collect();
+        let updated = self.store.apply_broker_orders(&answers).await?;
+        let changed = updated
+            .iter()
+            .filter(|o| before.get(&o.id) != Some(&(o.status, o.filled_quantity)))
+            .count();
+        merge(positions, &updated);
+        Ok(changed)
+    }
+
+    /// Cancels at the broker the legs that must go ([`broker_cancels`]) and applies the
+    /// answers; returns how many ended canceled.
+    async fn cancel_resting(
+        &self,
+        broker: &dyn Broker,
+        positions: &mut [Position],
+        guard: Option<&ProcessingGuard>,
+    ) -> Result<usize, EngineError> {
+        let now = self.clock.now();
+        let doomed: Vec<Order> = positions
+            .iter()
+            .flat_map(|p| broker_cancels(p, now))
+            .cloned()
+            .collect();
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let mut answers = Vec::with_capacity(doomed.len());
+        for o in &doomed {
+            if let Some(g) = guard {
+                g.ensure_held()?;
+            }
+            match broker.cancel(&o.client_order_id).await {
+                Ok(a) if a.mismatch(o).is_none() => answers.push((o.id, a)),
+                Ok(_) => tracing::warn!(order = o.id, "cancel answered for another order"),
+                Err(e) => tracing::warn!(order = o.id, "cannot cancel {}: {e}", o.client_order_id),
+            }
+        }
+        let updated = self.store.apply_broker_orders(&answers).await?;
+        let canceled = updated
+            .iter()
+            .filter(|o| o.status == OrderStatus::Canceled)
+            .count();
+        merge(positions, &updated);
+        Ok(canceled)
+    }
+
+    /// The symbols the broker holds, or `None` when it could not say (then no position is
+    /// closed for being absent). Asked only when an OPENED position has no order working.
+    async fn held_symbols(
+        &self,
+        broker: &dyn Broker,
+        positions: &[Position],
+    ) -> Option<HashSet<String>> {
+        let idle = positions.iter().any(|p| {
+            p.transaction.status == TransactionStatus::Opened
+                && !p.orders.iter().any(|o| o.status.may_be_executing())
+        });
+        if !idle {
+            return None;
+        }
+        match broker.holdings().await {
+            Ok(h) => Some(h.positions.into_iter().map(|p| p.symbol).collect()),
+            Err(e) => {
+                tracing::warn!("cannot read the broker's holdings: {e}");
+                None
+            }
+        }
+    }
+
+    /// Sends stored `submitting` orders once, in one batch (the legs of one structure share
+    /// their one-cancels-other group), and records the answers; returns how many were sent.
+    pub(super) async fn send_orders(
+        &self,
+        broker: &dyn Broker,
+        orders: &[Order],
+        guard: Option<&ProcessingGuard>,
+    ) -> Result<usize, EngineError> {
+        if orders.is_empty() {
+            return Ok(0);
+        }
+        if let Some(g) = guard {
+            g.ensure_held()?;
+        }
+        let requests: Vec<OrderRequest> = orders.iter().map(OrderRequest::for_order).collect();
+        let results = broker.submit_batch(&requests).await;
+        let mut answers = Vec::with_capacity(orders.len());
+        for (o, r) in orders.iter().zip(results) {
+            if let Some(a) = self.answer_of(broker, o, r).await? {
+                answers.push((o.id, a));
+            }
+        }
+        self.store.apply_broker_orders(&answers).await?;
+        Ok(orders.len())
+    }
+}
+
+/// Whether a broker's answer says anything new about `o`.
+fn changes(o: &Order, a: &BrokerOrder) -> bool {
+    a.status != o.status
+        || a.filled_quantity != o.filled_quantity
+        || (a.broker_order_id.is_some() && a.broker_order_id != o.broker_order_id)
+}
