@@ -149,13 +149,16 @@ async fn orders(h: &Harness) -> Vec<Order> {
 
 /// The open_positions outcomes, newest first.
 async fn outcomes(h: &Harness) -> Vec<Outcome> {
-    h.store
+    let mut o: Vec<Outcome> = h
+        .store
         .outcomes(&ListFilter::default())
         .await
         .unwrap()
         .into_iter()
         .filter(|o| o.use_case == UseCase::OpenPositions)
-        .collect()
+        .collect();
+    o.sort_by_key(|o| std::cmp::Reverse(o.decided_at));
+    o
 }
 
 async fn close_on_a_downgrade(kind: DbKind) {
