@@ -348,6 +348,81 @@ async fn gates_say_why_a_run_is_skipped(kind: DbKind) {
     );
 }
 
+/// A config of one expert that opens with confident-buy and closes on a downgrade.
+fn cli_config(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let text = format!(
+        "[database]\nurl = \"{url}\"\n\n[processing]\nlock_timeout_ms = 100\nlookback_days = 1\n\n\
+         [[accounts]]\nname = \"paper\"\nbroker = \"paper\"\ncash = 100000\n\n\
+         [[experts]]\nid = 1\nname = \"e1\"\naccount = \"paper\"\n\
+         allow_automated_trade_opening = true\nallow_automated_trade_modification = true\n\
+         enter_market_ruleset = \"confident-buy\"\nopen_positions_ruleset = \"close-on-downgrade\"\n\n\
+         [[rulesets]]\nname = \"confident-buy\"\n\n[[rulesets.rules]]\nname = \"bullish\"\n\
+         triggers = [{{ event = \"bullish\" }}]\nactions = [{{ action = \"buy\" }}]\n\n\
+         [[rulesets]]\nname = \"close-on-downgrade\"\n\n[[rulesets.rules]]\nname = \"downgraded\"\n\
+         triggers = [{{ event = \"rating_downgraded\" }}]\nactions = [{{ action = \"close\" }}]\n"
+    );
+    let path = dir.join("tradewarden.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// One JSON line: expert 1's `action` on AAPL at 100, `hours` ago.
+fn line(action: &str, hours: i64) -> String {
+    serde_json::json!({
+        "expert_id": 1,
+        "symbol": "AAPL",
+        "action": action,
+        "confidence": 80,
+        "expected_profit_percent": 10,
+        "price_at_date": "100",
+        "risk_level": "MEDIUM",
+        "time_horizon": "SHORT_TERM",
+        "created_at": hours_ago(hours).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    })
+    .to_string()
+}
+
+fn reports(out: &str) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_str(out).expect("JSON reports");
+    v.as_array().expect("an array").clone()
+}
+
+async fn process_runs_both_use_cases_and_one_on_request(kind: DbKind) {
+    let db = TestDb::new(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = cli_config(dir.path(), &db.url);
+    let recs = dir.path().join("recs.jsonl");
+    std::fs::write(&recs, line("BUY", 2)).unwrap();
+    let (st, _, err) = tw(&config, &["import", recs.to_str().unwrap()], &[]);
+    assert!(st.success(), "{err}");
+    // Catches: `process` without --use-case not running open_positions after enter_market.
+    let (st, out, err) = tw(&config, &["process", "--expert", "1"], &[]);
+    assert!(st.success(), "{err}");
+    let r = reports(&out);
+    let use_cases: Vec<&str> = r.iter().map(|r| r["use_case"].as_str().unwrap()).collect();
+    assert_eq!(use_cases, ["enter_market", "open_positions"], "{out}");
+    assert_eq!(r[0]["counts"]["ordered"], 1, "{out}");
+    assert!(r[0]["counts"].get("closed").is_none(), "enter_market keys unchanged: {out}");
+    assert_eq!(r[1]["counts"]["no_action"], 1, "{out}");
+    // A downgrade: --use-case open_positions alone closes the position.
+    std::fs::write(&recs, line("SELL", 1)).unwrap();
+    let (st, _, err) = tw(&config, &["import", recs.to_str().unwrap()], &[]);
+    assert!(st.success(), "{err}");
+    let (st, out, err) = tw(
+        &config,
+        &["process", "--expert", "1", "--use-case", "open_positions"],
+        &[],
+    );
+    assert!(st.success(), "{err}");
+    let r = reports(&out);
+    assert_eq!(r.len(), 1, "{out}");
+    assert_eq!(r[0]["use_case"], "open_positions", "{out}");
+    assert_eq!(r[0]["counts"]["closed"], 1, "{out}");
+    let (st, out, err) = tw(&config, &["outcomes", "--json"], &[]);
+    assert!(st.success(), "{err}");
+    assert!(out.contains("\"closed\""), "{out}");
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -376,4 +451,5 @@ both!(
     a_recommendation_without_a_position,
     its_lock_is_its_own,
     gates_say_why_a_run_is_skipped,
+    process_runs_both_use_cases_and_one_on_request,
 );
