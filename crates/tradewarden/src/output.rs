@@ -125,20 +125,20 @@ pub fn run_summary(import: &ImportSummary, reports: &[RunReport], settings: &Set
                 r.status.as_str()
             );
         } else {
-        let _ = writeln!(
-            out,
-            "expert {} ({name}): {} - considered {}, ordered {}, rules_not_met {}, not_permitted {}, duplicate_position {}, insufficient_equity {}, unfunded {}, failed {}",
-            r.expert_id,
-            r.status.as_str(),
-            c.considered,
-            c.ordered,
-            c.rules_not_met,
-            c.not_permitted,
-            c.duplicate_position,
-            c.insufficient_equity,
-            c.unfunded,
-            c.failed
-        );
+            let _ = writeln!(
+                out,
+                "expert {} ({name}): {} - considered {}, ordered {}, rules_not_met {}, not_permitted {}, duplicate_position {}, insufficient_equity {}, unfunded {}, failed {}",
+                r.expert_id,
+                r.status.as_str(),
+                c.considered,
+                c.ordered,
+                c.rules_not_met,
+                c.not_permitted,
+                c.duplicate_position,
+                c.insufficient_equity,
+                c.unfunded,
+                c.failed
+            );
         }
         if let Some(e) = &r.error {
             let _ = writeln!(out, "  error: {e}");

@@ -267,8 +267,24 @@ async fn a_recommendation_without_a_position(kind: DbKind) {
     let h = harness(&db, managing(close_on_downgrade()), plain).await;
     h.manager
         .import(&[
-            rec_at(1, "MSFT", Action::Buy, dec!(80), dec!(10), dec!(100), hours_ago(2)),
-            rec_at(1, "MSFT", Action::Sell, dec!(80), dec!(10), dec!(100), hours_ago(1)),
+            rec_at(
+                1,
+                "MSFT",
+                Action::Buy,
+                dec!(80),
+                dec!(10),
+                dec!(100),
+                hours_ago(2),
+            ),
+            rec_at(
+                1,
+                "MSFT",
+                Action::Sell,
+                dec!(80),
+                dec!(10),
+                dec!(100),
+                hours_ago(1),
+            ),
         ])
         .await
         .unwrap();
@@ -326,7 +342,10 @@ async fn its_lock_is_its_own(kind: DbKind) {
 async fn gates_say_why_a_run_is_skipped(kind: DbKind) {
     let db = TestDb::new(kind).await;
     let mut s = managing(close_on_downgrade());
-    s.experts.get_mut(&1).unwrap().allow_automated_trade_modification = false;
+    s.experts
+        .get_mut(&1)
+        .unwrap()
+        .allow_automated_trade_modification = false;
     let mut e2 = expert(2);
     e2.allow_automated_trade_modification = true;
     s.experts.insert(2, e2);
@@ -402,7 +421,10 @@ async fn process_runs_both_use_cases_and_one_on_request(kind: DbKind) {
     let use_cases: Vec<&str> = r.iter().map(|r| r["use_case"].as_str().unwrap()).collect();
     assert_eq!(use_cases, ["enter_market", "open_positions"], "{out}");
     assert_eq!(r[0]["counts"]["ordered"], 1, "{out}");
-    assert!(r[0]["counts"].get("closed").is_none(), "enter_market keys unchanged: {out}");
+    assert!(
+        r[0]["counts"].get("closed").is_none(),
+        "enter_market keys unchanged: {out}"
+    );
     assert_eq!(r[1]["counts"]["no_action"], 1, "{out}");
     // A downgrade: --use-case open_positions alone closes the position.
     std::fs::write(&recs, line("SELL", 1)).unwrap();

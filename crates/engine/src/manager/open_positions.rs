@@ -240,9 +240,10 @@ impl TradeManager {
     async fn carry_out_decision(&self, expert_id: i64, d: &Decided) -> Outcome {
         let detail = d.decision.detail();
         let (kind, said, order_id) = match &d.decision {
-            Decision::Close { transaction_id, .. } => {
-                closed(self.close_transaction(*transaction_id, CloseReason::Rule).await)
-            }
+            Decision::Close { transaction_id, .. } => closed(
+                self.close_transaction(*transaction_id, CloseReason::Rule)
+                    .await,
+            ),
             Decision::Adjust {
                 transaction_id,
                 take_profit,
@@ -323,7 +324,9 @@ impl TradeManager {
         match self.store.finish_runs(&finished).await {
             Ok(()) => guard.given_back(),
             Err(e) => {
-                tracing::warn!("could not record the open_positions run of expert {expert_id}: {e}");
+                tracing::warn!(
+                    "could not record the open_positions run of expert {expert_id}: {e}"
+                );
                 guard.release().await;
             }
         }
@@ -353,11 +356,7 @@ fn decide_each(gated: &Gated<'_>, data: &OpenPositionsData, view: &View) -> Vec<
             Decided {
                 rec_id: r.id,
                 symbol: r.symbol.clone(),
-                decision: open_positions::decide(
-                    gated.ruleset,
-                    &gated.expert.exits,
-                    &situation,
-                ),
+                decision: open_positions::decide(gated.ruleset, &gated.expert.exits, &situation),
             }
         })
         .collect()
@@ -369,7 +368,11 @@ fn share(quantity: Decimal, price: Decimal, virtual_equity: Decimal) -> Option<D
         return None;
     }
     let value = checked_mul(quantity.abs(), price).ok()?;
-    checked_mul(checked_div(value, virtual_equity).ok()?, Decimal::ONE_HUNDRED).ok()
+    checked_mul(
+        checked_div(value, virtual_equity).ok()?,
+        Decimal::ONE_HUNDRED,
+    )
+    .ok()
 }
 
 /// The outcome of a close request: its kind, the words appended to the decision, the close
@@ -386,14 +389,10 @@ fn closed(r: Result<CloseOutcome, EngineError>) -> (OutcomeKind, String, Option<
             "; the entry had not filled: canceled".into(),
             None,
         ),
-        Ok(CloseOutcome::AlreadyClosing) => (
-            OutcomeKind::CloseWorking,
-            "; already closing".into(),
-            None,
-        ),
-        Ok(CloseOutcome::AlreadyClosed) => {
-            (OutcomeKind::NoAction, "; already closed".into(), None)
+        Ok(CloseOutcome::AlreadyClosing) => {
+            (OutcomeKind::CloseWorking, "; already closing".into(), None)
         }
+        Ok(CloseOutcome::AlreadyClosed) => (OutcomeKind::NoAction, "; already closed".into(), None),
         Err(e) => (OutcomeKind::Failed, format!("; close failed: {e}"), None),
     }
 }

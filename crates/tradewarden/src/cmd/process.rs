@@ -76,7 +76,11 @@ async fn process_one(
         reports.push(app.manager.process_enter_market(id, lookback_days).await?);
     }
     if which.open_positions && (which != UseCases::BOTH || manages_positions(app, id)) {
-        reports.push(app.manager.process_open_positions(id, lookback_days).await?);
+        reports.push(
+            app.manager
+                .process_open_positions(id, lookback_days)
+                .await?,
+        );
     }
     Ok(reports)
 }
@@ -84,11 +88,7 @@ async fn process_one(
 /// Every configured expert (the engine's `process_all`, then its
 /// `process_all_open_positions`), with a progress bar (experts processed, rate, time left)
 /// on a terminal when it takes a while.
-pub async fn process_all(
-    app: &App,
-    lookback_days: Option<u32>,
-    which: UseCases,
-) -> Vec<RunReport> {
+pub async fn process_all(app: &App, lookback_days: Option<u32>, which: UseCases) -> Vec<RunReport> {
     let experts = app.manager.settings().experts.len() as u64;
     let mut reports = Vec::new();
     if which.enter_market {
