@@ -40,6 +40,22 @@ pub struct HeldPosition {
     pub close_working: bool,
 }
 
+impl HeldPosition {
+    /// Of two transactions of one symbol (an OPENED or WAITING one beside one still
+    /// CLOSING), whether this one is the one to decide on: OPENED first (it is managed),
+    /// then CLOSING (its close is working), then WAITING (nothing to manage yet).
+    pub fn precedes(&self, other: &HeldPosition) -> bool {
+        fn rank(s: TransactionStatus) -> u8 {
+            match s {
+                TransactionStatus::Opened => 0,
+                TransactionStatus::Closing => 1,
+                _ => 2,
+            }
+        }
+        rank(self.status) < rank(other.status)
+    }
+}
+
 /// Everything known about one considered recommendation.
 #[derive(Debug, Clone, Copy)]
 pub struct Situation<'a> {

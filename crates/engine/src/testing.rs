@@ -439,20 +439,24 @@ impl OpenPositionsStore for MemoryStore {
             let close_working = s.orders.iter().any(|o| {
                 o.transaction_id == t.id && o.role == OrderRole::Close && !o.status.is_final()
             });
-            data.positions.insert(
-                t.symbol.clone(),
-                HeldPosition {
-                    transaction_id: t.id,
-                    side: t.side,
-                    status: t.status,
-                    quantity: t.quantity,
-                    open_price: t.open_price,
-                    opened_at: t.opened_at,
-                    take_profit: t.take_profit,
-                    stop_loss: t.stop_loss,
-                    close_working,
-                },
-            );
+            let held = HeldPosition {
+                transaction_id: t.id,
+                side: t.side,
+                status: t.status,
+                quantity: t.quantity,
+                open_price: t.open_price,
+                opened_at: t.opened_at,
+                take_profit: t.take_profit,
+                stop_loss: t.stop_loss,
+                close_working,
+            };
+            if data
+                .positions
+                .get(&t.symbol)
+                .is_none_or(|h| held.precedes(h))
+            {
+                data.positions.insert(t.symbol.clone(), held);
+            }
         }
         Ok(data)
     }

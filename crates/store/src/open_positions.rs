@@ -84,7 +84,9 @@ async fn newest_per_symbol(
 }
 
 /// The expert's WAITING, OPENED and CLOSING transactions by symbol, each with whether a close
-/// order of it is still working.
+/// order of it is still working. A join on the (few) working close orders, not a correlated
+/// `EXISTS`: PostgreSQL's generic plan for that probed the orders once per transaction
+/// (2.9 s for 10,000 positions, against milliseconds for the join).
 async fn held_positions(
     pool: &Pool,
     expert_id: i64,
@@ -97,10 +99,11 @@ async fn held_positions(
         .collect();
     let sql = format!(
         "SELECT t.id, t.symbol, t.side, t.status, t.quantity, t.open_price, t.opened_at, \
-           t.take_profit, t.stop_loss, t.created_at, \
-           EXISTS (SELECT 1 FROM orders o WHERE o.transaction_id = t.id AND o.role = 'close' \
-             AND o.status IN ({})) AS close_working \
-         FROM transactions t WHERE t.expert_id = {} AND t.status IN ('WAITING', 'OPENED', 'CLOSING')",
+           t.take_profit, t.stop_loss, t.created_at, (c.transaction_id IS NOT NULL) AS close_working \
+         FROM transactions t LEFT JOIN \
+           (SELECT DISTINCT transaction_id FROM orders WHERE role = 'close' AND status IN ({})) c \
+           ON c.transaction_id = t.id \
+         WHERE t.expert_id = {} AND t.status IN ('WAITING', 'OPENED', 'CLOSING')",
         working.join(", "),
         param(k, 1)
     );
@@ -117,14 +120,11 @@ async fn held_positions(
             stop_loss: r.opt_dec("stop_loss")?,
             close_working: r.i64("close_working")? != 0,
         };
-        // One WAITING or OPENED transaction per symbol (B1); a CLOSING one beside it is
-        // the one to report: its close is still working.
+        // One WAITING or OPENED transaction per symbol (B1), but a CLOSING one may stand
+        // beside it: the one to manage is kept ([`HeldPosition::precedes`]).
         let symbol = r.text("symbol")?;
-        match out.get(&symbol) {
-            Some(h) if h.status == tradewarden_domain::TransactionStatus::Closing => {}
-            _ => {
-                out.insert(symbol, held);
-            }
+        if out.get(&symbol).is_none_or(|h| held.precedes(h)) {
+            out.insert(symbol, held);
         }
     }
     Ok(out)

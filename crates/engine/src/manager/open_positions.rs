@@ -30,7 +30,7 @@ use tradewarden_domain::{Outcome, TransactionStatus, UseCase};
 use super::TradeManager;
 use super::{CloseOutcome, ExitsOutcome};
 use crate::error::EngineError;
-use crate::locks::ProcessingGuard;
+use crate::locks::{LeaseLost, ProcessingGuard};
 use crate::metrics as m;
 use crate::ports::{Broker, FinishedRuns, LeaseRelease, OpenPositionsData, RunRecord};
 use crate::report::{Counts, RunReport, RunStatus};
@@ -156,12 +156,11 @@ impl TradeManager {
             })
             .collect();
         self.store.record_outcomes(&passive).await?;
-        let mut outcomes = Vec::with_capacity(active.len());
-        for d in &active {
-            guard.ensure_held()?;
-            outcomes.push(self.carry_out_decision(expert.id, d).await);
-        }
+        let (outcomes, lost) = self.carry_out_all(expert.id, guard, &active).await;
         self.store.record_outcomes(&outcomes).await?;
+        if let Some(lost) = lost {
+            return Err(lost.into());
+        }
         for o in passive.iter().chain(&outcomes) {
             counts.add(o.outcome);
         }
@@ -234,6 +233,25 @@ impl TradeManager {
             quotes,
             virtual_equity,
         })
+    }
+
+    /// Carries out the closes and exit moves one after another, each right after checking
+    /// the lease: a lost lease stops them (the rest are left to whoever holds the lock
+    /// next), and the outcomes of those carried out are still returned, to be recorded.
+    async fn carry_out_all(
+        &self,
+        expert_id: i64,
+        guard: &ProcessingGuard,
+        active: &[Decided],
+    ) -> (Vec<Outcome>, Option<LeaseLost>) {
+        let mut outcomes = Vec::with_capacity(active.len());
+        for d in active {
+            if let Err(lost) = guard.ensure_held() {
+                return (outcomes, Some(lost));
+            }
+            outcomes.push(self.carry_out_decision(expert_id, d).await);
+        }
+        (outcomes, None)
     }
 
     /// Carries out a close or an exit move; its outcome says what became of it.
