@@ -513,8 +513,14 @@ impl LifecycleStore for MemoryStore {
         let s = self.enter("live_positions");
         Ok(s.transactions
             .iter()
-            .filter(|t| t.account == account && !t.status.is_terminal())
+            .filter(|t| t.account == account)
             .map(|t| s.position_of(t))
+            .filter(|p| {
+                !p.transaction.status.is_terminal()
+                    || p.orders
+                        .iter()
+                        .any(|o| tradewarden_domain::lifecycle::is_live(o.status))
+            })
             .collect())
     }
 
@@ -596,6 +602,7 @@ impl LifecycleStore for MemoryStore {
             {
                 o.status = OrderStatus::Submitting;
                 o.quantity = *quantity;
+                o.created_at = w.at;
                 out.claimed.push(o.clone());
             }
         }

@@ -17,15 +17,20 @@ use crate::rows::*;
 /// The statuses a refresh follows: not yet CLOSED or FAILED.
 const LIVE: &str = "'WAITING', 'OPENED', 'CLOSING'";
 
+/// The transactions of account `$1` a refresh follows: those not yet CLOSED or FAILED, and
+/// those that ended with an order still live (the legs of an entry refused when its answer
+/// was stored: they are canceled on the next refresh).
+const FOLLOWED: &str = "account = $1 AND (status IN ('WAITING', 'OPENED', 'CLOSING') OR id IN \
+    (SELECT transaction_id FROM orders WHERE account = $1 AND status IN \
+    ('pending', 'waiting_trigger', 'submitting', 'accepted', 'partially_filled')))";
+
 #[async_trait]
 impl LifecycleStore for SqlStore {
     async fn live_positions(&self, account: &str) -> Result<Vec<Position>, StoreError> {
         let txns = self
             .pool
             .fetch(
-                &format!(
-                    "SELECT {TXN_COLUMNS} FROM transactions WHERE account = $1 AND status IN ({LIVE}) ORDER BY id"
-                ),
+                &format!("SELECT {TXN_COLUMNS} FROM transactions WHERE {FOLLOWED} ORDER BY id"),
                 &[account.into()],
             )
             .await?;
@@ -34,7 +39,7 @@ impl LifecycleStore for SqlStore {
             .fetch(
                 &format!(
                     "SELECT {ORDER_COLUMNS} FROM orders WHERE transaction_id IN \
-                     (SELECT id FROM transactions WHERE account = $1 AND status IN ({LIVE})) ORDER BY id"
+                     (SELECT id FROM transactions WHERE {FOLLOWED}) ORDER BY id"
                 ),
                 &[account.into()],
             )
@@ -198,6 +203,9 @@ async fn cancel_unsent(tx: &mut Tx, ids: &[i64], w: &LifecycleWrite) -> Result<u
 }
 
 /// Legs `waiting_trigger` that fire: `submitting`, sized; returns those this write claimed.
+/// The order intent is made now: `created_at` moves to now, so an intent a crash leaves
+/// `submitting` is aged from here (`max_intent_age_seconds`), not from when the leg was
+/// stored waiting.
 async fn claim_legs(
     tx: &mut Tx,
     claims: &[(i64, rust_decimal::Decimal)],
@@ -209,7 +217,8 @@ async fn claim_legs(
     let mut out = Vec::with_capacity(claims.len());
     for chunk in claims.chunks(chunk_rows(3)) {
         let sql = format!(
-            "UPDATE orders SET status = 'submitting', quantity = v.column2, updated_at = v.column3 \
+            "UPDATE orders SET status = 'submitting', quantity = v.column2, updated_at = v.column3, \
+             created_at = v.column3 \
              FROM (VALUES {}) AS v WHERE orders.id = v.column1 AND orders.status IN ({from}) \
              RETURNING {}",
             values_clause(tx.kind(), chunk.len(), 3),

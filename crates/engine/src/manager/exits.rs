@@ -302,3 +302,186 @@ impl TradeManager {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use rust_decimal_macros::dec;
+    use tradewarden_domain::Side;
+    use tradewarden_domain::expert::Expert;
+
+    use super::*;
+    use crate::ports::{Broker, BrokerPosition, NewPosition, OrderRequest, SystemClock};
+    use crate::settings::{AccountSettings, Settings};
+    use crate::testing::{MemoryStore, ScriptedBroker};
+
+    fn manager() -> (TradeManager, Arc<MemoryStore>, Arc<ScriptedBroker>) {
+        let store = Arc::new(MemoryStore::new());
+        let broker = Arc::new(ScriptedBroker::new(dec!(100000), &[("AAPL", dec!(100))]));
+        broker.state.lock().positions = vec![BrokerPosition {
+            symbol: "AAPL".into(),
+            quantity: dec!(10),
+        }];
+        let settings = Settings {
+            experts: BTreeMap::from([(1, Expert::with_defaults(1, "e1", "paper"))]),
+            rulesets: Default::default(),
+            accounts: [(
+                "paper".to_string(),
+                AccountSettings {
+                    name: "paper".into(),
+                    minimum_equity_threshold_percent: dec!(5),
+                },
+            )]
+            .into(),
+            lock_timeout: std::time::Duration::from_millis(50),
+            lookback_days: 1,
+            max_clock_skew_seconds: 300,
+            max_intent_age: std::time::Duration::from_secs(300),
+        };
+        let m = TradeManager::new(
+            settings,
+            store.clone(),
+            [("paper".to_string(), broker.clone() as Arc<dyn Broker>)].into(),
+            Arc::new(SystemClock),
+        );
+        (m, store, broker)
+    }
+
+    /// A long of 10 AAPL at 100 (sent to the broker when `send`, else left accepted there
+    /// as a limit below the market), with exits at 110 / 93; returns its id.
+    async fn long(m: &TradeManager, broker: &ScriptedBroker, send: bool) -> i64 {
+        let (t, entry) = m
+            .store()
+            .open_position(&NewPosition {
+                expert_id: 1,
+                account: "paper".into(),
+                symbol: "AAPL".into(),
+                side: Side::Buy,
+                quantity: dec!(10),
+                reference_price: dec!(100),
+                order_type: OrderType::Market,
+                limit_price: None,
+                recommendation_id: None,
+                created_at: chrono::Utc::now(),
+                decision: None,
+            })
+            .await
+            .unwrap();
+        if send {
+            let answer = broker
+                .submit(&OrderRequest::for_order(&entry))
+                .await
+                .unwrap();
+            m.store()
+                .apply_broker_order(entry.id, &answer)
+                .await
+                .unwrap();
+        }
+        t.id
+    }
+
+    fn legs(store: &MemoryStore) -> Vec<(OrderRole, OrderStatus, String)> {
+        store
+            .state
+            .lock()
+            .orders
+            .iter()
+            .filter(|o| o.role != OrderRole::Entry)
+            .map(|o| (o.role, o.status, o.client_order_id.clone()))
+            .collect()
+    }
+
+    use OrderRole::{Close, StopLoss, TakeProfit};
+    use OrderStatus::{Accepted, Canceled, Filled, WaitingTrigger};
+
+    #[tokio::test]
+    async fn exits_of_an_opened_position_are_placed_then_replaced_stored_first() {
+        // Catches: a replacement that leaves two structures live, or loses the old one's
+        // cancellation; the first structure never placed.
+        let (m, store, broker) = manager();
+        let txn = long(&m, &broker, true).await;
+        let first = m.replace_exits(txn, Some(dec!(110)), Some(dec!(93))).await;
+        assert_eq!(first.unwrap(), ExitsOutcome::Replaced { generation: 1 });
+        assert_eq!(
+            legs(&store),
+            vec![
+                (TakeProfit, Accepted, "tw-mem-1-tp-1".into()),
+                (StopLoss, Accepted, "tw-mem-1-sl-1".into())
+            ]
+        );
+        let second = m.replace_exits(txn, None, Some(dec!(97))).await.unwrap();
+        assert_eq!(second, ExitsOutcome::Replaced { generation: 2 });
+        assert_eq!(
+            legs(&store),
+            vec![
+                (TakeProfit, Canceled, "tw-mem-1-tp-1".into()),
+                (StopLoss, Canceled, "tw-mem-1-sl-1".into()),
+                (TakeProfit, Accepted, "tw-mem-1-tp-2".into()),
+                (StopLoss, Accepted, "tw-mem-1-sl-2".into())
+            ]
+        );
+        let same = m.replace_exits(txn, Some(dec!(110)), None).await.unwrap();
+        assert_eq!(same, ExitsOutcome::Unchanged);
+        assert_eq!(broker.state.lock().submitted.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn exits_of_a_waiting_position_wait_for_its_entry() {
+        // Catches: legs sent before the position exists, or an old waiting structure left.
+        let (m, store, broker) = manager();
+        let txn = long(&m, &broker, false).await;
+        m.replace_exits(txn, Some(dec!(110)), Some(dec!(93)))
+            .await
+            .unwrap();
+        m.replace_exits(txn, Some(dec!(112)), None).await.unwrap();
+        assert_eq!(
+            legs(&store),
+            vec![
+                (TakeProfit, Canceled, "tw-mem-1-tp-1".into()),
+                (StopLoss, Canceled, "tw-mem-1-sl-1".into()),
+                (TakeProfit, WaitingTrigger, "tw-mem-1-tp-2".into()),
+                (StopLoss, WaitingTrigger, "tw-mem-1-sl-2".into())
+            ]
+        );
+        assert!(broker.state.lock().submitted.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_close_cancels_the_legs_and_sends_one_close_order() {
+        // Catches: legs left working beside the close, a close sent twice, a second close
+        // that is not told apart, an unknown id that is not an error.
+        let (m, store, broker) = manager();
+        let txn = long(&m, &broker, true).await;
+        m.replace_exits(txn, Some(dec!(110)), Some(dec!(93)))
+            .await
+            .unwrap();
+        let out = m
+            .close_transaction(txn, CloseReason::ManualClose)
+            .await
+            .unwrap();
+        let CloseOutcome::Closing { order_id } = out else {
+            panic!("{out:?}")
+        };
+        assert_eq!(order_id, 4);
+        assert_eq!(
+            legs(&store),
+            vec![
+                (TakeProfit, Canceled, "tw-mem-1-tp-1".into()),
+                (StopLoss, Canceled, "tw-mem-1-sl-1".into()),
+                (Close, Filled, "tw-mem-1-close-1".into())
+            ]
+        );
+        let again = m
+            .close_transaction(txn, CloseReason::ManualClose)
+            .await
+            .unwrap();
+        assert_eq!(again, CloseOutcome::AlreadyClosing);
+        assert_eq!(broker.state.lock().submitted.len(), 4);
+        assert!(matches!(
+            m.close_transaction(99, CloseReason::ManualClose).await,
+            Err(EngineError::Store(StoreError::NotFound(_)))
+        ));
+    }
+}

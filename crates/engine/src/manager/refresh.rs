@@ -472,3 +472,283 @@ fn changes(o: &Order, a: &BrokerOrder) -> bool {
         || a.filled_quantity != o.filled_quantity
         || (a.broker_order_id.is_some() && a.broker_order_id != o.broker_order_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use rust_decimal_macros::dec;
+    use tradewarden_domain::expert::Expert;
+    use tradewarden_domain::lifecycle::closing_side;
+    use tradewarden_domain::{OrderType, Side, Transaction};
+
+    use super::*;
+    use crate::ports::{BrokerPosition, NewExitOrder, NewPosition, SystemClock};
+    use crate::settings::{AccountSettings, Settings};
+    use crate::testing::{MemoryStore, ScriptedBroker};
+
+    fn settings() -> Settings {
+        Settings {
+            experts: BTreeMap::from([(1, Expert::with_defaults(1, "e1", "paper"))]),
+            rulesets: Default::default(),
+            accounts: [(
+                "paper".to_string(),
+                AccountSettings {
+                    name: "paper".into(),
+                    minimum_equity_threshold_percent: dec!(5),
+                },
+            )]
+            .into(),
+            lock_timeout: std::time::Duration::from_millis(50),
+            lookback_days: 1,
+            max_clock_skew_seconds: 300,
+            max_intent_age: std::time::Duration::from_secs(300),
+        }
+    }
+
+    /// A manager over a memory store and a broker quoting AAPL at 100 that holds `held`.
+    fn manager(held: Decimal) -> (TradeManager, Arc<MemoryStore>, Arc<ScriptedBroker>) {
+        let store = Arc::new(MemoryStore::new());
+        let broker = Arc::new(ScriptedBroker::new(dec!(100000), &[("AAPL", dec!(100))]));
+        if !held.is_zero() {
+            broker.state.lock().positions = vec![BrokerPosition {
+                symbol: "AAPL".into(),
+                quantity: held,
+            }];
+        }
+        let m = TradeManager::new(
+            settings(),
+            store.clone(),
+            [("paper".to_string(), broker.clone() as Arc<dyn Broker>)].into(),
+            Arc::new(SystemClock),
+        );
+        (m, store, broker)
+    }
+
+    /// A long of 10 AAPL whose market entry the broker filled at 100, with its two legs
+    /// waiting for the fill; returns the transaction id.
+    async fn long_with_legs(m: &TradeManager, broker: &ScriptedBroker) -> i64 {
+        long_entered(m, broker, true).await
+    }
+
+    /// [`long_with_legs`]; when `fills` is false, the broker rejects the entry.
+    async fn long_entered(m: &TradeManager, broker: &ScriptedBroker, fills: bool) -> i64 {
+        let now = chrono::Utc::now();
+        let (t, entry) = m
+            .store()
+            .open_position(&NewPosition {
+                expert_id: 1,
+                account: "paper".into(),
+                symbol: "AAPL".into(),
+                side: Side::Buy,
+                quantity: dec!(10),
+                reference_price: dec!(100),
+                order_type: OrderType::Market,
+                limit_price: None,
+                recommendation_id: None,
+                created_at: now,
+                decision: None,
+            })
+            .await
+            .unwrap();
+        let answer = match fills {
+            true => broker
+                .submit(&OrderRequest::for_order(&entry))
+                .await
+                .unwrap(),
+            false => BrokerOrder {
+                broker_order_id: None,
+                client_order_id: entry.client_order_id.clone(),
+                status: OrderStatus::Rejected,
+                filled_quantity: Decimal::ZERO,
+                avg_fill_price: None,
+                reason: Some("scripted".into()),
+                updated_at: now,
+                symbol: None,
+                side: None,
+                quantity: None,
+            },
+        };
+        m.store()
+            .apply_broker_order(entry.id, &answer)
+            .await
+            .unwrap();
+        let leg = |role, order_type, limit_price, stop_price| NewExitOrder {
+            transaction_id: t.id,
+            expert_id: 1,
+            account: "paper".into(),
+            symbol: "AAPL".into(),
+            side: closing_side(Side::Buy),
+            role,
+            order_type,
+            quantity: dec!(10),
+            limit_price,
+            stop_price,
+            generation: 1,
+            status: OrderStatus::WaitingTrigger,
+            parent_order_id: Some(entry.id),
+            trigger_status: Some(OrderStatus::Filled),
+            created_at: now,
+        };
+        m.store()
+            .write_lifecycle(&LifecycleWrite {
+                inserted: vec![
+                    leg(
+                        OrderRole::TakeProfit,
+                        OrderType::Limit,
+                        Some(dec!(110)),
+                        None,
+                    ),
+                    leg(OrderRole::StopLoss, OrderType::Stop, None, Some(dec!(93))),
+                ],
+                at: now,
+                ..LifecycleWrite::default()
+            })
+            .await
+            .unwrap();
+        t.id
+    }
+
+    fn statuses(store: &MemoryStore, txn: i64) -> Vec<(OrderRole, OrderStatus)> {
+        store
+            .state
+            .lock()
+            .orders
+            .iter()
+            .filter(|o| o.transaction_id == txn)
+            .map(|o| (o.role, o.status))
+            .collect()
+    }
+
+    fn txn_of(store: &MemoryStore, id: i64) -> Transaction {
+        store
+            .state
+            .lock()
+            .transactions
+            .iter()
+            .find(|t| t.id == id)
+            .unwrap()
+            .clone()
+    }
+
+    use OrderRole::{Entry, StopLoss, TakeProfit};
+    use OrderStatus::{Accepted, Canceled, Filled};
+
+    #[tokio::test]
+    async fn legs_fire_once_in_one_group_when_the_entry_filled() {
+        // Catches: legs never fired, fired twice, or sent outside one one-cancels-other group.
+        let (m, store, broker) = manager(dec!(10));
+        let txn = long_with_legs(&m, &broker).await;
+        let first = m.refresh().await.unwrap();
+        assert_eq!((first.legs_fired, first.legs_canceled), (2, 0));
+        assert_eq!(
+            statuses(&store, txn),
+            vec![
+                (Entry, Filled),
+                (TakeProfit, Accepted),
+                (StopLoss, Accepted)
+            ]
+        );
+        let groups: Vec<Option<String>> = broker.state.lock().submitted[1..]
+            .iter()
+            .map(|r| r.oco_group.clone())
+            .collect();
+        assert_eq!(groups.len(), 2);
+        assert!(groups[0].is_some() && groups[0] == groups[1], "{groups:?}");
+        let again = m.refresh().await.unwrap();
+        assert_eq!(
+            again,
+            RefreshReport {
+                accounts: vec!["paper".into()],
+                ..RefreshReport::default()
+            }
+        );
+        assert_eq!(broker.state.lock().submitted.len(), 3, "each order once");
+    }
+
+    #[tokio::test]
+    async fn a_filled_leg_closes_the_position_and_its_sibling_is_canceled() {
+        // Catches: a sibling left live when the broker has no one-cancels-other (the
+        // position could be sold twice), or a close with the wrong reason.
+        let (m, store, broker) = manager(dec!(10));
+        let txn = long_with_legs(&m, &broker).await;
+        m.refresh().await.unwrap();
+        let tp = store.state.lock().orders[1].client_order_id.clone();
+        broker.fill(&tp, dec!(110), false);
+        let r = m.refresh().await.unwrap();
+        assert_eq!(
+            (r.orders_updated, r.transactions_closed, r.legs_canceled),
+            (1, 1, 1)
+        );
+        assert_eq!(
+            statuses(&store, txn),
+            vec![(Entry, Filled), (TakeProfit, Filled), (StopLoss, Canceled)]
+        );
+        let t = txn_of(&store, txn);
+        assert_eq!(t.status, TransactionStatus::Closed);
+        assert_eq!(t.close_reason.as_deref(), Some("take_profit"));
+        assert_eq!(t.close_price, Some(dec!(110)));
+    }
+
+    #[tokio::test]
+    async fn legs_of_an_entry_that_never_filled_are_canceled_unsent() {
+        // Catches: legs fired for a position that never existed.
+        let (m, store, broker) = manager(dec!(0));
+        let txn = long_entered(&m, &broker, false).await;
+        let r = m.refresh().await.unwrap();
+        assert_eq!((r.legs_fired, r.legs_canceled), (0, 2));
+        assert_eq!(
+            statuses(&store, txn),
+            vec![
+                (Entry, OrderStatus::Rejected),
+                (TakeProfit, Canceled),
+                (StopLoss, Canceled)
+            ]
+        );
+        assert!(broker.state.lock().submitted.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_position_the_broker_no_longer_holds_is_closed_only_when_nothing_works() {
+        // Catches: a position closed as gone while its exits still work at the broker (a
+        // fill not yet reported), or never closed once it is gone.
+        let (m, store, broker) = manager(dec!(10));
+        let txn = long_with_legs(&m, &broker).await;
+        m.refresh().await.unwrap();
+        broker.state.lock().positions.clear();
+        m.refresh().await.unwrap();
+        assert_eq!(
+            txn_of(&store, txn).status,
+            TransactionStatus::Opened,
+            "legs work"
+        );
+        for o in store.state.lock().orders.iter_mut().skip(1) {
+            o.status = Canceled;
+        }
+        let r = m.refresh().await.unwrap();
+        assert_eq!(r.transactions_closed, 1);
+        let t = txn_of(&store, txn);
+        assert_eq!(t.close_reason.as_deref(), Some("position_not_at_broker"));
+    }
+
+    #[tokio::test]
+    async fn an_account_whose_refresh_lock_is_held_is_skipped() {
+        // Catches: two refreshes of one account at once.
+        let (m, _, broker) = manager(dec!(10));
+        long_with_legs(&m, &broker).await;
+        let held = m
+            .locks()
+            .acquire_subject(LockSubject::Account {
+                account: "paper".into(),
+            })
+            .await
+            .unwrap();
+        let r = m.refresh().await.unwrap();
+        assert_eq!(r.skipped_accounts, vec!["paper".to_string()]);
+        assert!(r.accounts.is_empty());
+        assert_eq!(r.legs_fired, 0);
+        held.release().await;
+        assert_eq!(m.refresh().await.unwrap().legs_fired, 2);
+    }
+}

@@ -57,7 +57,8 @@ pub struct LifecycleWrite {
     /// Legs never sent (`waiting_trigger` or `pending`) that end `canceled`.
     pub canceled: Vec<i64>,
     /// Legs `waiting_trigger` that fire: `submitting` for this quantity, before the broker
-    /// call (B3).
+    /// call (B3); their intent is made now (`created_at` = `at`), so settling ages it from
+    /// here.
     pub claimed: Vec<(i64, Decimal)>,
     /// When these changes were made.
     pub at: DateTime<Utc>,
@@ -95,8 +96,8 @@ pub struct LifecycleWritten {
 /// Positions through their life: read with their orders, changed in one transaction.
 #[async_trait]
 pub trait LifecycleStore: Send + Sync {
-    /// Every WAITING, OPENED and CLOSING transaction of `account`, with all its orders: two
-    /// queries, whatever their number.
+    /// Every WAITING, OPENED and CLOSING transaction of `account`, and every ended one with
+    /// an order still live, with all its orders: two queries, whatever their number.
     async fn live_positions(&self, account: &str) -> Result<Vec<Position>, StoreError>;
 
     /// One transaction with its orders; `None` when there is no such transaction.

@@ -48,6 +48,7 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
         Some(id) => process_one(app, id, args.lookback_days, which).await?,
         None => process_all(app, args.lookback_days, which).await,
     };
+    super::refresh::after_runs(app).await;
     print_json(&reports)?;
     any_failed(&reports)
 }
