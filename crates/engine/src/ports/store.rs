@@ -398,6 +398,7 @@ pub trait Store:
     + QueryStore
     + LeaseStore
     + super::lifecycle::LifecycleStore
+    + super::OpenPositionsStore
 {
 }
 
@@ -408,6 +409,7 @@ impl<T> Store for T where
         + QueryStore
         + LeaseStore
         + super::lifecycle::LifecycleStore
+        + super::OpenPositionsStore
 {
 }
 
