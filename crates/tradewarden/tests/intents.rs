@@ -74,6 +74,8 @@ async fn a_foreign_order_under_our_id_is_never_adopted(kind: DbKind) {
             order_type: OrderType::Market,
             quantity: dec!(3),
             limit_price: None,
+            take_profit: None,
+            stop_loss: None,
             stop_price: None,
             oco_group: None,
         })
@@ -213,6 +215,8 @@ fn intent(rec_id: i64, symbol: &str, at: chrono::DateTime<Utc>) -> NewPosition {
         reference_price: dec!(100),
         order_type: OrderType::Market,
         limit_price: None,
+        take_profit: None,
+        stop_loss: None,
         recommendation_id: Some(rec_id),
         created_at: at,
         decision: Some(format!("buy 10 {symbol}")),
