@@ -74,8 +74,6 @@ async fn a_foreign_order_under_our_id_is_never_adopted(kind: DbKind) {
             order_type: OrderType::Market,
             quantity: dec!(3),
             limit_price: None,
-            take_profit: None,
-            stop_loss: None,
             stop_price: None,
             oco_group: None,
         })

@@ -290,8 +290,6 @@ fn req(coid: &str, side: Side, qty: Decimal) -> OrderRequest {
         order_type: OrderType::Market,
         quantity: qty,
         limit_price: None,
-        take_profit: None,
-        stop_loss: None,
         stop_price: None,
         oco_group: None,
     }
