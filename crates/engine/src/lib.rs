@@ -30,7 +30,9 @@ pub mod unwind;
 
 pub use error::EngineError;
 pub use locks::{LeaseConfig, LeaseLost, LockSubject, ProcessingGuard, ProcessingLocks};
-pub use manager::{ImportSummary, JsonlImport, TradeManager};
+pub use manager::{
+    CloseOutcome, ExitsOutcome, ImportSummary, JsonlImport, RefreshReport, TradeManager,
+};
 pub use ports::{
     Broker, BrokerError, BrokerOrder, Clock, HostIdentity, LeaseHolder, LeaseStore, OrderRequest,
     ProcessState, ProcessTable, Store, StoreError, SystemClock,

@@ -443,12 +443,22 @@ pub trait QueryStore: Send + Sync {
 
 /// Every role the engine's use cases need, in one object.
 pub trait Store:
-    RecommendationStore + PositionStore + JournalStore + QueryStore + LeaseStore
+    RecommendationStore
+    + PositionStore
+    + JournalStore
+    + QueryStore
+    + LeaseStore
+    + super::lifecycle::LifecycleStore
 {
 }
 
 impl<T> Store for T where
-    T: RecommendationStore + PositionStore + JournalStore + QueryStore + LeaseStore
+    T: RecommendationStore
+        + PositionStore
+        + JournalStore
+        + QueryStore
+        + LeaseStore
+        + super::lifecycle::LifecycleStore
 {
 }
 

@@ -19,6 +19,7 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
         ],
         None => process_all(app, args.lookback_days).await,
     };
+    super::refresh::after_runs(app).await;
     print_json(&reports)?;
     any_failed(&reports)
 }

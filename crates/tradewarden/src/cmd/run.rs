@@ -14,6 +14,7 @@ pub use crate::cli::RunArgs as Args;
 pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
     let text = read_input(&args.file)?;
     let (summary, reports) = batch(app, &text).await?;
+    let refreshed = super::refresh::after_runs(app).await;
     if args.json {
         print_json(&reports)?;
     } else {
@@ -22,6 +23,16 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
             &reports,
             app.manager.settings(),
         ));
+        if let Some(r) = refreshed {
+            out::stdout(&format!(
+                "refresh: {} order(s) updated, {} transaction(s) opened, {} closed, {} leg(s) fired, {} canceled\n",
+                r.orders_updated,
+                r.transactions_opened,
+                r.transactions_closed,
+                r.legs_fired,
+                r.legs_canceled
+            ));
+        }
     }
     any_failed(&reports)
 }
