@@ -613,7 +613,8 @@ fn json_shapes_are_the_documented_ones() {
     assert_eq!(report_orders.len(), 2);
     report_orders.iter().for_each(assert_order);
 
-    // Each entry and its safeguard stop leg, waiting for the entry's fill.
+    // Each entry and its safeguard stop leg, fired by the refresh that ends `process` once
+    // the entry filled.
     let orders = sb.run(&["orders", "--json"]).json();
     assert_eq!(array(&orders).len(), 4);
     array(&orders).iter().for_each(assert_order);
@@ -627,11 +628,7 @@ fn json_shapes_are_the_documented_ones() {
     for leg in legs {
         assert_eq!(
             (&leg["role"], &leg["status"], &leg["order_type"]),
-            (
-                &"stop_loss".into(),
-                &"waiting_trigger".into(),
-                &"stop".into()
-            ),
+            (&"stop_loss".into(), &"accepted".into(), &"stop".into()),
             "{leg}"
         );
     }

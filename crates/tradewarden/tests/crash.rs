@@ -331,8 +331,21 @@ async fn stopped_by(signal: &str, exit_code: i32, kind: DbKind) {
         .await,
         0
     );
+    // One broker order per order sent: the three entries and the exit legs their fills fired.
     assert_eq!(
         count(&store, "SELECT COUNT(*) AS n FROM paper_orders").await,
+        count(
+            &store,
+            "SELECT COUNT(*) AS n FROM orders WHERE status <> 'waiting_trigger'"
+        )
+        .await
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) AS n FROM orders WHERE role = 'entry'"
+        )
+        .await,
         3
     );
 }
@@ -397,8 +410,21 @@ async fn escaped_panic(kind: DbKind) {
         .await,
         0
     );
+    // One broker order per order sent: the three entries and the exit legs their fills fired.
     assert_eq!(
         count(&store, "SELECT COUNT(*) AS n FROM paper_orders").await,
+        count(
+            &store,
+            "SELECT COUNT(*) AS n FROM orders WHERE status <> 'waiting_trigger'"
+        )
+        .await
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) AS n FROM orders WHERE role = 'entry'"
+        )
+        .await,
         3
     );
 }

@@ -1,13 +1,18 @@
 //! Exit legs at entry (issue 9 items 1–2), through the binary on SQLite and PostgreSQL: every
 //! entry `process` opens is stored with its take profit and stop (the ruleset's, else the
 //! safeguard stop), and with one leg per exit — on the closing side, for the entry's
-//! quantity, `waiting_trigger` on the entry's fill, in one one-cancels-other structure —
-//! written with the entry and never sent at entry.
+//! quantity, `waiting_trigger` on the entry's fill — committed with the entry intent before
+//! anything is sent (a process that dies right there leaves them, and the broker has never
+//! heard of them); once the entry fills, the refresh that ends `process` sends both legs
+//! as one one-cancels-other group. Needs `--features fault-injection` (the README's test
+//! command enables it) to stop a run between storing and sending.
 
 mod common;
 
 use std::path::Path;
 use std::sync::Arc;
+
+use tradewarden_store::SqlStore;
 
 use common::*;
 use rust_decimal::Decimal;
@@ -107,31 +112,13 @@ fn leg_shape(
     )
 }
 
-async fn process_stores_each_entry_with_its_waiting_exit_legs(kind: DbKind) {
-    // Catches: exits decided and not stored on the transaction, legs missing (or a leg
-    // where none was decided), legs on the entry's side, for another quantity, not waiting
-    // on the entry's fill, or sent to the broker at entry.
-    let db = TestDb::new(kind).await;
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &db.url);
-    let recs = [
-        rec_line(1, "AAPL", "BUY", "100"),
-        rec_line(2, "MSFT", "SELL", "200"),
-        rec_line(3, "NVDA", "BUY", "50"),
-    ];
-    std::fs::write(dir.path().join("recs.jsonl"), recs.join("\n")).unwrap();
-    run_json(
-        &config,
-        &["import", dir.path().join("recs.jsonl").to_str().unwrap()],
-    );
-    let reports = run_json(&config, &["process", "--all"]);
-    let ordered: Vec<i64> = rows(&reports)
-        .iter()
-        .map(|r| r["counts"]["ordered"].as_i64().unwrap())
-        .collect();
-    assert_eq!(ordered, [1, 1, 1], "{reports}");
+/// The legs of each position as `orders --json` shows them, by symbol: (transaction,
+/// entry, take profit, stop loss), for the two positions that have both legs.
+type Legs = Vec<(String, Value, Value, Value, Value)>;
 
-    let txns = run_json(&config, &["transactions", "--json"]);
+/// Checks the transactions' exits and every leg's shape; returns the legs.
+fn check_legs(config: &Path, status: &str) -> Legs {
+    let txns = run_json(config, &["transactions", "--json"]);
     let txn = |symbol: &str| {
         rows(&txns)
             .iter()
@@ -145,7 +132,7 @@ async fn process_stores_each_entry_with_its_waiting_exit_legs(kind: DbKind) {
     assert_eq!(exits(&txn("MSFT")), (dec("180"), dec("214")));
     assert_eq!(exits(&txn("NVDA")), (None, None));
 
-    let orders = run_json(&config, &["orders", "--json"]);
+    let orders = run_json(config, &["orders", "--json"]);
     let of = |t: &Value| -> Vec<Value> {
         let mut v: Vec<Value> = rows(&orders)
             .iter()
@@ -156,6 +143,7 @@ async fn process_stores_each_entry_with_its_waiting_exit_legs(kind: DbKind) {
         v
     };
     let filled = Value::String("filled".into());
+    let mut out = Vec::new();
     for (symbol, close_side, tp, sl) in [
         ("AAPL", "SELL", dec("110"), dec("95")),
         ("MSFT", "BUY", dec("180"), dec("214")),
@@ -166,32 +154,26 @@ async fn process_stores_each_entry_with_its_waiting_exit_legs(kind: DbKind) {
             .unwrap_or_else(|o: Vec<Value>| panic!("{symbol}: an entry and two legs, got {o:?}"));
         assert_eq!(entry["role"], "entry", "{symbol}");
         let quantity = num(&entry["quantity"]);
+        let shape = |role: &str, kind: &str, limit, stop| {
+            (
+                role.to_string(),
+                close_side.to_string(),
+                kind.to_string(),
+                limit,
+                stop,
+                quantity,
+                status.to_string(),
+                filled.clone(),
+            )
+        };
         assert_eq!(
             leg_shape(&take),
-            (
-                "take_profit".into(),
-                close_side.into(),
-                "limit".into(),
-                tp,
-                None,
-                quantity,
-                "waiting_trigger".into(),
-                filled.clone()
-            ),
+            shape("take_profit", "limit", tp, None),
             "{symbol}"
         );
         assert_eq!(
             leg_shape(&stop),
-            (
-                "stop_loss".into(),
-                close_side.into(),
-                "stop".into(),
-                None,
-                sl,
-                quantity,
-                "waiting_trigger".into(),
-                filled.clone()
-            ),
+            shape("stop_loss", "stop", None, sl),
             "{symbol}"
         );
         for (leg, tag) in [(&take, "tp"), (&stop, "sl")] {
@@ -200,17 +182,75 @@ async fn process_stores_each_entry_with_its_waiting_exit_legs(kind: DbKind) {
             let coid = leg["client_order_id"].as_str().unwrap();
             assert!(coid.starts_with("tw-") && coid.ends_with(&want), "{coid}");
         }
-        // Nothing was sent for the legs: the broker has never heard of them.
-        let paper = PaperBroker::new("paper", db.store().await, Arc::new(SystemClock));
-        let ids = [&take, &stop].map(|o| o["client_order_id"].as_str().unwrap().to_string());
-        for found in paper.orders_by_client_ids(&ids).await {
-            assert_eq!(found.unwrap(), None, "{symbol}: a leg reached the broker");
-        }
+        out.push((symbol.to_string(), t, entry, take, stop));
     }
     let nvda = of(&txn("NVDA"));
     assert_eq!(nvda.len(), 1, "no exits, no legs: {nvda:?}");
+    out
+}
 
-    // The decision record names the exits, and where the stop came from.
+/// The one-cancels-other group the paper broker holds each of `ids` in (`None`: it does
+/// not hold the order at all).
+async fn broker_groups(store: &SqlStore, ids: &[String]) -> Vec<Option<Option<String>>> {
+    let mut out = Vec::new();
+    for id in ids {
+        let rows = store
+            .pool()
+            .fetch(
+                "SELECT oco_group FROM paper_orders WHERE client_order_id = $1",
+                &[id.as_str().into()],
+            )
+            .await
+            .unwrap();
+        out.push(rows.first().map(|r| r.opt_text("oco_group").unwrap()));
+    }
+    out
+}
+
+async fn process_stores_each_entry_with_its_waiting_exit_legs(kind: DbKind) {
+    // Catches: exits decided and not stored on the transaction, legs missing (or a leg
+    // where none was decided), legs on the entry's side, for another quantity, not waiting
+    // on the entry's fill, stored after the entry was sent (or not at all when the run
+    // stops there), sent at entry, or fired outside one one-cancels-other group.
+    let db = TestDb::new(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &db.url);
+    let recs = [
+        rec_line(1, "AAPL", "BUY", "100"),
+        rec_line(2, "MSFT", "SELL", "200"),
+        rec_line(3, "NVDA", "BUY", "50"),
+    ];
+    std::fs::write(dir.path().join("recs.jsonl"), recs.join("\n")).unwrap();
+    run_json(
+        &config,
+        &["import", dir.path().join("recs.jsonl").to_str().unwrap()],
+    );
+
+    // The run dies right after storing its intents: each entry's legs were committed with
+    // it, waiting, and nothing has reached the broker.
+    let fault = [("TRADEWARDEN_FAULT", "after_order_stored")];
+    let (status, _, err) = tw(&config, &["process", "--all"], &fault);
+    assert!(
+        !status.success(),
+        "the run must stop at the fault point: {err}"
+    );
+    let stored = check_legs(&config, "waiting_trigger");
+    let store = db.store().await;
+    let paper = PaperBroker::new("paper", store.clone(), Arc::new(SystemClock));
+    for (symbol, _, entry, take, stop) in &stored {
+        assert_eq!(entry["status"], "submitting", "{symbol}");
+        let ids = [entry, take, stop].map(|o| o["client_order_id"].as_str().unwrap().to_string());
+        for found in paper.orders_by_client_ids(&ids).await {
+            assert_eq!(
+                found.unwrap(),
+                None,
+                "{symbol}: nothing is sent before the intents are stored"
+            );
+        }
+    }
+
+    // The decision records, written with the positions, name the exits and where the stop
+    // came from.
     let outcomes = run_json(&config, &["outcomes", "--json"]);
     let detail = |symbol: &str| {
         rows(&outcomes)
@@ -221,21 +261,57 @@ async fn process_stores_each_entry_with_its_waiting_exit_legs(kind: DbKind) {
             .unwrap()
             .to_string()
     };
+    for (symbol, words) in [
+        ("AAPL", "take profit 110; stop loss 95"),
+        (
+            "MSFT",
+            "take profit 180; stop loss 214 (safeguard stop, 7% from 200)",
+        ),
+        (
+            "NVDA",
+            "no stop loss (safeguard stop off: min_stop_loss_percent = 0)",
+        ),
+    ] {
+        assert!(
+            detail(symbol).contains(words),
+            "{symbol}: {}",
+            detail(symbol)
+        );
+    }
+
+    // The next run sends the entries (the broker never had them); they fill, and the
+    // refresh that ends the run fires each position's legs as one group.
+    let reports = run_json(&config, &["process", "--all"]);
     assert!(
-        detail("AAPL").contains("take profit 110; stop loss 95"),
-        "{}",
-        detail("AAPL")
+        rows(&reports).iter().all(|r| r["status"] == "processed"),
+        "{reports}"
     );
-    assert!(
-        detail("MSFT").contains("take profit 180; stop loss 214 (safeguard stop, 7% from 200)"),
-        "{}",
-        detail("MSFT")
-    );
-    assert!(
-        detail("NVDA").contains("no stop loss (safeguard stop off"),
-        "{}",
-        detail("NVDA")
-    );
+    for (symbol, _, entry, take, stop) in check_legs(&config, "accepted") {
+        assert_eq!(entry["status"], "filled", "{symbol}");
+        let ids = [&take, &stop].map(|o| o["client_order_id"].as_str().unwrap().to_string());
+        let groups = broker_groups(&store, &ids).await;
+        assert!(
+            matches!(&groups[..], [Some(Some(a)), Some(Some(b))] if a == b),
+            "{symbol}: both legs at the broker in one group: {groups:?}"
+        );
+    }
 }
 
-both!(process_stores_each_entry_with_its_waiting_exit_legs);
+// Catches: the same without the fault-injection feature (the run could not be stopped).
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fault-injection"
+)]
+async fn sqlite_process_stores_each_entry_with_its_waiting_exit_legs() {
+    process_stores_each_entry_with_its_waiting_exit_legs(DbKind::Sqlite).await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(feature = "fault-injection"),
+    ignore = "needs --features fault-injection"
+)]
+async fn postgres_process_stores_each_entry_with_its_waiting_exit_legs() {
+    process_stores_each_entry_with_its_waiting_exit_legs(DbKind::Postgres).await;
+}
