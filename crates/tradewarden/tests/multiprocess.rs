@@ -169,10 +169,12 @@ async fn four_processes(kind: DbKind) {
         per_rec.is_empty(),
         "a recommendation ordered twice: {per_rec:?}"
     );
-    // Exit legs waiting for their entry's fill are not sent yet: not intents.
+    // Exit legs waiting for their entry's fill are not sent yet, and those of an entry the
+    // broker refused are canceled unsent: neither is an intent.
     let orders = rows(
         &store,
-        "SELECT COUNT(*) AS n FROM orders WHERE status <> 'waiting_trigger'",
+        "SELECT COUNT(*) AS n FROM orders WHERE status <> 'waiting_trigger' \
+         AND NOT (role <> 'entry' AND status = 'canceled' AND broker_order_id IS NULL)",
     )
     .await[0]
         .i64("n")
