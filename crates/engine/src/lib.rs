@@ -37,5 +37,7 @@ pub use ports::{
     Broker, BrokerError, BrokerOrder, Clock, HostIdentity, LeaseHolder, LeaseStore, OrderRequest,
     ProcessState, ProcessTable, Store, StoreError, SystemClock,
 };
-pub use report::{Counts, InFlight, ReconcileReport, RunReport, RunStatus, Settled, SettledOrder};
+pub use report::{
+    Counts, InFlight, PositionCounts, ReconcileReport, RunReport, RunStatus, Settled, SettledOrder,
+};
 pub use settings::{AccountSettings, Settings};

@@ -402,6 +402,75 @@ impl JournalStore for MemoryStore {
 }
 
 #[async_trait]
+impl OpenPositionsStore for MemoryStore {
+    async fn load_open_positions(
+        &self,
+        expert_id: i64,
+        since: DateTime<Utc>,
+    ) -> Result<OpenPositionsData, StoreError> {
+        use tradewarden_domain::open_positions::HeldPosition;
+        let s = self.enter("load_open_positions");
+        let mut data = OpenPositionsData::default();
+        let mut mine: Vec<&Recommendation> = s
+            .recommendations
+            .iter()
+            .filter(|r| r.expert_id == expert_id)
+            .collect();
+        mine.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
+        let mut seen = HashSet::new();
+        for (i, r) in mine.iter().enumerate() {
+            if r.created_at < since || !seen.insert(r.symbol.clone()) {
+                continue;
+            }
+            data.recommendations.push((*r).clone());
+            if let Some(p) = mine[i + 1..].iter().find(|p| p.symbol == r.symbol) {
+                data.previous.insert(r.id, p.action);
+            }
+        }
+        data.recommendations.sort_by_key(|r| r.id);
+        for t in s.transactions.iter().filter(|t| t.expert_id == expert_id) {
+            if t.status == TransactionStatus::Closed {
+                let c = data.last_closes.entry(t.symbol.clone()).or_default();
+                c.any = c.any.max(t.closed_at);
+                continue;
+            }
+            if t.status.is_terminal() {
+                continue;
+            }
+            let close_working = s.orders.iter().any(|o| {
+                o.transaction_id == t.id && o.role == OrderRole::Close && !o.status.is_final()
+            });
+            let held = HeldPosition {
+                transaction_id: t.id,
+                side: t.side,
+                status: t.status,
+                quantity: t.quantity,
+                open_price: t.open_price,
+                opened_at: t.opened_at,
+                take_profit: t.take_profit,
+                stop_loss: t.stop_loss,
+                close_working,
+            };
+            if data
+                .positions
+                .get(&t.symbol)
+                .is_none_or(|h| held.precedes(h))
+            {
+                data.positions.insert(t.symbol.clone(), held);
+            }
+        }
+        Ok(data)
+    }
+
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError> {
+        self.enter("record_outcomes")
+            .outcomes
+            .extend_from_slice(outcomes);
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl QueryStore for MemoryStore {
     async fn transactions(&self, f: &ListFilter) -> Result<Vec<Transaction>, StoreError> {
         let s = self.enter("transactions");

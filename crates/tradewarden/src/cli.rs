@@ -210,9 +210,9 @@ pub struct ProcessArgs {
     /// Process every configured expert.
     #[arg(long)]
     pub all: bool,
-    /// The use case.
-    #[arg(long, default_value = "enter_market", value_parser = ["enter_market"])]
-    pub use_case: String,
+    /// The use case; without it, enter_market then open_positions for each expert.
+    #[arg(long, value_parser = ["enter_market", "open_positions"])]
+    pub use_case: Option<String>,
     /// Override the configured lookback window, in days.
     #[arg(long, value_parser = clap::value_parser!(u32).range(values::LOOKBACK_DAYS))]
     pub lookback_days: Option<u32>,

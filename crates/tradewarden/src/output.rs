@@ -8,7 +8,7 @@ use comfy_table::{
 };
 use rust_decimal::Decimal;
 use tradewarden_domain::{
-    Order, OrderStatus, Outcome, OutcomeKind, Transaction, TransactionStatus,
+    Order, OrderStatus, Outcome, OutcomeKind, Transaction, TransactionStatus, UseCase,
 };
 use tradewarden_engine::{ImportSummary, RunReport, Settings};
 
@@ -103,20 +103,43 @@ pub fn run_summary(import: &ImportSummary, reports: &[RunReport], settings: &Set
             .map(|e| e.name.as_str())
             .unwrap_or("?");
         let c = &r.counts;
-        let _ = writeln!(
-            out,
-            "expert {} ({name}): {} - considered {}, ordered {}, rules_not_met {}, not_permitted {}, duplicate_position {}, insufficient_equity {}, unfunded {}, failed {}",
-            r.expert_id,
-            r.status.as_str(),
-            c.considered,
-            c.ordered,
-            c.rules_not_met,
-            c.not_permitted,
-            c.duplicate_position,
-            c.insufficient_equity,
-            c.unfunded,
-            c.failed
-        );
+        if let Some(p) = &c.positions {
+            let _ = writeln!(
+                out,
+                "expert {} ({name}) open_positions: {} - considered {}, closed {}, adjusted {}, no_action {}, no_position {}, close_working {}, failed {}",
+                r.expert_id,
+                r.status.as_str(),
+                c.considered,
+                p.closed,
+                p.adjusted,
+                p.no_action,
+                p.no_position,
+                p.close_working,
+                c.failed
+            );
+        } else if r.use_case == UseCase::OpenPositions {
+            let _ = writeln!(
+                out,
+                "expert {} ({name}) open_positions: {}",
+                r.expert_id,
+                r.status.as_str()
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "expert {} ({name}): {} - considered {}, ordered {}, rules_not_met {}, not_permitted {}, duplicate_position {}, insufficient_equity {}, unfunded {}, failed {}",
+                r.expert_id,
+                r.status.as_str(),
+                c.considered,
+                c.ordered,
+                c.rules_not_met,
+                c.not_permitted,
+                c.duplicate_position,
+                c.insufficient_equity,
+                c.unfunded,
+                c.failed
+            );
+        }
         if let Some(e) = &r.error {
             let _ = writeln!(out, "  error: {e}");
         }

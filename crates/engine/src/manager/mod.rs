@@ -1,6 +1,7 @@
 //! [`TradeManager`]: the use cases of one process, one file each.
 //!
 //! - [`enter_market`]: the enter_market run (DESIGN.md §5) as named phases.
+//! - [`open_positions`]: the open_positions run: close positions, move their exits.
 //! - [`settle`]: settling orders left `submitting` by a crash (B3).
 //! - [`reconcile`]: startup reconciliation of in-flight orders and broker positions.
 //! - [`import`]: recommendation ingestion and the quotes it carries.
@@ -10,6 +11,7 @@
 mod enter_market;
 mod exits;
 mod import;
+mod open_positions;
 mod reconcile;
 mod refresh;
 mod settle;

@@ -449,6 +449,7 @@ pub trait Store:
     + QueryStore
     + LeaseStore
     + super::lifecycle::LifecycleStore
+    + super::OpenPositionsStore
 {
 }
 
@@ -459,6 +460,7 @@ impl<T> Store for T where
         + QueryStore
         + LeaseStore
         + super::lifecycle::LifecycleStore
+        + super::OpenPositionsStore
 {
 }
 

@@ -38,7 +38,8 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
 }
 
 /// The batch itself, shared with `demo run`: settle what a crashed predecessor left in
-/// flight, import the JSON Lines `text`, run enter_market for every expert.
+/// flight, import the JSON Lines `text`, run enter_market for every expert, then open_positions for
+/// those that manage positions.
 pub async fn batch(app: &App, text: &[u8]) -> Result<(ImportSummary, Vec<RunReport>), Failure> {
     // Settle what a crashed predecessor left in flight before ordering anything new.
     let reconciled = app.manager.reconcile().await?;
@@ -50,6 +51,7 @@ pub async fn batch(app: &App, text: &[u8]) -> Result<(ImportSummary, Vec<RunRepo
         );
     }
     let summary = app.manager.import_jsonl(text).await?;
-    let reports = app.manager.process_all(None).await;
+    let mut reports = app.manager.process_all(None).await;
+    reports.extend(super::process::open_positions_all(app, None, true).await);
     Ok((summary, reports))
 }
