@@ -187,18 +187,19 @@ impl MemoryState {
             });
         }
         let transaction_id = self.transactions.len() as i64 + 1;
+        let installation = InstallationId::parse(MEMORY_INSTALLATION).expect("valid");
         let (txn, order) = n.stored_rows(
             transaction_id,
             self.orders.len() as i64 + 1,
-            client_order_id(
-                &InstallationId::parse(MEMORY_INSTALLATION).expect("valid"),
-                transaction_id,
-                OrderRole::Entry,
-            ),
+            client_order_id(&installation, transaction_id, OrderRole::Entry),
         );
         self.reference_prices.insert(txn.id, n.reference_price);
         self.transactions.push(txn.clone());
         self.orders.push(order.clone());
+        for mut leg in n.leg_orders(transaction_id, order.id, &installation) {
+            leg.id = self.orders.len() as i64 + 1;
+            self.orders.push(leg);
+        }
         Ok((txn, order))
     }
 

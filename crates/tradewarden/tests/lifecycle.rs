@@ -43,10 +43,12 @@ impl Life {
         let db = TestDb::new(kind).await;
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), &db.url, 1, 30);
-        // Expert 1 may sell (open a short) on a bearish recommendation too.
+        // Expert 1 may sell (open a short) on a bearish recommendation too. Its safeguard
+        // stop is off: these tests store the legs themselves (whole_life.rs covers the
+        // legs enter_market stores).
         let text = std::fs::read_to_string(&config).unwrap().replace(
             "enter_market_ruleset = \"confident-buy\"\n",
-            "enter_market_ruleset = \"confident-buy\"\nenable_sell = true\n",
+            "enter_market_ruleset = \"confident-buy\"\nenable_sell = true\nmin_stop_loss_percent = 0\n",
         );
         std::fs::write(
             &config,
@@ -344,6 +346,8 @@ async fn closing_a_waiting_transaction_cancels_its_entry(kind: DbKind) {
         reference_price: dec!(100),
         order_type: OrderType::Limit,
         limit_price: Some(dec!(90)),
+        take_profit: None,
+        stop_loss: None,
         recommendation_id: None,
         created_at: Utc::now(),
         decision: None,

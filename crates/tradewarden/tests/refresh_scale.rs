@@ -50,6 +50,8 @@ async fn ten_thousand_positions(kind: DbKind) {
             reference_price: dec!(100),
             order_type: OrderType::Market,
             limit_price: None,
+            take_profit: None,
+            stop_loss: None,
             recommendation_id: None,
             created_at: now,
             decision: None,
