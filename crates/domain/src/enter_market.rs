@@ -1,4 +1,6 @@
-//! The enter-market decision for one expert (DESIGN.md §5 steps 3–5), as a pure plan.
+//! The enter-market decision for one expert (DESIGN.md §5 steps 3–5), as a pure plan, with
+//! the exits every entry is placed with (issue 9 items 1–2: the ruleset's take profit and
+//! stop, else a safeguard stop).
 //!
 //! The engine loads the inputs, calls [`plan`], and carries the plan out. Nothing here knows
 //! about locks, databases or brokers.
@@ -7,11 +9,15 @@ use std::collections::HashMap;
 
 use rust_decimal::Decimal;
 
+use crate::exits::{
+    ExitPosition, ExitSettings, safeguard_stop, stop_loss_price, take_profit_price,
+};
 use crate::expert::{Expert, ExpertBalance};
+use crate::money::Price;
 use crate::order::Side;
 use crate::outcome::OutcomeKind;
 use crate::recommendation::{Action, Recommendation};
-use crate::rules::{RuleFacts, Ruleset};
+use crate::rules::{ActionPlan, RuleFacts, Ruleset};
 use crate::sizing::{Sized, SizingCandidate, size_candidates};
 use crate::transaction::{ActivePosition, TransactionStatus};
 
@@ -41,13 +47,23 @@ pub enum Decision {
         /// For `duplicate_position`: the transaction that blocks it.
         existing: Option<(i64, TransactionStatus)>,
     },
-    /// Open a position: store the transaction and its entry order, then submit.
+    /// Open a position: store the transaction, its entry order and its exit legs, then
+    /// submit the entry.
     Order {
         side: Side,
         quantity: Decimal,
         price: Decimal,
+        /// The take profit and stop the position is protected with from its entry.
+        exits: EntryExits,
         detail: String,
     },
+}
+
+/// The exits an entry is placed with: each becomes a leg that waits for the entry's fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EntryExits {
+    pub take_profit: Option<Price>,
+    pub stop_loss: Option<Price>,
 }
 
 /// One recommendation with its decision, in processing order.
@@ -65,6 +81,9 @@ struct ToSize {
     candidate: SizingCandidate,
     /// The rule evaluation, for the decision record.
     described: String,
+    /// The matched actions (their take profit and stop) and the recommendation's target.
+    actions: ActionPlan,
+    target: Option<Price>,
 }
 
 /// What step 4 decided for one recommendation: a final decision, or a candidate for sizing.
@@ -74,6 +93,7 @@ enum Checked {
         side: Side,
         price: Decimal,
         described: String,
+        actions: ActionPlan,
     },
 }
 
@@ -99,6 +119,7 @@ pub fn plan<'a>(inp: &Inputs<'a>) -> Vec<Planned<'a>> {
                 side,
                 price,
                 described,
+                actions,
             } => {
                 to_size.push(ToSize {
                     index: planned.len(),
@@ -109,6 +130,8 @@ pub fn plan<'a>(inp: &Inputs<'a>) -> Vec<Planned<'a>> {
                         priority: rec.priority(),
                     },
                     described,
+                    actions,
+                    target: rec.target_price,
                 });
                 // Placeholder until sizing below decides.
                 skip(OutcomeKind::Unfunded, String::new())
@@ -187,6 +210,7 @@ fn check(
             side,
             price,
             described,
+            actions: ev.plan(),
         };
     } else {
         skip(
@@ -214,16 +238,18 @@ fn size(inp: &Inputs<'_>, planned: &mut [Planned<'_>], to_size: Vec<ToSize>) {
     );
     for (c, s) in to_size.into_iter().zip(sized) {
         let index = c.index;
-        planned[index].decision = sized_decision(c, &s);
+        planned[index].decision = sized_decision(c, &s, &inp.expert.exits);
     }
 }
 
-/// The decision for one sized candidate, with the sizing inputs in its detail.
-fn sized_decision(c: ToSize, s: &Sized) -> Decision {
+/// The decision for one sized candidate, with the sizing inputs and its exits in its detail.
+fn sized_decision(c: ToSize, s: &Sized, settings: &ExitSettings) -> Decision {
     let ToSize {
         side,
         candidate,
         described,
+        actions,
+        target,
         ..
     } = c;
     if let Some(refused) = &s.refused {
@@ -239,22 +265,102 @@ fn sized_decision(c: ToSize, s: &Sized) -> Decision {
         s.instrument_room.round_dp(2).normalize(),
         s.remaining.round_dp(2).normalize()
     );
-    if s.quantity > Decimal::ZERO {
-        Decision::Order {
-            side,
-            quantity: s.quantity,
-            price: candidate.price,
-            detail: format!(
-                "{described}; sized {} {} ({inputs})",
-                side.as_str(),
-                s.quantity
-            ),
-        }
-    } else {
-        skip(
+    if s.quantity <= Decimal::ZERO {
+        return skip(
             OutcomeKind::Unfunded,
             format!("{described}; not one share affordable ({inputs})"),
-        )
+        );
+    }
+    // Sizing refuses a quote that is not a price; kept as a refusal, never a panic.
+    let entry = match Price::new(candidate.price) {
+        Ok(p) => p,
+        Err(e) => {
+            return skip(
+                OutcomeKind::Unfunded,
+                format!(
+                    "{described}; cannot be sized: quote for {}: {e}",
+                    candidate.symbol
+                ),
+            );
+        }
+    };
+    let (exits, exits_detail) = entry_exits(side, entry, target, &actions, settings);
+    Decision::Order {
+        side,
+        quantity: s.quantity,
+        price: candidate.price,
+        exits,
+        detail: format!(
+            "{described}; sized {} {} ({inputs}); {exits_detail}",
+            side.as_str(),
+            s.quantity
+        ),
+    }
+}
+
+/// The exits of an entry on `side` at `entry` (the quote it is sized at, also the current
+/// price): the take profit of the ruleset's `adjust_take_profit`, the stop of its
+/// `adjust_stop_loss`, each with the floors of [`crate::exits`]; without a stop from the
+/// ruleset, the safeguard stop `min_stop_loss_percent` from the entry (none when it is 0).
+/// Returns them with a sentence for the decision record naming each and any floor's note.
+pub fn entry_exits(
+    side: Side,
+    entry: Price,
+    expert_target: Option<Price>,
+    actions: &ActionPlan,
+    settings: &ExitSettings,
+) -> (EntryExits, String) {
+    let pos = ExitPosition {
+        side,
+        entry_price: Some(entry),
+        current_price: Some(entry),
+        expert_target,
+        take_profit: None,
+        stop_loss: None,
+    };
+    let mut exits = EntryExits::default();
+    let mut said = Vec::with_capacity(2);
+    if let Some(target) = &actions.take_profit {
+        match take_profit_price(&pos, target, settings) {
+            Ok(tp) => {
+                exits.take_profit = Some(tp.price);
+                said.push(with_note(format!("take profit {}", tp.price), tp.note));
+            }
+            Err(why) => said.push(format!("no take profit: {why}")),
+        }
+    }
+    match &actions.stop_loss {
+        Some(target) => match stop_loss_price(&pos, target, settings) {
+            Ok(sl) => {
+                exits.stop_loss = Some(sl.price);
+                said.push(with_note(format!("stop loss {}", sl.price), sl.note));
+            }
+            Err(why) => said.push(format!("no stop loss: {why}")),
+        },
+        None => said.push(safeguard(side, entry, settings, &mut exits)),
+    }
+    (exits, said.join("; "))
+}
+
+/// The safeguard stop of an entry whose ruleset gives none, put in `exits`; what was done,
+/// in words.
+fn safeguard(side: Side, entry: Price, settings: &ExitSettings, exits: &mut EntryExits) -> String {
+    let percent = settings.min_stop_loss_percent.normalize();
+    match safeguard_stop(side, entry, percent) {
+        Ok(Some(stop)) => {
+            exits.stop_loss = Some(stop);
+            format!("stop loss {stop} (safeguard stop, {percent}% from {entry})")
+        }
+        Ok(None) => "no stop loss (safeguard stop off: min_stop_loss_percent = 0)".to_string(),
+        Err(why) => format!("no stop loss: {why}"),
+    }
+}
+
+/// `text`, followed by a floor's note in parentheses when there is one.
+fn with_note(text: String, note: Option<String>) -> String {
+    match note {
+        Some(n) => format!("{text} ({n})"),
+        None => text,
     }
 }
 
@@ -556,6 +662,159 @@ mod tests {
             }
         }
         assert_eq!(plans, 8 * 8 * 8 * 8);
+    }
+
+    #[test]
+    fn entry_exits_from_the_rules_or_the_safeguard() {
+        use crate::rules::{ExitReference, ExitTarget};
+        let p = |d: Decimal| Price::new(d).unwrap();
+        let pct = |reference, percent| ExitTarget::Percent { reference, percent };
+        let plan = |tp: Option<ExitTarget>, sl: Option<ExitTarget>| ActionPlan {
+            take_profit: tp,
+            stop_loss: sl,
+            ..ActionPlan::default()
+        };
+        let tp10 = Some(pct(ExitReference::OrderOpenPrice, dec!(10)));
+        let sl5 = Some(pct(ExitReference::OrderOpenPrice, dec!(-5)));
+        let defaults = ExitSettings::default();
+        let off = ExitSettings {
+            min_stop_loss_percent: dec!(0),
+            ..defaults
+        };
+        // (what, side, actions, settings, expected TP, expected SL, words the detail has).
+        // Catches: exits ignored at entry, a short not mirrored, floors or the safeguard
+        // skipped, a safeguard that 0 does not turn off.
+        let cases: Vec<(
+            &str,
+            Side,
+            ActionPlan,
+            ExitSettings,
+            Option<Decimal>,
+            Option<Decimal>,
+            &str,
+        )> = vec![
+            (
+                "long TP and SL from the rules",
+                Side::Buy,
+                plan(tp10, sl5),
+                defaults,
+                Some(dec!(110)),
+                Some(dec!(95)),
+                "take profit 110; stop loss 95",
+            ),
+            (
+                "short mirrored",
+                Side::Sell,
+                plan(tp10, sl5),
+                defaults,
+                Some(dec!(90)),
+                Some(dec!(105)),
+                "take profit 90; stop loss 105",
+            ),
+            (
+                "TP floor pushes it out",
+                Side::Buy,
+                plan(Some(pct(ExitReference::OrderOpenPrice, dec!(0.5))), sl5),
+                defaults,
+                Some(dec!(102)),
+                Some(dec!(95)),
+                "take profit 102 (pushed out to the 2% take-profit floor",
+            ),
+            (
+                "TP from the expert's target",
+                Side::Buy,
+                plan(Some(pct(ExitReference::ExpertTargetPrice, dec!(0))), sl5),
+                defaults,
+                Some(dec!(120)),
+                Some(dec!(95)),
+                "take profit 120; stop loss 95",
+            ),
+            (
+                "safeguard stop without an SL rule",
+                Side::Buy,
+                plan(tp10, None),
+                defaults,
+                Some(dec!(110)),
+                Some(dec!(93)),
+                "stop loss 93 (safeguard stop, 7% from 100)",
+            ),
+            (
+                "short safeguard above",
+                Side::Sell,
+                plan(None, None),
+                defaults,
+                None,
+                Some(dec!(107)),
+                "stop loss 107 (safeguard stop, 7% from 100)",
+            ),
+            (
+                "safeguard off",
+                Side::Buy,
+                plan(tp10, None),
+                off,
+                Some(dec!(110)),
+                None,
+                "no stop loss (safeguard stop off",
+            ),
+            (
+                "nothing at all",
+                Side::Buy,
+                plan(None, None),
+                off,
+                None,
+                None,
+                "no stop loss",
+            ),
+            (
+                "a TP that cannot be computed",
+                Side::Sell,
+                plan(Some(pct(ExitReference::OrderOpenPrice, dec!(100))), sl5),
+                defaults,
+                None,
+                Some(dec!(105)),
+                "no take profit: the take profit would be 0",
+            ),
+        ];
+        for (what, side, actions, settings, tp, sl, words) in cases {
+            let (exits, detail) =
+                entry_exits(side, p(dec!(100)), Some(p(dec!(120))), &actions, &settings);
+            assert_eq!(exits.take_profit.map(Price::get), tp, "{what}");
+            assert_eq!(exits.stop_loss.map(Price::get), sl, "{what}");
+            assert!(detail.contains(words), "{what}: {detail}");
+        }
+    }
+
+    #[test]
+    fn an_ordered_decision_carries_its_exits_in_the_plan_and_the_detail() {
+        // Catches: a plan that decides exits and drops them before the order.
+        let mut expert = Expert::with_defaults(1, "demo", "paper");
+        expert.max_virtual_equity_per_instrument_percent = dec!(40);
+        let rs = confident_buy();
+        let recs = [rec(1, "AAPL", Action::Buy, dec!(5), "2026-11-27T10:00:00Z")];
+        let quotes: HashMap<String, Decimal> = [("AAPL".to_string(), dec!(187.25))].into();
+        let inputs = Inputs {
+            expert: &expert,
+            ruleset: &rs,
+            equity_threshold_percent: dec!(5),
+            recommendations: &recs,
+            positions: &[],
+            balance: ExpertBalance {
+                virtual_balance: dec!(100000),
+                used: dec!(0),
+                available: dec!(100000),
+            },
+            quotes: &quotes,
+        };
+        let planned = plan(&inputs);
+        let Decision::Order { exits, detail, .. } = &planned[0].decision else {
+            panic!("{planned:?}")
+        };
+        assert_eq!(exits.take_profit, None);
+        assert_eq!(exits.stop_loss.map(Price::get), Some(dec!(174.14)));
+        assert!(
+            detail.ends_with("; stop loss 174.14 (safeguard stop, 7% from 187.25)"),
+            "{detail}"
+        );
     }
 
     #[test]

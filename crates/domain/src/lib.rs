@@ -16,6 +16,7 @@
 //! - [`sizing`]: the classic risk manager in notional mode.
 //! - [`enter_market`]: the whole enter-market decision for one expert, as a plan.
 //! - [`lifecycle`]: a position after its entry: transaction state from its orders, exit legs.
+//! - [`open_positions`]: what an open_positions run does with one position, as a decision.
 //! - [`outcome`]: the decision record written for every recommendation a run considers.
 
 /// `as_str`, `parse` and `Display` for an enum whose wire names strum derives
@@ -53,6 +54,7 @@ pub mod expert;
 pub mod instrument_share;
 pub mod lifecycle;
 pub mod money;
+pub mod open_positions;
 pub mod order;
 pub mod outcome;
 pub mod recommendation;

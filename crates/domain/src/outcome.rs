@@ -18,11 +18,23 @@ pub enum OutcomeKind {
     InsufficientEquity,
     Unfunded,
     Failed,
+    /// open_positions: the expert holds no OPENED position in the symbol.
+    NoPosition,
+    /// open_positions: the position is already being closed (CLOSING, or a close order
+    /// working); it is left alone.
+    CloseWorking,
+    /// open_positions: no rule matched, or what matched changes nothing (a refused stop
+    /// move is one, with the ratchet named in the detail).
+    NoAction,
+    /// open_positions: a close of the position was started.
+    Closed,
+    /// open_positions: the take profit and/or stop loss were moved.
+    Adjusted,
 }
 
 impl OutcomeKind {
-    /// Every kind, in report order.
-    pub const ALL: [OutcomeKind; 7] = [
+    /// Every kind, in report order: enter_market's, then open_positions'.
+    pub const ALL: [OutcomeKind; 12] = [
         OutcomeKind::RulesNotMet,
         OutcomeKind::NotPermitted,
         OutcomeKind::DuplicatePosition,
@@ -30,6 +42,11 @@ impl OutcomeKind {
         OutcomeKind::Unfunded,
         OutcomeKind::Ordered,
         OutcomeKind::Failed,
+        OutcomeKind::NoPosition,
+        OutcomeKind::CloseWorking,
+        OutcomeKind::NoAction,
+        OutcomeKind::Closed,
+        OutcomeKind::Adjusted,
     ];
 }
 

@@ -8,8 +8,11 @@
 //! decision records, the broker not yet called), `after_broker_accepted` (the broker has the
 //! order, its answer is not yet returned), `before_answer_stored` (we have the answers, they
 //! are not yet stored), `mid_run` (the run's orders are sent and their answers stored, which
-//! completed their outcomes; the refresh and the run record are not yet written). Hold points
-//! (`hold:POINT`): `after_order_stored`.
+//! completed their outcomes; the refresh and the run record are not yet written),
+//! `after_replacement_legs_stored` (a replacement exit structure is stored, the old one not
+//! yet canceled), `after_leg_filled_before_recorded` (a refresh has the broker's report of an
+//! exit leg's fill, not yet stored). Hold points (`hold:POINT`): `after_order_stored`,
+//! `refresh_account` (a refresh holding its account's lock and lease).
 
 #[cfg(all(feature = "fault-injection", not(debug_assertions)))]
 compile_error!(

@@ -6,7 +6,7 @@
 //! - [`liveness`]: telling a lease holder's death, so its lease is taken over at once (I3).
 //! - [`settings`]: the validated runtime view of the configuration.
 //! - [`manager`]: [`TradeManager`], one file per use case (enter_market, settle, reconcile,
-//!   import).
+//!   import, refresh, exits).
 //! - [`report`]: what the use cases report.
 //! - [`fault`]: abort points for crash tests (feature `fault-injection`).
 //! - [`metrics`]: names of the Prometheus series the engine emits (S8, B5).
@@ -30,10 +30,14 @@ pub mod unwind;
 
 pub use error::EngineError;
 pub use locks::{LeaseConfig, LeaseLost, LockSubject, ProcessingGuard, ProcessingLocks};
-pub use manager::{ImportSummary, JsonlImport, TradeManager};
+pub use manager::{
+    CloseOutcome, ExitsOutcome, ImportSummary, JsonlImport, RefreshReport, TradeManager,
+};
 pub use ports::{
     Broker, BrokerError, BrokerOrder, Clock, HostIdentity, LeaseHolder, LeaseStore, OrderRequest,
     ProcessState, ProcessTable, Store, StoreError, SystemClock,
 };
-pub use report::{Counts, InFlight, ReconcileReport, RunReport, RunStatus, Settled, SettledOrder};
+pub use report::{
+    Counts, InFlight, PositionCounts, ReconcileReport, RunReport, RunStatus, Settled, SettledOrder,
+};
 pub use settings::{AccountSettings, Settings};

@@ -70,12 +70,55 @@ pub struct Counts {
     pub unfunded: usize,
     pub ordered: usize,
     pub failed: usize,
+    /// What an open_positions run did with the positions; absent from an enter_market
+    /// run's counts, so their documented keys stay as they were.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<PositionCounts>,
+}
+
+/// Outcome counts of an open_positions run, beside the common ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct PositionCounts {
+    pub no_position: usize,
+    pub close_working: usize,
+    pub no_action: usize,
+    pub closed: usize,
+    pub adjusted: usize,
+}
+
+impl PositionCounts {
+    /// The count of one of open_positions' own outcomes (`failed` is a common one).
+    fn slot(&mut self, kind: OutcomeKind) -> &mut usize {
+        match kind {
+            OutcomeKind::NoPosition => &mut self.no_position,
+            OutcomeKind::CloseWorking => &mut self.close_working,
+            OutcomeKind::Closed => &mut self.closed,
+            OutcomeKind::Adjusted => &mut self.adjusted,
+            _ => &mut self.no_action,
+        }
+    }
 }
 
 impl Counts {
+    /// The counts of an open_positions run: the common ones and the positions' ones, zero.
+    pub fn for_positions() -> Self {
+        Counts {
+            positions: Some(PositionCounts::default()),
+            ..Counts::default()
+        }
+    }
+
     /// Counts one outcome (and reports it to the metrics).
     pub fn add(&mut self, kind: OutcomeKind) {
         let slot = match kind {
+            OutcomeKind::NoPosition
+            | OutcomeKind::CloseWorking
+            | OutcomeKind::NoAction
+            | OutcomeKind::Closed
+            | OutcomeKind::Adjusted => self
+                .positions
+                .get_or_insert_with(PositionCounts::default)
+                .slot(kind),
             OutcomeKind::RulesNotMet => &mut self.rules_not_met,
             OutcomeKind::NotPermitted => &mut self.not_permitted,
             OutcomeKind::DuplicatePosition => &mut self.duplicate_position,

@@ -18,6 +18,7 @@ use tradewarden_domain::{
 };
 
 use crate::ports::*;
+use tradewarden_domain::lifecycle::TransactionChange;
 
 /// Everything the in-memory store holds.
 #[derive(Debug, Default)]
@@ -186,18 +187,19 @@ impl MemoryState {
             });
         }
         let transaction_id = self.transactions.len() as i64 + 1;
+        let installation = InstallationId::parse(MEMORY_INSTALLATION).expect("valid");
         let (txn, order) = n.stored_rows(
             transaction_id,
             self.orders.len() as i64 + 1,
-            client_order_id(
-                &InstallationId::parse(MEMORY_INSTALLATION).expect("valid"),
-                transaction_id,
-                OrderRole::Entry,
-            ),
+            client_order_id(&installation, transaction_id, OrderRole::Entry),
         );
         self.reference_prices.insert(txn.id, n.reference_price);
         self.transactions.push(txn.clone());
         self.orders.push(order.clone());
+        for mut leg in n.leg_orders(transaction_id, order.id, &installation) {
+            leg.id = self.orders.len() as i64 + 1;
+            self.orders.push(leg);
+        }
         Ok((txn, order))
     }
 
@@ -400,6 +402,75 @@ impl JournalStore for MemoryStore {
 }
 
 #[async_trait]
+impl OpenPositionsStore for MemoryStore {
+    async fn load_open_positions(
+        &self,
+        expert_id: i64,
+        since: DateTime<Utc>,
+    ) -> Result<OpenPositionsData, StoreError> {
+        use tradewarden_domain::open_positions::HeldPosition;
+        let s = self.enter("load_open_positions");
+        let mut data = OpenPositionsData::default();
+        let mut mine: Vec<&Recommendation> = s
+            .recommendations
+            .iter()
+            .filter(|r| r.expert_id == expert_id)
+            .collect();
+        mine.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.id)));
+        let mut seen = HashSet::new();
+        for (i, r) in mine.iter().enumerate() {
+            if r.created_at < since || !seen.insert(r.symbol.clone()) {
+                continue;
+            }
+            data.recommendations.push((*r).clone());
+            if let Some(p) = mine[i + 1..].iter().find(|p| p.symbol == r.symbol) {
+                data.previous.insert(r.id, p.action);
+            }
+        }
+        data.recommendations.sort_by_key(|r| r.id);
+        for t in s.transactions.iter().filter(|t| t.expert_id == expert_id) {
+            if t.status == TransactionStatus::Closed {
+                let c = data.last_closes.entry(t.symbol.clone()).or_default();
+                c.any = c.any.max(t.closed_at);
+                continue;
+            }
+            if t.status.is_terminal() {
+                continue;
+            }
+            let close_working = s.orders.iter().any(|o| {
+                o.transaction_id == t.id && o.role == OrderRole::Close && !o.status.is_final()
+            });
+            let held = HeldPosition {
+                transaction_id: t.id,
+                side: t.side,
+                status: t.status,
+                quantity: t.quantity,
+                open_price: t.open_price,
+                opened_at: t.opened_at,
+                take_profit: t.take_profit,
+                stop_loss: t.stop_loss,
+                close_working,
+            };
+            if data
+                .positions
+                .get(&t.symbol)
+                .is_none_or(|h| held.precedes(h))
+            {
+                data.positions.insert(t.symbol.clone(), held);
+            }
+        }
+        Ok(data)
+    }
+
+    async fn record_outcomes(&self, outcomes: &[Outcome]) -> Result<(), StoreError> {
+        self.enter("record_outcomes")
+            .outcomes
+            .extend_from_slice(outcomes);
+        Ok(())
+    }
+}
+
+#[async_trait]
 impl QueryStore for MemoryStore {
     async fn transactions(&self, f: &ListFilter) -> Result<Vec<Transaction>, StoreError> {
         let s = self.enter("transactions");
@@ -434,6 +505,184 @@ impl QueryStore for MemoryStore {
             .filter(|o| f.recommendation_id.is_none_or(|r| o.recommendation_id == r))
             .cloned()
             .collect())
+    }
+}
+
+#[async_trait]
+impl LifecycleStore for MemoryStore {
+    async fn live_positions(&self, account: &str) -> Result<Vec<Position>, StoreError> {
+        let s = self.enter("live_positions");
+        Ok(s.transactions
+            .iter()
+            .filter(|t| t.account == account)
+            .map(|t| s.position_of(t))
+            .filter(|p| {
+                !p.transaction.status.is_terminal()
+                    || p.orders
+                        .iter()
+                        .any(|o| tradewarden_domain::lifecycle::is_live(o.status))
+            })
+            .collect())
+    }
+
+    async fn position(&self, transaction_id: i64) -> Result<Option<Position>, StoreError> {
+        let s = self.enter("position");
+        Ok(s.transactions
+            .iter()
+            .find(|t| t.id == transaction_id)
+            .map(|t| s.position_of(t)))
+    }
+
+    async fn write_lifecycle(&self, w: &LifecycleWrite) -> Result<LifecycleWritten, StoreError> {
+        let mut s = self.enter("write_lifecycle");
+        let mut out = LifecycleWritten::default();
+        if let Some((id, reason)) = w.closing
+            && let Some(t) = s.transactions.iter_mut().find(|t| t.id == id)
+            && t.status == TransactionStatus::Opened
+        {
+            t.status = TransactionStatus::Closing;
+            t.close_reason = Some(reason.as_str().to_string());
+            out.closing = true;
+        }
+        for t in s
+            .transactions
+            .iter_mut()
+            .filter(|t| w.reopened.contains(&t.id) && t.status == TransactionStatus::Closing)
+        {
+            t.status = TransactionStatus::Opened;
+            t.close_reason = None;
+            out.reopened.push(t.id);
+        }
+        if let Some((id, tp, sl)) = w.exits
+            && let Some(t) = s.transactions.iter_mut().find(|t| t.id == id)
+        {
+            t.take_profit = tp;
+            t.stop_loss = sl;
+        }
+        let inst = InstallationId::parse(MEMORY_INSTALLATION).expect("valid");
+        let inserting = if w.closing.is_none() || out.closing {
+            &w.inserted[..]
+        } else {
+            &[]
+        };
+        for n in inserting {
+            let client_order_id = tradewarden_domain::lifecycle::leg_client_order_id(
+                &inst,
+                n.transaction_id,
+                n.role,
+                n.generation,
+            );
+            if s.orders
+                .iter()
+                .any(|o| o.client_order_id == client_order_id)
+            {
+                return Err(StoreError::database(format!(
+                    "client_order_id {client_order_id} already stored"
+                )));
+            }
+            let order = Order {
+                id: s.orders.len() as i64 + 1,
+                transaction_id: n.transaction_id,
+                expert_id: n.expert_id,
+                account: n.account.clone(),
+                symbol: n.symbol.clone(),
+                side: n.side,
+                role: n.role,
+                order_type: n.order_type,
+                quantity: n.quantity,
+                filled_quantity: Decimal::ZERO,
+                limit_price: n.limit_price,
+                stop_price: n.stop_price,
+                avg_fill_price: None,
+                status: n.status,
+                client_order_id,
+                broker_order_id: None,
+                parent_order_id: n.parent_order_id,
+                trigger_status: n.trigger_status,
+                recommendation_id: None,
+                created_at: n.created_at,
+            };
+            s.orders.push(order.clone());
+            out.inserted.push(order);
+        }
+        for o in s.orders.iter_mut().filter(|o| w.canceled.contains(&o.id)) {
+            if matches!(o.status, OrderStatus::WaitingTrigger | OrderStatus::Pending) {
+                o.status = OrderStatus::Canceled;
+                out.canceled += 1;
+            }
+        }
+        for (id, quantity) in &w.claimed {
+            if let Some(o) = s.orders.iter_mut().find(|o| o.id == *id)
+                && matches!(o.status, OrderStatus::WaitingTrigger | OrderStatus::Pending)
+            {
+                o.status = OrderStatus::Submitting;
+                o.quantity = *quantity;
+                o.created_at = w.at;
+                out.claimed.push(o.clone());
+            }
+        }
+        for (id, change) in &w.changes {
+            if s.change_transaction(*id, change) {
+                match change {
+                    TransactionChange::Opened { .. } => out.opened += 1,
+                    TransactionChange::Closed { .. } => out.closed += 1,
+                    TransactionChange::Quantity { .. } => {}
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl MemoryState {
+    fn position_of(&self, t: &Transaction) -> Position {
+        Position {
+            transaction: t.clone(),
+            orders: self
+                .orders
+                .iter()
+                .filter(|o| o.transaction_id == t.id)
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Applies a derived change through the transaction status table; whether it applied.
+    fn change_transaction(&mut self, id: i64, change: &TransactionChange) -> bool {
+        let Some(t) = self.transactions.iter_mut().find(|t| t.id == id) else {
+            return false;
+        };
+        match change {
+            TransactionChange::Opened {
+                open_price,
+                quantity,
+                opened_at,
+            } if t.status.is_active() => {
+                t.status = TransactionStatus::Opened;
+                t.open_price = Some(*open_price);
+                t.quantity = *quantity;
+                t.opened_at = t.opened_at.or(Some(*opened_at));
+                true
+            }
+            TransactionChange::Closed {
+                close_price,
+                closed_at,
+                reason,
+            } if t.status.transition(TransactionStatus::Closed).is_ok()
+                && t.status != TransactionStatus::Closed =>
+            {
+                t.status = TransactionStatus::Closed;
+                t.close_price = *close_price;
+                t.closed_at = Some(*closed_at);
+                t.close_reason = Some(reason.as_str().to_string());
+                true
+            }
+            TransactionChange::Quantity { quantity } if !t.status.is_terminal() => {
+                t.quantity = *quantity;
+                true
+            }
+            _ => false,
+        }
     }
 }
 
@@ -567,6 +816,8 @@ pub struct ScriptState {
     pub panic_on_submit: bool,
     /// How many times `account`, `quotes` and `submit_batch` were called.
     pub calls: BTreeMap<&'static str, usize>,
+    /// What `positions()` answers.
+    pub positions: Vec<BrokerPosition>,
 }
 
 impl ScriptState {
@@ -629,7 +880,11 @@ impl Broker for ScriptedBroker {
         if s.reject.contains(&order.client_order_id) {
             return Err(BrokerError::Rejected("scripted rejection".into()));
         }
-        let price = s.quotes.get(&order.symbol).copied();
+        // Exit legs (one-cancels-other groups) rest until a test fills them.
+        let price = match order.oco_group {
+            Some(_) => None,
+            None => s.quotes.get(&order.symbol).copied(),
+        };
         let answer = BrokerOrder {
             broker_order_id: Some(format!("scripted-{}", s.orders.len() + 1)),
             client_order_id: order.client_order_id.clone(),
@@ -671,7 +926,52 @@ impl Broker for ScriptedBroker {
         Ok(self.state.lock().orders.get(client_order_id).cloned())
     }
 
+    async fn cancel(&self, client_order_id: &str) -> Result<BrokerOrder, BrokerError> {
+        let mut s = self.state.lock();
+        s.count("cancel");
+        let o = s
+            .orders
+            .get_mut(client_order_id)
+            .ok_or_else(|| BrokerError::UnknownOrder(client_order_id.to_string()))?;
+        if o.status == OrderStatus::Accepted {
+            o.status = OrderStatus::Canceled;
+        }
+        Ok(o.clone())
+    }
+
     async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError> {
-        Ok(Vec::new())
+        Ok(self.state.lock().positions.clone())
+    }
+}
+
+impl ScriptedBroker {
+    /// Fills a resting order at `price`, as a quote crossing it would; the other orders of
+    /// its one-cancels-other group are canceled when `oco` is set.
+    pub fn fill(&self, client_order_id: &str, price: Decimal, oco: bool) {
+        let mut s = self.state.lock();
+        let group = s
+            .submitted
+            .iter()
+            .find(|r| r.client_order_id == client_order_id)
+            .and_then(|r| r.oco_group.clone());
+        let siblings: Vec<String> = s
+            .submitted
+            .iter()
+            .filter(|r| oco && r.oco_group.is_some() && r.oco_group == group)
+            .map(|r| r.client_order_id.clone())
+            .filter(|id| id != client_order_id)
+            .collect();
+        if let Some(o) = s.orders.get_mut(client_order_id) {
+            o.status = OrderStatus::Filled;
+            o.filled_quantity = o.quantity.unwrap_or_default();
+            o.avg_fill_price = Some(price);
+        }
+        for id in siblings {
+            if let Some(o) = s.orders.get_mut(&id)
+                && o.status == OrderStatus::Accepted
+            {
+                o.status = OrderStatus::Canceled;
+            }
+        }
     }
 }

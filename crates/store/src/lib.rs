@@ -4,7 +4,8 @@
 //! - [`db`]: the dialect layer; the SQL and the logic above it are written once.
 //! - `store`: [`SqlStore`], connecting and migrating (`migrations/sqlite`,
 //!   `migrations/postgres`, embedded with `sqlx::migrate!`).
-//! - `recommendations`, `positions`, `journal`, `listings`, `leases`, `paper`: the roles.
+//! - `recommendations`, `positions`, `journal`, `listings`, `leases`, `paper`, `lifecycle`,
+//!   `open_positions`: the roles.
 //! - [`liveness`]: a process's liveness lock on PostgreSQL, which tells others it lives.
 //! - `rows`: stored rows to domain values, and the multi-row statement helpers.
 //! - `sqlite`: SQLite's one connection per process (rusqlite), statements run inline;
@@ -13,8 +14,10 @@
 pub mod db;
 mod journal;
 mod leases;
+mod lifecycle;
 mod listings;
 pub mod liveness;
+mod open_positions;
 mod paper;
 mod positions;
 mod recommendations;

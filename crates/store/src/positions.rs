@@ -99,6 +99,8 @@ impl PositionStore for SqlStore {
             .collect();
         let order_ids =
             insert_entry_orders(&mut tx, &self.installation, positions, &stored).await?;
+        let legs = self.leg_orders(positions, &stored, &order_ids);
+        insert_exit_legs(&mut tx, &legs).await?;
         let mut out = self.opened(positions, &stored, &order_ids)?;
         name_refusals(&mut tx, positions, &mut out).await?;
         insert_outcomes(&mut tx, &decision_records(positions, &out, skips)).await?;
@@ -208,6 +210,24 @@ impl PositionStore for SqlStore {
 }
 
 impl SqlStore {
+    /// The exit legs of the positions stored (`stored`: position index and transaction id),
+    /// each waiting for its entry order (`order_ids` by transaction id).
+    fn leg_orders(
+        &self,
+        positions: &[NewPosition],
+        stored: &[(usize, i64)],
+        order_ids: &HashMap<i64, i64>,
+    ) -> Vec<Order> {
+        stored
+            .iter()
+            .filter_map(|&(i, txn_id)| {
+                let entry = order_ids.get(&txn_id)?;
+                Some(positions[i].leg_orders(txn_id, *entry, &self.installation))
+            })
+            .flatten()
+            .collect()
+    }
+
     /// Each position's result: its rows when stored, a refusal (holder not yet named)
     /// otherwise.
     fn opened(
@@ -455,14 +475,15 @@ async fn insert_transactions(
     positions: &[NewPosition],
 ) -> Result<HashMap<(i64, String), i64>, StoreError> {
     let mut txn_ids: HashMap<(i64, String), i64> = HashMap::new();
-    for chunk in positions.chunks(chunk_rows(7)) {
+    for chunk in positions.chunks(chunk_rows(9)) {
         let sql = format!(
-            "INSERT INTO transactions (expert_id, account, symbol, side, quantity, status, reference_price, created_at) \
+            "INSERT INTO transactions (expert_id, account, symbol, side, quantity, status, reference_price, \
+             take_profit, stop_loss, created_at) \
              VALUES {} ON CONFLICT DO NOTHING RETURNING id, expert_id, symbol",
             values_clause_with(
                 tx.kind(),
                 chunk.len(),
-                &["", "", "", "", "", "'WAITING'", "", ""]
+                &["", "", "", "", "", "'WAITING'", "", "", "", ""]
             )
         );
         let args: Vec<Val> = chunk
@@ -475,6 +496,8 @@ async fn insert_transactions(
                     n.side.as_str().into(),
                     n.quantity.into(),
                     n.reference_price.into(),
+                    n.take_profit.into(),
+                    n.stop_loss.into(),
                     n.created_at.into(),
                 ]
             })
@@ -547,4 +570,66 @@ async fn insert_entry_orders(
         }
     }
     Ok(order_ids)
+}
+
+/// Inserts exit legs (`waiting_trigger`, nothing sent yet), many rows a statement, in the
+/// transaction that stores their entries: a position is never stored without the legs its
+/// decision gave it.
+async fn insert_exit_legs(tx: &mut Tx, legs: &[Order]) -> Result<(), StoreError> {
+    for chunk in legs.chunks(chunk_rows(16)) {
+        let sql = format!(
+            "INSERT INTO orders (transaction_id, expert_id, account, symbol, side, role, order_type, quantity, \
+             limit_price, stop_price, client_order_id, parent_order_id, trigger_status, recommendation_id, \
+             created_at, updated_at, filled_quantity, status) VALUES {}",
+            values_clause_with(
+                tx.kind(),
+                chunk.len(),
+                &[
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "",
+                    "'0'",
+                    "'waiting_trigger'"
+                ]
+            )
+        );
+        let args: Vec<Val> = chunk
+            .iter()
+            .flat_map(|o| {
+                [
+                    o.transaction_id.into(),
+                    o.expert_id.into(),
+                    o.account.as_str().into(),
+                    o.symbol.as_str().into(),
+                    o.side.as_str().into(),
+                    o.role.as_str().into(),
+                    o.order_type.as_str().into(),
+                    o.quantity.into(),
+                    o.limit_price.into(),
+                    o.stop_price.into(),
+                    o.client_order_id.as_str().into(),
+                    o.parent_order_id.into(),
+                    o.trigger_status.map(|s| s.as_str()).into(),
+                    o.recommendation_id.into(),
+                    o.created_at.into(),
+                    o.created_at.into(),
+                ]
+            })
+            .collect();
+        tx.execute(&sql, &args).await.map_err(map_err)?;
+    }
+    Ok(())
 }

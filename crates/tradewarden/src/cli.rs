@@ -88,6 +88,18 @@ pub enum Command {
     /// the symbols left out while their orders or runs are in flight.
     #[command(after_help = "Example:\n  tradewarden reconcile")]
     Reconcile,
+    /// Ask the brokers about every working order and move each position on: entries that
+    /// filled open their transactions, exit legs fire or are canceled, filled exits close
+    /// them; prints the counts as JSON.
+    #[command(after_help = "Example:\n  tradewarden refresh")]
+    Refresh,
+    /// Close a transaction by hand: CLOSING, its exit legs canceled, a market order for the
+    /// open quantity (CLOSED, manual_close, once a refresh sees it filled). A transaction
+    /// whose entry has not filled has its entry canceled instead.
+    #[command(
+        after_help = "Examples:\n  tradewarden close 42\n  tradewarden close 42 && tradewarden refresh"
+    )]
+    Close(CloseArgs),
     /// List transactions.
     #[command(
         after_help = "Examples:\n  tradewarden transactions --status opened\n  tradewarden transactions --expert 1 --json"
@@ -198,9 +210,9 @@ pub struct ProcessArgs {
     /// Process every configured expert.
     #[arg(long)]
     pub all: bool,
-    /// The use case.
-    #[arg(long, default_value = "enter_market", value_parser = ["enter_market"])]
-    pub use_case: String,
+    /// The use case; without it, enter_market then open_positions for each expert.
+    #[arg(long, value_parser = ["enter_market", "open_positions"])]
+    pub use_case: Option<String>,
     /// Override the configured lookback window, in days.
     #[arg(long, value_parser = clap::value_parser!(u32).range(values::LOOKBACK_DAYS))]
     pub lookback_days: Option<u32>,
@@ -262,6 +274,13 @@ pub struct OutcomesArgs {
     /// Only the records of this recommendation.
     #[arg(long, value_name = "ID", value_parser = clap::value_parser!(i64).range(1..))]
     pub recommendation: Option<i64>,
+}
+
+/// Arguments of `close`.
+#[derive(Debug, clap::Args)]
+pub struct CloseArgs {
+    /// The transaction's id (`tradewarden transactions` lists them).
+    pub transaction_id: i64,
 }
 
 /// Arguments of `accounts`.

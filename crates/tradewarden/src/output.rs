@@ -8,7 +8,7 @@ use comfy_table::{
 };
 use rust_decimal::Decimal;
 use tradewarden_domain::{
-    Order, OrderStatus, Outcome, OutcomeKind, Transaction, TransactionStatus,
+    Order, OrderStatus, Outcome, OutcomeKind, Transaction, TransactionStatus, UseCase,
 };
 use tradewarden_engine::{ImportSummary, RunReport, Settings};
 
@@ -129,20 +129,43 @@ pub fn run_summary(import: &ImportSummary, reports: &[RunReport], settings: &Set
             .map(|e| e.name.as_str())
             .unwrap_or("?");
         let c = &r.counts;
-        let _ = writeln!(
-            out,
-            "expert {} ({name}): {} - considered {}, ordered {}, rules_not_met {}, not_permitted {}, duplicate_position {}, insufficient_equity {}, unfunded {}, failed {}",
-            r.expert_id,
-            r.status.as_str(),
-            c.considered,
-            c.ordered,
-            c.rules_not_met,
-            c.not_permitted,
-            c.duplicate_position,
-            c.insufficient_equity,
-            c.unfunded,
-            c.failed
-        );
+        if let Some(p) = &c.positions {
+            let _ = writeln!(
+                out,
+                "expert {} ({name}) open_positions: {} - considered {}, closed {}, adjusted {}, no_action {}, no_position {}, close_working {}, failed {}",
+                r.expert_id,
+                r.status.as_str(),
+                c.considered,
+                p.closed,
+                p.adjusted,
+                p.no_action,
+                p.no_position,
+                p.close_working,
+                c.failed
+            );
+        } else if r.use_case == UseCase::OpenPositions {
+            let _ = writeln!(
+                out,
+                "expert {} ({name}) open_positions: {}",
+                r.expert_id,
+                r.status.as_str()
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "expert {} ({name}): {} - considered {}, ordered {}, rules_not_met {}, not_permitted {}, duplicate_position {}, insufficient_equity {}, unfunded {}, failed {}",
+                r.expert_id,
+                r.status.as_str(),
+                c.considered,
+                c.ordered,
+                c.rules_not_met,
+                c.not_permitted,
+                c.duplicate_position,
+                c.insufficient_equity,
+                c.unfunded,
+                c.failed
+            );
+        }
         if let Some(e) = &r.error {
             let _ = writeln!(out, "  error: {e}");
         }
@@ -365,6 +388,9 @@ pub fn transactions_table(rows: &[Transaction], opts: &TableOpts) -> String {
         ("quantity", Number),
         ("status", Status),
         ("open_price", Number),
+        ("take_profit", Number),
+        ("stop_loss", Number),
+        ("close_price", Number),
         ("opened_at", Text),
         ("close_reason", Long),
     ];
@@ -379,6 +405,9 @@ pub fn transactions_table(rows: &[Transaction], opts: &TableOpts) -> String {
                 dec(&r.quantity),
                 r.status.to_string(),
                 opt_dec(&r.open_price),
+                opt_dec(&r.take_profit),
+                opt_dec(&r.stop_loss),
+                opt_dec(&r.close_price),
                 time(&r.opened_at),
                 opt(&r.close_reason),
             ]
@@ -409,6 +438,7 @@ pub fn orders_table(rows: &[Order], opts: &TableOpts) -> String {
         ("role", Text),
         ("type", Text),
         ("quantity", Number),
+        ("price", Number),
         ("filled", Number),
         ("avg_fill", Number),
         ("status", Status),
@@ -426,6 +456,7 @@ pub fn orders_table(rows: &[Order], opts: &TableOpts) -> String {
                 r.role.as_str().into(),
                 r.order_type.as_str().into(),
                 dec(&r.quantity),
+                opt_dec(&r.limit_price.or(r.stop_price)),
                 dec(&r.filled_quantity),
                 opt_dec(&r.avg_fill_price),
                 r.status.to_string(),

@@ -613,14 +613,25 @@ fn json_shapes_are_the_documented_ones() {
     assert_eq!(report_orders.len(), 2);
     report_orders.iter().for_each(assert_order);
 
+    // Each entry and its safeguard stop leg, fired by the refresh that ends `process` once
+    // the entry filled.
     let orders = sb.run(&["orders", "--json"]).json();
-    assert_eq!(array(&orders).len(), 2);
+    assert_eq!(array(&orders).len(), 4);
     array(&orders).iter().for_each(assert_order);
+    let (entries, legs): (Vec<&Value>, Vec<&Value>) =
+        array(&orders).iter().partition(|o| o["role"] == "entry");
     assert_eq!(
-        array(&orders).iter().collect::<Vec<_>>(),
+        entries,
         report_orders.iter().collect::<Vec<_>>(),
         "`orders --json` shows what the report showed"
     );
+    for leg in legs {
+        assert_eq!(
+            (&leg["role"], &leg["status"], &leg["order_type"]),
+            (&"stop_loss".into(), &"accepted".into(), &"stop".into()),
+            "{leg}"
+        );
+    }
 
     let txns = sb.run(&["transactions", "--json"]).json();
     assert_eq!(array(&txns).len(), 2);

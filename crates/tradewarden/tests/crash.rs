@@ -181,9 +181,19 @@ async fn crash_at(point: &str, kind: DbKind) {
         0,
         "{point}"
     );
-    let intents = count(&store, "SELECT COUNT(*) AS n FROM orders").await;
+    // Exit legs waiting for their entry's fill are not sent yet: not intents.
+    let entries = count(
+        &store,
+        "SELECT COUNT(*) AS n FROM orders WHERE role = 'entry'",
+    )
+    .await;
+    let intents = count(
+        &store,
+        "SELECT COUNT(*) AS n FROM orders WHERE status <> 'waiting_trigger'",
+    )
+    .await;
     let broker_orders = count(&store, "SELECT COUNT(*) AS n FROM paper_orders").await;
-    assert_eq!(intents, 3, "{point}: one entry per recommendation");
+    assert_eq!(entries, 3, "{point}: one entry per recommendation");
     assert_eq!(
         broker_orders, intents,
         "{point}: one broker order per intent"
@@ -321,8 +331,21 @@ async fn stopped_by(signal: &str, exit_code: i32, kind: DbKind) {
         .await,
         0
     );
+    // One broker order per order sent: the three entries and the exit legs their fills fired.
     assert_eq!(
         count(&store, "SELECT COUNT(*) AS n FROM paper_orders").await,
+        count(
+            &store,
+            "SELECT COUNT(*) AS n FROM orders WHERE status <> 'waiting_trigger'"
+        )
+        .await
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) AS n FROM orders WHERE role = 'entry'"
+        )
+        .await,
         3
     );
 }
@@ -387,8 +410,21 @@ async fn escaped_panic(kind: DbKind) {
         .await,
         0
     );
+    // One broker order per order sent: the three entries and the exit legs their fills fired.
     assert_eq!(
         count(&store, "SELECT COUNT(*) AS n FROM paper_orders").await,
+        count(
+            &store,
+            "SELECT COUNT(*) AS n FROM orders WHERE status <> 'waiting_trigger'"
+        )
+        .await
+    );
+    assert_eq!(
+        count(
+            &store,
+            "SELECT COUNT(*) AS n FROM orders WHERE role = 'entry'"
+        )
+        .await,
         3
     );
 }

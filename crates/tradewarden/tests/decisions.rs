@@ -120,6 +120,8 @@ async fn every_considered_recommendation_gets_one_outcome(kind: DbKind) {
             reference_price: dec!(100),
             order_type: OrderType::Limit,
             limit_price: Some(dec!(50)),
+            take_profit: None,
+            stop_loss: None,
             recommendation_id: None,
             created_at: Utc::now(),
             decision: None,

@@ -213,6 +213,8 @@ fn intent(rec_id: i64, symbol: &str, at: chrono::DateTime<Utc>) -> NewPosition {
         reference_price: dec!(100),
         order_type: OrderType::Market,
         limit_price: None,
+        take_profit: None,
+        stop_loss: None,
         recommendation_id: Some(rec_id),
         created_at: at,
         decision: Some(format!("buy 10 {symbol}")),

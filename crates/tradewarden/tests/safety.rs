@@ -278,6 +278,8 @@ fn position(expert_id: i64, symbol: &str) -> NewPosition {
         reference_price: dec!(100),
         order_type: OrderType::Market,
         limit_price: None,
+        take_profit: None,
+        stop_loss: None,
         recommendation_id: None,
         created_at: Utc::now(),
         decision: None,
@@ -343,6 +345,7 @@ async fn active_per_symbol(store: &dyn Store, expert_id: i64) -> BTreeMap<String
     m
 }
 
+/// The expert's entry orders (each entry also has its exit legs).
 async fn order_count(store: &dyn Store, expert_id: i64) -> usize {
     store
         .orders(&ListFilter {
@@ -351,7 +354,9 @@ async fn order_count(store: &dyn Store, expert_id: i64) -> usize {
         })
         .await
         .unwrap()
-        .len()
+        .iter()
+        .filter(|o| o.role == tradewarden_domain::OrderRole::Entry)
+        .count()
 }
 
 async fn outcomes_of(store: &dyn Store, expert_id: i64) -> Vec<tradewarden_domain::Outcome> {

@@ -39,6 +39,8 @@ fn position(expert_id: i64, symbol: &str) -> NewPosition {
         reference_price: dec!(100),
         order_type: OrderType::Market,
         limit_price: None,
+        take_profit: None,
+        stop_loss: None,
         recommendation_id: None,
         created_at: t(0),
         decision: None,

@@ -32,12 +32,12 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use rust_decimal::Decimal;
-use tradewarden_domain::enter_market::{self, Decision, Inputs};
+use tradewarden_domain::enter_market::{self, Decision, EntryExits, Inputs};
 use tradewarden_domain::expert::{Expert, ExpertBalance};
 use tradewarden_domain::money::{checked_mul, checked_sub};
 use tradewarden_domain::outcome::{OutcomeKind, entry_outcome};
 use tradewarden_domain::rules::Ruleset;
-use tradewarden_domain::{Order, OrderStatus, OrderType, Outcome, Side, UseCase};
+use tradewarden_domain::{Order, OrderStatus, OrderType, Outcome, Price, Side, UseCase};
 
 use super::TradeManager;
 use super::settle::Found;
@@ -97,13 +97,14 @@ struct AccountView {
     quotes: HashMap<String, Decimal>,
 }
 
-/// A recommendation the plan funded: a position to open.
+/// A recommendation the plan funded: a position to open, with the exits it is placed with.
 struct Funded {
     rec_id: i64,
     symbol: String,
     side: Side,
     quantity: Decimal,
     price: Decimal,
+    exits: EntryExits,
     detail: String,
 }
 
@@ -261,6 +262,8 @@ impl Going<'_> {
             reference_price: f.price,
             order_type: OrderType::Market,
             limit_price: None,
+            take_profit: f.exits.take_profit.map(Price::get),
+            stop_loss: f.exits.stop_loss.map(Price::get),
             recommendation_id: Some(f.rec_id),
             created_at: now,
             decision: Some(f.detail.clone()),
@@ -682,8 +685,9 @@ impl TradeManager {
         }
     }
 
-    /// Step 6, first half: every funded position of every run is stored (transaction +
-    /// entry order, committed, `submitting`) before anything is sent, together with every
+    /// Step 6, first half: every funded position of every run is stored (transaction with
+    /// its take profit and stop + entry order, committed, `submitting` + its exit legs,
+    /// `waiting_trigger`: refresh fires them when the entry fills) before anything is sent, together with every
     /// run's decision records (I5), in one database transaction. A position the database
     /// refuses as a duplicate (another process got there first, B1) is reported as the
     /// SAFETY CHECK.
@@ -996,6 +1000,7 @@ fn decide(
                 side,
                 quantity,
                 price,
+                exits,
                 detail,
             } => funded.push(Funded {
                 rec_id: p.rec.id,
@@ -1003,6 +1008,7 @@ fn decide(
                 side,
                 quantity,
                 price,
+                exits,
                 detail,
             }),
         }
@@ -1041,7 +1047,7 @@ mod tests {
     use rust_decimal_macros::dec;
     use tradewarden_domain::rules::{Rule, RuleAction, Ruleset, Trigger, TriggerSpec};
     use tradewarden_domain::{
-        Action, NewRecommendation, Price, RiskLevel, TimeHorizon, TransactionStatus,
+        Action, NewRecommendation, OrderRole, Price, RiskLevel, TimeHorizon, TransactionStatus,
     };
 
     use super::*;
@@ -1209,6 +1215,8 @@ mod tests {
                 reference_price: dec!(100),
                 order_type: OrderType::Market,
                 limit_price: None,
+                take_profit: None,
+                stop_loss: None,
                 recommendation_id: None,
                 created_at: Utc::now(),
                 decision: None,
@@ -1377,6 +1385,196 @@ mod tests {
     }
 
     // -----------------------------------------------------------------------------------
+    // Exit legs at entry (issue 9 items 1–2).
+
+    /// One leg as stored: (role, side, type, limit, stop, client_order_id).
+    type LegRow = (
+        OrderRole,
+        Side,
+        OrderType,
+        Option<Decimal>,
+        Option<Decimal>,
+        String,
+    );
+
+    #[tokio::test]
+    async fn each_entry_is_stored_with_the_exit_legs_its_rules_give() {
+        use OrderRole::{StopLoss, TakeProfit};
+        use tradewarden_domain::exits::ExitSettings;
+        use tradewarden_domain::rules::{ExitReference, ExitTarget};
+        let pct = |percent| ExitTarget::Percent {
+            reference: ExitReference::OrderOpenPrice,
+            percent,
+        };
+        let tp = |p| RuleAction::AdjustTakeProfit(pct(p));
+        let sl = |p| RuleAction::AdjustStopLoss(pct(p));
+        let defaults = ExitSettings::default();
+        let off = ExitSettings {
+            min_stop_loss_percent: dec!(0),
+            ..defaults
+        };
+        let leg = |role, side, t, limit, stop, tag: &str| -> LegRow {
+            (role, side, t, limit, stop, format!("tw-mem-1-{tag}-1"))
+        };
+        let (buy, sell) = (Action::Buy, Action::Sell);
+        let (limit, stop) = (OrderType::Limit, OrderType::Stop);
+        // (what, recommendation, the rule's actions after the entry, exit settings, legs,
+        // the transaction's take profit and stop). The quote is 100.
+        // Catches: legs not stored with the entry, on the wrong side, a short not
+        // mirrored, the TP floor or the safeguard stop skipped, a safeguard that 0 does not
+        // turn off, a leg stored where no exit was decided.
+        let cases: Vec<(
+            &str,
+            Action,
+            Vec<RuleAction>,
+            ExitSettings,
+            Vec<LegRow>,
+            (Option<Decimal>, Option<Decimal>),
+        )> = vec![
+            (
+                "long TP and SL from the rules",
+                buy,
+                vec![tp(dec!(10)), sl(dec!(-5))],
+                defaults,
+                vec![
+                    leg(TakeProfit, Side::Sell, limit, Some(dec!(110)), None, "tp"),
+                    leg(StopLoss, Side::Sell, stop, None, Some(dec!(95)), "sl"),
+                ],
+                (Some(dec!(110)), Some(dec!(95))),
+            ),
+            (
+                "short mirrored",
+                sell,
+                vec![tp(dec!(10)), sl(dec!(-5))],
+                defaults,
+                vec![
+                    leg(TakeProfit, Side::Buy, limit, Some(dec!(90)), None, "tp"),
+                    leg(StopLoss, Side::Buy, stop, None, Some(dec!(105)), "sl"),
+                ],
+                (Some(dec!(90)), Some(dec!(105))),
+            ),
+            (
+                "the floor pushes the TP out",
+                buy,
+                vec![tp(dec!(1)), sl(dec!(-5))],
+                defaults,
+                vec![
+                    leg(TakeProfit, Side::Sell, limit, Some(dec!(102)), None, "tp"),
+                    leg(StopLoss, Side::Sell, stop, None, Some(dec!(95)), "sl"),
+                ],
+                (Some(dec!(102)), Some(dec!(95))),
+            ),
+            (
+                "safeguard stop without an SL rule",
+                buy,
+                vec![tp(dec!(10))],
+                defaults,
+                vec![
+                    leg(TakeProfit, Side::Sell, limit, Some(dec!(110)), None, "tp"),
+                    leg(StopLoss, Side::Sell, stop, None, Some(dec!(93)), "sl"),
+                ],
+                (Some(dec!(110)), Some(dec!(93))),
+            ),
+            (
+                "safeguard alone on a short",
+                sell,
+                vec![],
+                defaults,
+                vec![leg(StopLoss, Side::Buy, stop, None, Some(dec!(107)), "sl")],
+                (None, Some(dec!(107))),
+            ),
+            (
+                "min_stop_loss_percent 0: no SL leg",
+                buy,
+                vec![tp(dec!(10))],
+                off,
+                vec![leg(
+                    TakeProfit,
+                    Side::Sell,
+                    limit,
+                    Some(dec!(110)),
+                    None,
+                    "tp",
+                )],
+                (Some(dec!(110)), None),
+            ),
+            ("neither: no legs", buy, vec![], off, vec![], (None, None)),
+        ];
+        for (what, action, exits, exit_settings, want_legs, want_txn) in cases {
+            let mut s = settings();
+            let e = s.experts.get_mut(&1).unwrap();
+            e.enable_sell = true;
+            e.exits = exit_settings;
+            let rule = &mut s.rulesets.get_mut("buy").unwrap().rules[0];
+            rule.triggers.clear();
+            rule.actions = [if action == buy {
+                RuleAction::Buy
+            } else {
+                RuleAction::Sell
+            }]
+            .into_iter()
+            .chain(exits)
+            .collect();
+            let store = Arc::new(MemoryStore::new());
+            let broker = Arc::new(broker());
+            let m = TradeManager::new(
+                s,
+                store.clone(),
+                [("paper".to_string(), broker.clone() as Arc<dyn Broker>)].into(),
+                Arc::new(SystemClock),
+            );
+            m.import(&[NewRecommendation {
+                action,
+                ..rec("AAPL")
+            }])
+            .await
+            .unwrap();
+            let report = m.process_enter_market(1, None).await.unwrap();
+            assert_eq!(report.counts.ordered, 1, "{what}: {report:?}");
+            let st = store.state.lock();
+            let entry = &st.orders[0];
+            let legs: Vec<LegRow> = st.orders[1..]
+                .iter()
+                .map(|o| {
+                    assert_eq!(
+                        (o.status, o.trigger_status, o.parent_order_id, o.quantity),
+                        (
+                            OrderStatus::WaitingTrigger,
+                            Some(OrderStatus::Filled),
+                            Some(entry.id),
+                            entry.quantity
+                        ),
+                        "{what}"
+                    );
+                    (
+                        o.role,
+                        o.side,
+                        o.order_type,
+                        o.limit_price,
+                        o.stop_price,
+                        o.client_order_id.clone(),
+                    )
+                })
+                .collect();
+            assert_eq!(legs, want_legs, "{what}");
+            let t = &st.transactions[0];
+            assert_eq!((t.take_profit, t.stop_loss), want_txn, "{what}");
+            let sent: Vec<String> = broker
+                .state
+                .lock()
+                .submitted
+                .iter()
+                .map(|r| r.client_order_id.clone())
+                .collect();
+            assert_eq!(
+                sent,
+                ["tw-mem-1-entry"],
+                "{what}: nothing sent for the legs at entry"
+            );
+        }
+    }
+
+    // -----------------------------------------------------------------------------------
     // Batches: `process --all` runs the experts whose locks are free as one batch.
 
     /// Settings with one expert per `(id, account)`, each account with its own entry.
@@ -1515,7 +1713,12 @@ mod tests {
                 "{how}"
             );
             let s = store.state.lock();
-            let of = |id: i64| s.orders.iter().filter(move |o| o.expert_id == id);
+            // The entries (each has its safeguard stop leg waiting besides).
+            let of = |id: i64| {
+                s.orders
+                    .iter()
+                    .filter(move |o| o.expert_id == id && o.role == OrderRole::Entry)
+            };
             assert_eq!(of(2).next().map(|o| o.status), order, "{how}");
             for id in [1, 3] {
                 assert_eq!(
@@ -1587,7 +1790,12 @@ mod tests {
             [(&key(2), "another process")],
             "ours given back, theirs kept"
         );
-        let ordered: Vec<i64> = s.orders.iter().map(|o| o.expert_id).collect();
+        let ordered: Vec<i64> = s
+            .orders
+            .iter()
+            .filter(|o| o.role == OrderRole::Entry)
+            .map(|o| o.expert_id)
+            .collect();
         assert_eq!(ordered, [1, 3]);
         let runs: Vec<&str> = s.runs.iter().map(|r| r.lock_key.as_str()).collect();
         assert_eq!(runs, [key(1), key(3)]);
@@ -1681,8 +1889,12 @@ mod tests {
             "nothing sent for expert 2"
         );
         let s = store_for_stall.state.lock();
-        let orders: Vec<(i64, OrderStatus)> =
-            s.orders.iter().map(|o| (o.expert_id, o.status)).collect();
+        let orders: Vec<(i64, OrderStatus)> = s
+            .orders
+            .iter()
+            .filter(|o| o.role == OrderRole::Entry)
+            .map(|o| (o.expert_id, o.status))
+            .collect();
         assert_eq!(
             orders,
             [(1, OrderStatus::Filled), (2, OrderStatus::Submitting)]

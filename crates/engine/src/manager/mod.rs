@@ -1,13 +1,19 @@
 //! [`TradeManager`]: the use cases of one process, one file each.
 //!
 //! - [`enter_market`]: the enter_market run (DESIGN.md §5) as named phases.
+//! - [`open_positions`]: the open_positions run: close positions, move their exits.
 //! - [`settle`]: settling orders left `submitting` by a crash (B3).
 //! - [`reconcile`]: startup reconciliation of in-flight orders and broker positions.
 //! - [`import`]: recommendation ingestion and the quotes it carries.
+//! - [`refresh`]: broker refresh of every account: fills, legs fired and canceled, closes.
+//! - [`exits`]: closing a transaction, replacing its exit structure.
 
 mod enter_market;
+mod exits;
 mod import;
+mod open_positions;
 mod reconcile;
+mod refresh;
 mod settle;
 
 use std::collections::HashMap;
@@ -18,8 +24,10 @@ use crate::locks::{LeaseConfig, ProcessingLocks};
 use crate::ports::{Broker, Clock, LeaseHolder, LeaseStore, ProcessTable, Store};
 use crate::settings::Settings;
 
+pub use exits::{CloseOutcome, ExitsOutcome};
 pub(crate) use import::import_slice;
 pub use import::{IMPORT_CHUNK_LINES, ImportSummary, JsonlImport};
+pub use refresh::RefreshReport;
 
 /// The trade manager of one process.
 pub struct TradeManager {

@@ -3,6 +3,8 @@
 //! - [`store`]: the store, split by role (recommendations, positions, journal, queries,
 //!   leases) so a caller takes only the role it needs.
 //! - [`broker`]: a broker account, and the capability of accepting quotes.
+//! - [`lifecycle`]: positions with their orders, for refresh, closing and exits.
+//! - [`open_positions`]: what an open_positions run reads and writes.
 //! - [`paper`]: the paper broker's persistence port (load and save only; its fill rules
 //!   live in `tradewarden-brokers`).
 //! - [`host`]: the host's process table, to tell a dead lease holder on this host.
@@ -13,6 +15,8 @@
 
 pub mod broker;
 pub mod host;
+pub mod lifecycle;
+pub mod open_positions;
 pub mod paper;
 pub mod store;
 
@@ -23,6 +27,8 @@ pub use broker::{
     Holdings, OrderRequest, Quote,
 };
 pub use host::{HostIdentity, ProcessState, ProcessTable};
+pub use lifecycle::{LifecycleStore, LifecycleWrite, LifecycleWritten, NewExitOrder, Position};
+pub use open_positions::{OpenPositionsData, OpenPositionsStore};
 pub use paper::{
     BookScope, PaperBook, PaperLedger, PaperOrderRecord, PaperPosition, PaperSave, StoredPaperOrder,
 };

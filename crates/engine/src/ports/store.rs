@@ -8,10 +8,11 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
+use tradewarden_domain::lifecycle::{exit_legs, leg_client_order_id};
 use tradewarden_domain::transaction::ActivePosition;
 use tradewarden_domain::{
-    NewRecommendation, Order, OrderRole, OrderStatus, OrderType, Outcome, OutcomeKind,
-    Recommendation, Side, Transaction, TransactionStatus,
+    InstallationId, NewRecommendation, Order, OrderRole, OrderStatus, OrderType, Outcome,
+    OutcomeKind, Recommendation, Side, Transaction, TransactionStatus,
 };
 
 use super::broker::BrokerOrder;
@@ -66,8 +67,8 @@ impl StoreError {
     }
 }
 
-/// A position to open: the transaction and its entry order, written in one database
-/// transaction.
+/// A position to open: the transaction, its entry order and its exit legs, written in one
+/// database transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPosition {
     pub expert_id: i64,
@@ -79,6 +80,10 @@ pub struct NewPosition {
     pub reference_price: Decimal,
     pub order_type: OrderType,
     pub limit_price: Option<Decimal>,
+    /// The take profit the position is placed with: a limit leg waiting for the entry.
+    pub take_profit: Option<Decimal>,
+    /// The stop loss the position is placed with: a stop leg waiting for the entry.
+    pub stop_loss: Option<Decimal>,
     pub recommendation_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     /// The decision this position carries out (which rule matched, the sizing): with a
@@ -177,8 +182,8 @@ impl NewPosition {
             status: TransactionStatus::Waiting,
             open_price: None,
             close_price: None,
-            take_profit: None,
-            stop_loss: None,
+            take_profit: self.take_profit,
+            stop_loss: self.stop_loss,
             opened_at: None,
             closed_at: None,
             close_reason: None,
@@ -207,6 +212,50 @@ impl NewPosition {
             created_at: self.created_at,
         };
         (txn, order)
+    }
+
+    /// The exit legs a store writes with this position once its transaction and entry order
+    /// have ids (issue 9 item 2): one exit structure of generation 1, a limit take profit
+    /// and a stop stop-loss on the closing side for the entry's quantity, each
+    /// `waiting_trigger` until the entry fills, with its deterministic client_order_id (both
+    /// in one one-cancels-other group, [`exit_group`](super::broker::exit_group)). Their
+    /// `id` is 0 until stored.
+    pub fn leg_orders(
+        &self,
+        transaction_id: i64,
+        entry_order_id: i64,
+        installation: &InstallationId,
+    ) -> Vec<Order> {
+        exit_legs(self.side, self.take_profit, self.stop_loss, 1)
+            .into_iter()
+            .map(|leg| Order {
+                id: 0,
+                transaction_id,
+                expert_id: self.expert_id,
+                account: self.account.clone(),
+                symbol: self.symbol.clone(),
+                side: leg.side,
+                role: leg.role,
+                order_type: leg.order_type,
+                quantity: self.quantity,
+                filled_quantity: Decimal::ZERO,
+                limit_price: leg.limit_price,
+                stop_price: leg.stop_price,
+                avg_fill_price: None,
+                status: OrderStatus::WaitingTrigger,
+                client_order_id: leg_client_order_id(
+                    installation,
+                    transaction_id,
+                    leg.role,
+                    leg.generation,
+                ),
+                broker_order_id: None,
+                parent_order_id: Some(entry_order_id),
+                trigger_status: Some(OrderStatus::Filled),
+                recommendation_id: self.recommendation_id,
+                created_at: self.created_at,
+            })
+            .collect()
     }
 }
 
@@ -287,8 +336,10 @@ pub trait ImportSession: Send {
 /// Positions and their orders: the one-active-position rule and order status changes.
 #[async_trait]
 pub trait PositionStore: Send + Sync {
-    /// Writes, for each position, a WAITING transaction and its entry order (status
-    /// `submitting`, with its client_order_id), and the run's decision records, all in one
+    /// Writes, for each position, a WAITING transaction (with its take profit and stop), its
+    /// entry order (status `submitting`, with its client_order_id), its exit legs
+    /// ([`NewPosition::leg_orders`]: nothing is sent for them until the entry fills), and
+    /// the run's decision records, all in one
     /// committed database transaction, so that no stop of the run loses an outcome (I5):
     /// `skips` as given, and for each position with a decision its recommendation's outcome:
     /// `ordered`, provisional
@@ -392,12 +443,24 @@ pub trait QueryStore: Send + Sync {
 
 /// Every role the engine's use cases need, in one object.
 pub trait Store:
-    RecommendationStore + PositionStore + JournalStore + QueryStore + LeaseStore
+    RecommendationStore
+    + PositionStore
+    + JournalStore
+    + QueryStore
+    + LeaseStore
+    + super::lifecycle::LifecycleStore
+    + super::OpenPositionsStore
 {
 }
 
 impl<T> Store for T where
-    T: RecommendationStore + PositionStore + JournalStore + QueryStore + LeaseStore
+    T: RecommendationStore
+        + PositionStore
+        + JournalStore
+        + QueryStore
+        + LeaseStore
+        + super::lifecycle::LifecycleStore
+        + super::OpenPositionsStore
 {
 }
 

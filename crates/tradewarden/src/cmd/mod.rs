@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod check;
+pub mod close;
 pub mod completions;
 pub mod demo;
 pub mod import;
@@ -13,6 +14,7 @@ pub mod man;
 pub mod prices;
 pub mod process;
 pub mod reconcile;
+pub mod refresh;
 pub mod rules;
 pub mod run;
 
@@ -81,6 +83,8 @@ impl Command {
             Command::Process(args) => process::run(args, app).await,
             Command::Run(args) => run::run(args, app).await,
             Command::Reconcile => reconcile::run(app).await,
+            Command::Refresh => refresh::run(app).await,
+            Command::Close(args) => close::run(args, app).await,
             Command::Transactions(args) => list::transactions(args, app).await,
             Command::Orders(args) => list::orders(args, app).await,
             Command::Outcomes(args) => list::outcomes(args, app).await,

@@ -14,6 +14,7 @@ pub use crate::cli::RunArgs as Args;
 pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
     let text = read_input(&args.file)?;
     let (summary, reports) = batch(app, &text).await?;
+    let refreshed = super::refresh::after_runs(app).await;
     if args.json {
         print_json(&reports)?;
     } else {
@@ -22,12 +23,23 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
             &reports,
             app.manager.settings(),
         ));
+        if let Some(r) = refreshed {
+            out::stdout(&format!(
+                "refresh: {} order(s) updated, {} transaction(s) opened, {} closed, {} leg(s) fired, {} canceled\n",
+                r.orders_updated,
+                r.transactions_opened,
+                r.transactions_closed,
+                r.legs_fired,
+                r.legs_canceled
+            ));
+        }
     }
     any_failed(&reports)
 }
 
 /// The batch itself, shared with `demo run`: settle what a crashed predecessor left in
-/// flight, import the JSON Lines `text`, run enter_market for every expert.
+/// flight, import the JSON Lines `text`, run enter_market for every expert, then open_positions for
+/// those that manage positions.
 pub async fn batch(app: &App, text: &[u8]) -> Result<(ImportSummary, Vec<RunReport>), Failure> {
     // Settle what a crashed predecessor left in flight before ordering anything new.
     let reconciled = app.manager.reconcile().await?;
@@ -39,6 +51,7 @@ pub async fn batch(app: &App, text: &[u8]) -> Result<(ImportSummary, Vec<RunRepo
         );
     }
     let summary = app.manager.import_jsonl(text).await?;
-    let reports = app.manager.process_all(None).await;
+    let mut reports = app.manager.process_all(None).await;
+    reports.extend(super::process::open_positions_all(app, None, true).await);
     Ok((summary, reports))
 }

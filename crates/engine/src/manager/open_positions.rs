@@ -1,0 +1,437 @@
+//! The open_positions run of one expert (issue 9 item 5, reference §3 without its quirks),
+//! as named phases: take the lock → `gates` → `load` → `view` → `decide_each` →
+//! `record` the passive outcomes → `carry_out` the closes and exit moves → `record` their
+//! outcomes → `finish` (run record, lease given back).
+//!
+//! The lock is `expert_{id}_usecase_open_positions`, through the same locks and leases as
+//! enter_market: a different key, so an enter_market run of the same expert proceeds while
+//! this one holds its own. Every considered recommendation (the newest per symbol in the
+//! window, HOLD included) gets one outcome: `no_position`, `close_working`, `no_action`,
+//! `closed`, `adjusted`, or `failed` when carrying the decision out failed.
+//!
+//! Inputs load one query per kind for all of the expert's positions, and the broker is
+//! asked once for the account and once for all quotes: the cost does not grow in round
+//! trips with the number of positions, only the actions taken do.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use rust_decimal::Decimal;
+use tradewarden_domain::expert::Expert;
+use tradewarden_domain::lifecycle::CloseReason;
+use tradewarden_domain::money::{checked_div, checked_mul};
+use tradewarden_domain::open_positions::{self, Decision, Situation};
+use tradewarden_domain::outcome::OutcomeKind;
+use tradewarden_domain::rules::Ruleset;
+use tradewarden_domain::{Outcome, TransactionStatus, UseCase};
+
+use super::TradeManager;
+use super::{CloseOutcome, ExitsOutcome};
+use crate::error::EngineError;
+use crate::locks::{LeaseLost, ProcessingGuard};
+use crate::metrics as m;
+use crate::ports::{Broker, FinishedRuns, LeaseRelease, OpenPositionsData, RunRecord};
+use crate::report::{Counts, RunReport, RunStatus};
+use crate::unwind::CatchUnwind;
+
+/// What the run works with once its gates are passed.
+struct Gated<'a> {
+    expert: &'a Expert,
+    ruleset: &'a Ruleset,
+    broker: &'a Arc<dyn Broker>,
+}
+
+/// The broker's view the decisions need: quotes of the held symbols, and the expert's
+/// virtual equity (for `instrument_account_share`).
+#[derive(Default)]
+struct View {
+    quotes: HashMap<String, Decimal>,
+    virtual_equity: Option<Decimal>,
+}
+
+/// One considered recommendation and what was decided for it.
+struct Decided {
+    rec_id: i64,
+    symbol: String,
+    decision: Decision,
+}
+
+impl TradeManager {
+    /// Runs open_positions for one expert. `lookback_days` overrides the configured window.
+    /// Skipped (`skipped_locked`) while another run holds the expert's open_positions lock;
+    /// `automation_disabled` without `allow_automated_trade_modification`, `no_ruleset`
+    /// without an `open_positions_ruleset`.
+    pub async fn process_open_positions(
+        &self,
+        expert_id: i64,
+        lookback_days: Option<u32>,
+    ) -> Result<RunReport, EngineError> {
+        let use_case = UseCase::OpenPositions;
+        let expert = self
+            .settings
+            .experts
+            .get(&expert_id)
+            .ok_or(EngineError::UnknownExpert(expert_id))?;
+        let Some(guard) = self.locks.acquire(expert_id, use_case).await else {
+            return Ok(RunReport::skipped(
+                expert_id,
+                use_case,
+                RunStatus::SkippedLocked,
+            ));
+        };
+        let (started, started_at) = (Instant::now(), self.clock.now());
+        let lookback = lookback_days.unwrap_or(self.settings.lookback_days);
+        let running = self.positions_run(expert, &guard, lookback);
+        let result = CatchUnwind::new(running)
+            .await
+            .unwrap_or_else(|panic| Err(EngineError::Panicked(panic)));
+        self.finish_positions_run(expert_id, guard, result, started, started_at)
+            .await
+    }
+
+    /// Runs open_positions for every configured expert, one after another, in id order. An
+    /// expert whose run fails gets a `failed` report naming the error; the others still run.
+    pub async fn process_all_open_positions(&self, lookback_days: Option<u32>) -> Vec<RunReport> {
+        let ids: Vec<i64> = self.settings.experts.keys().copied().collect();
+        self.process_open_positions_of(&ids, lookback_days).await
+    }
+
+    /// [`TradeManager::process_all_open_positions`] for the experts `ids`, in that order.
+    pub async fn process_open_positions_of(
+        &self,
+        ids: &[i64],
+        lookback_days: Option<u32>,
+    ) -> Vec<RunReport> {
+        let mut reports = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let report = self
+                .process_open_positions(id, lookback_days)
+                .await
+                .unwrap_or_else(|e| {
+                    tracing::error!("open_positions run of expert {id} failed: {e}");
+                    RunReport::failed(id, UseCase::OpenPositions, e.to_string())
+                });
+            reports.push(report);
+        }
+        reports
+    }
+
+    /// The run between taking the lock and finishing it.
+    async fn positions_run(
+        &self,
+        expert: &Expert,
+        guard: &ProcessingGuard,
+        lookback_days: u32,
+    ) -> Result<RunReport, EngineError> {
+        let gated = match self.positions_gates(expert)? {
+            Ok(g) => g,
+            Err(status) => {
+                tracing::info!(
+                    "open_positions run of expert {} skipped: {status}",
+                    expert.id
+                );
+                return Ok(RunReport::skipped(
+                    expert.id,
+                    UseCase::OpenPositions,
+                    status,
+                ));
+            }
+        };
+        let since = self.clock.now() - ChronoDuration::days(i64::from(lookback_days));
+        let data = self.store.load_open_positions(expert.id, since).await?;
+        let view = self.positions_view(&gated, guard, &data).await?;
+        let decided = decide_each(&gated, &data, &view);
+        let mut counts = Counts::for_positions();
+        counts.considered = decided.len();
+        let (passive, active): (Vec<Decided>, Vec<Decided>) = decided
+            .into_iter()
+            .partition(|d| !matches!(d.decision, Decision::Close { .. } | Decision::Adjust { .. }));
+        let passive: Vec<Outcome> = passive
+            .into_iter()
+            .map(|d| {
+                let kind = d.decision.outcome();
+                self.positions_outcome(expert.id, &d, kind, d.decision.detail().to_string(), None)
+            })
+            .collect();
+        self.store.record_outcomes(&passive).await?;
+        let (outcomes, lost) = self.carry_out_all(expert.id, guard, &active).await;
+        self.store.record_outcomes(&outcomes).await?;
+        if let Some(lost) = lost {
+            return Err(lost.into());
+        }
+        for o in passive.iter().chain(&outcomes) {
+            counts.add(o.outcome);
+        }
+        Ok(RunReport {
+            expert_id: expert.id,
+            use_case: UseCase::OpenPositions,
+            status: RunStatus::Processed,
+            counts,
+            orders: Vec::new(),
+            error: None,
+        })
+    }
+
+    /// The gates: a status when the expert may not modify positions now.
+    fn positions_gates<'a>(
+        &'a self,
+        expert: &'a Expert,
+    ) -> Result<Result<Gated<'a>, RunStatus>, EngineError> {
+        if !expert.enabled {
+            return Ok(Err(RunStatus::ExpertDisabled));
+        }
+        if !expert.allow_automated_trade_modification {
+            return Ok(Err(RunStatus::AutomationDisabled));
+        }
+        let Some(ruleset) = expert
+            .open_positions_ruleset
+            .as_ref()
+            .and_then(|n| self.settings.rulesets.get(n))
+        else {
+            return Ok(Err(RunStatus::NoRuleset));
+        };
+        let broker = self.broker(&expert.account)?;
+        Ok(Ok(Gated {
+            expert,
+            ruleset,
+            broker,
+        }))
+    }
+
+    /// The quotes of the symbols the expert holds and its virtual equity, one broker call
+    /// each, under the lease; nothing is asked when it holds nothing.
+    async fn positions_view(
+        &self,
+        gated: &Gated<'_>,
+        guard: &ProcessingGuard,
+        data: &OpenPositionsData,
+    ) -> Result<View, EngineError> {
+        let mut symbols: Vec<String> = data
+            .recommendations
+            .iter()
+            .filter(|r| {
+                data.positions
+                    .get(&r.symbol)
+                    .is_some_and(|p| p.status == TransactionStatus::Opened)
+            })
+            .map(|r| r.symbol.clone())
+            .collect();
+        if symbols.is_empty() {
+            return Ok(View::default());
+        }
+        symbols.sort();
+        guard.ensure_held()?;
+        let account = gated.broker.account().await?;
+        guard.ensure_held()?;
+        let quotes = gated.broker.quotes(&symbols).await?;
+        let virtual_equity = checked_mul(account.balance, gated.expert.virtual_equity_percent)
+            .and_then(|v| checked_div(v, Decimal::ONE_HUNDRED))
+            .ok();
+        Ok(View {
+            quotes,
+            virtual_equity,
+        })
+    }
+
+    /// Carries out the closes and exit moves one after another, each right after checking
+    /// the lease: a lost lease stops them (the rest are left to whoever holds the lock
+    /// next), and the outcomes of those carried out are still returned, to be recorded.
+    async fn carry_out_all(
+        &self,
+        expert_id: i64,
+        guard: &ProcessingGuard,
+        active: &[Decided],
+    ) -> (Vec<Outcome>, Option<LeaseLost>) {
+        let mut outcomes = Vec::with_capacity(active.len());
+        for d in active {
+            if let Err(lost) = guard.ensure_held() {
+                return (outcomes, Some(lost));
+            }
+            outcomes.push(self.carry_out_decision(expert_id, d).await);
+        }
+        (outcomes, None)
+    }
+
+    /// Carries out a close or an exit move; its outcome says what became of it.
+    async fn carry_out_decision(&self, expert_id: i64, d: &Decided) -> Outcome {
+        let detail = d.decision.detail();
+        let (kind, said, order_id) = match &d.decision {
+            Decision::Close { transaction_id, .. } => closed(
+                self.close_transaction(*transaction_id, CloseReason::Rule)
+                    .await,
+            ),
+            Decision::Adjust {
+                transaction_id,
+                take_profit,
+                stop_loss,
+                ..
+            } => {
+                let replacing = self.replace_exits(
+                    *transaction_id,
+                    take_profit.map(|p| p.get()),
+                    stop_loss.map(|p| p.get()),
+                );
+                adjusted(replacing.await)
+            }
+            other => (other.outcome(), String::new(), None),
+        };
+        if kind == OutcomeKind::Failed {
+            tracing::warn!(
+                "open_positions of expert {expert_id}: {} on {} failed{said}",
+                d.decision.outcome(),
+                d.symbol
+            );
+        }
+        self.positions_outcome(expert_id, d, kind, format!("{detail}{said}"), order_id)
+    }
+
+    /// One decision record of this use case.
+    fn positions_outcome(
+        &self,
+        expert_id: i64,
+        d: &Decided,
+        kind: OutcomeKind,
+        detail: String,
+        order_id: Option<i64>,
+    ) -> Outcome {
+        Outcome {
+            recommendation_id: d.rec_id,
+            expert_id,
+            symbol: d.symbol.clone(),
+            use_case: UseCase::OpenPositions,
+            outcome: kind,
+            detail,
+            order_id,
+            decided_at: self.clock.now(),
+        }
+    }
+
+    /// Records the run and gives its lease back (one store call), then lets the lock go.
+    async fn finish_positions_run(
+        &self,
+        expert_id: i64,
+        guard: ProcessingGuard,
+        result: Result<RunReport, EngineError>,
+        started: Instant,
+        started_at: DateTime<Utc>,
+    ) -> Result<RunReport, EngineError> {
+        let owner = self.owner();
+        let record = RunRecord {
+            lock_key: guard.key(),
+            owner: owner.clone(),
+            status: match &result {
+                Ok(r) => r.status,
+                Err(_) => RunStatus::Failed,
+            },
+            error: result.as_ref().err().map(ToString::to_string),
+            started_at,
+            finished_at: self.clock.now(),
+        };
+        let keys: Vec<String> = guard.lease_key().map(str::to_string).into_iter().collect();
+        guard.stop_renewing();
+        let finished = FinishedRuns {
+            completions: &[],
+            runs: std::slice::from_ref(&record),
+            leases: LeaseRelease {
+                owner: &owner,
+                keys: &keys,
+            },
+        };
+        match self.store.finish_runs(&finished).await {
+            Ok(()) => guard.given_back(),
+            Err(e) => {
+                tracing::warn!(
+                    "could not record the open_positions run of expert {expert_id}: {e}"
+                );
+                guard.release().await;
+            }
+        }
+        metrics::histogram!(m::RUN_SECONDS, "use_case" => UseCase::OpenPositions.as_str())
+            .record(started.elapsed().as_secs_f64());
+        result
+    }
+}
+
+/// The domain's decision for each considered recommendation.
+fn decide_each(gated: &Gated<'_>, data: &OpenPositionsData, view: &View) -> Vec<Decided> {
+    data.recommendations
+        .iter()
+        .map(|r| {
+            let position = data.positions.get(&r.symbol);
+            let current_price = view.quotes.get(&r.symbol).copied();
+            let situation = Situation {
+                recommendation: &r.rec,
+                previous_action: data.previous.get(&r.id).copied(),
+                position,
+                current_price,
+                instrument_account_share: position
+                    .zip(current_price)
+                    .and_then(|(p, price)| share(p.quantity, price, view.virtual_equity?)),
+                last_closes: data.last_closes.get(&r.symbol).copied().unwrap_or_default(),
+            };
+            Decided {
+                rec_id: r.id,
+                symbol: r.symbol.clone(),
+                decision: open_positions::decide(gated.ruleset, &gated.expert.exits, &situation),
+            }
+        })
+        .collect()
+}
+
+/// A holding's value in percent of the virtual equity; `None` when it cannot be computed.
+fn share(quantity: Decimal, price: Decimal, virtual_equity: Decimal) -> Option<Decimal> {
+    if virtual_equity <= Decimal::ZERO {
+        return None;
+    }
+    let value = checked_mul(quantity.abs(), price).ok()?;
+    checked_mul(
+        checked_div(value, virtual_equity).ok()?,
+        Decimal::ONE_HUNDRED,
+    )
+    .ok()
+}
+
+/// The outcome of a close request: its kind, the words appended to the decision, the close
+/// order.
+fn closed(r: Result<CloseOutcome, EngineError>) -> (OutcomeKind, String, Option<i64>) {
+    match r {
+        Ok(CloseOutcome::Closing { order_id }) => (
+            OutcomeKind::Closed,
+            format!("; close order {order_id} sent"),
+            Some(order_id),
+        ),
+        Ok(CloseOutcome::EntryCanceled) => (
+            OutcomeKind::Closed,
+            "; the entry had not filled: canceled".into(),
+            None,
+        ),
+        Ok(CloseOutcome::AlreadyClosing) => {
+            (OutcomeKind::CloseWorking, "; already closing".into(), None)
+        }
+        Ok(CloseOutcome::AlreadyClosed) => (OutcomeKind::NoAction, "; already closed".into(), None),
+        Err(e) => (OutcomeKind::Failed, format!("; close failed: {e}"), None),
+    }
+}
+
+/// The outcome of an exit replacement.
+fn adjusted(r: Result<ExitsOutcome, EngineError>) -> (OutcomeKind, String, Option<i64>) {
+    match r {
+        Ok(ExitsOutcome::Replaced { generation }) => (
+            OutcomeKind::Adjusted,
+            format!("; exit legs replaced (generation {generation})"),
+            None,
+        ),
+        Ok(ExitsOutcome::Unchanged) => (
+            OutcomeKind::NoAction,
+            "; the exits were already there".into(),
+            None,
+        ),
+        Err(e) => (
+            OutcomeKind::Failed,
+            format!("; exit replacement failed: {e}"),
+            None,
+        ),
+    }
+}
