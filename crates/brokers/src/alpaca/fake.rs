@@ -359,6 +359,12 @@ impl FakeAlpaca {
             .count()
     }
 
+    /// The client_order_ids of every order the fake holds (legs too), oldest first.
+    pub fn client_order_ids(&self) -> Vec<String> {
+        let b = self.shared.book.lock();
+        b.orders.iter().map(|o| o.client_order_id.clone()).collect()
+    }
+
     /// How many orders the fake holds.
     pub fn order_count(&self) -> usize {
         self.shared.book.lock().orders.len()
