@@ -394,3 +394,124 @@ async fn postgres_an_entry_run_on_paper() {
 async fn postgres_an_entry_run_on_alpaca() {
     an_entry_run_is_the_same_on_paper_and_alpaca(DbKind::Postgres, Via::Alpaca).await;
 }
+
+/// An Alpaca configuration whose expert buys with a take profit 10 % and a stop 5 % from the
+/// entry (as `whole_life.rs` does on the paper broker).
+fn write_exits_config(dir: &Path, db_url: &str, fake: &FakeAlpaca) -> PathBuf {
+    let path = write_alpaca_config(dir, db_url, fake);
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "actions = [{ action = \"buy\" }]",
+        "actions = [{ action = \"buy\" }, \
+         { action = \"adjust_take_profit\", reference = \"order_open_price\", value = 10 }, \
+         { action = \"adjust_stop_loss\", reference = \"order_open_price\", value = -5 }]",
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The transaction's status and close reason, from `transactions --json`.
+async fn transaction(config: &Path) -> (String, String) {
+    let (st, out, err) = tw_async(config, &["transactions", "--json"], &KEYS).await;
+    assert!(st.success(), "{err}");
+    let all: Value = serde_json::from_str(&out).unwrap();
+    let t = &all[0];
+    (
+        t["status"].as_str().unwrap_or_default().to_string(),
+        t["close_reason"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+// The issue's bracket life at Alpaca: the entry fills, refresh places both legs as ONE native
+// oco order; the take profit (or the stop) fills at Alpaca, which cancels the other leg;
+// the next refresh closes the transaction with the right reason.
+// Catches: legs sent as two simple orders, a stop leg lost under Alpaca's own id, or a
+// close that does not follow the broker's fill.
+async fn a_position_lives_through_native_oco_legs(kind: DbKind, tp_fills: bool) {
+    let fake = FakeAlpaca::start(KEY_ID, SECRET).await;
+    fake.set_price("AAPL", dec!(200));
+    let db = TestDb::new(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_exits_config(dir.path(), &db.url, &fake);
+    let recs = write_recs(dir.path());
+    let (st, out, err) = tw_async(&config, &["run", recs.to_str().unwrap()], &KEYS).await;
+    assert!(st.success(), "{out}\n{err}");
+    assert_eq!(transaction(&config).await.0, "OPENED");
+
+    let ids = fake.client_order_ids();
+    let tp = ids
+        .iter()
+        .find(|id| id.contains("-tp-"))
+        .expect("a take-profit order");
+    assert_eq!(
+        fake.order_class(tp),
+        Some(("oco".into(), "gtc".into())),
+        "{ids:?}"
+    );
+    assert_eq!(
+        fake.count("POST", "/v2/orders"),
+        2,
+        "entry, then one oco: {ids:?}"
+    );
+    assert!(
+        !ids.iter().any(|id| id.contains("-sl-")),
+        "the stop is Alpaca's leg: {ids:?}"
+    );
+
+    if tp_fills {
+        assert!(fake.fill(tp, dec!(220)));
+    } else {
+        let stop = fake
+            .client_order_ids()
+            .into_iter()
+            .find(|id| id.starts_with("alpaca-leg-"))
+            .unwrap();
+        assert!(fake.fill(&stop, dec!(190)));
+    }
+    let (st, out, err) = tw_async(&config, &["refresh"], &KEYS).await;
+    assert!(st.success(), "{out}\n{err}");
+    let reason = if tp_fills { "take_profit" } else { "stop_loss" };
+    assert_eq!(
+        transaction(&config).await,
+        ("CLOSED".into(), reason.into()),
+        "{out}\n{err}"
+    );
+    let (st, out, _) = tw_async(&config, &["orders", "--json"], &KEYS).await;
+    assert!(st.success());
+    let orders: Value = serde_json::from_str(&out).unwrap();
+    let mut by_role: Vec<(String, String)> = orders
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["role"].as_str().unwrap().into(),
+                o["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    by_role.sort();
+    let (tp_status, sl_status) = if tp_fills {
+        ("filled", "canceled")
+    } else {
+        ("canceled", "filled")
+    };
+    assert_eq!(
+        by_role,
+        [
+            ("entry".to_string(), "filled".to_string()),
+            ("stop_loss".into(), sl_status.into()),
+            ("take_profit".into(), tp_status.into()),
+        ],
+        "{out}"
+    );
+}
+
+async fn the_take_profit_fills_at_alpaca(kind: DbKind) {
+    a_position_lives_through_native_oco_legs(kind, true).await;
+}
+both!(the_take_profit_fills_at_alpaca);
+
+async fn the_stop_fills_at_alpaca(kind: DbKind) {
+    a_position_lives_through_native_oco_legs(kind, false).await;
+}
+both!(the_stop_fills_at_alpaca);
