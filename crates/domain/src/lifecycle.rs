@@ -46,7 +46,15 @@ pub fn closing_side(side: Side) -> Side {
 
 /// Whether an order is one of a position's exits (take profit, stop loss or close).
 pub fn is_exit(role: OrderRole) -> bool {
-    !matches!(role, OrderRole::Entry)
+    matches!(
+        role,
+        OrderRole::TakeProfit | OrderRole::StopLoss | OrderRole::Close
+    )
+}
+
+/// Whether an order's fills grow the position: its entry, and orders that add to it.
+pub fn is_opening(role: OrderRole) -> bool {
+    matches!(role, OrderRole::Entry | OrderRole::Add)
 }
 
 /// Whether an exit order may still execute or be sent: it protects (or closes) the position.
@@ -70,8 +78,13 @@ pub enum TransactionChange {
         quantity: Decimal,
         opened_at: DateTime<Utc>,
     },
-    /// The open quantity moved (a later partial fill of the entry, or an exit's partial fill).
-    Quantity { quantity: Decimal },
+    /// The open quantity moved (a later partial fill of the entry, an order that added to the
+    /// position, or an exit's partial fill); `open_price` is the average fill of everything
+    /// that opened it.
+    Quantity {
+        quantity: Decimal,
+        open_price: Decimal,
+    },
     /// → CLOSED.
     Closed {
         close_price: Option<Decimal>,
@@ -135,7 +148,7 @@ pub fn derive_transaction(
         .iter()
         .filter(|o| o.role == OrderRole::Entry)
         .collect();
-    let (entered, entry_price) = average_fill(entries.iter().copied());
+    let (entered, entry_price) = average_fill(orders.iter().filter(|o| is_opening(o.role)));
     if entered.is_zero() {
         let all_ended = !entries.is_empty() && entries.iter().all(|o| o.status.is_terminal());
         return all_ended.then_some(TransactionChange::Closed {
@@ -157,14 +170,18 @@ pub fn derive_transaction(
         });
     }
     let open = entered - exited;
+    let open_price = entry_price.unwrap_or(txn.open_price.unwrap_or_default());
     if txn.status == TransactionStatus::Waiting {
         return Some(TransactionChange::Opened {
-            open_price: entry_price.unwrap_or(txn.open_price.unwrap_or_default()),
+            open_price,
             quantity: open,
             opened_at: now,
         });
     }
-    (open != txn.quantity).then_some(TransactionChange::Quantity { quantity: open })
+    (open != txn.quantity).then_some(TransactionChange::Quantity {
+        quantity: open,
+        open_price,
+    })
 }
 
 /// What to do with a leg waiting for its parent (reference §6.3).
@@ -282,7 +299,7 @@ pub fn exit_legs(
 }
 
 /// A leg's deterministic client order id: `tw-{installation}-{txn}-tp-{n}` /
-/// `…-sl-{n}`, like the entry's `tw-{installation}-{txn}-entry` (B3: a crash between storing
+/// `…-sl-{n}` (and `…-close-{n}`, `…-add-{n}` for closes and additions), like the entry's `tw-{installation}-{txn}-entry` (B3: a crash between storing
 /// and sending is settled by looking it up).
 pub fn leg_client_order_id(
     installation: &InstallationId,
@@ -295,6 +312,7 @@ pub fn leg_client_order_id(
         OrderRole::StopLoss => "sl",
         OrderRole::Close => "close",
         OrderRole::Entry => "entry",
+        OrderRole::Add => "add",
     };
     format!(
         "tw-{}-{transaction_id}-{tag}-{generation}",
@@ -381,7 +399,7 @@ mod tests {
         }
     }
 
-    use OrderRole::{Close, Entry, StopLoss, TakeProfit};
+    use OrderRole::{Add, Close, Entry, StopLoss, TakeProfit};
     use OrderStatus::*;
     use TransactionStatus::{Closing, Opened, Waiting};
 
@@ -500,7 +518,47 @@ mod tests {
                     order(2, StopLoss, PartiallyFilled, dec!(3), Some(dec!(95))),
                 ],
                 None,
-                Some(TransactionChange::Quantity { quantity: dec!(7) }),
+                Some(TransactionChange::Quantity {
+                    quantity: dec!(7),
+                    open_price: dec!(100),
+                }),
+            ),
+            (
+                "an addition filled: the quantity grows, the open price averages",
+                txn(Side::Buy, Opened, dec!(10)),
+                vec![
+                    filled(1, Entry, dec!(10), dec!(100)),
+                    filled(2, Add, dec!(30), dec!(120)),
+                ],
+                None,
+                Some(TransactionChange::Quantity {
+                    quantity: dec!(40),
+                    open_price: dec!(115),
+                }),
+            ),
+            (
+                "an addition refused: nothing changes, the position stays",
+                txn(Side::Buy, Opened, dec!(10)),
+                vec![
+                    filled(1, Entry, dec!(10), dec!(100)),
+                    order(2, Add, Rejected, dec!(0), None),
+                ],
+                None,
+                None,
+            ),
+            (
+                "a partial close filled: the quantity shrinks, the open price stays",
+                txn(Side::Buy, Opened, dec!(40)),
+                vec![
+                    filled(1, Entry, dec!(10), dec!(100)),
+                    filled(2, Add, dec!(30), dec!(120)),
+                    filled(3, Close, dec!(25), dec!(130)),
+                ],
+                None,
+                Some(TransactionChange::Quantity {
+                    quantity: dec!(15),
+                    open_price: dec!(115),
+                }),
             ),
             (
                 "opened and unchanged: nothing",
