@@ -677,8 +677,12 @@ impl MemoryState {
                 t.close_reason = Some(reason.as_str().to_string());
                 true
             }
-            TransactionChange::Quantity { quantity } if !t.status.is_terminal() => {
+            TransactionChange::Quantity {
+                quantity,
+                open_price,
+            } if !t.status.is_terminal() => {
                 t.quantity = *quantity;
+                t.open_price = Some(*open_price);
                 true
             }
             _ => false,
