@@ -186,7 +186,9 @@ pub(crate) fn plan(p: &Position, held: Option<&HashSet<String>>, now: DateTime<U
         }
         let parent = leg.parent_order_id.and_then(|id| by_id.get(&id).copied());
         match classify_leg(leg, parent, open) {
-            LegStep::Fire { quantity } => out.claimed.push((leg.id, quantity)),
+            // What is open now: the entry's fill, grown or shrunk by instrument-share
+            // orders that filled before the legs fired.
+            LegStep::Fire { .. } => out.claimed.push((leg.id, open)),
             LegStep::Cancel => out.canceled.push(leg.id),
             LegStep::Wait => {}
             LegStep::Error(why) => tracing::warn!(order = leg.id, "leg left waiting: {why}"),
