@@ -176,7 +176,11 @@ mod tests {
             // capped at the per-instrument maximum: 50 % → 10 % = 10000 → 90 more
             (inputs(Buy, dec!(10)), dec!(50), Ok((Buy, dec!(90)))),
             // whole units, rounded down: 1.0996 % = 1099.6 → 0.996 units → none
-            (inputs(Buy, dec!(10)), dec!(1.0996), Err("less than one unit")),
+            (
+                inputs(Buy, dec!(10)),
+                dec!(1.0996),
+                Err("less than one unit"),
+            ),
             // 8.0999 % = 8099.9 → 70.999 more → 70
             (inputs(Buy, dec!(10)), dec!(8.0999), Ok((Buy, dec!(70)))),
             // limited by what the available balance buys

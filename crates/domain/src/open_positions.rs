@@ -226,7 +226,9 @@ fn share(held: &HeldPosition, s: &Situation<'_>, plan: &ActionPlan, described: S
     if !increase && target.is_zero() {
         return Decision::Close {
             transaction_id,
-            detail: format!("{described}; instrument share to 0%: close transaction {transaction_id}"),
+            detail: format!(
+                "{described}; instrument share to 0%: close transaction {transaction_id}"
+            ),
         };
     }
     let Some(price) = s.current_price.and_then(|p| Price::new(p).ok()) else {
@@ -251,9 +253,10 @@ fn share(held: &HeldPosition, s: &Situation<'_>, plan: &ActionPlan, described: S
         Ok(o) => o,
         Err(u) => return no_action(u.reason),
     };
-    let now = s
-        .instrument_account_share
-        .map_or_else(|| "?".to_string(), |p| p.round_dp(1).normalize().to_string());
+    let now = s.instrument_account_share.map_or_else(
+        || "?".to_string(),
+        |p| p.round_dp(1).normalize().to_string(),
+    );
     let mut detail = format!(
         "{described}; instrument share {now}% → {}% of virtual equity: {} {}",
         target.normalize(),
@@ -550,8 +553,18 @@ mod tests {
     fn share_actions_size_an_order_on_the_position() {
         // Catches: a share action ignored, sized on the wrong side, a decrease to 0 % that
         // is not a close, an order without a quote or when already at the target.
-        let up = |v| ruleset("has_position", vec![action("increase_instrument_share", None, Some(v))]);
-        let down = |v| ruleset("has_position", vec![action("decrease_instrument_share", None, Some(v))]);
+        let up = |v| {
+            ruleset(
+                "has_position",
+                vec![action("increase_instrument_share", None, Some(v))],
+            )
+        };
+        let down = |v| {
+            ruleset(
+                "has_position",
+                vec![action("decrease_instrument_share", None, Some(v))],
+            )
+        };
         let r = rec(Action::Buy);
         let long = held(Side::Buy, None);
         let short = held(Side::Sell, None);
@@ -561,23 +574,76 @@ mod tests {
         let mut no_funds = situation(&r, Some(&long), dec!(100), None);
         no_funds.funds = None;
         // 10 units at 100 = 1 % of 100000
-        let cases: Vec<(Ruleset, Situation<'_>, OutcomeKind, &str, Option<(Side, Decimal)>)> = vec![
-            (up(dec!(8)), situation(&r, Some(&long), dec!(100), None), OutcomeKind::Adjusted,
-             "instrument share 1% → 8% of virtual equity: buy 70", Some((Side::Buy, dec!(70)))),
-            (up(dec!(8)), situation(&r, Some(&short), dec!(100), None), OutcomeKind::Adjusted,
-             "sell 70", Some((Side::Sell, dec!(70)))),
-            (up(dec!(1)), situation(&r, Some(&long), dec!(100), None), OutcomeKind::NoAction,
-             "already at or above 1%", None),
-            (down(dec!(0.5)), situation(&r, Some(&long), dec!(100), None), OutcomeKind::Adjusted,
-             "1% → 0.5% of virtual equity: sell 5", Some((Side::Sell, dec!(5)))),
-            (down(dec!(0.5)), situation(&r, Some(&short), dec!(100), None), OutcomeKind::Adjusted,
-             "buy 5", Some((Side::Buy, dec!(5)))),
-            (down(dec!(0)), situation(&r, Some(&long), dec!(100), None), OutcomeKind::Closed,
-             "instrument share to 0%: close transaction 7", None),
-            (down(dec!(2)), situation(&r, Some(&long), dec!(100), None), OutcomeKind::NoAction,
-             "already at or below 2%", None),
-            (up(dec!(8)), no_quote, OutcomeKind::NoAction, "no quote for AAPL", None),
-            (up(dec!(8)), no_funds, OutcomeKind::NoAction, "equity is unknown", None),
+        let cases: Vec<(
+            Ruleset,
+            Situation<'_>,
+            OutcomeKind,
+            &str,
+            Option<(Side, Decimal)>,
+        )> = vec![
+            (
+                up(dec!(8)),
+                situation(&r, Some(&long), dec!(100), None),
+                OutcomeKind::Adjusted,
+                "instrument share 1% → 8% of virtual equity: buy 70",
+                Some((Side::Buy, dec!(70))),
+            ),
+            (
+                up(dec!(8)),
+                situation(&r, Some(&short), dec!(100), None),
+                OutcomeKind::Adjusted,
+                "sell 70",
+                Some((Side::Sell, dec!(70))),
+            ),
+            (
+                up(dec!(1)),
+                situation(&r, Some(&long), dec!(100), None),
+                OutcomeKind::NoAction,
+                "already at or above 1%",
+                None,
+            ),
+            (
+                down(dec!(0.5)),
+                situation(&r, Some(&long), dec!(100), None),
+                OutcomeKind::Adjusted,
+                "1% → 0.5% of virtual equity: sell 5",
+                Some((Side::Sell, dec!(5))),
+            ),
+            (
+                down(dec!(0.5)),
+                situation(&r, Some(&short), dec!(100), None),
+                OutcomeKind::Adjusted,
+                "buy 5",
+                Some((Side::Buy, dec!(5))),
+            ),
+            (
+                down(dec!(0)),
+                situation(&r, Some(&long), dec!(100), None),
+                OutcomeKind::Closed,
+                "instrument share to 0%: close transaction 7",
+                None,
+            ),
+            (
+                down(dec!(2)),
+                situation(&r, Some(&long), dec!(100), None),
+                OutcomeKind::NoAction,
+                "already at or below 2%",
+                None,
+            ),
+            (
+                up(dec!(8)),
+                no_quote,
+                OutcomeKind::NoAction,
+                "no quote for AAPL",
+                None,
+            ),
+            (
+                up(dec!(8)),
+                no_funds,
+                OutcomeKind::NoAction,
+                "equity is unknown",
+                None,
+            ),
         ];
         for (i, (rules, sit, kind, words, order)) in cases.into_iter().enumerate() {
             let d = decide(&rules, &s, &sit);

@@ -155,7 +155,12 @@ async fn outcomes(h: &Harness) -> Vec<Outcome> {
 async fn an_increase_grows_the_position_and_its_legs(kind: DbKind) {
     let db = TestDb::new(kind).await;
     // The stop 60 % below the entry, so that a quote of 50 does not reach it.
-    let h = harness(&db, managing(share_rule("increase_instrument_share", dec!(8)), dec!(60)), plain).await;
+    let h = harness(
+        &db,
+        managing(share_rule("increase_instrument_share", dec!(8)), dec!(60)),
+        plain,
+    )
+    .await;
     let t = open_long(&h).await;
     // At 50 the holding is 5,000 of 95,000: 5.3 %. To 8 % (7,600): 52 more.
     quote(&h, "AAPL", dec!(50)).await;
@@ -177,12 +182,19 @@ async fn an_increase_grows_the_position_and_its_legs(kind: DbKind) {
     assert_eq!(add.len(), 1, "{add:?}");
     assert_eq!(o[0].order_id, Some(add[0].id));
     let id = &add[0].client_order_id;
-    assert!(id.starts_with("tw-") && id.ends_with(&format!("-{}-add-1", t.id)), "{id}");
+    assert!(
+        id.starts_with("tw-") && id.ends_with(&format!("-{}-add-1", t.id)),
+        "{id}"
+    );
     // Catches: a fill that does not grow the transaction or average its open price.
     let t1 = transaction(&h).await;
     assert_eq!(
         (t1.status, t1.quantity, t1.open_price),
-        (TransactionStatus::Opened, dec!(152), Some(dec!(82.89473684))),
+        (
+            TransactionStatus::Opened,
+            dec!(152),
+            Some(dec!(82.89473684))
+        ),
         "{t1:?}"
     );
     // Catches: legs left at the old size, or two live structures.
@@ -193,13 +205,22 @@ async fn an_increase_grows_the_position_and_its_legs(kind: DbKind) {
     // Now at 7,600 of 95,000 = 8 %: nothing more to buy.
     let r = h.manager.process_open_positions(1, None).await.unwrap();
     assert_eq!(r.counts.positions.unwrap().no_action, 1, "{r:?}");
-    assert!(outcomes(&h).await[0].detail.contains("already at or above 8%"));
+    assert!(
+        outcomes(&h).await[0]
+            .detail
+            .contains("already at or above 8%")
+    );
     assert_eq!(transaction(&h).await.quantity, dec!(152));
 }
 
 async fn a_decrease_shrinks_it_and_keeps_it_opened(kind: DbKind) {
     let db = TestDb::new(kind).await;
-    let h = harness(&db, managing(share_rule("decrease_instrument_share", dec!(4)), dec!(7)), plain).await;
+    let h = harness(
+        &db,
+        managing(share_rule("decrease_instrument_share", dec!(4)), dec!(7)),
+        plain,
+    )
+    .await;
     open_long(&h).await;
     // 10,000 of 100,000 = 10 %; to 4 % (4,000): sell 60.
     let r = h.manager.process_open_positions(1, None).await.unwrap();
@@ -232,12 +253,21 @@ async fn a_decrease_shrinks_it_and_keeps_it_opened(kind: DbKind) {
     // At 4 % already: no action.
     let r = h.manager.process_open_positions(1, None).await.unwrap();
     assert_eq!(r.counts.positions.unwrap().no_action, 1, "{r:?}");
-    assert!(outcomes(&h).await[0].detail.contains("already at or below 4%"));
+    assert!(
+        outcomes(&h).await[0]
+            .detail
+            .contains("already at or below 4%")
+    );
 }
 
 async fn a_decrease_to_zero_closes_it(kind: DbKind) {
     let db = TestDb::new(kind).await;
-    let h = harness(&db, managing(share_rule("decrease_instrument_share", dec!(0)), dec!(7)), plain).await;
+    let h = harness(
+        &db,
+        managing(share_rule("decrease_instrument_share", dec!(0)), dec!(7)),
+        plain,
+    )
+    .await;
     open_long(&h).await;
     let r = h.manager.process_open_positions(1, None).await.unwrap();
     // Catches: 0 % taken as a partial close keeping one unit.
@@ -253,7 +283,12 @@ async fn a_decrease_to_zero_closes_it(kind: DbKind) {
 
 async fn already_at_target_is_left_alone(kind: DbKind) {
     let db = TestDb::new(kind).await;
-    let h = harness(&db, managing(share_rule("increase_instrument_share", dec!(8)), dec!(7)), plain).await;
+    let h = harness(
+        &db,
+        managing(share_rule("increase_instrument_share", dec!(8)), dec!(7)),
+        plain,
+    )
+    .await;
     open_long(&h).await;
     let before = orders(&h).await;
     let r = h.manager.process_open_positions(1, None).await.unwrap();

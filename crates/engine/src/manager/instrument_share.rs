@@ -210,7 +210,13 @@ mod tests {
     }
 
     /// The live legs (role, quantity, client id) and the transaction's (quantity, status).
-    fn state(store: &MemoryStore) -> (Vec<(OrderRole, Decimal, String)>, Decimal, TransactionStatus) {
+    fn state(
+        store: &MemoryStore,
+    ) -> (
+        Vec<(OrderRole, Decimal, String)>,
+        Decimal,
+        TransactionStatus,
+    ) {
         let s = store.state.lock();
         let legs = s
             .orders
@@ -233,7 +239,10 @@ mod tests {
         // size, two live structures, an order sent twice.
         let (m, store, broker) = manager();
         let txn = long(&m, &broker).await;
-        let out = m.change_share(txn, order(Side::Buy, dec!(30))).await.unwrap();
+        let out = m
+            .change_share(txn, order(Side::Buy, dec!(30)))
+            .await
+            .unwrap();
         assert!(matches!(out, ShareOutcome::Sent { .. }), "{out:?}");
         let (legs, quantity, status) = state(&store);
         assert_eq!((quantity, status), (dec!(40), TransactionStatus::Opened));
@@ -268,7 +277,10 @@ mod tests {
         // than is held.
         let (m, store, broker) = manager();
         let txn = long(&m, &broker).await;
-        let out = m.change_share(txn, order(Side::Sell, dec!(4))).await.unwrap();
+        let out = m
+            .change_share(txn, order(Side::Sell, dec!(4)))
+            .await
+            .unwrap();
         assert!(matches!(out, ShareOutcome::Sent { .. }), "{out:?}");
         let (legs, quantity, status) = state(&store);
         assert_eq!((quantity, status), (dec!(6), TransactionStatus::Opened));
@@ -280,10 +292,16 @@ mod tests {
             ]
         );
         // never the whole position: that is a close
-        let out = m.change_share(txn, order(Side::Sell, dec!(60))).await.unwrap();
+        let out = m
+            .change_share(txn, order(Side::Sell, dec!(60)))
+            .await
+            .unwrap();
         assert!(matches!(out, ShareOutcome::Sent { .. }), "{out:?}");
         assert_eq!(state(&store).1, dec!(1));
-        let out = m.change_share(txn, order(Side::Sell, dec!(1))).await.unwrap();
+        let out = m
+            .change_share(txn, order(Side::Sell, dec!(1)))
+            .await
+            .unwrap();
         assert_eq!(out, ShareOutcome::TooSmall);
     }
 
@@ -301,10 +319,16 @@ mod tests {
             })
             .await
             .unwrap();
-        let out = m.change_share(txn, order(Side::Buy, dec!(5))).await.unwrap();
+        let out = m
+            .change_share(txn, order(Side::Buy, dec!(5)))
+            .await
+            .unwrap();
         assert_eq!(out, ShareOutcome::Working);
         store.state.lock().transactions[0].status = TransactionStatus::Closing;
-        let out = m.change_share(txn, order(Side::Buy, dec!(5))).await.unwrap();
+        let out = m
+            .change_share(txn, order(Side::Buy, dec!(5)))
+            .await
+            .unwrap();
         assert_eq!(out, ShareOutcome::NotOpened);
     }
 }

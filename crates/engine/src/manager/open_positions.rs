@@ -25,9 +25,9 @@ use tradewarden_domain::expert::{Expert, ExpertBalance};
 use tradewarden_domain::lifecycle::CloseReason;
 use tradewarden_domain::money::{checked_div, checked_mul};
 use tradewarden_domain::open_positions::{self, Decision, Funds, HeldPosition, Situation};
-use tradewarden_domain::transaction::ActivePosition;
 use tradewarden_domain::outcome::OutcomeKind;
 use tradewarden_domain::rules::Ruleset;
+use tradewarden_domain::transaction::ActivePosition;
 use tradewarden_domain::{Outcome, TransactionStatus, UseCase};
 
 use super::TradeManager;
@@ -149,14 +149,12 @@ impl TradeManager {
         let decided = decide_each(&gated, &data, &view);
         let mut counts = Counts::for_positions();
         counts.considered = decided.len();
-        let (passive, active): (Vec<Decided>, Vec<Decided>) = decided
-            .into_iter()
-            .partition(|d| {
-                !matches!(
-                    d.decision,
-                    Decision::Close { .. } | Decision::Adjust { .. } | Decision::Share { .. }
-                )
-            });
+        let (passive, active): (Vec<Decided>, Vec<Decided>) = decided.into_iter().partition(|d| {
+            !matches!(
+                d.decision,
+                Decision::Close { .. } | Decision::Adjust { .. } | Decision::Share { .. }
+            )
+        });
         let passive: Vec<Outcome> = passive
             .into_iter()
             .map(|d| {
