@@ -109,13 +109,14 @@ fn average_fill<'a>(orders: impl Iterator<Item = &'a Order>) -> (Decimal, Option
     (quantity, Some((value / quantity).round_dp(8).normalize()))
 }
 
-/// The reason a close of `exits` (the filled exit orders, oldest first) is recorded with: the
-/// role of the exit that filled most; a close order's reason is the one the transaction was
-/// put CLOSING with (`requested`), else `rule`.
+/// The reason a close of `exits` (the filled exit orders) is recorded with: the role of the
+/// exit that filled last (the newest order: after a partial close of an instrument-share
+/// decrease, the leg that took the rest); a close order's reason is the one the transaction
+/// was put CLOSING with (`requested`), else `rule`.
 fn close_reason_of(exits: &[&Order], requested: Option<CloseReason>) -> CloseReason {
     let top = exits
         .iter()
-        .max_by_key(|o| o.filled_quantity)
+        .max_by_key(|o| o.id)
         .map(|o| o.role)
         .unwrap_or(OrderRole::Close);
     match top {
@@ -534,6 +535,21 @@ mod tests {
                 Some(TransactionChange::Quantity {
                     quantity: dec!(40),
                     open_price: dec!(115),
+                }),
+            ),
+            (
+                "a partial close, then the stop took the rest: closed by the stop",
+                txn(Side::Buy, Opened, dec!(4)),
+                vec![
+                    filled(1, Entry, dec!(10), dec!(100)),
+                    filled(2, Close, dec!(6), dec!(101)),
+                    filled(3, StopLoss, dec!(4), dec!(95)),
+                ],
+                None,
+                Some(TransactionChange::Closed {
+                    close_price: Some(dec!(98.6)),
+                    closed_at: at(),
+                    reason: CloseReason::StopLoss,
                 }),
             ),
             (
