@@ -300,6 +300,169 @@ async fn already_at_target_is_left_alone(kind: DbKind) {
     assert_eq!(transaction(&h).await.quantity, dec!(100));
 }
 
+/// A config of one expert that opens with `buy` and grows its holding to 8 % of virtual
+/// equity; its safeguard stop 60 % below the entry.
+fn cli_config(dir: &std::path::Path, url: &str) -> std::path::PathBuf {
+    let text = format!(
+        "[database]\nurl = \"{url}\"\n\n[processing]\nlock_timeout_ms = 100\nlookback_days = 1\n\n\
+         [[accounts]]\nname = \"paper\"\nbroker = \"paper\"\ncash = 100000\n\n\
+         [[experts]]\nid = 1\nname = \"e1\"\naccount = \"paper\"\n\
+         allow_automated_trade_opening = true\nallow_automated_trade_modification = true\n\
+         min_stop_loss_percent = 60\n\
+         enter_market_ruleset = \"confident-buy\"\nopen_positions_ruleset = \"grow\"\n\n\
+         [[rulesets]]\nname = \"confident-buy\"\n\n[[rulesets.rules]]\nname = \"bullish\"\n\
+         triggers = [{{ event = \"bullish\" }}]\nactions = [{{ action = \"buy\" }}]\n\n\
+         [[rulesets]]\nname = \"grow\"\n\n[[rulesets.rules]]\nname = \"to-8\"\n\
+         triggers = [{{ event = \"has_buy_position\" }}]\n\
+         actions = [{{ action = \"increase_instrument_share\", value = 8 }}]\n"
+    );
+    let path = dir.join("tradewarden.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// How many orders the paper broker received under a client id ending in `suffix`.
+async fn at_broker(store: &tradewarden_store::SqlStore, suffix: &str) -> i64 {
+    store
+        .pool()
+        .fetch(
+            &format!(
+                "SELECT COUNT(*) AS n FROM paper_orders WHERE client_order_id LIKE '%{suffix}'"
+            ),
+            &[],
+        )
+        .await
+        .unwrap()[0]
+        .i64("n")
+        .unwrap()
+}
+
+/// Through the binary: a long of 100 at 100, the quote falls to 50, `process --use-case
+/// open_positions` buys 52 more. With `fault`, the process dies once the order is stored;
+/// `reconcile` and `refresh` then finish it.
+async fn through_the_binary(kind: DbKind, fault: Option<&str>) {
+    let db = TestDb::new(kind).await;
+    let store = db.store().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = cli_config(dir.path(), &db.url);
+    let ok = |args: &[&str], env: &[(&str, &str)]| {
+        let (st, out, err) = tw(&config, args, env);
+        assert!(st.success(), "{args:?}: {err}");
+        out
+    };
+    ok(&["prices", "set", "AAPL", "100"], &[]);
+    let recs = dir.path().join("recs.jsonl");
+    let line = serde_json::json!({
+        "expert_id": 1, "symbol": "AAPL", "action": "BUY", "confidence": 80,
+        "expected_profit_percent": 10, "price_at_date": "100", "risk_level": "LOW",
+        "time_horizon": "SHORT_TERM",
+        "created_at": hours_ago(2).to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    });
+    std::fs::write(&recs, format!("{line}\n")).unwrap();
+    ok(&["import", recs.to_str().unwrap()], &[]);
+    ok(
+        &["process", "--expert", "1", "--use-case", "enter_market"],
+        &[],
+    );
+    ok(&["prices", "set", "AAPL", "50"], &[]);
+    let args = ["process", "--expert", "1", "--use-case", "open_positions"];
+    match fault {
+        Some(point) => {
+            let (st, _, err) = tw(&config, &args, &[("TRADEWARDEN_FAULT", point)]);
+            assert!(!st.success(), "the run must die: {err}");
+            assert!(err.contains(&format!("aborting at {point}")), "{err}");
+            // Stored, not sent.
+            assert_eq!(at_broker(&store, "-add-1").await, 0);
+            ok(&["reconcile"], &[]);
+            ok(&["refresh"], &[]);
+        }
+        None => {
+            let out = ok(&args, &[]);
+            assert!(out.contains("\"adjusted\": 1"), "{out}");
+            let out = ok(&["outcomes", "--json"], &[]);
+            assert!(
+                out.contains("instrument share 5.3% → 8% of virtual equity: buy 52"),
+                "{out}"
+            );
+        }
+    }
+    // Catches: an addition sent twice (or never), the quantity not grown, the legs not
+    // resized, two live structures.
+    assert_eq!(at_broker(&store, "-add-1").await, 1);
+    let t = store
+        .transactions(&ListFilter::default())
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        (t.status, t.quantity, t.open_price),
+        (
+            TransactionStatus::Opened,
+            dec!(152),
+            Some(dec!(82.89473684))
+        ),
+        "{t:?}"
+    );
+    let stops: Vec<Order> = store
+        .orders(&ListFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|o| o.role == OrderRole::StopLoss && !o.status.is_final())
+        .collect();
+    assert_eq!(stops.len(), 1, "{stops:?}");
+    assert_eq!(stops[0].quantity, dec!(152), "{stops:?}");
+    let held = store
+        .pool()
+        .fetch(
+            "SELECT COUNT(*) AS n FROM paper_orders WHERE status = 'accepted'",
+            &[],
+        )
+        .await
+        .unwrap()[0]
+        .i64("n")
+        .unwrap();
+    assert_eq!(held, 1, "one stop resting at the broker");
+    // At 8 % now: the next run buys nothing.
+    let out = ok(&args, &[]);
+    assert!(out.contains("\"no_action\": 1"), "{out}");
+    assert_eq!(at_broker(&store, "-add-2").await, 0);
+}
+
+async fn through_the_binary_once(kind: DbKind) {
+    through_the_binary(kind, None).await;
+}
+
+// Catches: a share order sent before it is stored, or never settled after a crash.
+async fn a_crash_after_storing_the_order(kind: DbKind) {
+    through_the_binary(kind, Some("after_share_order_stored")).await;
+}
+
+macro_rules! crash {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            #[cfg_attr(
+                not(feature = "fault-injection"),
+                ignore = "needs --features fault-injection"
+            )]
+            async fn sqlite() {
+                super::$name(DbKind::Sqlite).await;
+            }
+            #[tokio::test]
+            #[cfg_attr(
+                not(feature = "fault-injection"),
+                ignore = "needs --features fault-injection"
+            )]
+            async fn postgres() {
+                super::$name(DbKind::Postgres).await;
+            }
+        }
+    };
+}
+crash!(a_crash_after_storing_the_order);
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -326,4 +489,5 @@ both!(
     a_decrease_shrinks_it_and_keeps_it_opened,
     a_decrease_to_zero_closes_it,
     already_at_target_is_left_alone,
+    through_the_binary_once,
 );
