@@ -186,6 +186,33 @@ mod tests {
             // limited by what the available balance buys
             (poor, dec!(8), Ok((Buy, dec!(2)))),
             (broke, dec!(8), Err("not one unit affordable")),
+            // no equity: every holding is at or above its target
+            (
+                ShareInputs {
+                    virtual_equity: dec!(0),
+                    ..inputs(Buy, dec!(10))
+                },
+                dec!(8),
+                Err("the position (1000) is already at or above 8%"),
+            ),
+            // a tiny equity: 8 % of 1000 = 80, less than one unit at 100
+            (
+                ShareInputs {
+                    virtual_equity: dec!(1000),
+                    ..inputs(Buy, dec!(0))
+                },
+                dec!(8),
+                Err("less than one unit"),
+            ),
+            // a huge equity: bounded by what the available balance buys
+            (
+                ShareInputs {
+                    virtual_equity: dec!(1000000000000),
+                    ..inputs(Buy, dec!(10))
+                },
+                dec!(8),
+                Ok((Buy, dec!(500))),
+            ),
             // already there
             (
                 inputs(Buy, dec!(80)),

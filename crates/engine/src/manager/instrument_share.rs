@@ -209,6 +209,42 @@ mod tests {
         t.id
     }
 
+    /// A long of 10 AAPL whose entry filled at the broker while its legs still wait (no
+    /// refresh ran since); returns its id.
+    async fn long_with_waiting_legs(m: &TradeManager, broker: &ScriptedBroker) -> i64 {
+        let (t, entry) = m
+            .store()
+            .open_position(&NewPosition {
+                expert_id: 1,
+                account: "paper".into(),
+                symbol: "AAPL".into(),
+                side: Side::Buy,
+                quantity: dec!(10),
+                reference_price: dec!(100),
+                order_type: OrderType::Market,
+                limit_price: None,
+                take_profit: None,
+                stop_loss: None,
+                recommendation_id: None,
+                created_at: chrono::Utc::now(),
+                decision: None,
+            })
+            .await
+            .unwrap();
+        m.replace_exits(t.id, Some(dec!(110)), Some(dec!(93)))
+            .await
+            .unwrap();
+        let answer = broker
+            .submit(&OrderRequest::for_order(&entry))
+            .await
+            .unwrap();
+        m.store()
+            .apply_broker_order(entry.id, &answer)
+            .await
+            .unwrap();
+        t.id
+    }
+
     /// The live legs (role, quantity, client id) and the transaction's (quantity, status).
     fn state(
         store: &MemoryStore,
@@ -268,6 +304,27 @@ mod tests {
         assert_eq!(
             store.state.lock().transactions[0].open_price,
             Some(dec!(100))
+        );
+    }
+
+    #[tokio::test]
+    async fn legs_still_waiting_fire_for_the_grown_quantity() {
+        // Catches: legs that fire for the entry's fill alone after an addition filled.
+        let (m, store, broker) = manager();
+        let txn = long_with_waiting_legs(&m, &broker).await;
+        let out = m
+            .change_share(txn, order(Side::Buy, dec!(30)))
+            .await
+            .unwrap();
+        assert!(matches!(out, ShareOutcome::Sent { .. }), "{out:?}");
+        let (legs, quantity, _) = state(&store);
+        assert_eq!(quantity, dec!(40));
+        assert_eq!(
+            legs,
+            vec![
+                (OrderRole::TakeProfit, dec!(40), "tw-mem-1-tp-1".into()),
+                (OrderRole::StopLoss, dec!(40), "tw-mem-1-sl-1".into()),
+            ]
         );
     }
 
