@@ -38,8 +38,7 @@ pub struct RefreshReport {
     pub legs_fired: usize,
     /// Exit legs canceled, at the broker or before they were ever sent.
     pub legs_canceled: usize,
-    /// Accounts whose refresh lock another run held (extension).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Accounts whose refresh lock another run held (extension; `[]` when none).
     pub skipped_accounts: Vec<String>,
 }
 
