@@ -2,13 +2,15 @@
 //! that brings a position to a target share of the expert's virtual equity, in whole units.
 //!
 //! - Increase: the target is capped at `max_virtual_equity_per_instrument_percent`; the
-//!   order is round((target − held) / price) units, at least 1, at most what the available
+//!   order is floor((target − held) / price) whole units, at most what the available
 //!   balance buys, on the position's side.
-//! - Decrease: round((held − target) / price) units on the closing side, keeping at least
-//!   one unit unless the target is 0 (then all of it).
+//! - Decrease: floor((held − target) / price) whole units on the closing side, keeping at
+//!   least one unit unless the target is 0 (then all of it: a close).
 //!
-//! Nothing to do (already at or beyond the target, or not one unit affordable) is
-//! [`Unchanged`] with the reason.
+//! Unlike the original (max(1, round(…))), a difference worth less than one unit is no
+//! order: the position never overshoots its target. Nothing to do (already at or beyond the
+//! target, less than one unit of difference, or not one unit affordable) is [`Unchanged`]
+//! with the reason.
 
 use rust_decimal::Decimal;
 
@@ -56,9 +58,9 @@ fn values(inp: &ShareInputs, target_percent: Decimal) -> Result<(Decimal, Decima
     Ok((held, target))
 }
 
-/// Units worth `amount` at the price, rounded to the nearest whole unit.
+/// The whole units `amount` buys at the price (rounded down).
 fn units(amount: Decimal, price: Price) -> Result<Decimal, Unchanged> {
-    Ok(checked_div(amount, price.get()).map_err(checked)?.round())
+    Ok(checked_div(amount, price.get()).map_err(checked)?.floor())
 }
 
 /// The order that grows the position toward `target_percent` of virtual equity.
@@ -73,7 +75,14 @@ pub fn increase_share(inp: &ShareInputs, target_percent: Decimal) -> Result<Shar
             target.round_dp(2)
         )));
     }
-    let wanted = units(checked_sub(target, held).map_err(checked)?, inp.price)?.max(Decimal::ONE);
+    let wanted = units(checked_sub(target, held).map_err(checked)?, inp.price)?;
+    if wanted < Decimal::ONE {
+        return Err(unchanged(format!(
+            "less than one unit at {} to reach {}% of virtual equity",
+            inp.price,
+            percent.normalize()
+        )));
+    }
     let affordable = checked_div(inp.available.max(Decimal::ZERO), inp.price.get())
         .map_err(checked)?
         .floor();
@@ -166,11 +175,44 @@ mod tests {
             (inputs(Sell, dec!(10)), dec!(8), Ok((Sell, dec!(70)))),
             // capped at the per-instrument maximum: 50 % → 10 % = 10000 → 90 more
             (inputs(Buy, dec!(10)), dec!(50), Ok((Buy, dec!(90)))),
-            // at least one unit: 1.0004 % of 100000 = 1000.4 → 0.004 units → 1
-            (inputs(Buy, dec!(10)), dec!(1.0004), Ok((Buy, dec!(1)))),
+            // whole units, rounded down: 1.0996 % = 1099.6 → 0.996 units → none
+            (
+                inputs(Buy, dec!(10)),
+                dec!(1.0996),
+                Err("less than one unit"),
+            ),
+            // 8.0999 % = 8099.9 → 70.999 more → 70
+            (inputs(Buy, dec!(10)), dec!(8.0999), Ok((Buy, dec!(70)))),
             // limited by what the available balance buys
             (poor, dec!(8), Ok((Buy, dec!(2)))),
             (broke, dec!(8), Err("not one unit affordable")),
+            // no equity: every holding is at or above its target
+            (
+                ShareInputs {
+                    virtual_equity: dec!(0),
+                    ..inputs(Buy, dec!(10))
+                },
+                dec!(8),
+                Err("the position (1000) is already at or above 8%"),
+            ),
+            // a tiny equity: 8 % of 1000 = 80, less than one unit at 100
+            (
+                ShareInputs {
+                    virtual_equity: dec!(1000),
+                    ..inputs(Buy, dec!(0))
+                },
+                dec!(8),
+                Err("less than one unit"),
+            ),
+            // a huge equity: bounded by what the available balance buys
+            (
+                ShareInputs {
+                    virtual_equity: dec!(1000000000000),
+                    ..inputs(Buy, dec!(10))
+                },
+                dec!(8),
+                Ok((Buy, dec!(500))),
+            ),
             // already there
             (
                 inputs(Buy, dec!(80)),
@@ -198,6 +240,8 @@ mod tests {
             (inputs(Buy, dec!(80)), dec!(0.001), Ok((Sell, dec!(79)))),
             (inputs(Buy, dec!(80)), dec!(0), Ok((Sell, dec!(80)))),
             (inputs(Buy, dec!(1)), dec!(0.01), Err("less than one unit")),
+            // rounded down: 8 % → 2.95 % = 2950 → 50.5 → 50
+            (inputs(Buy, dec!(80)), dec!(2.95), Ok((Sell, dec!(50)))),
             (
                 inputs(Buy, dec!(10)),
                 dec!(8),

@@ -46,7 +46,15 @@ pub fn closing_side(side: Side) -> Side {
 
 /// Whether an order is one of a position's exits (take profit, stop loss or close).
 pub fn is_exit(role: OrderRole) -> bool {
-    !matches!(role, OrderRole::Entry)
+    matches!(
+        role,
+        OrderRole::TakeProfit | OrderRole::StopLoss | OrderRole::Close
+    )
+}
+
+/// Whether an order's fills grow the position: its entry, and orders that add to it.
+pub fn is_opening(role: OrderRole) -> bool {
+    matches!(role, OrderRole::Entry | OrderRole::Add)
 }
 
 /// Whether an exit order may still execute or be sent: it protects (or closes) the position.
@@ -70,8 +78,13 @@ pub enum TransactionChange {
         quantity: Decimal,
         opened_at: DateTime<Utc>,
     },
-    /// The open quantity moved (a later partial fill of the entry, or an exit's partial fill).
-    Quantity { quantity: Decimal },
+    /// The open quantity moved (a later partial fill of the entry, an order that added to the
+    /// position, or an exit's partial fill); `open_price` is the average fill of everything
+    /// that opened it.
+    Quantity {
+        quantity: Decimal,
+        open_price: Decimal,
+    },
     /// → CLOSED.
     Closed {
         close_price: Option<Decimal>,
@@ -96,13 +109,14 @@ fn average_fill<'a>(orders: impl Iterator<Item = &'a Order>) -> (Decimal, Option
     (quantity, Some((value / quantity).round_dp(8).normalize()))
 }
 
-/// The reason a close of `exits` (the filled exit orders, oldest first) is recorded with: the
-/// role of the exit that filled most; a close order's reason is the one the transaction was
-/// put CLOSING with (`requested`), else `rule`.
+/// The reason a close of `exits` (the filled exit orders) is recorded with: the role of the
+/// exit that filled last (the newest order: after a partial close of an instrument-share
+/// decrease, the leg that took the rest); a close order's reason is the one the transaction
+/// was put CLOSING with (`requested`), else `rule`.
 fn close_reason_of(exits: &[&Order], requested: Option<CloseReason>) -> CloseReason {
     let top = exits
         .iter()
-        .max_by_key(|o| o.filled_quantity)
+        .max_by_key(|o| o.id)
         .map(|o| o.role)
         .unwrap_or(OrderRole::Close);
     match top {
@@ -135,7 +149,7 @@ pub fn derive_transaction(
         .iter()
         .filter(|o| o.role == OrderRole::Entry)
         .collect();
-    let (entered, entry_price) = average_fill(entries.iter().copied());
+    let (entered, entry_price) = average_fill(orders.iter().filter(|o| is_opening(o.role)));
     if entered.is_zero() {
         let all_ended = !entries.is_empty() && entries.iter().all(|o| o.status.is_terminal());
         return all_ended.then_some(TransactionChange::Closed {
@@ -157,14 +171,18 @@ pub fn derive_transaction(
         });
     }
     let open = entered - exited;
+    let open_price = entry_price.unwrap_or(txn.open_price.unwrap_or_default());
     if txn.status == TransactionStatus::Waiting {
         return Some(TransactionChange::Opened {
-            open_price: entry_price.unwrap_or(txn.open_price.unwrap_or_default()),
+            open_price,
             quantity: open,
             opened_at: now,
         });
     }
-    (open != txn.quantity).then_some(TransactionChange::Quantity { quantity: open })
+    (open != txn.quantity).then_some(TransactionChange::Quantity {
+        quantity: open,
+        open_price,
+    })
 }
 
 /// What to do with a leg waiting for its parent (reference §6.3).
@@ -282,7 +300,7 @@ pub fn exit_legs(
 }
 
 /// A leg's deterministic client order id: `tw-{installation}-{txn}-tp-{n}` /
-/// `…-sl-{n}`, like the entry's `tw-{installation}-{txn}-entry` (B3: a crash between storing
+/// `…-sl-{n}` (and `…-close-{n}`, `…-add-{n}` for closes and additions), like the entry's `tw-{installation}-{txn}-entry` (B3: a crash between storing
 /// and sending is settled by looking it up).
 pub fn leg_client_order_id(
     installation: &InstallationId,
@@ -295,6 +313,7 @@ pub fn leg_client_order_id(
         OrderRole::StopLoss => "sl",
         OrderRole::Close => "close",
         OrderRole::Entry => "entry",
+        OrderRole::Add => "add",
     };
     format!(
         "tw-{}-{transaction_id}-{tag}-{generation}",
@@ -381,7 +400,7 @@ mod tests {
         }
     }
 
-    use OrderRole::{Close, Entry, StopLoss, TakeProfit};
+    use OrderRole::{Add, Close, Entry, StopLoss, TakeProfit};
     use OrderStatus::*;
     use TransactionStatus::{Closing, Opened, Waiting};
 
@@ -500,7 +519,62 @@ mod tests {
                     order(2, StopLoss, PartiallyFilled, dec!(3), Some(dec!(95))),
                 ],
                 None,
-                Some(TransactionChange::Quantity { quantity: dec!(7) }),
+                Some(TransactionChange::Quantity {
+                    quantity: dec!(7),
+                    open_price: dec!(100),
+                }),
+            ),
+            (
+                "an addition filled: the quantity grows, the open price averages",
+                txn(Side::Buy, Opened, dec!(10)),
+                vec![
+                    filled(1, Entry, dec!(10), dec!(100)),
+                    filled(2, Add, dec!(30), dec!(120)),
+                ],
+                None,
+                Some(TransactionChange::Quantity {
+                    quantity: dec!(40),
+                    open_price: dec!(115),
+                }),
+            ),
+            (
+                "a partial close, then the stop took the rest: closed by the stop",
+                txn(Side::Buy, Opened, dec!(4)),
+                vec![
+                    filled(1, Entry, dec!(10), dec!(100)),
+                    filled(2, Close, dec!(6), dec!(101)),
+                    filled(3, StopLoss, dec!(4), dec!(95)),
+                ],
+                None,
+                Some(TransactionChange::Closed {
+                    close_price: Some(dec!(98.6)),
+                    closed_at: at(),
+                    reason: CloseReason::StopLoss,
+                }),
+            ),
+            (
+                "an addition refused: nothing changes, the position stays",
+                txn(Side::Buy, Opened, dec!(10)),
+                vec![
+                    filled(1, Entry, dec!(10), dec!(100)),
+                    order(2, Add, Rejected, dec!(0), None),
+                ],
+                None,
+                None,
+            ),
+            (
+                "a partial close filled: the quantity shrinks, the open price stays",
+                txn(Side::Buy, Opened, dec!(40)),
+                vec![
+                    filled(1, Entry, dec!(10), dec!(100)),
+                    filled(2, Add, dec!(30), dec!(120)),
+                    filled(3, Close, dec!(25), dec!(130)),
+                ],
+                None,
+                Some(TransactionChange::Quantity {
+                    quantity: dec!(15),
+                    open_price: dec!(115),
+                }),
             ),
             (
                 "opened and unchanged: nothing",

@@ -8,14 +8,18 @@
 //! - Otherwise the open_positions ruleset decides. `close` wins over exit moves (the
 //!   original's priorities). Exit prices come from [`crate::exits`]: direction from the
 //!   position's side, the floors, and the ratchet — a stop move that would loosen the stop is
-//!   no change, named in the detail. `buy` / `sell` and the instrument-share actions do
-//!   nothing here (the first are entries; the second are not supported yet), said in the
-//!   detail.
+//!   no change, named in the detail. `buy` / `sell` do nothing here (they are entries),
+//!   said in the detail.
+//! - `increase_instrument_share` / `decrease_instrument_share` (after `close`, before exit
+//!   moves): [`Decision::Share`], an order on the same transaction sized by
+//!   [`crate::instrument_share`]; decreasing to 0 % is a close. Exit moves of the same plan
+//!   are left to the next run (the legs are resized to the new quantity anyway).
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use crate::exits::{self, ExitPosition, ExitPrice, ExitSettings, Unchanged};
+use crate::instrument_share::{ShareInputs, ShareOrder, decrease_share, increase_share};
 use crate::money::Price;
 use crate::order::Side;
 use crate::outcome::OutcomeKind;
@@ -71,6 +75,20 @@ pub struct Situation<'a> {
     pub instrument_account_share: Option<Decimal>,
     /// When the expert last closed a position in the symbol.
     pub last_closes: LastCloses,
+    /// The expert's money, for the instrument-share actions; `None` when the broker's
+    /// account could not be read.
+    pub funds: Option<Funds>,
+}
+
+/// What the instrument-share actions size from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Funds {
+    /// The expert's virtual equity.
+    pub virtual_equity: Decimal,
+    /// What the expert may still spend (as enter_market computes it).
+    pub available: Decimal,
+    /// `max_virtual_equity_per_instrument_percent`.
+    pub max_instrument_percent: Decimal,
 }
 
 /// What to do for one recommendation; each variant is one outcome kind.
@@ -84,6 +102,13 @@ pub enum Decision {
     NoAction { transaction_id: i64, detail: String },
     /// Close the position.
     Close { transaction_id: i64, detail: String },
+    /// Buy more or sell part of the position (instrument-share actions): `order` on the same
+    /// transaction.
+    Share {
+        transaction_id: i64,
+        order: ShareOrder,
+        detail: String,
+    },
     /// Move the exits; `None` keeps that exit as it is.
     Adjust {
         transaction_id: i64,
@@ -101,7 +126,7 @@ impl Decision {
             Decision::CloseWorking { .. } => OutcomeKind::CloseWorking,
             Decision::NoAction { .. } => OutcomeKind::NoAction,
             Decision::Close { .. } => OutcomeKind::Closed,
-            Decision::Adjust { .. } => OutcomeKind::Adjusted,
+            Decision::Share { .. } | Decision::Adjust { .. } => OutcomeKind::Adjusted,
         }
     }
 
@@ -112,6 +137,7 @@ impl Decision {
             | Decision::CloseWorking { detail, .. }
             | Decision::NoAction { detail, .. }
             | Decision::Close { detail, .. }
+            | Decision::Share { detail, .. }
             | Decision::Adjust { detail, .. } => detail,
         }
     }
@@ -123,6 +149,7 @@ impl Decision {
             Decision::CloseWorking { transaction_id, .. }
             | Decision::NoAction { transaction_id, .. }
             | Decision::Close { transaction_id, .. }
+            | Decision::Share { transaction_id, .. }
             | Decision::Adjust { transaction_id, .. } => Some(*transaction_id),
         }
     }
@@ -177,7 +204,73 @@ pub fn decide(ruleset: &Ruleset, settings: &ExitSettings, s: &Situation<'_>) -> 
             detail: format!("{described}; close transaction {transaction_id}"),
         };
     }
+    if plan.increase_share.is_some() || plan.decrease_share.is_some() {
+        return share(held, s, &plan, described);
+    }
     adjust(held, s, settings, &plan, described)
+}
+
+/// The instrument-share decision of `plan`: an order toward the target share, a close for
+/// a decrease to 0 %, or no action with the reason (no quote, no account, nothing to do).
+fn share(held: &HeldPosition, s: &Situation<'_>, plan: &ActionPlan, described: String) -> Decision {
+    let transaction_id = held.transaction_id;
+    let no_action = |why: String| Decision::NoAction {
+        transaction_id,
+        detail: format!("{described}; instrument share unchanged: {why}"),
+    };
+    let (increase, target) = match (plan.increase_share, plan.decrease_share) {
+        (Some(t), _) => (true, t),
+        (None, Some(t)) => (false, t),
+        (None, None) => return no_action("no share action".into()),
+    };
+    if !increase && target.is_zero() {
+        return Decision::Close {
+            transaction_id,
+            detail: format!(
+                "{described}; instrument share to 0%: close transaction {transaction_id}"
+            ),
+        };
+    }
+    let Some(price) = s.current_price.and_then(|p| Price::new(p).ok()) else {
+        return no_action(format!("no quote for {}", s.recommendation.symbol));
+    };
+    let Some(funds) = s.funds else {
+        return no_action("the account's equity is unknown".into());
+    };
+    let inputs = ShareInputs {
+        side: held.side,
+        quantity: held.quantity,
+        price,
+        virtual_equity: funds.virtual_equity,
+        max_instrument_percent: funds.max_instrument_percent,
+        available: funds.available,
+    };
+    let sized = match increase {
+        true => increase_share(&inputs, target),
+        false => decrease_share(&inputs, target),
+    };
+    let order = match sized {
+        Ok(o) => o,
+        Err(u) => return no_action(u.reason),
+    };
+    let now = s.instrument_account_share.map_or_else(
+        || "?".to_string(),
+        |p| p.round_dp(1).normalize().to_string(),
+    );
+    let mut detail = format!(
+        "{described}; instrument share {now}% → {}% of virtual equity: {} {}",
+        target.normalize(),
+        order.side.as_str().to_lowercase(),
+        order.quantity.normalize()
+    );
+    if plan.take_profit.is_some() || plan.stop_loss.is_some() {
+        detail.push_str("; exit moves wait for the next run");
+    }
+    Decision::Share {
+        transaction_id,
+        order,
+        detail,
+    }
 }
 
 /// The position as the triggers see it.
@@ -222,9 +315,6 @@ fn adjust(
     });
     if plan.entry.is_some() {
         notes.push("buy/sell does nothing in open_positions".into());
-    }
-    if plan.increase_share.is_some() || plan.decrease_share.is_some() {
-        notes.push("instrument share actions not yet supported".into());
     }
     let take_profit = take_profit.and_then(|r| r.ok()).map(|e| e.price);
     let stop_loss = stop_loss.and_then(|r| r.ok()).map(|e| e.price);
@@ -339,8 +429,13 @@ mod tests {
             previous_action: previous,
             position: p,
             current_price: Some(price),
-            instrument_account_share: None,
+            instrument_account_share: Some(dec!(1)),
             last_closes: LastCloses::default(),
+            funds: Some(Funds {
+                virtual_equity: dec!(100000),
+                available: dec!(50000),
+                max_instrument_percent: dec!(10),
+            }),
         }
     }
 
@@ -455,23 +550,108 @@ mod tests {
     }
 
     #[test]
-    fn share_actions_are_named_as_not_supported() {
-        let rules = ruleset(
-            "has_position",
-            vec![action("increase_instrument_share", None, Some(dec!(8)))],
-        );
+    fn share_actions_size_an_order_on_the_position() {
+        // Catches: a share action ignored, sized on the wrong side, a decrease to 0 % that
+        // is not a close, an order without a quote or when already at the target.
+        let up = |v| {
+            ruleset(
+                "has_position",
+                vec![action("increase_instrument_share", None, Some(v))],
+            )
+        };
+        let down = |v| {
+            ruleset(
+                "has_position",
+                vec![action("decrease_instrument_share", None, Some(v))],
+            )
+        };
         let r = rec(Action::Buy);
-        let p = held(Side::Buy, None);
-        let d = decide(
-            &rules,
-            &ExitSettings::default(),
-            &situation(&r, Some(&p), dec!(100), None),
-        );
-        assert_eq!(d.outcome(), OutcomeKind::NoAction);
-        assert!(
-            d.detail()
-                .contains("instrument share actions not yet supported"),
-            "{d:?}"
-        );
+        let long = held(Side::Buy, None);
+        let short = held(Side::Sell, None);
+        let s = ExitSettings::default();
+        let mut no_quote = situation(&r, Some(&long), dec!(100), None);
+        no_quote.current_price = None;
+        let mut no_funds = situation(&r, Some(&long), dec!(100), None);
+        no_funds.funds = None;
+        // 10 units at 100 = 1 % of 100000
+        let cases: Vec<(
+            Ruleset,
+            Situation<'_>,
+            OutcomeKind,
+            &str,
+            Option<(Side, Decimal)>,
+        )> = vec![
+            (
+                up(dec!(8)),
+                situation(&r, Some(&long), dec!(100), None),
+                OutcomeKind::Adjusted,
+                "instrument share 1% → 8% of virtual equity: buy 70",
+                Some((Side::Buy, dec!(70))),
+            ),
+            (
+                up(dec!(8)),
+                situation(&r, Some(&short), dec!(100), None),
+                OutcomeKind::Adjusted,
+                "sell 70",
+                Some((Side::Sell, dec!(70))),
+            ),
+            (
+                up(dec!(1)),
+                situation(&r, Some(&long), dec!(100), None),
+                OutcomeKind::NoAction,
+                "already at or above 1%",
+                None,
+            ),
+            (
+                down(dec!(0.5)),
+                situation(&r, Some(&long), dec!(100), None),
+                OutcomeKind::Adjusted,
+                "1% → 0.5% of virtual equity: sell 5",
+                Some((Side::Sell, dec!(5))),
+            ),
+            (
+                down(dec!(0.5)),
+                situation(&r, Some(&short), dec!(100), None),
+                OutcomeKind::Adjusted,
+                "buy 5",
+                Some((Side::Buy, dec!(5))),
+            ),
+            (
+                down(dec!(0)),
+                situation(&r, Some(&long), dec!(100), None),
+                OutcomeKind::Closed,
+                "instrument share to 0%: close transaction 7",
+                None,
+            ),
+            (
+                down(dec!(2)),
+                situation(&r, Some(&long), dec!(100), None),
+                OutcomeKind::NoAction,
+                "already at or below 2%",
+                None,
+            ),
+            (
+                up(dec!(8)),
+                no_quote,
+                OutcomeKind::NoAction,
+                "no quote for AAPL",
+                None,
+            ),
+            (
+                up(dec!(8)),
+                no_funds,
+                OutcomeKind::NoAction,
+                "equity is unknown",
+                None,
+            ),
+        ];
+        for (i, (rules, sit, kind, words, order)) in cases.into_iter().enumerate() {
+            let d = decide(&rules, &s, &sit);
+            assert_eq!(d.outcome(), kind, "case {i}: {d:?}");
+            assert!(d.detail().contains(words), "case {i}: {d:?}");
+            if let Decision::Share { order: o, .. } = &d {
+                assert_eq!(Some((o.side, o.quantity)), order, "case {i}");
+            }
+        }
     }
 }

@@ -25,7 +25,11 @@ pub enum OrderRole {
     Entry,
     TakeProfit,
     StopLoss,
+    /// Closes the position, or part of it (`decrease_instrument_share`).
     Close,
+    /// Adds to an OPENED position on its side (`increase_instrument_share`): its fills grow
+    /// the transaction's quantity and average into its open price.
+    Add,
 }
 
 wire_names!(OrderRole);

@@ -47,6 +47,13 @@ impl TransactionStatus {
         matches!(self, TransactionStatus::Waiting | TransactionStatus::Opened)
     }
 
+    /// WAITING, OPENED or CLOSING: the (expert, symbol) is taken (B1, the SAFETY CHECK). A
+    /// CLOSING position is still held until its close fills, and a refused close returns it to
+    /// OPENED, so no second position may open beside it.
+    pub fn holds_position(self) -> bool {
+        self.is_active() || self == TransactionStatus::Closing
+    }
+
     /// CLOSED or FAILED.
     pub fn is_terminal(self) -> bool {
         matches!(self, TransactionStatus::Closed | TransactionStatus::Failed)

@@ -70,7 +70,7 @@ impl MemoryStore {
 fn active_of<'a>(s: &'a MemoryState, expert_id: i64, symbol: &str) -> Option<&'a Transaction> {
     s.transactions
         .iter()
-        .find(|t| t.expert_id == expert_id && t.symbol == symbol && t.status.is_active())
+        .find(|t| t.expert_id == expert_id && t.symbol == symbol && t.status.holds_position())
 }
 
 #[async_trait]
@@ -100,7 +100,7 @@ impl RecommendationStore for MemoryStore {
         for t in s
             .transactions
             .iter()
-            .filter(|t| expert_ids.contains(&t.expert_id) && t.status.is_active())
+            .filter(|t| expert_ids.contains(&t.expert_id) && t.status.holds_position())
         {
             out.entry(t.expert_id)
                 .or_default()
@@ -677,8 +677,12 @@ impl MemoryState {
                 t.close_reason = Some(reason.as_str().to_string());
                 true
             }
-            TransactionChange::Quantity { quantity } if !t.status.is_terminal() => {
+            TransactionChange::Quantity {
+                quantity,
+                open_price,
+            } if !t.status.is_terminal() => {
                 t.quantity = *quantity;
+                t.open_price = Some(*open_price);
                 true
             }
             _ => false,

@@ -323,9 +323,10 @@ async fn change_transactions(
                 (*closed_at).into(),
                 reason.as_str().into(),
             ]),
-            TransactionChange::Quantity { quantity } => {
-                quantities.push([Val::from(*id), (*quantity).into()])
-            }
+            TransactionChange::Quantity {
+                quantity,
+                open_price,
+            } => quantities.push([Val::from(*id), (*quantity).into(), (*open_price).into()]),
         }
     }
     // An entry's answer may have made it OPENED already: the fill's figures are still taken.
@@ -353,11 +354,11 @@ async fn change_transactions(
         let args: Vec<Val> = chunk.iter().flatten().cloned().collect();
         closed += tx.execute(&sql, &args).await.map_err(map_err)? as usize;
     }
-    for chunk in quantities.chunks(chunk_rows(2)) {
+    for chunk in quantities.chunks(chunk_rows(3)) {
         let sql = format!(
-            "UPDATE transactions SET quantity = v.column2 FROM (VALUES {}) AS v \
+            "UPDATE transactions SET quantity = v.column2, open_price = v.column3 FROM (VALUES {}) AS v \
              WHERE transactions.id = v.column1 AND transactions.status IN ({LIVE})",
-            values_clause(tx.kind(), chunk.len(), 2)
+            values_clause(tx.kind(), chunk.len(), 3)
         );
         let args: Vec<Val> = chunk.iter().flatten().cloned().collect();
         tx.execute(&sql, &args).await.map_err(map_err)?;

@@ -75,7 +75,7 @@ impl SqlStore {
 /// The active transaction of an (expert, symbol): `$1` expert, `$2` symbol.
 fn active_by_symbol_sql() -> String {
     format!(
-        "SELECT {TXN_COLUMNS} FROM transactions WHERE expert_id = $1 AND symbol = $2 AND status IN ('WAITING', 'OPENED')"
+        "SELECT {TXN_COLUMNS} FROM transactions WHERE expert_id = $1 AND symbol = $2 AND status IN ('WAITING', 'OPENED', 'CLOSING')"
     )
 }
 

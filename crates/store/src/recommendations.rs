@@ -74,7 +74,7 @@ async fn active_positions_of(
 ) -> Result<Vec<(i64, ActivePosition)>, StoreError> {
     let sql = format!(
         "SELECT expert_id, id, symbol, side, status, quantity, COALESCE(open_price, reference_price) AS price \
-         FROM transactions WHERE expert_id IN ({}) AND status IN ('WAITING', 'OPENED')",
+         FROM transactions WHERE expert_id IN ({}) AND status IN ('WAITING', 'OPENED', 'CLOSING')",
         param_list(pool.kind(), 1, experts.len())
     );
     let args: Vec<Val> = experts.iter().map(|&id| id.into()).collect();

@@ -332,6 +332,53 @@ async fn a_close_by_hand_closes_once(kind: DbKind) {
 }
 both!(a_close_by_hand_closes_once);
 
+// Catches: a second position of the same expert and symbol opened while the first is still
+// being closed (the SAFETY CHECK or the unique index ignoring CLOSING): the exposure doubles,
+// and a refused close could no longer return the first to OPENED.
+async fn a_closing_position_still_holds_its_symbol(kind: DbKind) {
+    let life = Life::new(kind).await;
+    let txn = life.filled_position("BUY");
+    let closing = life.json(&["close", &txn.to_string()]);
+    assert_eq!(closing["outcome"], "closing", "{closing}");
+
+    // The database refuses a second one beside it, whatever the application does.
+    let new = NewPosition {
+        expert_id: 1,
+        account: "paper".into(),
+        symbol: "AAPL".into(),
+        side: Side::Buy,
+        quantity: dec!(1),
+        reference_price: dec!(100),
+        order_type: OrderType::Market,
+        limit_price: None,
+        take_profit: None,
+        stop_loss: None,
+        recommendation_id: None,
+        created_at: Utc::now(),
+        decision: None,
+    };
+    assert!(life.store.open_position(&new).await.is_err());
+
+    // A new recommendation is a duplicate while the close is working; the refresh that ends
+    // the run then sees the close filled.
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let recs = life.dir.path().join("again.jsonl");
+    std::fs::write(
+        &recs,
+        "{\"expert_id\":1,\"symbol\":\"AAPL\",\"action\":\"BUY\",\"confidence\":90,\"expected_profit_percent\":10,\
+         \"price_at_date\":100,\"risk_level\":\"LOW\",\"time_horizon\":\"SHORT_TERM\"}\n",
+    )
+    .unwrap();
+    life.tw(&["import", recs.to_str().unwrap()]);
+    let reports = life.json(&["process", "--expert", "1", "--use-case", "enter_market"]);
+    assert_eq!(reports[0]["counts"]["duplicate_position"], 1, "{reports}");
+    assert_eq!(reports[0]["counts"]["ordered"], 0, "{reports}");
+    let txns = life.json(&["transactions", "--json"]);
+    assert_eq!(txns.as_array().unwrap().len(), 1, "{txns}");
+    assert_eq!(txns[0]["status"], "CLOSED", "{txns}");
+}
+both!(a_closing_position_still_holds_its_symbol);
+
 // Catches: a close of a position whose entry has not filled that sends a close order for
 // nothing, or leaves the entry resting (it could fill later, unprotected).
 async fn closing_a_waiting_transaction_cancels_its_entry(kind: DbKind) {

@@ -35,12 +35,17 @@ pub struct PositionFacts {
 
 impl PositionFacts {
     /// What an active transaction tells without its exits: side, quantity, and for an
-    /// OPENED one its open price (a WAITING one's price is only what it was sized at).
+    /// OPENED (or CLOSING) one its open price (a WAITING one's price is only what it was sized
+    /// at).
     pub fn from_active(p: &ActivePosition) -> PositionFacts {
         PositionFacts {
             side: p.side,
             quantity: p.quantity,
-            open_price: (p.status == TransactionStatus::Opened).then_some(p.price),
+            open_price: matches!(
+                p.status,
+                TransactionStatus::Opened | TransactionStatus::Closing
+            )
+            .then_some(p.price),
             opened_at: None,
             take_profit: None,
             stop_loss: None,

@@ -7,7 +7,9 @@
 
 use rust_decimal::Decimal;
 use serde::Serialize;
-use tradewarden_domain::lifecycle::{CloseReason, closing_side, exit_legs, next_generation};
+use tradewarden_domain::lifecycle::{
+    CloseReason, closing_side, exit_legs, is_opening, next_generation,
+};
 use tradewarden_domain::{Order, OrderRole, OrderStatus, OrderType, TransactionStatus};
 
 use super::TradeManager;
@@ -40,12 +42,13 @@ pub enum ExitsOutcome {
     Unchanged,
 }
 
-/// The quantity a position holds now: what its entries filled less what its exits filled.
-fn open_quantity(p: &Position) -> Decimal {
-    let filled = |entry: bool| -> Decimal {
+/// The quantity a position holds now: what its entries and additions filled less what its
+/// exits filled.
+pub(super) fn open_quantity(p: &Position) -> Decimal {
+    let filled = |opening: bool| -> Decimal {
         p.orders
             .iter()
-            .filter(|o| (o.role == OrderRole::Entry) == entry)
+            .filter(|o| is_opening(o.role) == opening)
             .map(|o| o.filled_quantity)
             .sum()
     };
@@ -60,7 +63,9 @@ fn live_legs(p: &Position) -> impl Iterator<Item = &Order> {
     })
 }
 
-/// Whether the live legs are exactly one structure at `tp` and `sl`.
+/// Whether the live legs are exactly one structure at `tp` and `sl`, and those that rest at
+/// the broker of an OPENED position cover its open quantity (an instrument-share order that
+/// filled calls for legs resized to the new quantity).
 fn structure_is(p: &Position, tp: Option<Decimal>, sl: Option<Decimal>) -> bool {
     let legs: Vec<&Order> = live_legs(p).collect();
     let price = |role| {
@@ -69,7 +74,16 @@ fn structure_is(p: &Position, tp: Option<Decimal>, sl: Option<Decimal>) -> bool 
             .and_then(|o| o.limit_price.or(o.stop_price))
     };
     let wanted = usize::from(tp.is_some()) + usize::from(sl.is_some());
-    legs.len() == wanted && price(OrderRole::TakeProfit) == tp && price(OrderRole::StopLoss) == sl
+    let open = open_quantity(p);
+    let sized = p.transaction.status != TransactionStatus::Opened
+        || legs
+            .iter()
+            .filter(|o| o.status != OrderStatus::WaitingTrigger)
+            .all(|o| o.quantity - o.filled_quantity == open);
+    legs.len() == wanted
+        && price(OrderRole::TakeProfit) == tp
+        && price(OrderRole::StopLoss) == sl
+        && sized
 }
 
 impl TradeManager {
@@ -269,7 +283,7 @@ impl TradeManager {
     }
 
     /// A transaction and its orders, or the store's `NotFound` naming it.
-    async fn position_of(&self, transaction_id: i64) -> Result<Position, EngineError> {
+    pub(super) async fn position_of(&self, transaction_id: i64) -> Result<Position, EngineError> {
         self.store.position(transaction_id).await?.ok_or_else(|| {
             EngineError::Store(StoreError::NotFound(format!(
                 "transaction {transaction_id}"

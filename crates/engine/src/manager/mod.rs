@@ -7,10 +7,12 @@
 //! - [`import`]: recommendation ingestion and the quotes it carries.
 //! - [`refresh`]: broker refresh of every account: fills, legs fired and canceled, closes.
 //! - [`exits`]: closing a transaction, replacing its exit structure.
+//! - [`instrument_share`]: an order that grows or shrinks an OPENED position.
 
 mod enter_market;
 mod exits;
 mod import;
+mod instrument_share;
 mod open_positions;
 mod reconcile;
 mod refresh;
@@ -27,6 +29,7 @@ use crate::settings::Settings;
 pub use exits::{CloseOutcome, ExitsOutcome};
 pub(crate) use import::import_slice;
 pub use import::{IMPORT_CHUNK_LINES, ImportSummary, JsonlImport};
+pub use instrument_share::ShareOutcome;
 pub use refresh::RefreshReport;
 
 /// The trade manager of one process.

@@ -7,7 +7,9 @@
 //! enter_market: a different key, so an enter_market run of the same expert proceeds while
 //! this one holds its own. Every considered recommendation (the newest per symbol in the
 //! window, HOLD included) gets one outcome: `no_position`, `close_working`, `no_action`,
-//! `closed`, `adjusted`, or `failed` when carrying the decision out failed.
+//! `closed`, `adjusted`, or `failed` when carrying the decision out failed. An
+//! instrument-share decision sends one order on the position's transaction
+//! ([`TradeManager::change_share`]); its outcome is `adjusted`.
 //!
 //! Inputs load one query per kind for all of the expert's positions, and the broker is
 //! asked once for the account and once for all quotes: the cost does not grow in round
@@ -19,16 +21,17 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use rust_decimal::Decimal;
-use tradewarden_domain::expert::Expert;
+use tradewarden_domain::expert::{Expert, ExpertBalance};
 use tradewarden_domain::lifecycle::CloseReason;
 use tradewarden_domain::money::{checked_div, checked_mul};
-use tradewarden_domain::open_positions::{self, Decision, Situation};
+use tradewarden_domain::open_positions::{self, Decision, Funds, HeldPosition, Situation};
 use tradewarden_domain::outcome::OutcomeKind;
 use tradewarden_domain::rules::Ruleset;
+use tradewarden_domain::transaction::ActivePosition;
 use tradewarden_domain::{Outcome, TransactionStatus, UseCase};
 
 use super::TradeManager;
-use super::{CloseOutcome, ExitsOutcome};
+use super::{CloseOutcome, ExitsOutcome, ShareOutcome};
 use crate::error::EngineError;
 use crate::locks::{LeaseLost, ProcessingGuard};
 use crate::metrics as m;
@@ -43,12 +46,13 @@ struct Gated<'a> {
     broker: &'a Arc<dyn Broker>,
 }
 
-/// The broker's view the decisions need: quotes of the held symbols, and the expert's
-/// virtual equity (for `instrument_account_share`).
+/// The broker's view the decisions need: quotes of the held symbols, the expert's virtual
+/// equity (for `instrument_account_share`) and its money (for the instrument-share actions).
 #[derive(Default)]
 struct View {
     quotes: HashMap<String, Decimal>,
     virtual_equity: Option<Decimal>,
+    funds: Option<Funds>,
 }
 
 /// One considered recommendation and what was decided for it.
@@ -145,9 +149,12 @@ impl TradeManager {
         let decided = decide_each(&gated, &data, &view);
         let mut counts = Counts::for_positions();
         counts.considered = decided.len();
-        let (passive, active): (Vec<Decided>, Vec<Decided>) = decided
-            .into_iter()
-            .partition(|d| !matches!(d.decision, Decision::Close { .. } | Decision::Adjust { .. }));
+        let (passive, active): (Vec<Decided>, Vec<Decided>) = decided.into_iter().partition(|d| {
+            !matches!(
+                d.decision,
+                Decision::Close { .. } | Decision::Adjust { .. } | Decision::Share { .. }
+            )
+        });
         let passive: Vec<Outcome> = passive
             .into_iter()
             .map(|d| {
@@ -229,9 +236,25 @@ impl TradeManager {
         let virtual_equity = checked_mul(account.balance, gated.expert.virtual_equity_percent)
             .and_then(|v| checked_div(v, Decimal::ONE_HUNDRED))
             .ok();
+        let funds = virtual_equity.map(|virtual_equity| {
+            let active = active_positions(data);
+            let balance = ExpertBalance::compute(
+                account.balance,
+                account.cash,
+                gated.expert.virtual_equity_percent,
+                &active,
+                &quotes,
+            );
+            Funds {
+                virtual_equity,
+                available: balance.available,
+                max_instrument_percent: gated.expert.max_virtual_equity_per_instrument_percent,
+            }
+        });
         Ok(View {
             quotes,
             virtual_equity,
+            funds,
         })
     }
 
@@ -275,6 +298,11 @@ impl TradeManager {
                 );
                 adjusted(replacing.await)
             }
+            Decision::Share {
+                transaction_id,
+                order,
+                ..
+            } => shared(self.change_share(*transaction_id, *order).await),
             other => (other.outcome(), String::new(), None),
         };
         if kind == OutcomeKind::Failed {
@@ -370,12 +398,29 @@ fn decide_each(gated: &Gated<'_>, data: &OpenPositionsData, view: &View) -> Vec<
                     .zip(current_price)
                     .and_then(|(p, price)| share(p.quantity, price, view.virtual_equity?)),
                 last_closes: data.last_closes.get(&r.symbol).copied().unwrap_or_default(),
+                funds: view.funds,
             };
             Decided {
                 rec_id: r.id,
                 symbol: r.symbol.clone(),
                 decision: open_positions::decide(gated.ruleset, &gated.expert.exits, &situation),
             }
+        })
+        .collect()
+}
+
+/// The expert's positions as the balance maths counts them (at their open price, or 0 when
+/// it is unknown).
+fn active_positions(data: &OpenPositionsData) -> Vec<ActivePosition> {
+    data.positions
+        .iter()
+        .map(|(symbol, p): (&String, &HeldPosition)| ActivePosition {
+            transaction_id: p.transaction_id,
+            symbol: symbol.clone(),
+            side: p.side,
+            status: p.status,
+            quantity: p.quantity,
+            price: p.open_price.unwrap_or_default(),
         })
         .collect()
 }
@@ -412,6 +457,37 @@ fn closed(r: Result<CloseOutcome, EngineError>) -> (OutcomeKind, String, Option<
         }
         Ok(CloseOutcome::AlreadyClosed) => (OutcomeKind::NoAction, "; already closed".into(), None),
         Err(e) => (OutcomeKind::Failed, format!("; close failed: {e}"), None),
+    }
+}
+
+/// The outcome of an instrument-share order.
+fn shared(r: Result<ShareOutcome, EngineError>) -> (OutcomeKind, String, Option<i64>) {
+    match r {
+        Ok(ShareOutcome::Sent { order_id }) => (
+            OutcomeKind::Adjusted,
+            format!("; order {order_id} sent"),
+            Some(order_id),
+        ),
+        Ok(ShareOutcome::Working) => (
+            OutcomeKind::NoAction,
+            "; an instrument share order of the position is still working".into(),
+            None,
+        ),
+        Ok(ShareOutcome::NotOpened) => (
+            OutcomeKind::NoAction,
+            "; the position is not OPENED any more".into(),
+            None,
+        ),
+        Ok(ShareOutcome::TooSmall) => (
+            OutcomeKind::NoAction,
+            "; less than one unit would be left: nothing sold".into(),
+            None,
+        ),
+        Err(e) => (
+            OutcomeKind::Failed,
+            format!("; instrument share order failed: {e}"),
+            None,
+        ),
     }
 }
 

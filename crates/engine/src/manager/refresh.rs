@@ -162,7 +162,7 @@ pub(crate) fn plan(p: &Position, held: Option<&HashSet<String>>, now: DateTime<U
     let open = match &change {
         Some(TransactionChange::Closed { .. }) => Decimal::ZERO,
         Some(TransactionChange::Opened { quantity, .. })
-        | Some(TransactionChange::Quantity { quantity }) => *quantity,
+        | Some(TransactionChange::Quantity { quantity, .. }) => *quantity,
         None => txn.quantity,
     };
     let ending =
@@ -185,7 +185,9 @@ pub(crate) fn plan(p: &Position, held: Option<&HashSet<String>>, now: DateTime<U
         }
         let parent = leg.parent_order_id.and_then(|id| by_id.get(&id).copied());
         match classify_leg(leg, parent, open) {
-            LegStep::Fire { quantity } => out.claimed.push((leg.id, quantity)),
+            // What is open now: the entry's fill, grown or shrunk by instrument-share
+            // orders that filled before the legs fired.
+            LegStep::Fire { .. } => out.claimed.push((leg.id, open)),
             LegStep::Cancel => out.canceled.push(leg.id),
             LegStep::Wait => {}
             LegStep::Error(why) => tracing::warn!(order = leg.id, "leg left waiting: {why}"),
@@ -241,6 +243,28 @@ fn not_at_broker(p: &Position, held: Option<&HashSet<String>>) -> bool {
     p.transaction.status == TransactionStatus::Opened
         && !held.contains(&p.transaction.symbol)
         && !p.orders.iter().any(|o| o.status.may_be_executing())
+}
+
+/// Whether an OPENED position's legs resting at the broker no longer cover what it holds
+/// (an addition or a partial close filled): they are replaced by legs of the open quantity.
+fn needs_resize(p: &Position, change: Option<&TransactionChange>) -> bool {
+    let open = match change {
+        None => p.transaction.quantity,
+        Some(TransactionChange::Quantity { quantity, .. }) => *quantity,
+        Some(_) => return false,
+    };
+    // A replacement already stored and waiting is not replaced again (its legs fire sized).
+    let replacing = p
+        .orders
+        .iter()
+        .any(|o| is_leg(o) && o.status == OrderStatus::WaitingTrigger);
+    p.transaction.status == TransactionStatus::Opened
+        && open > Decimal::ZERO
+        && !replacing
+        && p.orders
+            .iter()
+            .filter(|o| is_leg(o) && at_broker(o.status))
+            .any(|o| o.quantity - o.filled_quantity != open)
 }
 
 /// Replaces stored orders of `positions` with their updated rows.
@@ -344,8 +368,12 @@ impl TradeManager {
             at: now,
             ..LifecycleWrite::default()
         };
+        let mut resize = Vec::new();
         for p in &positions {
             let plan = plan(p, held.as_ref(), now);
+            if needs_resize(p, plan.change.as_ref()) {
+                resize.push(p.transaction.id);
+            }
             if let Some(c) = plan.change {
                 write.changes.push((p.transaction.id, c));
             }
@@ -356,6 +384,7 @@ impl TradeManager {
             write.claimed.extend(plan.claimed);
         }
         if write.is_empty() {
+            self.resize_legs(&resize).await?;
             return Ok(counts);
         }
         // The entry's answer may have opened it in the store already: count what was derived.
@@ -377,7 +406,18 @@ impl TradeManager {
             // Its legs were canceled for the close: the exits in force are placed again.
             Box::pin(self.replace_exits(id, None, None)).await?;
         }
+        self.resize_legs(&resize).await?;
         Ok(counts)
+    }
+
+    /// Replaces the exit structures of `ids` with legs of their open quantity (the next
+    /// generation, stored before the old legs are canceled).
+    async fn resize_legs(&self, ids: &[i64]) -> Result<(), EngineError> {
+        for &id in ids {
+            tracing::info!(transaction = id, "open quantity moved: exit legs resized");
+            Box::pin(self.replace_exits(id, None, None)).await?;
+        }
+        Ok(())
     }
 
     /// Asks the broker about every working order of `positions` in one call and applies

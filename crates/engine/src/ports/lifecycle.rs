@@ -34,8 +34,9 @@ pub struct NewExitOrder {
     pub limit_price: Option<Decimal>,
     pub stop_price: Option<Decimal>,
     pub generation: u32,
-    /// `waiting_trigger` (a leg waiting for its parent) or `pending` (a close order, sent
-    /// once its position's legs are canceled).
+    /// `waiting_trigger` (a leg waiting for its parent), `pending` (a close order, sent
+    /// once its position's legs are canceled) or `submitting` (an instrument-share order,
+    /// sent right after it is stored; B3 settles it after a crash).
     pub status: OrderStatus,
     pub parent_order_id: Option<i64>,
     pub trigger_status: Option<OrderStatus>,
