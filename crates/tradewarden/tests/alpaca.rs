@@ -9,15 +9,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::Utc;
 use common::*;
+use rust_decimal::Decimal;
 use rust_decimal_macros::dec;
 use serde_json::Value;
 use tradewarden_brokers::AlpacaBroker;
 use tradewarden_brokers::alpaca::fake::FakeAlpaca;
 use tradewarden_brokers::alpaca::{ClientSettings, RateLimit, RetryPolicy, Secret};
-use tradewarden_domain::{Action, OrderRole, OrderStatus};
-use tradewarden_engine::ports::{ListFilter, QueryStore};
-use tradewarden_engine::{Broker, RunStatus};
+use tradewarden_domain::rules::{ActionSpec, Rule, RuleAction, Ruleset, Trigger, TriggerSpec};
+use tradewarden_domain::{Action, Order, OrderRole, OrderStatus, TransactionStatus};
+use tradewarden_engine::ports::{ListFilter, PaperLedger, QueryStore, Quote};
+use tradewarden_engine::{Broker, Clock, RunStatus, SystemClock};
 
 const KEY_ID: &str = "PKFAKEKEY0000001";
 const SECRET: &str = "Fake-Alpaca-Secret-Text-0042";
@@ -515,3 +518,282 @@ async fn the_stop_fills_at_alpaca(kind: DbKind) {
     a_position_lives_through_native_oco_legs(kind, false).await;
 }
 both!(the_stop_fills_at_alpaca);
+
+/// A rule of `trigger → actions`.
+fn rule(name: &str, trigger: &str, actions: &[ActionSpec]) -> Rule {
+    Rule {
+        name: name.into(),
+        continue_processing: false,
+        triggers: vec![
+            Trigger::from_spec(&TriggerSpec {
+                event: trigger.into(),
+                op: None,
+                value: None,
+            })
+            .unwrap(),
+        ],
+        actions: actions
+            .iter()
+            .map(|a| RuleAction::from_spec(a).unwrap())
+            .collect(),
+    }
+}
+
+/// An action with a reference and a percentage (`adjust_stop_loss current_price -3`).
+fn action(name: &str, reference: Option<&str>, value: Option<Decimal>) -> ActionSpec {
+    ActionSpec {
+        action: name.into(),
+        reference: reference.map(Into::into),
+        value,
+        ..ActionSpec::default()
+    }
+}
+
+/// Expert 1 on the harness's account: it buys with a take profit 10 % above the entry and a
+/// stop 5 % below; on its open positions it closes on a downgrade, else trails the stop 3 %
+/// under the current price.
+fn cycle_settings() -> TestSettings {
+    let enter = Ruleset {
+        name: "buy-with-exits".into(),
+        rules: vec![rule(
+            "bullish",
+            "bullish",
+            &[
+                action("buy", None, None),
+                action(
+                    "adjust_take_profit",
+                    Some("order_open_price"),
+                    Some(dec!(10)),
+                ),
+                action("adjust_stop_loss", Some("order_open_price"), Some(dec!(-5))),
+            ],
+        )],
+    };
+    let manage = Ruleset {
+        name: "close-or-trail".into(),
+        rules: vec![
+            rule(
+                "downgrade",
+                "rating_downgraded",
+                &[action("close", None, None)],
+            ),
+            rule(
+                "trail",
+                "has_buy_position",
+                &[action(
+                    "adjust_stop_loss",
+                    Some("current_price"),
+                    Some(dec!(-3)),
+                )],
+            ),
+        ],
+    };
+    let mut e = expert(1);
+    e.enter_market_ruleset = Some(enter.name.clone());
+    e.open_positions_ruleset = Some(manage.name.clone());
+    e.allow_automated_trade_modification = true;
+    let mut s = settings(vec![e], dec!(100000));
+    s.rulesets.insert(enter.name.clone(), enter);
+    s.rulesets.insert(manage.name.clone(), manage);
+    s
+}
+
+/// An order as both brokers must leave it: role, status, type, side, quantity, prices.
+type Shape = (
+    String,
+    String,
+    String,
+    String,
+    Decimal,
+    Option<Decimal>,
+    Option<Decimal>,
+    Option<Decimal>,
+);
+
+fn shape(o: &Order) -> Shape {
+    let n = |d: Option<Decimal>| d.map(|d| d.normalize());
+    (
+        format!("{:?}", o.role),
+        format!("{:?}", o.status),
+        format!("{:?}", o.order_type),
+        format!("{:?}", o.side),
+        o.quantity.normalize(),
+        n(o.limit_price),
+        n(o.stop_price),
+        n(o.avg_fill_price),
+    )
+}
+
+/// Sets AAPL's price at both brokers: the paper account's quote, and the fake's.
+async fn price(h: &Harness, fake: &FakeAlpaca, p: Decimal) {
+    fake.set_price("AAPL", p);
+    h.store
+        .save_quotes(
+            "paper",
+            &[Quote {
+                symbol: "AAPL".into(),
+                price: p,
+                at: SystemClock.now(),
+            }],
+        )
+        .await
+        .unwrap();
+}
+
+/// The transaction's orders, and its live (not final) exit legs.
+async fn cycle_orders(h: &Harness) -> (Vec<Order>, Vec<Order>) {
+    let all = h.store.orders(&ListFilter::default()).await.unwrap();
+    let live = all
+        .iter()
+        .filter(|o| {
+            matches!(o.role, OrderRole::TakeProfit | OrderRole::StopLoss) && !o.status.is_final()
+        })
+        .cloned()
+        .collect();
+    (all, live)
+}
+
+/// The live legs are one take profit and one stop loss of one structure (their ids differ
+/// only in the role tag).
+fn assert_one_structure(live: &[Order], via: Via) {
+    let id = |role| {
+        let legs: Vec<&Order> = live.iter().filter(|o| o.role == role).collect();
+        assert_eq!(legs.len(), 1, "{via:?}: {live:?}");
+        legs[0].client_order_id.clone()
+    };
+    let tp = id(OrderRole::TakeProfit);
+    assert_eq!(
+        tp.replace("-tp-", "-sl-"),
+        id(OrderRole::StopLoss),
+        "{via:?}"
+    );
+}
+
+/// The working orders at the fake: exactly one oco structure (a take profit at `tp` and its
+/// stop leg at `sl`), or nothing.
+fn assert_one_oco_at_fake(fake: &FakeAlpaca, tp: Decimal, sl: Decimal) {
+    let working = fake.working_orders();
+    assert_eq!(working.len(), 2, "{working:?}");
+    let parent = &working[0];
+    let leg = &working[1];
+    assert_eq!(
+        (parent.order_class.as_str(), parent.order_type.as_str()),
+        ("oco", "limit"),
+        "{working:?}"
+    );
+    assert_eq!(parent.limit_price.map(|p| p.normalize()), Some(tp));
+    assert_eq!(leg.leg_of.as_ref(), Some(&parent.client_order_id));
+    assert_eq!(
+        leg.stop_price.map(|p| p.normalize()),
+        Some(sl),
+        "{working:?}"
+    );
+}
+
+/// One test body, two brokers: enter_market → refresh → open_positions (trail the stop) →
+/// open_positions (close on a downgrade) → refresh → CLOSED `rule`. Returns the orders'
+/// shapes, for the caller to compare across brokers.
+/// Catches: a step that works on the paper broker and not through Alpaca's API (legs not
+/// placed, a stop move that leaves two structures or none, a close that never fills or
+/// never closes the transaction), and any difference in what the two leave behind.
+async fn the_whole_cycle(kind: DbKind, via: Via) -> Vec<Shape> {
+    let fake = FakeAlpaca::start(KEY_ID, SECRET).await;
+    let db = TestDb::new(kind).await;
+    let alpaca = alpaca_on(&fake);
+    let wired = alpaca.clone();
+    let h = harness(&db, cycle_settings(), |paper| match via {
+        Via::Paper => paper,
+        Via::Alpaca => wired,
+    })
+    .await;
+    price(&h, &fake, dec!(100)).await;
+    let at = |hours| Utc::now() - chrono::Duration::hours(hours);
+    let buy = rec_at(1, "AAPL", Action::Buy, dec!(80), dec!(10), dec!(100), at(2));
+    h.manager.import(&[buy]).await.unwrap();
+
+    // Entry, then refresh: OPENED, both legs live as one structure.
+    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    assert_eq!(r.counts.ordered, 1, "{via:?}: {r:?}");
+    h.manager.refresh().await.unwrap();
+    let t = h.store.transactions(&ListFilter::default()).await.unwrap();
+    assert_eq!(t.len(), 1, "{via:?}");
+    assert_eq!(t[0].status, TransactionStatus::Opened, "{via:?}: {t:?}");
+    let (_, live) = cycle_orders(&h).await;
+    assert_eq!(live.len(), 2, "{via:?}: {live:?}");
+    assert_one_structure(&live, via);
+    if via == Via::Alpaca {
+        assert_one_oco_at_fake(&fake, dec!(110), dec!(95));
+    }
+
+    // The price rises to 105: the stop trails to 3 % under it, 101.85.
+    price(&h, &fake, dec!(105)).await;
+    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    assert_eq!(r.counts.positions.unwrap().adjusted, 1, "{via:?}: {r:?}");
+    h.manager.refresh().await.unwrap();
+    let (_, live) = cycle_orders(&h).await;
+    let stops: Vec<_> = live
+        .iter()
+        .filter(|o| o.role == OrderRole::StopLoss)
+        .collect();
+    assert_one_structure(&live, via);
+    assert_eq!(stops.len(), 1, "{via:?}: {live:?}");
+    assert_eq!(stops[0].stop_price, Some(dec!(101.85)), "{via:?}");
+    if via == Via::Alpaca {
+        assert_one_oco_at_fake(&fake, dec!(110), dec!(101.85));
+    }
+
+    // A downgrade: open_positions closes; the close fills at 104; refresh → CLOSED rule.
+    price(&h, &fake, dec!(104)).await;
+    let sell = rec_at(
+        1,
+        "AAPL",
+        Action::Sell,
+        dec!(80),
+        dec!(10),
+        dec!(104),
+        at(1),
+    );
+    h.manager.import(&[sell]).await.unwrap();
+    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    assert_eq!(r.counts.positions.unwrap().closed, 1, "{via:?}: {r:?}");
+    h.manager.refresh().await.unwrap();
+    let t = h.store.transactions(&ListFilter::default()).await.unwrap();
+    assert_eq!(
+        (t[0].status, t[0].close_reason.as_deref()),
+        (TransactionStatus::Closed, Some("rule")),
+        "{via:?}: {t:?}"
+    );
+    let broker = match via {
+        Via::Paper => h.paper.clone(),
+        Via::Alpaca => alpaca,
+    };
+    assert!(broker.positions().await.unwrap().is_empty(), "{via:?}");
+    if via == Via::Alpaca {
+        assert!(
+            fake.working_orders().is_empty(),
+            "{:?}",
+            fake.working_orders()
+        );
+        assert_eq!(entries(&fake), 1);
+    }
+    let (all, live) = cycle_orders(&h).await;
+    assert!(live.is_empty(), "{via:?}: {live:?}");
+    let mut shapes: Vec<Shape> = all.iter().map(shape).collect();
+    shapes.sort();
+    shapes
+}
+
+async fn the_whole_cycle_is_the_same_on_paper_and_alpaca(kind: DbKind) {
+    let paper = the_whole_cycle(kind, Via::Paper).await;
+    let alpaca = the_whole_cycle(kind, Via::Alpaca).await;
+    assert_eq!(paper, alpaca);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_the_whole_cycle_is_the_same_on_paper_and_alpaca() {
+    the_whole_cycle_is_the_same_on_paper_and_alpaca(DbKind::Sqlite).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_the_whole_cycle_is_the_same_on_paper_and_alpaca() {
+    the_whole_cycle_is_the_same_on_paper_and_alpaca(DbKind::Postgres).await;
+}

@@ -108,6 +108,22 @@ impl FakeOrder {
     }
 }
 
+/// A working order as the fake holds it (see [`FakeAlpaca::working_orders`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkingOrder {
+    pub client_order_id: String,
+    pub symbol: String,
+    pub side: String,
+    pub order_type: String,
+    /// `""` (simple) or `oco`.
+    pub order_class: String,
+    pub qty: Decimal,
+    pub limit_price: Option<Decimal>,
+    pub stop_price: Option<Decimal>,
+    /// The parent's client_order_id, for a leg.
+    pub leg_of: Option<String>,
+}
+
 /// What the fake holds, and its switches.
 #[derive(Debug, Default)]
 struct Book {
@@ -368,6 +384,26 @@ impl FakeAlpaca {
     /// How many orders the fake holds.
     pub fn order_count(&self) -> usize {
         self.shared.book.lock().orders.len()
+    }
+
+    /// Every working order (legs too), oldest first: what rests at the fake now.
+    pub fn working_orders(&self) -> Vec<WorkingOrder> {
+        let b = self.shared.book.lock();
+        b.orders
+            .iter()
+            .filter(|o| o.working())
+            .map(|o| WorkingOrder {
+                client_order_id: o.client_order_id.clone(),
+                symbol: o.symbol.clone(),
+                side: o.side.clone(),
+                order_type: o.order_type.clone(),
+                order_class: o.order_class.clone(),
+                qty: o.qty,
+                limit_price: o.limit_price,
+                stop_price: o.stop_price,
+                leg_of: o.parent.map(|p| b.orders[p].client_order_id.clone()),
+            })
+            .collect()
     }
 
     /// The status of the order with this client_order_id, if the fake has it.
