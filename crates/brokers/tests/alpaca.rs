@@ -536,3 +536,47 @@ async fn outside_regular_hours_a_market_entry_is_queued_and_says_so() {
         .unwrap();
     assert_eq!((found.status, found.reason), (OrderStatus::Filled, None));
 }
+
+#[tokio::test]
+async fn a_stop_leg_replaced_in_place_stays_in_its_oco_and_the_position_is_never_bare() {
+    // Catches: a replaced leg that drops out of its one-cancels-other group at the fake
+    // (the take profit's fill would leave the new stop working on a flat position), or a
+    // replace that leaves the position without a stop between requests.
+    let (fake, broker) = started().await;
+    broker
+        .submit(&market("tw-ab12-7-entry", "AAPL", Side::Buy, dec!(10)))
+        .await
+        .unwrap();
+    let answers = broker.submit_batch(&exit_legs(1)).await;
+    let sl = answers[1].clone().unwrap();
+    let from = fake.protection_log().len();
+    let moved = broker
+        .client()
+        .replace_order(
+            sl.broker_order_id.as_deref().unwrap(),
+            &wire::ReplaceOrder {
+                stop_price: Some(dec!(180)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(moved.stop_price, Some(dec!(180)));
+    let log = fake.protection_log();
+    assert_eq!(log.len() - from, 1, "{log:?}");
+    assert!(
+        log[from..].iter().all(|(_, bare)| bare.is_empty()),
+        "{log:?}"
+    );
+    let working = fake.working_orders();
+    assert_eq!(working.len(), 2, "{working:?}");
+    assert_eq!(working[1].stop_price, Some(dec!(180)), "{working:?}");
+    assert_eq!(working[1].leg_of.as_deref(), Some("tw-ab12-7-tp-1"));
+    // Still one-cancels-other: the take profit fills, Alpaca cancels the moved stop.
+    assert!(fake.fill("tw-ab12-7-tp-1", dec!(200)));
+    assert!(
+        fake.working_orders().is_empty(),
+        "{:?}",
+        fake.working_orders()
+    );
+}

@@ -830,3 +830,56 @@ async fn sqlite_the_whole_cycle_is_the_same_on_paper_and_alpaca() {
 async fn postgres_the_whole_cycle_is_the_same_on_paper_and_alpaca() {
     the_whole_cycle_is_the_same_on_paper_and_alpaca(DbKind::Postgres).await;
 }
+
+// Issue 10 item 3: "moving a stop is a replace of the live leg, with the lifecycle's rule
+// that a position is never left bare". Once the first oco rests at Alpaca, the fake is
+// asked after every order-changing request whether AAPL is held without a working stop.
+// Catches: a stop move that cancels the live oco before its replacement rests.
+async fn a_stop_moved_at_alpaca_never_leaves_the_position_bare(kind: DbKind) {
+    let fake = FakeAlpaca::start(KEY_ID, SECRET).await;
+    let db = TestDb::new(kind).await;
+    let alpaca = alpaca_on(&fake);
+    let h = harness(&db, cycle_settings(), |_| alpaca).await;
+    price(&h, &fake, dec!(100)).await;
+    let at = Utc::now() - chrono::Duration::hours(2);
+    let buy = rec_at(1, "AAPL", Action::Buy, dec!(80), dec!(10), dec!(100), at);
+    h.manager.import(&[buy]).await.unwrap();
+    h.manager.process_enter_market(1, None).await.unwrap();
+    h.manager.refresh().await.unwrap();
+    assert_one_oco_at_fake(&fake, dec!(110), dec!(95));
+    let protected_from = fake.protection_log().len();
+
+    price(&h, &fake, dec!(105)).await;
+    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    assert_eq!(r.counts.positions.unwrap().adjusted, 1, "{r:?}");
+    h.manager.refresh().await.unwrap();
+    assert_one_oco_at_fake(&fake, dec!(110), dec!(101.85));
+    let log = fake.protection_log();
+    let steps: Vec<String> = log[protected_from..]
+        .iter()
+        .map(|(r, bare)| format!("{} {} → bare {bare:?}", r.method, r.path))
+        .collect();
+    assert!(!steps.is_empty(), "the stop was moved at the fake");
+    assert!(
+        log[protected_from..]
+            .iter()
+            .all(|(_, bare)| bare.is_empty()),
+        "AAPL left without a stop between steps: {steps:#?}"
+    );
+}
+
+// KNOWN GAP, marked: today the engine moves a stop by canceling the live oco (one DELETE,
+// which at Alpaca cancels both legs) and then posting the next generation's oco: AAPL is
+// held bare between the two requests (at real Alpaca, whose cancel is asynchronous, until
+// the refresh that sees the cancel done). Issue 10 item 3 asks for a PATCH of the live leg.
+// Run with `--ignored` to see the steps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known gap: the engine cancels then resubmits the oco to move a stop (bare between)"]
+async fn sqlite_a_stop_moved_at_alpaca_never_leaves_the_position_bare() {
+    a_stop_moved_at_alpaca_never_leaves_the_position_bare(DbKind::Sqlite).await;
+}
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "known gap: the engine cancels then resubmits the oco to move a stop (bare between)"]
+async fn postgres_a_stop_moved_at_alpaca_never_leaves_the_position_bare() {
+    a_stop_moved_at_alpaca_never_leaves_the_position_bare(DbKind::Postgres).await;
+}

@@ -138,6 +138,9 @@ struct Book {
     throttle_retry_after: u64,
     server_errors: u32,
     hang_after_accept: u32,
+    /// After each request that may change orders (not a GET): the symbols held with no
+    /// working stop covering them.
+    protection: Vec<(Received, Vec<String>)>,
 }
 
 impl Book {
@@ -199,6 +202,33 @@ impl Book {
         } else {
             self.positions.insert(symbol, (new_qty, new_avg));
         }
+    }
+
+    /// The symbols held without working stop orders (on the closing side) for the whole
+    /// quantity: a position that a fall would not close.
+    fn bare(&self) -> Vec<String> {
+        let mut bare: Vec<String> = self
+            .positions
+            .iter()
+            .filter(|(symbol, (qty, _))| {
+                let closing = if *qty > Decimal::ZERO { "sell" } else { "buy" };
+                let covered: Decimal = self
+                    .orders
+                    .iter()
+                    .filter(|o| {
+                        o.working()
+                            && &o.symbol == *symbol
+                            && o.side == closing
+                            && o.order_type.starts_with("stop")
+                    })
+                    .map(|o| o.qty - o.filled_qty)
+                    .sum();
+                covered < qty.abs()
+            })
+            .map(|(symbol, _)| symbol.clone())
+            .collect();
+        bare.sort();
+        bare
     }
 
     fn equity(&self) -> Decimal {
@@ -386,6 +416,12 @@ impl FakeAlpaca {
         self.shared.book.lock().orders.len()
     }
 
+    /// After each request that could change orders (POST, PATCH, DELETE), in order: the
+    /// request and the symbols then held without a working stop for their whole quantity.
+    pub fn protection_log(&self) -> Vec<(Received, Vec<String>)> {
+        self.shared.book.lock().protection.clone()
+    }
+
     /// Every working order (legs too), oldest first: what rests at the fake now.
     pub fn working_orders(&self) -> Vec<WorkingOrder> {
         let b = self.shared.book.lock();
@@ -475,7 +511,18 @@ async fn gate(
     if key != Some(s.key_id.as_str()) || secret != Some(s.secret_key.as_str()) {
         return error(StatusCode::FORBIDDEN, 40310000, "forbidden.");
     }
-    next.run(req).await
+    let request = Received {
+        at: Instant::now(),
+        method: req.method().to_string(),
+        path: req.uri().path().to_string(),
+    };
+    let answer = next.run(req).await;
+    if request.method != "GET" {
+        let mut b = s.book.lock();
+        let bare = b.bare();
+        b.protection.push((request, bare));
+    }
+    answer
 }
 
 async fn account(State(s): State<Arc<Shared>>) -> Response {
@@ -835,11 +882,19 @@ async fn replace_order(
     b.orders[i].status = "replaced".into();
     b.orders[i].replaced_by = Some(next_id);
     b.orders[i].updated_at = new.created_at;
-    new.parent = None;
-    new.legs = Vec::new();
-    let answer = new.json();
+    // The replacement takes the old order's place in its one-cancels-other group (as at
+    // Alpaca, a replaced leg stays a leg): the group is never without it.
+    let at = b.orders.len();
+    if let Some(parent) = new.parent {
+        for leg in b.orders[parent].legs.iter_mut().filter(|l| **l == i) {
+            *leg = at;
+        }
+    }
+    for leg in new.legs.clone() {
+        b.orders[leg].parent = Some(at);
+    }
     b.orders.push(new);
-    Json(answer).into_response()
+    Json(b.json(at)).into_response()
 }
 
 async fn latest_trades(
