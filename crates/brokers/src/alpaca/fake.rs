@@ -7,7 +7,8 @@
 //! market orders at once at the symbol's set price, rests the others as `new` until
 //! [`FakeAlpaca::fill`], refuses a used `client_order_id` with Alpaca's 422, and records every
 //! request with its arrival time. Fault switches: 429 with `Retry-After` for the next n
-//! requests, 500 for the next n, and an order submission accepted and then left unanswered.
+//! requests, 500 for the next n, an order submission accepted and then left unanswered, and
+//! cancels left `pending_cancel` until the test settles them (Alpaca cancels asynchronously).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -103,7 +104,7 @@ impl FakeOrder {
     fn working(&self) -> bool {
         matches!(
             self.status.as_str(),
-            "new" | "accepted" | "partially_filled"
+            "new" | "accepted" | "partially_filled" | "pending_cancel"
         )
     }
 }
@@ -141,6 +142,8 @@ struct Book {
     /// After each request that may change orders (not a GET): the symbols held with no
     /// working stop covering them.
     protection: Vec<(Received, Vec<String>)>,
+    /// Cancels leave orders `pending_cancel` until [`FakeAlpaca::settle_cancels`].
+    async_cancel: bool,
 }
 
 impl Book {
@@ -164,10 +167,15 @@ impl Book {
 
     /// Cancels every working order of `i`'s group but `except`.
     fn cancel_group(&mut self, i: usize, except: Option<usize>) {
+        self.end_group(i, except, "canceled");
+    }
+
+    /// Sets every working order of `i`'s group but `except` to `status`.
+    fn end_group(&mut self, i: usize, except: Option<usize>, status: &str) {
         let now = Utc::now();
         for j in self.group(i) {
             if Some(j) != except && self.orders[j].working() {
-                self.orders[j].status = "canceled".into();
+                self.orders[j].status = status.into();
                 self.orders[j].updated_at = now;
             }
         }
@@ -217,6 +225,7 @@ impl Book {
                     .iter()
                     .filter(|o| {
                         o.working()
+                            && o.status != "pending_cancel"
                             && &o.symbol == *symbol
                             && o.side == closing
                             && o.order_type.starts_with("stop")
@@ -352,6 +361,22 @@ impl FakeAlpaca {
     /// and then left unanswered long past any client's timeout.
     pub fn hang_after_accept(&self, n: u32) {
         self.shared.book.lock().hang_after_accept = n;
+    }
+
+    /// Whether a cancel is asynchronous, as at Alpaca: the order is `pending_cancel` (still
+    /// open) until [`FakeAlpaca::settle_cancels`].
+    pub fn cancel_asynchronously(&self, on: bool) {
+        self.shared.book.lock().async_cancel = on;
+    }
+
+    /// Every `pending_cancel` order becomes `canceled`.
+    pub fn settle_cancels(&self) {
+        let mut b = self.shared.book.lock();
+        let now = Utc::now();
+        for o in b.orders.iter_mut().filter(|o| o.status == "pending_cancel") {
+            o.status = "canceled".into();
+            o.updated_at = now;
+        }
     }
 
     /// Fills a resting order at `price`; false if there is no working order of that id.
@@ -835,7 +860,12 @@ async fn cancel_order(State(s): State<Arc<Shared>>, Path(id): Path<String>) -> R
         );
     }
     // Canceling one order of an OCO cancels the other too.
-    b.cancel_group(i, None);
+    let status = if b.async_cancel {
+        "pending_cancel"
+    } else {
+        "canceled"
+    };
+    b.end_group(i, None, status);
     StatusCode::NO_CONTENT.into_response()
 }
 
