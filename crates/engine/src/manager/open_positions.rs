@@ -163,8 +163,7 @@ impl TradeManager {
             })
             .collect();
         self.store.record_outcomes(&passive).await?;
-        let (outcomes, lost) = self.carry_out_all(expert.id, guard, &active).await;
-        self.store.record_outcomes(&outcomes).await?;
+        let (outcomes, lost) = self.carry_out_all(expert.id, guard, &active).await?;
         if let Some(lost) = lost {
             return Err(lost.into());
         }
@@ -259,22 +258,27 @@ impl TradeManager {
     }
 
     /// Carries out the closes and exit moves one after another, each right after checking
-    /// the lease: a lost lease stops them (the rest are left to whoever holds the lock
-    /// next), and the outcomes of those carried out are still returned, to be recorded.
+    /// the lease, and records each one's outcome as soon as it is carried out (so a crash
+    /// later in the run loses none of the outcomes of what was done): a lost lease stops them
+    /// (the rest are left to whoever holds the lock next).
     async fn carry_out_all(
         &self,
         expert_id: i64,
         guard: &ProcessingGuard,
         active: &[Decided],
-    ) -> (Vec<Outcome>, Option<LeaseLost>) {
+    ) -> Result<(Vec<Outcome>, Option<LeaseLost>), EngineError> {
         let mut outcomes = Vec::with_capacity(active.len());
         for d in active {
             if let Err(lost) = guard.ensure_held() {
-                return (outcomes, Some(lost));
+                return Ok((outcomes, Some(lost)));
             }
-            outcomes.push(self.carry_out_decision(expert_id, d).await);
+            let outcome = self.carry_out_decision(expert_id, d).await;
+            self.store
+                .record_outcomes(std::slice::from_ref(&outcome))
+                .await?;
+            outcomes.push(outcome);
         }
-        (outcomes, None)
+        Ok((outcomes, None))
     }
 
     /// Carries out a close or an exit move; its outcome says what became of it.
