@@ -979,3 +979,57 @@ impl ScriptedBroker {
         }
     }
 }
+
+/// Settings of one expert (1, `e1`, defaults) trading on one paper account, `paper`.
+pub fn one_paper_expert() -> crate::settings::Settings {
+    use crate::settings::{AccountSettings, Settings};
+    Settings {
+        experts: BTreeMap::from([(
+            1,
+            tradewarden_domain::expert::Expert::with_defaults(1, "e1", "paper"),
+        )]),
+        rulesets: Default::default(),
+        accounts: [(
+            "paper".to_string(),
+            AccountSettings {
+                name: "paper".into(),
+                minimum_equity_threshold_percent: Decimal::from(5),
+            },
+        )]
+        .into(),
+        lock_timeout: Duration::from_millis(50),
+        lookback_days: 1,
+        max_clock_skew_seconds: 300,
+        max_intent_age: Duration::from_secs(300),
+    }
+}
+
+/// A manager of [`one_paper_expert`] over a memory store and a scripted broker with 100,000
+/// cash quoting AAPL at 100 and holding `held` AAPL (none when zero).
+pub fn paper_manager(
+    held: Decimal,
+) -> (
+    crate::manager::TradeManager,
+    std::sync::Arc<MemoryStore>,
+    std::sync::Arc<ScriptedBroker>,
+) {
+    use std::sync::Arc;
+    let store = Arc::new(MemoryStore::new());
+    let broker = Arc::new(ScriptedBroker::new(
+        Decimal::from(100_000),
+        &[("AAPL", Decimal::from(100))],
+    ));
+    if !held.is_zero() {
+        broker.state.lock().positions = vec![BrokerPosition {
+            symbol: "AAPL".into(),
+            quantity: held,
+        }];
+    }
+    let m = crate::manager::TradeManager::new(
+        one_paper_expert(),
+        store.clone(),
+        [("paper".to_string(), broker.clone() as Arc<dyn Broker>)].into(),
+        Arc::new(SystemClock),
+    );
+    (m, store, broker)
+}

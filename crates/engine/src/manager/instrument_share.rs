@@ -130,48 +130,17 @@ impl TradeManager {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use rust_decimal_macros::dec;
     use tradewarden_domain::Side;
-    use tradewarden_domain::expert::Expert;
 
     use super::*;
-    use crate::ports::{Broker, BrokerPosition, NewPosition, OrderRequest, SystemClock};
-    use crate::settings::{AccountSettings, Settings};
-    use crate::testing::{MemoryStore, ScriptedBroker};
+    use crate::ports::{Broker, NewPosition, OrderRequest};
+    use crate::testing::{MemoryStore, ScriptedBroker, paper_manager};
 
     fn manager() -> (TradeManager, Arc<MemoryStore>, Arc<ScriptedBroker>) {
-        let store = Arc::new(MemoryStore::new());
-        let broker = Arc::new(ScriptedBroker::new(dec!(100000), &[("AAPL", dec!(100))]));
-        broker.state.lock().positions = vec![BrokerPosition {
-            symbol: "AAPL".into(),
-            quantity: dec!(10),
-        }];
-        let settings = Settings {
-            experts: BTreeMap::from([(1, Expert::with_defaults(1, "e1", "paper"))]),
-            rulesets: Default::default(),
-            accounts: [(
-                "paper".to_string(),
-                AccountSettings {
-                    name: "paper".into(),
-                    minimum_equity_threshold_percent: dec!(5),
-                },
-            )]
-            .into(),
-            lock_timeout: std::time::Duration::from_millis(50),
-            lookback_days: 1,
-            max_clock_skew_seconds: 300,
-            max_intent_age: std::time::Duration::from_secs(300),
-        };
-        let m = TradeManager::new(
-            settings,
-            store.clone(),
-            [("paper".to_string(), broker.clone() as Arc<dyn Broker>)].into(),
-            Arc::new(SystemClock),
-        );
-        (m, store, broker)
+        paper_manager(dec!(10))
     }
 
     /// A long of 10 AAPL filled at 100 with exits at 110 / 93; returns its id.

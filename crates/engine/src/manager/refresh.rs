@@ -571,55 +571,19 @@ fn changes(o: &Order, a: &BrokerOrder) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
     use std::sync::Arc;
 
     use rust_decimal_macros::dec;
-    use tradewarden_domain::expert::Expert;
     use tradewarden_domain::lifecycle::closing_side;
     use tradewarden_domain::{OrderType, Side, Transaction};
 
     use super::*;
-    use crate::ports::{BrokerPosition, NewExitOrder, NewPosition, SystemClock};
-    use crate::settings::{AccountSettings, Settings};
-    use crate::testing::{MemoryStore, ScriptedBroker};
-
-    fn settings() -> Settings {
-        Settings {
-            experts: BTreeMap::from([(1, Expert::with_defaults(1, "e1", "paper"))]),
-            rulesets: Default::default(),
-            accounts: [(
-                "paper".to_string(),
-                AccountSettings {
-                    name: "paper".into(),
-                    minimum_equity_threshold_percent: dec!(5),
-                },
-            )]
-            .into(),
-            lock_timeout: std::time::Duration::from_millis(50),
-            lookback_days: 1,
-            max_clock_skew_seconds: 300,
-            max_intent_age: std::time::Duration::from_secs(300),
-        }
-    }
+    use crate::ports::{NewExitOrder, NewPosition};
+    use crate::testing::{MemoryStore, ScriptedBroker, paper_manager};
 
     /// A manager over a memory store and a broker quoting AAPL at 100 that holds `held`.
     fn manager(held: Decimal) -> (TradeManager, Arc<MemoryStore>, Arc<ScriptedBroker>) {
-        let store = Arc::new(MemoryStore::new());
-        let broker = Arc::new(ScriptedBroker::new(dec!(100000), &[("AAPL", dec!(100))]));
-        if !held.is_zero() {
-            broker.state.lock().positions = vec![BrokerPosition {
-                symbol: "AAPL".into(),
-                quantity: held,
-            }];
-        }
-        let m = TradeManager::new(
-            settings(),
-            store.clone(),
-            [("paper".to_string(), broker.clone() as Arc<dyn Broker>)].into(),
-            Arc::new(SystemClock),
-        );
-        (m, store, broker)
+        paper_manager(held)
     }
 
     /// A long of 10 AAPL whose market entry the broker filled at 100, with its two legs
