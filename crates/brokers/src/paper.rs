@@ -134,6 +134,10 @@ impl PaperBroker {
 
 #[async_trait]
 impl Broker for PaperBroker {
+    fn kind(&self) -> &'static str {
+        "paper"
+    }
+
     async fn account(&self) -> Result<AccountSnapshot, BrokerError> {
         let (_, book) = self.load(BookScope::Holdings).await?;
         Ok(AccountSnapshot {

@@ -119,7 +119,8 @@ fn bench_lock(c: &mut Criterion) {
         b.iter(|| {
             let uc = UseCase::EnterMarket.as_str();
             metrics::histogram!(m::LOCK_WAIT_SECONDS, "use_case" => uc).record(black_box(0.0));
-            metrics::counter!(m::LOCK_ACQUIRED, "use_case" => uc).increment(1);
+            metrics::counter!(m::LOCK_ACQUISITIONS, "use_case" => uc, "outcome" => "acquired")
+                .increment(1);
         })
     });
     g.bench_function("two tracing::debug! (no subscriber)", |b| {

@@ -10,6 +10,7 @@
 //! - [`report`]: what the use cases report.
 //! - [`fault`]: abort points for crash tests (feature `fault-injection`).
 //! - [`metrics`]: names of the Prometheus series the engine emits (S8, B5).
+//! - [`metered_broker`]: the broker wrapper that times every broker call.
 //!
 //! The engine decides with the pure functions of `tradewarden-domain`, then carries the plan
 //! out; no lock or database transaction is held across a broker call except the processing
@@ -20,6 +21,7 @@ pub mod fault;
 pub mod liveness;
 pub mod locks;
 pub mod manager;
+pub mod metered_broker;
 pub mod metrics;
 pub mod ports;
 pub mod report;
@@ -33,6 +35,7 @@ pub use locks::{LeaseConfig, LeaseLost, LockSubject, ProcessingGuard, Processing
 pub use manager::{
     CloseOutcome, ExitsOutcome, ImportSummary, JsonlImport, RefreshReport, TradeManager,
 };
+pub use metered_broker::MeteredBroker;
 pub use ports::{
     Broker, BrokerError, BrokerOrder, Clock, HostIdentity, LeaseHolder, LeaseStore, OrderRequest,
     ProcessState, ProcessTable, Store, StoreError, SystemClock,

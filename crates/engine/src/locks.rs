@@ -167,14 +167,17 @@ struct LockMetrics {
     acquired: metrics::Counter,
     contended: metrics::Counter,
     wait: metrics::Histogram,
+    /// Cloned into each guard, which records into it when it ends.
+    hold: metrics::Histogram,
 }
 
 impl LockMetrics {
     fn all() -> [LockMetrics; 3] {
         ["enter_market", "open_positions", "refresh"].map(|label| LockMetrics {
-            acquired: metrics::counter!(m::LOCK_ACQUIRED, "use_case" => label),
-            contended: metrics::counter!(m::LOCK_CONTENDED, "use_case" => label),
+            acquired: metrics::counter!(m::LOCK_ACQUISITIONS, "use_case" => label, "outcome" => "acquired"),
+            contended: metrics::counter!(m::LOCK_ACQUISITIONS, "use_case" => label, "outcome" => "contended"),
             wait: metrics::histogram!(m::LOCK_WAIT_SECONDS, "use_case" => label),
+            hold: metrics::histogram!(m::LOCK_HOLD_SECONDS, "use_case" => label),
         })
     }
 }
@@ -196,6 +199,9 @@ pub struct ProcessingGuard {
     _local: OwnedMutexGuard<()>,
     subject: LockSubject,
     lease: Option<HeldLease>,
+    /// When the lock was taken, and where its hold time goes when the guard ends.
+    acquired_at: Instant,
+    hold: metrics::Histogram,
 }
 
 impl std::fmt::Debug for ProcessingGuard {
@@ -293,6 +299,7 @@ impl Drop for ProcessingGuard {
                 }
             }
         }
+        self.hold.record(self.acquired_at.elapsed().as_secs_f64());
         self.subject.log_released();
     }
 }
@@ -374,8 +381,8 @@ impl ProcessingLocks {
     /// Takes the lock of any subject within the timeout.
     pub async fn acquire_subject(&self, subject: LockSubject) -> Option<ProcessingGuard> {
         let lock = self.lock_for(&subject);
-        // The common case, uncontended and in-process only, touches neither the clock nor a
-        // timer; everything else runs in a boxed future so this one stays small.
+        // The common case, uncontended and in-process only, touches neither the lease clock
+        // nor a timer (only the monotonic instant its hold time starts at); everything else runs in a boxed future so this one stays small.
         if self.lease.is_none()
             && let Ok(local) = Arc::clone(&lock).try_lock_owned()
         {
@@ -395,10 +402,23 @@ impl ProcessingLocks {
         metrics.wait.record(0.0);
         metrics.acquired.increment(1);
         subject.log_acquired();
+        self.guard(subject, local, lease)
+    }
+
+    /// The guard of a lock taken now; its hold time is recorded when it ends.
+    fn guard(
+        &self,
+        subject: LockSubject,
+        local: OwnedMutexGuard<()>,
+        lease: Option<HeldLease>,
+    ) -> ProcessingGuard {
+        let hold = self.metrics[subject.label_index()].hold.clone();
         ProcessingGuard {
             _local: local,
             subject,
             lease,
+            acquired_at: Instant::now(),
+            hold,
         }
     }
 
@@ -461,11 +481,7 @@ impl ProcessingLocks {
         };
         let guard = match (local, &self.lease) {
             (None, _) => None,
-            (Some(local), None) => Some(ProcessingGuard {
-                _local: local,
-                subject: subject.clone(),
-                lease: None,
-            }),
+            (Some(local), None) => Some(self.guard(subject.clone(), local, None)),
             (Some(local), Some(cfg)) => {
                 let remaining = self.timeout.saturating_sub(started.elapsed());
                 // Set before the attempt: a command cancelled mid-attempt may hold the row.
@@ -473,11 +489,7 @@ impl ProcessingLocks {
                 // Not ours across processes: the local lock goes back when `local` drops.
                 take_lease(cfg, &subject.key(), remaining)
                     .await
-                    .map(|lease| ProcessingGuard {
-                        _local: local,
-                        subject: subject.clone(),
-                        lease: Some(lease),
-                    })
+                    .map(|lease| self.guard(subject.clone(), local, Some(lease)))
             }
         };
         let metrics = &self.metrics[subject.label_index()];

@@ -108,8 +108,8 @@ impl Counts {
         }
     }
 
-    /// Counts one outcome (and reports it to the metrics).
-    pub fn add(&mut self, kind: OutcomeKind) {
+    /// Counts one outcome of a `use_case` run (and reports it to the metrics).
+    pub fn add(&mut self, use_case: UseCase, kind: OutcomeKind) {
         let slot = match kind {
             OutcomeKind::NoPosition
             | OutcomeKind::CloseWorking
@@ -128,7 +128,12 @@ impl Counts {
             OutcomeKind::Failed => &mut self.failed,
         };
         *slot += 1;
-        metrics::counter!(m::RECOMMENDATIONS, "outcome" => kind.as_str()).increment(1);
+        metrics::counter!(
+            m::RECOMMENDATION_OUTCOMES,
+            "use_case" => use_case.as_str(),
+            "outcome" => kind.as_str()
+        )
+        .increment(1);
     }
 }
 

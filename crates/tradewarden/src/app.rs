@@ -199,6 +199,9 @@ impl KeysMissing {
 
 #[async_trait::async_trait]
 impl Broker for KeysMissing {
+    fn kind(&self) -> &'static str {
+        "alpaca"
+    }
     async fn account(&self) -> Result<AccountSnapshot, BrokerError> {
         self.refuse()
     }

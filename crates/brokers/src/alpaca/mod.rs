@@ -246,6 +246,10 @@ fn by_client_id(orders: Vec<wire::Order>) -> HashMap<String, wire::Order> {
 
 #[async_trait]
 impl Broker for AlpacaBroker {
+    fn kind(&self) -> &'static str {
+        "alpaca"
+    }
+
     async fn account(&self) -> Result<AccountSnapshot, BrokerError> {
         let a = self.client.account().await?;
         Ok(AccountSnapshot {

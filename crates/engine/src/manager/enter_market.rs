@@ -145,7 +145,7 @@ impl Journal<'_> {
         detail: String,
         order_id: Option<i64>,
     ) {
-        self.counts.add(kind);
+        self.counts.add(UseCase::EnterMarket, kind);
         self.records.push(Outcome {
             recommendation_id: rec_id,
             expert_id: self.expert_id,
@@ -230,7 +230,7 @@ impl Going<'_> {
         let mut orders = Vec::with_capacity(placed.len());
         for p in placed {
             let (kind, answer) = entry_outcome(p.order.status, &p.order.client_order_id, None);
-            journal.counts.add(kind);
+            journal.counts.add(UseCase::EnterMarket, kind);
             if p.order.status == OrderStatus::Submitting {
                 unanswered.push(OutcomeCompletion {
                     order_id: p.order.id,
@@ -992,7 +992,8 @@ fn decide(
                         status.as_str(),
                         ctx.expert.id,
                     );
-                    metrics::counter!(m::DUPLICATES_PREVENTED, "by" => "check").increment(1);
+                    metrics::counter!(m::DUPLICATE_POSITIONS_PREVENTED, "by" => "check")
+                        .increment(1);
                 }
                 journal.push(p.rec.id, &p.rec.symbol, outcome, detail, None);
             }
@@ -1026,8 +1027,10 @@ fn warn_refused_by_index(
 ) {
     let (id, status) = tradewarden_domain::outcome::slot_holder(existing);
     safety_check_warning(f.rec_id, &f.symbol, &id, status, expert_id);
-    metrics::counter!(m::DUPLICATES_PREVENTED, "by" => "index").increment(1);
-    journal.counts.add(OutcomeKind::DuplicatePosition);
+    metrics::counter!(m::DUPLICATE_POSITIONS_PREVENTED, "by" => "index").increment(1);
+    journal
+        .counts
+        .add(UseCase::EnterMarket, OutcomeKind::DuplicatePosition);
 }
 
 /// The seed's WARNING line for a prevented duplicate position (S5).

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use crate::error::EngineError;
 use crate::locks::{LeaseConfig, ProcessingLocks};
+use crate::metered_broker::MeteredBroker;
 use crate::ports::{Broker, Clock, LeaseHolder, LeaseStore, ProcessTable, Store};
 use crate::settings::Settings;
 
@@ -42,7 +43,8 @@ pub struct TradeManager {
 }
 
 impl TradeManager {
-    /// Wires a manager. `brokers` maps account names to their broker.
+    /// Wires a manager. `brokers` maps account names to their broker; every call the
+    /// manager makes to one is timed ([`MeteredBroker`]).
     pub fn new(
         settings: Settings,
         store: Arc<dyn Store>,
@@ -50,6 +52,10 @@ impl TradeManager {
         clock: Arc<dyn Clock>,
     ) -> Self {
         let locks = ProcessingLocks::new(settings.lock_timeout);
+        let brokers = brokers
+            .into_iter()
+            .map(|(account, broker)| (account, MeteredBroker::wrap(broker)))
+            .collect();
         TradeManager {
             settings: Arc::new(settings),
             store,

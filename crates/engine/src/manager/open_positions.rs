@@ -168,7 +168,7 @@ impl TradeManager {
             return Err(lost.into());
         }
         for o in passive.iter().chain(&outcomes) {
-            counts.add(o.outcome);
+            counts.add(UseCase::OpenPositions, o.outcome);
         }
         Ok(RunReport {
             expert_id: expert.id,

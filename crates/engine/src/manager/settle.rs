@@ -174,7 +174,8 @@ impl TradeManager {
             Err(BrokerError::Rejected(_)) => "rejected",
             Err(_) => "unavailable",
         };
-        metrics::counter!(m::ORDERS_SUBMITTED, "result" => result).increment(1);
+        metrics::counter!(m::ORDERS_SUBMITTED, "broker" => broker.kind(), "result" => result)
+            .increment(1);
         Ok(match answer {
             Ok(a) => Some(a),
             Err(BrokerError::Rejected(reason)) => {

@@ -210,6 +210,11 @@ pub struct Quote {
 /// One broker account. The paper broker and real brokers implement it alike.
 #[async_trait]
 pub trait Broker: Send + Sync {
+    /// The kind of broker, for metric labels: `paper`, `alpaca`; `other` for one that does
+    /// not say (test doubles). A wrapper passes on the kind of what it wraps.
+    fn kind(&self) -> &'static str {
+        "other"
+    }
     /// Cash and balance.
     async fn account(&self) -> Result<AccountSnapshot, BrokerError>;
     /// The latest quote of each symbol it knows; unknown symbols are absent.
