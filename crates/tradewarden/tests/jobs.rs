@@ -14,7 +14,9 @@ use common::*;
 use rust_decimal_macros::dec;
 use serde_json::{Value, json};
 use tradewarden_domain::UseCase;
-use tradewarden_engine::ports::{JobFilter, JobStatus, JobStore, NewJob, RunFilter, StoredRun};
+use tradewarden_engine::ports::{
+    JobFilter, JobStatus, JobStore, NewJob, QueryStore, RunFilter, StoredRun,
+};
 use tradewarden_engine::{JobError, RunStatus, RunTrigger, TradeManager};
 
 /// A buy recommendation for expert 1 that the confident-buy ruleset orders, as one `import`
@@ -394,3 +396,53 @@ async fn the_runs_command_lists_the_records(kind: DbKind) {
     assert!(out.contains("3 run(s)"), "{out}");
 }
 both!(the_runs_command_lists_the_records);
+
+/// Run records written before migration 0009 stay readable: their expert and use case are
+/// read from the lock key, their trigger and counts are unknown; a refresh's has neither.
+async fn run_records_of_an_older_version_stay_readable(kind: DbKind) {
+    use tradewarden_store::SqlStore;
+    use tradewarden_store::db::{Pool, Val};
+    let db = TestDb::new(kind).await;
+    SqlStore::migrate_to(&db.url, 8).await.unwrap();
+    let pool = Pool::connect(&db.url).await.unwrap();
+    let t = Utc::now();
+    for key in ["expert_12_usecase_open_positions", "refresh_account_paper"] {
+        let args: [Val; 4] = [key.into(), "old".into(), "processed".into(), t.into()];
+        pool.execute(
+            "INSERT INTO runs (lock_key, owner, status, started_at, finished_at) VALUES ($1, $2, $3, $4, $4)",
+            &args,
+        )
+        .await
+        .unwrap();
+    }
+    pool.close().await;
+    let store = db.store().await;
+    let runs = store.runs(&RunFilter::default()).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[0].lock_key, "refresh_account_paper");
+    assert_eq!((runs[0].expert_id, runs[0].use_case), (None, None));
+    assert_eq!(runs[1].expert_id, Some(12));
+    assert_eq!(runs[1].use_case, Some(UseCase::OpenPositions));
+    assert_eq!((runs[1].trigger, runs[1].counts), (None, None));
+    let only = store
+        .runs(&RunFilter {
+            expert_id: Some(12),
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(store.run(only[0].id).await.unwrap(), Some(only[0].clone()));
+    assert_eq!(store.run(999).await.unwrap(), None);
+    // Paging: newest first, `limit` then `offset`.
+    let page = store
+        .runs(&RunFilter {
+            limit: Some(1),
+            offset: 1,
+            ..RunFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page, [runs[1].clone()]);
+}
+both!(run_records_of_an_older_version_stay_readable);
