@@ -33,7 +33,8 @@ pub mod unwind;
 pub use error::EngineError;
 pub use locks::{LeaseConfig, LeaseLost, LockSubject, ProcessingGuard, ProcessingLocks};
 pub use manager::{
-    CloseOutcome, ExitsOutcome, ImportSummary, JsonlImport, RefreshReport, TradeManager,
+    CloseOutcome, ExitsOutcome, FieldError, ImportSummary, JobEnded, JobError, JsonlImport,
+    MAX_JOBS_PER_REQUEST, RefreshReport, TradeManager,
 };
 pub use metered_broker::MeteredBroker;
 pub use ports::{
@@ -41,6 +42,7 @@ pub use ports::{
     ProcessState, ProcessTable, Store, StoreError, SystemClock,
 };
 pub use report::{
-    Counts, InFlight, PositionCounts, ReconcileReport, RunReport, RunStatus, Settled, SettledOrder,
+    Counts, InFlight, PositionCounts, ReconcileReport, RunReport, RunStatus, RunTrigger, Settled,
+    SettledOrder,
 };
 pub use settings::{AccountSettings, Settings};

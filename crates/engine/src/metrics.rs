@@ -38,3 +38,6 @@ pub const LEASE_TAKEN_OVER: &str = "tradewarden_lease_taken_over_total";
 pub const RECONCILE_FINDINGS: &str = "tradewarden_reconcile_findings_total";
 /// Counter: in-flight orders settled by reconciliation, labelled `how` (`adopted`, `submitted`).
 pub const ORDERS_SETTLED: &str = "tradewarden_orders_settled_total";
+/// Counter: runs ended, labelled `use_case`, `status` and `trigger` (`cli`, `api`, `jobs`,
+/// `schedule`); skipped runs included.
+pub const RUNS_TOTAL: &str = "tradewarden_runs_total";

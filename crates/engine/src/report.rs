@@ -59,8 +59,66 @@ impl std::fmt::Display for RunStatus {
     }
 }
 
+/// What started a run: recorded with it (`runs.trigger`) and a label of
+/// `tradewarden_runs_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunTrigger {
+    /// The command line (`process`, `run`).
+    Cli,
+    /// An HTTP request (`POST /api/v1/experts/{id}/process`).
+    Api,
+    /// The last pending analysis job of its expert and use case ended.
+    Jobs,
+    /// The server's periodic processing.
+    Schedule,
+}
+
+impl RunTrigger {
+    /// Every trigger.
+    pub const ALL: [RunTrigger; 4] = [
+        RunTrigger::Cli,
+        RunTrigger::Api,
+        RunTrigger::Jobs,
+        RunTrigger::Schedule,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunTrigger::Cli => "cli",
+            RunTrigger::Api => "api",
+            RunTrigger::Jobs => "jobs",
+            RunTrigger::Schedule => "schedule",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        RunTrigger::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for RunTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Counts one run in `tradewarden_runs_total{use_case, status, trigger}`; called once per
+/// run, recorded or skipped.
+pub fn count_run(use_case: UseCase, status: RunStatus, trigger: RunTrigger) {
+    metrics::counter!(
+        m::RUNS_TOTAL,
+        "use_case" => use_case.as_str(),
+        "status" => status.as_str(),
+        "trigger" => trigger.as_str()
+    )
+    .increment(1);
+}
+
 /// Outcome counts of one run, in the documented key order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub struct Counts {
     pub considered: usize,
     pub rules_not_met: usize,
@@ -77,7 +135,7 @@ pub struct Counts {
 }
 
 /// Outcome counts of an open_positions run, beside the common ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
 pub struct PositionCounts {
     pub no_position: usize,
     pub close_working: usize,
@@ -149,6 +207,10 @@ pub struct RunReport {
     /// Why a `failed` run stopped (absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The id of the run's record (`tradewarden runs`); absent for a run that was not
+    /// recorded (`skipped_locked`, or its record could not be written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<i64>,
 }
 
 impl RunReport {
@@ -161,6 +223,7 @@ impl RunReport {
             counts: Counts::default(),
             orders: Vec::new(),
             error: None,
+            run_id: None,
         }
     }
 

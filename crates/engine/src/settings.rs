@@ -31,4 +31,8 @@ pub struct Settings {
     /// An order intent older than this is never sent (`[processing] max_intent_age_seconds`):
     /// an order a crash left `submitting` days ago would go out at today's price.
     pub max_intent_age: Duration,
+    /// An analysis job pending longer than this is failed by
+    /// [`TradeManager::fail_timed_out_jobs`](crate::TradeManager::fail_timed_out_jobs)
+    /// (`[processing] job_timeout_seconds`), so an expert never stalls forever.
+    pub job_timeout: Duration,
 }

@@ -31,7 +31,10 @@ pub struct MemoryState {
     pub outcomes: Vec<Outcome>,
     /// The decision of each entry's outcome, by order id (the SQL store's `decision` column).
     pub decisions: HashMap<i64, String>,
+    /// Run records; a record's id is its index + 1.
     pub runs: Vec<RunRecord>,
+    /// Analysis jobs; a job's id is its index + 1.
+    pub jobs: Vec<AnalysisJob>,
     pub findings: Vec<Finding>,
     /// key → (holder, expires_at)
     pub leases: HashMap<String, (LeaseHolder, DateTime<Utc>)>,
@@ -381,16 +384,17 @@ impl PositionStore for MemoryStore {
 
 #[async_trait]
 impl JournalStore for MemoryStore {
-    async fn finish_runs(&self, finished: &FinishedRuns<'_>) -> Result<(), StoreError> {
+    async fn finish_runs(&self, finished: &FinishedRuns<'_>) -> Result<Vec<i64>, StoreError> {
         let mut s = self.enter("finish_runs");
         for c in finished.completions {
             s.complete(c);
         }
+        let first = s.runs.len() as i64 + 1;
         s.runs.extend_from_slice(finished.runs);
         let LeaseRelease { owner, keys } = finished.leases;
         s.leases
             .retain(|key, (h, _)| h.owner != owner || !keys.contains(key));
-        Ok(())
+        Ok((first..first + finished.runs.len() as i64).collect())
     }
 
     async fn record_findings(&self, findings: &[Finding]) -> Result<(), StoreError> {
@@ -503,6 +507,128 @@ impl QueryStore for MemoryStore {
                     .is_none_or(|st| o.outcome.as_str() == st)
             })
             .filter(|o| f.recommendation_id.is_none_or(|r| o.recommendation_id == r))
+            .cloned()
+            .collect())
+    }
+
+    async fn runs(&self, f: &RunFilter) -> Result<Vec<StoredRun>, StoreError> {
+        let s = self.enter("runs");
+        Ok(s.runs
+            .iter()
+            .enumerate()
+            .rev()
+            .map(|(i, r)| stored_run(i as i64 + 1, r))
+            .filter(|r| f.expert_id.is_none_or(|e| r.expert_id == Some(e)))
+            .filter(|r| f.status.is_none_or(|st| r.status == st))
+            .filter(|r| f.since.is_none_or(|t| r.started_at >= t))
+            .skip(f.offset as usize)
+            .take(f.limit.map_or(usize::MAX, |l| l as usize))
+            .collect())
+    }
+
+    async fn run(&self, id: i64) -> Result<Option<StoredRun>, StoreError> {
+        let s = self.enter("run");
+        let index = usize::try_from(id - 1).ok();
+        Ok(index.and_then(|i| s.runs.get(i)).map(|r| stored_run(id, r)))
+    }
+}
+
+/// A run record as the store gives it back.
+fn stored_run(id: i64, r: &RunRecord) -> StoredRun {
+    StoredRun {
+        id,
+        expert_id: r.expert_id,
+        use_case: r.use_case,
+        trigger: r.trigger,
+        lock_key: r.lock_key.clone(),
+        owner: r.owner.clone(),
+        status: r.status,
+        counts: r.counts,
+        error: r.error.clone(),
+        started_at: r.started_at,
+        finished_at: r.finished_at,
+    }
+}
+
+/// Jobs in memory. Ending one takes a database transaction, which the memory store does
+/// not have: [`JobStore::begin_job_end`] fails (jobs are tested on the SQL stores).
+#[async_trait]
+impl JobStore for MemoryStore {
+    async fn create_jobs(&self, new: &[NewJob]) -> Result<Vec<AnalysisJob>, StoreError> {
+        let mut s = self.enter("create_jobs");
+        let mut created = Vec::with_capacity(new.len());
+        for n in new {
+            let job = AnalysisJob {
+                id: s.jobs.len() as i64 + 1,
+                expert_id: n.expert_id,
+                use_case: n.use_case,
+                symbol: n.symbol.clone(),
+                status: JobStatus::Pending,
+                reason: None,
+                recommendation_id: None,
+                created_at: n.created_at,
+                ended_at: None,
+            };
+            s.jobs.push(job.clone());
+            created.push(job);
+        }
+        Ok(created)
+    }
+
+    async fn begin_job_end(&self) -> Result<Box<dyn JobSession + '_>, StoreError> {
+        Err(StoreError::database(
+            "the memory store cannot end jobs (no transactions)",
+        ))
+    }
+
+    async fn jobs(&self, f: &JobFilter) -> Result<Vec<AnalysisJob>, StoreError> {
+        let s = self.enter("jobs");
+        Ok(s.jobs
+            .iter()
+            .rev()
+            .filter(|j| f.expert_id.is_none_or(|e| j.expert_id == e))
+            .filter(|j| f.status.is_none_or(|st| j.status == st))
+            .skip(f.offset as usize)
+            .take(f.limit.map_or(usize::MAX, |l| l as usize))
+            .cloned()
+            .collect())
+    }
+
+    async fn experts_with_pending_jobs(
+        &self,
+        expert_ids: &[i64],
+        use_case: tradewarden_domain::UseCase,
+    ) -> Result<HashSet<i64>, StoreError> {
+        let s = self.enter("experts_with_pending_jobs");
+        Ok(s.jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Pending && j.use_case == use_case)
+            .filter(|j| expert_ids.contains(&j.expert_id))
+            .map(|j| j.expert_id)
+            .collect())
+    }
+
+    async fn pending_jobs_before(
+        &self,
+        created_before: DateTime<Utc>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let s = self.enter("pending_jobs_before");
+        Ok(s.jobs
+            .iter()
+            .filter(|j| j.status == JobStatus::Pending && j.created_at < created_before)
+            .map(|j| j.id)
+            .collect())
+    }
+
+    async fn active_symbols(
+        &self,
+        expert_id: i64,
+        symbols: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let s = self.enter("active_symbols");
+        Ok(symbols
+            .iter()
+            .filter(|sym| active_of(&s, expert_id, sym).is_some())
             .cloned()
             .collect())
     }
@@ -1001,6 +1127,7 @@ pub fn one_paper_expert() -> crate::settings::Settings {
         lookback_days: 1,
         max_clock_skew_seconds: 300,
         max_intent_age: Duration::from_secs(300),
+        job_timeout: Duration::from_secs(3600),
     }
 }
 

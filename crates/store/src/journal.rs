@@ -1,5 +1,7 @@
 //! The journal: decision records, run records, reconciliation findings.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use tradewarden_domain::Outcome;
 use tradewarden_engine::ports::*;
@@ -70,40 +72,63 @@ pub(crate) async fn complete_outcomes_in(
     Ok(())
 }
 
-/// Inserts run records inside `tx`, many rows a statement.
-async fn insert_runs(tx: &mut Tx, runs: &[RunRecord]) -> Result<(), StoreError> {
+/// Inserts run records inside `tx`, many rows a statement; returns their ids in the order
+/// of `runs`. The ids come back with each row's lock key, which is unique within a batch
+/// (one run per key), since neither database promises `RETURNING` rows in `VALUES` order.
+async fn insert_runs(tx: &mut Tx, runs: &[RunRecord]) -> Result<Vec<i64>, StoreError> {
     let kind = tx.kind();
-    for chunk in runs.chunks(chunk_rows(6)) {
+    let mut ids = Vec::with_capacity(runs.len());
+    for chunk in runs.chunks(chunk_rows(10)) {
         let sql = format!(
-            "INSERT INTO runs (lock_key, owner, status, error, started_at, finished_at) VALUES {}",
-            values_clause(kind, chunk.len(), 6)
+            "INSERT INTO runs (expert_id, use_case, trigger, lock_key, owner, status, counts, error, started_at, finished_at) \
+             VALUES {} RETURNING id, lock_key",
+            values_clause(kind, chunk.len(), 10)
         );
-        let args: Vec<Val> = chunk
-            .iter()
-            .flat_map(|run| {
-                [
-                    run.lock_key.as_str().into(),
-                    run.owner.as_str().into(),
-                    run.status.as_str().into(),
-                    run.error.clone().into(),
-                    run.started_at.into(),
-                    run.finished_at.into(),
-                ]
-            })
-            .collect();
-        tx.execute(&sql, &args).await.map_err(map_err)?;
+        let mut args: Vec<Val> = Vec::with_capacity(chunk.len() * 10);
+        for run in chunk {
+            let counts = run.counts.as_ref().map(serde_json::to_string).transpose();
+            let counts = counts.map_err(|e| StoreError::database(format!("run counts: {e}")))?;
+            args.extend([
+                run.expert_id.into(),
+                run.use_case.map(|u| u.as_str()).into(),
+                run.trigger.map(|t| t.as_str()).into(),
+                run.lock_key.as_str().into(),
+                run.owner.as_str().into(),
+                run.status.as_str().into(),
+                counts.into(),
+                run.error.clone().into(),
+                run.started_at.into(),
+                run.finished_at.into(),
+            ]);
+        }
+        let mut by_key: HashMap<String, Vec<i64>> = HashMap::new();
+        for row in tx.fetch(&sql, &args).await.map_err(map_err)? {
+            by_key
+                .entry(row.text("lock_key")?)
+                .or_default()
+                .push(row.i64("id")?);
+        }
+        // Of two records of one key (never in a run batch), the older id is the earlier row.
+        for same_key in by_key.values_mut() {
+            same_key.sort_unstable_by(|a, b| b.cmp(a));
+        }
+        for run in chunk {
+            let id = by_key.get_mut(&run.lock_key).and_then(Vec::pop);
+            ids.push(id.ok_or_else(|| StoreError::database("a run record got no id"))?);
+        }
     }
-    Ok(())
+    Ok(ids)
 }
 
 #[async_trait]
 impl JournalStore for SqlStore {
-    async fn finish_runs(&self, finished: &FinishedRuns<'_>) -> Result<(), StoreError> {
+    async fn finish_runs(&self, finished: &FinishedRuns<'_>) -> Result<Vec<i64>, StoreError> {
         let mut tx = self.pool.begin().await?;
         complete_outcomes_in(&mut tx, finished.completions).await?;
-        insert_runs(&mut tx, finished.runs).await?;
+        let ids = insert_runs(&mut tx, finished.runs).await?;
         release_leases_in(&mut tx, &finished.leases).await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(ids)
     }
 
     async fn record_findings(&self, findings: &[Finding]) -> Result<(), StoreError> {

@@ -5,13 +5,14 @@
 //! - `store`: [`SqlStore`], connecting and migrating (`migrations/sqlite`,
 //!   `migrations/postgres`, embedded with `sqlx::migrate!`).
 //! - `recommendations`, `positions`, `journal`, `listings`, `leases`, `paper`, `lifecycle`,
-//!   `open_positions`: the roles.
+//!   `open_positions`, `jobs`: the roles; `runs`: run records read back.
 //! - [`liveness`]: a process's liveness lock on PostgreSQL, which tells others it lives.
 //! - `rows`: stored rows to domain values, and the multi-row statement helpers.
 //! - `sqlite`: SQLite's one connection per process (rusqlite), statements run inline;
 //!   `sqlite_migrations`: the embedded migrations applied to it, in sqlx's bookkeeping.
 
 pub mod db;
+mod jobs;
 mod journal;
 mod leases;
 mod lifecycle;
@@ -22,6 +23,7 @@ mod paper;
 mod positions;
 mod recommendations;
 mod rows;
+mod runs;
 mod sqlite;
 mod sqlite_migrations;
 mod store;

@@ -49,4 +49,12 @@ impl QueryStore for SqlStore {
             .await?;
         rows.iter().map(outcome_from).collect()
     }
+
+    async fn runs(&self, f: &RunFilter) -> Result<Vec<StoredRun>, StoreError> {
+        crate::runs::runs(&self.pool, f).await
+    }
+
+    async fn run(&self, id: i64) -> Result<Option<StoredRun>, StoreError> {
+        crate::runs::run(&self.pool, id).await
+    }
 }

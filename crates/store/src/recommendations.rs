@@ -17,10 +17,7 @@ use crate::rows::*;
 #[async_trait]
 impl RecommendationStore for SqlStore {
     async fn begin_import(&self) -> Result<Box<dyn ImportSession + '_>, StoreError> {
-        Ok(Box::new(SqlImport {
-            tx: self.pool.begin().await?,
-            imported_at: Utc::now(),
-        }))
+        Ok(Box::new(SqlImport::within(self.pool.begin().await?)))
     }
 
     async fn load_enter_market_batch(
@@ -96,10 +93,20 @@ async fn active_positions_of(
 }
 
 /// An import's database transaction; dropped uncommitted, it rolls back.
-struct SqlImport {
-    tx: Tx,
+pub(crate) struct SqlImport {
+    pub(crate) tx: Tx,
     /// `imported_at` of every row of this import.
     imported_at: DateTime<Utc>,
+}
+
+impl SqlImport {
+    /// An import into `tx`, open already.
+    pub(crate) fn within(tx: Tx) -> SqlImport {
+        SqlImport {
+            tx,
+            imported_at: Utc::now(),
+        }
+    }
 }
 
 #[async_trait]

@@ -115,6 +115,12 @@ pub enum Command {
         after_help = "Examples:\n  tradewarden outcomes --status duplicate_position\n  tradewarden outcomes --recommendation 17 --wide"
     )]
     Outcomes(OutcomesArgs),
+    /// List run records, newest first: each run's expert, use case, what started it (cli,
+    /// api, jobs, schedule), its status and counts.
+    #[command(
+        after_help = "Examples:\n  tradewarden runs\n  tradewarden runs --expert 1 --json | jq '.[0].counts'"
+    )]
+    Runs(RunsArgs),
     /// Show each account as its broker holds it: cash, equity (cash plus the positions at
     /// their latest quote) and positions with their average price, last price and unrealised
     /// profit or loss.
@@ -274,6 +280,13 @@ pub struct OutcomesArgs {
     /// Only the records of this recommendation.
     #[arg(long, value_name = "ID", value_parser = clap::value_parser!(i64).range(1..))]
     pub recommendation: Option<i64>,
+}
+
+/// Arguments of `runs`.
+#[derive(Debug, clap::Args)]
+pub struct RunsArgs {
+    #[command(flatten)]
+    pub common: ListArgs,
 }
 
 /// Arguments of `close`.

@@ -100,6 +100,8 @@ pub const LEASE_SECONDS: RangeInclusive<i64> = 1..=86_400;
 pub const MAX_CLOCK_SKEW_SECONDS: RangeInclusive<i64> = 0..=86_400;
 /// `[processing] max_intent_age_seconds`: accepted values (up to a week).
 pub const MAX_INTENT_AGE_SECONDS: RangeInclusive<i64> = 1..=604_800;
+/// `[processing] job_timeout_seconds`: accepted values (up to a week).
+pub const JOB_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=604_800;
 /// `[database] connect_timeout_seconds`: accepted values.
 pub const CONNECT_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=300;
 /// `experts[].id`: accepted values (every positive id a recommendation may carry).
@@ -882,6 +884,7 @@ pub fn parse_in(text: &str, dir: &Path) -> Result<Config, ConfigErrors> {
             lookback_days: u32::try_from(processing.lookback_days).unwrap_or(1),
             max_clock_skew_seconds: u32::try_from(processing.max_clock_skew_seconds).unwrap_or(300),
             max_intent_age: secs(processing.max_intent_age_seconds),
+            job_timeout: secs(processing.job_timeout_seconds),
         },
         brokers,
         broker_settings,
@@ -961,6 +964,7 @@ struct ProcessingSection {
     lease_seconds: i64,
     max_clock_skew_seconds: i64,
     max_intent_age_seconds: i64,
+    job_timeout_seconds: i64,
 }
 
 fn processing(top: &mut Section<'_>, errs: &mut Vec<String>) -> ProcessingSection {
@@ -970,6 +974,7 @@ fn processing(top: &mut Section<'_>, errs: &mut Vec<String>) -> ProcessingSectio
         lease_seconds: 30,
         max_clock_skew_seconds: 300,
         max_intent_age_seconds: 300,
+        job_timeout_seconds: 3600,
     };
     let Some(mut p) = top.table("processing", errs) else {
         return out;
@@ -992,6 +997,12 @@ fn processing(top: &mut Section<'_>, errs: &mut Vec<String>) -> ProcessingSectio
         "max_intent_age_seconds",
         out.max_intent_age_seconds,
         MAX_INTENT_AGE_SECONDS,
+        errs,
+    );
+    out.job_timeout_seconds = p.integer(
+        "job_timeout_seconds",
+        out.job_timeout_seconds,
+        JOB_TIMEOUT_SECONDS,
         errs,
     );
     p.finish(errs);
@@ -1290,6 +1301,18 @@ mod tests {
                 "processing.max_intent_age_seconds: out of range (1..=604800), got 0",
             ),
             (
+                "processing",
+                "job_timeout_seconds",
+                "0",
+                "processing.job_timeout_seconds: out of range (1..=604800), got 0",
+            ),
+            (
+                "processing",
+                "job_timeout_seconds",
+                "604801",
+                "processing.job_timeout_seconds: out of range (1..=604800), got 604801",
+            ),
+            (
                 "database",
                 "connect_timeout_seconds",
                 "0",
@@ -1391,6 +1414,7 @@ mod tests {
             ("processing", "lease_seconds", "86400"),
             ("processing", "max_clock_skew_seconds", "86400"),
             ("processing", "max_intent_age_seconds", "604800"),
+            ("processing", "job_timeout_seconds", "604800"),
             ("database", "connect_timeout_seconds", "300"),
         ] {
             text = set(&text, section, key, value);
@@ -1403,6 +1427,7 @@ mod tests {
         assert_eq!(c.max_intent_age, Duration::from_secs(604_800));
         // Catches: the key parsed but never handed to the engine.
         assert_eq!(c.settings.max_intent_age, Duration::from_secs(604_800));
+        assert_eq!(c.settings.job_timeout, Duration::from_secs(604_800));
         assert_eq!(c.connect_timeout, Duration::from_secs(300));
     }
 
@@ -1413,6 +1438,7 @@ mod tests {
         assert_eq!(c.max_clock_skew, Duration::from_secs(300));
         assert_eq!(c.max_intent_age, Duration::from_secs(300));
         assert_eq!(c.settings.max_intent_age, Duration::from_secs(300));
+        assert_eq!(c.settings.job_timeout, Duration::from_secs(3600));
     }
 
     #[test]
@@ -1480,7 +1506,9 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("max_clock_skew_seconds = 300, max_intent_age_seconds = 300"),
+            out.contains(
+                "max_clock_skew_seconds = 300, max_intent_age_seconds = 300, job_timeout_seconds = 3600"
+            ),
             "{out}"
         );
     }

@@ -10,7 +10,8 @@ use rust_decimal::Decimal;
 use tradewarden_domain::{
     Order, OrderStatus, Outcome, OutcomeKind, Transaction, TransactionStatus, UseCase,
 };
-use tradewarden_engine::{ImportSummary, RunReport, Settings};
+use tradewarden_engine::ports::StoredRun;
+use tradewarden_engine::{Counts, ImportSummary, RunReport, RunStatus, Settings};
 
 use crate::cmd::accounts::AccountView;
 use crate::config::{BrokerKind, Config};
@@ -40,12 +41,13 @@ pub fn describe_config(cfg: &Config, source: &str) -> String {
     );
     let _ = writeln!(
         out,
-        "processing: lock_timeout_ms = {}, lookback_days = {}, lease_seconds = {}, max_clock_skew_seconds = {}, max_intent_age_seconds = {}",
+        "processing: lock_timeout_ms = {}, lookback_days = {}, lease_seconds = {}, max_clock_skew_seconds = {}, max_intent_age_seconds = {}, job_timeout_seconds = {}",
         s.lock_timeout.as_millis(),
         s.lookback_days,
         cfg.lease.as_secs(),
         cfg.max_clock_skew.as_secs(),
-        cfg.max_intent_age.as_secs()
+        cfg.max_intent_age.as_secs(),
+        s.job_timeout.as_secs()
     );
     let b = &cfg.broker_settings;
     let _ = writeln!(
@@ -558,5 +560,48 @@ pub fn outcomes_table(rows: &[Outcome], opts: &TableOpts) -> String {
         "{}\n{}",
         render(&columns, cells, opts),
         summary_line("outcome", &kinds, &OutcomeKind::ALL, OutcomeKind::as_str)
+    )
+}
+
+/// The `runs` table: one line per run record, newest first, and a count per status. A
+/// refresh's record (no expert, no use case) shows its lock key as its use case.
+pub fn runs_table(rows: &[StoredRun], opts: &TableOpts) -> String {
+    use Kind::*;
+    let columns = [
+        ("id", Number),
+        ("expert", Number),
+        ("use_case", Text),
+        ("trigger", Text),
+        ("status", Status),
+        ("considered", Number),
+        ("ordered", Number),
+        ("failed", Number),
+        ("started_at", Text),
+        ("error", Long),
+    ];
+    let cells = rows
+        .iter()
+        .map(|r| {
+            let count = |f: fn(&Counts) -> usize| opt(&r.counts.as_ref().map(f));
+            vec![
+                r.id.to_string(),
+                opt(&r.expert_id),
+                r.use_case
+                    .map_or_else(|| r.lock_key.clone(), |u| u.to_string()),
+                opt(&r.trigger),
+                r.status.to_string(),
+                count(|c| c.considered),
+                count(|c| c.ordered),
+                count(|c| c.failed),
+                time(&Some(r.started_at)),
+                opt(&r.error),
+            ]
+        })
+        .collect();
+    let statuses: Vec<RunStatus> = rows.iter().map(|r| r.status).collect();
+    format!(
+        "{}\n{}",
+        render(&columns, cells, opts),
+        summary_line("run", &statuses, &RunStatus::ALL, RunStatus::as_str)
     )
 }

@@ -365,7 +365,11 @@ async fn an_entry_run_is_the_same_on_paper_and_alpaca(kind: DbKind, via: Via) {
         .collect();
     h.manager.import(&recs).await.unwrap();
 
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(
         (r.status, r.counts.ordered),
         (RunStatus::Processed, 3),
@@ -407,7 +411,11 @@ async fn an_entry_run_is_the_same_on_paper_and_alpaca(kind: DbKind, via: Via) {
     ordered.sort();
     assert_eq!(held, ordered, "{via:?}");
     // Again: nothing new is ordered (the positions hold the symbols).
-    let again = h.manager.process_enter_market(1, None).await.unwrap();
+    let again = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(again.counts.ordered, 0, "{via:?}: {again:?}");
     if via == Via::Alpaca {
         assert_eq!(entries(&fake), 3);
@@ -745,7 +753,11 @@ async fn the_whole_cycle(kind: DbKind, via: Via) -> Vec<Shape> {
     h.manager.import(&[buy]).await.unwrap();
 
     // Entry, then refresh: OPENED, both legs live as one structure.
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.ordered, 1, "{via:?}: {r:?}");
     h.manager.refresh().await.unwrap();
     let t = h.store.transactions(&ListFilter::default()).await.unwrap();
@@ -760,7 +772,11 @@ async fn the_whole_cycle(kind: DbKind, via: Via) -> Vec<Shape> {
 
     // The price rises to 105: the stop trails to 3 % under it, 101.85.
     price(&h, &fake, dec!(105)).await;
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.positions.unwrap().adjusted, 1, "{via:?}: {r:?}");
     h.manager.refresh().await.unwrap();
     let (_, live) = cycle_orders(&h).await;
@@ -787,7 +803,11 @@ async fn the_whole_cycle(kind: DbKind, via: Via) -> Vec<Shape> {
         at(1),
     );
     h.manager.import(&[sell]).await.unwrap();
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.positions.unwrap().closed, 1, "{via:?}: {r:?}");
     h.manager.refresh().await.unwrap();
     let t = h.store.transactions(&ListFilter::default()).await.unwrap();
@@ -844,13 +864,20 @@ async fn a_stop_moved_at_alpaca_never_leaves_the_position_bare(kind: DbKind) {
     let at = Utc::now() - chrono::Duration::hours(2);
     let buy = rec_at(1, "AAPL", Action::Buy, dec!(80), dec!(10), dec!(100), at);
     h.manager.import(&[buy]).await.unwrap();
-    h.manager.process_enter_market(1, None).await.unwrap();
+    h.manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     h.manager.refresh().await.unwrap();
     assert_one_oco_at_fake(&fake, dec!(110), dec!(95));
     let protected_from = fake.protection_log().len();
 
     price(&h, &fake, dec!(105)).await;
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.positions.unwrap().adjusted, 1, "{r:?}");
     h.manager.refresh().await.unwrap();
     assert_one_oco_at_fake(&fake, dec!(110), dec!(101.85));
@@ -898,14 +925,21 @@ async fn a_stop_move_waits_for_alpacas_asynchronous_cancel(kind: DbKind) {
     let at = Utc::now() - chrono::Duration::hours(2);
     let buy = rec_at(1, "AAPL", Action::Buy, dec!(80), dec!(10), dec!(100), at);
     h.manager.import(&[buy]).await.unwrap();
-    h.manager.process_enter_market(1, None).await.unwrap();
+    h.manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     h.manager.refresh().await.unwrap();
     assert_one_oco_at_fake(&fake, dec!(110), dec!(95));
     let posts = fake.count("POST", "/v2/orders");
 
     fake.cancel_asynchronously(true);
     price(&h, &fake, dec!(105)).await;
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.positions.unwrap().adjusted, 1, "{r:?}");
     h.manager.refresh().await.unwrap();
     let pending: Vec<_> = fake

@@ -72,6 +72,10 @@ async fn runs(store: &SqlStore) -> Vec<(String, String, String)> {
 
 fn run(expert_id: i64, owner: &str) -> RunRecord {
     RunRecord {
+        expert_id: Some(expert_id),
+        use_case: Some(tradewarden_domain::UseCase::EnterMarket),
+        trigger: Some(tradewarden_engine::RunTrigger::Cli),
+        counts: Some(tradewarden_engine::Counts::default()),
         lock_key: key(expert_id),
         owner: owner.into(),
         status: RunStatus::Processed,
@@ -265,7 +269,10 @@ async fn the_experts_it_can_lock_run_as_one_batch(kind: DbKind) {
         .try_acquire_lease(&key(2), &other, Utc::now(), Duration::from_secs(300))
         .await
         .unwrap();
-    let reports = h.manager.process_all(None).await;
+    let reports = h
+        .manager
+        .process_all(None, tradewarden_engine::RunTrigger::Cli)
+        .await;
     let statuses: Vec<(i64, RunStatus)> = reports.iter().map(|r| (r.expert_id, r.status)).collect();
     // Catches: a batch that runs an expert whose lease another holds, or skips the others.
     assert_eq!(

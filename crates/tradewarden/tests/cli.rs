@@ -586,8 +586,10 @@ fn json_shapes_are_the_documented_ones() {
         "REPORT",
         r,
         &["expert_id", "use_case", "status", "counts", "orders"],
-        &[],
+        // Extension (issue 11): the id of the run's record (`tradewarden runs`).
+        &["run_id"],
     );
+    assert!(r["run_id"].is_i64(), "a recorded run names its record: {r}");
     assert_eq!(r["expert_id"], 1);
     assert_eq!(r["use_case"], "enter_market");
     assert_eq!(r["status"], "processed");

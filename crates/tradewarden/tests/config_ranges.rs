@@ -284,6 +284,7 @@ fn check_shows_the_new_keys() {
         "(connect_timeout_seconds = 5)",
         "max_clock_skew_seconds = 300",
         "max_intent_age_seconds = 300",
+        "job_timeout_seconds = 3600",
     ] {
         assert!(o.stdout.contains(want), "{want}: {}", o.describe());
     }

@@ -36,7 +36,11 @@ async fn sizing_worked_example(kind: DbKind) {
         ])
         .await
         .unwrap();
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::Processed);
     let got: BTreeMap<String, Decimal> = r
         .orders
@@ -154,7 +158,11 @@ async fn every_considered_recommendation_gets_one_outcome(kind: DbKind) {
         ])
         .await
         .unwrap();
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::Processed);
     assert_eq!(r.counts.considered, 5);
 

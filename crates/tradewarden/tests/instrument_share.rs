@@ -100,7 +100,11 @@ async fn open_long(h: &Harness) -> Transaction {
         )])
         .await
         .unwrap();
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.ordered, 1, "{r:?}");
     // The refresh places its legs at the broker.
     h.manager.refresh().await.unwrap();
@@ -164,7 +168,11 @@ async fn an_increase_grows_the_position_and_its_legs(kind: DbKind) {
     let t = open_long(&h).await;
     // At 50 the holding is 5,000 of 95,000: 5.3 %. To 8 % (7,600): 52 more.
     quote(&h, "AAPL", dec!(50)).await;
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.positions.unwrap().adjusted, 1, "{r:?}");
     let o = outcomes(&h).await;
     // Catches: a share action not carried out, or sized from another base.
@@ -203,7 +211,11 @@ async fn an_increase_grows_the_position_and_its_legs(kind: DbKind) {
     assert_eq!(stops[0].0, dec!(152), "{stops:?}");
     assert!(stops[0].1.ends_with("-sl-2"), "{stops:?}");
     // Now at 7,600 of 95,000 = 8 %: nothing more to buy.
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.positions.unwrap().no_action, 1, "{r:?}");
     assert!(
         outcomes(&h).await[0]
@@ -223,7 +235,11 @@ async fn a_decrease_shrinks_it_and_keeps_it_opened(kind: DbKind) {
     .await;
     open_long(&h).await;
     // 10,000 of 100,000 = 10 %; to 4 % (4,000): sell 60.
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.positions.unwrap().adjusted, 1, "{r:?}");
     let o = outcomes(&h).await;
     assert!(
@@ -251,7 +267,11 @@ async fn a_decrease_shrinks_it_and_keeps_it_opened(kind: DbKind) {
     assert_eq!(stops[0].0, dec!(40), "{stops:?}");
     assert!(stops[0].1.ends_with("-sl-2"), "{stops:?}");
     // At 4 % already: no action.
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.positions.unwrap().no_action, 1, "{r:?}");
     assert!(
         outcomes(&h).await[0]
@@ -269,7 +289,11 @@ async fn a_decrease_to_zero_closes_it(kind: DbKind) {
     )
     .await;
     open_long(&h).await;
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     // Catches: 0 % taken as a partial close keeping one unit.
     assert_eq!(r.counts.positions.unwrap().closed, 1, "{r:?}");
     h.manager.refresh().await.unwrap();
@@ -291,7 +315,11 @@ async fn already_at_target_is_left_alone(kind: DbKind) {
     .await;
     open_long(&h).await;
     let before = orders(&h).await;
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     // Catches: an order sent for a position already above its target.
     assert_eq!(r.counts.positions.unwrap().no_action, 1, "{r:?}");
     let o = outcomes(&h).await;

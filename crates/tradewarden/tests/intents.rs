@@ -80,7 +80,11 @@ async fn a_foreign_order_under_our_id_is_never_adopted(kind: DbKind) {
         .await
         .unwrap();
 
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!((r.counts.ordered, r.counts.failed), (0, 1), "{r:?}");
     let order = &r.orders[0];
     assert_eq!(order.client_order_id, ours);
@@ -190,7 +194,11 @@ async fn a_database_of_an_older_version_keeps_working(kind: DbKind) {
         .import(&[rec(1, "MSFT", Action::Buy, dec!(80), dec!(10), dec!(100))])
         .await
         .unwrap();
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.ordered, 1, "{r:?}");
     assert_eq!(
         r.orders[0].client_order_id,
@@ -389,7 +397,10 @@ async fn reconcile_reports_nothing_for_a_run_between_fill_and_answer(kind: DbKin
         .await
         .unwrap();
     let ma = a.manager.clone();
-    let run = tokio::spawn(async move { ma.process_enter_market(1, None).await });
+    let run = tokio::spawn(async move {
+        ma.process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+            .await
+    });
     answered.notified().await;
     // A's order filled at the broker; A has not stored the answer. B reconciles now.
     let report = b.manager.reconcile().await.unwrap();

@@ -141,7 +141,7 @@ async fn a_dead_holders_lease_expires(kind: DbKind) {
     // let this run proceed.
     assert_eq!(
         h.manager
-            .process_enter_market(1, None)
+            .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
             .await
             .unwrap()
             .status,
@@ -150,14 +150,18 @@ async fn a_dead_holders_lease_expires(kind: DbKind) {
     clock.advance(chrono::Duration::seconds(29));
     assert_eq!(
         h.manager
-            .process_enter_market(1, None)
+            .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
             .await
             .unwrap()
             .status,
         RunStatus::SkippedLocked
     );
     clock.advance(chrono::Duration::seconds(2));
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(
         r.status,
         RunStatus::Processed,
@@ -231,7 +235,10 @@ async fn renewal_keeps_a_long_runs_lock(kind: DbKind) {
         .await
         .unwrap();
     let ma = a.manager.clone();
-    let long_run = tokio::spawn(async move { ma.process_enter_market(1, None).await });
+    let long_run = tokio::spawn(async move {
+        ma.process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+            .await
+    });
     entered.notified().await;
     // Four lease lifetimes on the injected clock: without renewal B would take the key.
     for step in 0..6 {
@@ -242,7 +249,7 @@ async fn renewal_keeps_a_long_runs_lock(kind: DbKind) {
         );
         assert_eq!(
             b.manager
-                .process_enter_market(1, None)
+                .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
                 .await
                 .unwrap()
                 .status,
@@ -253,7 +260,11 @@ async fn renewal_keeps_a_long_runs_lock(kind: DbKind) {
     let r = long_run.await.unwrap().unwrap();
     assert_eq!((r.status, r.counts.ordered), (RunStatus::Processed, 1));
     // Released at the end: B gets it at once and finds the position taken.
-    let r = b.manager.process_enter_market(1, None).await.unwrap();
+    let r = b
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(
         (r.status, r.counts.duplicate_position),
         (RunStatus::Processed, 1)
@@ -289,7 +300,10 @@ async fn a_run_that_lost_its_lease_stops_before_the_next_broker_call() {
         .await
         .unwrap();
     let ma = a.manager.clone();
-    let run = tokio::spawn(async move { ma.process_enter_market(1, None).await });
+    let run = tokio::spawn(async move {
+        ma.process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+            .await
+    });
     entered.notified().await;
     // Another owner takes the key over (as if A had stalled past its expiry).
     a.store
@@ -451,7 +465,11 @@ async fn only_a_provably_dead_holder_is_taken_over(kind: DbKind) {
             .store
             .try_acquire_lease(&key, holder, now, Duration::from_secs(300));
         assert_eq!(got.await.unwrap(), LeaseAttempt::Acquired, "{name}");
-        let r = h.manager.process_enter_market(id, None).await.unwrap();
+        let r = h
+            .manager
+            .process_enter_market(id, None, tradewarden_engine::RunTrigger::Cli)
+            .await
+            .unwrap();
         assert_eq!(r.status, *want, "{name}");
         if *want == RunStatus::Processed {
             assert_eq!(r.counts.ordered, 1, "{name}");
@@ -470,7 +488,11 @@ async fn only_a_provably_dead_holder_is_taken_over(kind: DbKind) {
     }
     // The live holder dies: its lease is taken over at once, long before its expiry.
     sleeper.stop();
-    let r = h.manager.process_enter_market(2, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(2, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!((r.status, r.counts.ordered), (RunStatus::Processed, 1));
 }
 
@@ -500,14 +522,22 @@ async fn postgres_a_holder_whose_session_ended_is_taken_over() {
         .try_acquire_lease(&key, &remote, Utc::now(), Duration::from_secs(300));
     assert_eq!(got.await.unwrap(), LeaseAttempt::Acquired);
     // Catches: taking over a holder whose session still holds its lock.
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::SkippedLocked);
     // Its connection ends (as when its process dies). The server frees the lock once it has
     // noticed; wait for that, bounded.
     drop(liveness);
     let mut r = r;
     for _ in 0..100 {
-        r = h.manager.process_enter_market(1, None).await.unwrap();
+        r = h
+            .manager
+            .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+            .await
+            .unwrap();
         if r.status != RunStatus::SkippedLocked {
             break;
         }
@@ -562,11 +592,19 @@ async fn a_panicking_run_gives_its_lease_back_at_once() {
         .import(&[rec(1, "AAPL", Action::Buy, dec!(80), dec!(10), dec!(100))])
         .await
         .unwrap();
-    let err = a.manager.process_enter_market(1, None).await.unwrap_err();
+    let err = a
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap_err();
     assert!(matches!(err, EngineError::Panicked(_)), "{err}");
     // Catches: a panic path that leaves the row (the next run would be skipped for 300 s).
     assert_eq!(lease_owner(&a, 1).await, None);
     let b = contender(&db, 1).await;
-    let r = b.manager.process_enter_market(1, None).await.unwrap();
+    let r = b
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::Processed);
 }

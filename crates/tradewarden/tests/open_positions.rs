@@ -101,7 +101,11 @@ async fn open_long(h: &Harness) -> Transaction {
         )])
         .await
         .unwrap();
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.ordered, 1, "{r:?}");
     let t = transactions(h).await.remove(0);
     assert_eq!(t.status, TransactionStatus::Opened, "{t:?}");
@@ -166,7 +170,11 @@ async fn close_on_a_downgrade(kind: DbKind) {
     let h = harness(&db, managing(close_on_downgrade()), plain).await;
     let t = open_long(&h).await;
     recommend(&h, Action::Sell, dec!(100)).await;
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::Processed, "{r:?}");
     assert_eq!(r.counts.considered, 1, "{r:?}");
     // Catches: a downgrade that does not close, or a close that is not carried out.
@@ -183,7 +191,11 @@ async fn close_on_a_downgrade(kind: DbKind) {
     assert_eq!(o[0].order_id, Some(close[0].id));
     assert_eq!(close[0].quantity, t.quantity);
     // Catches: a second close started for a position already closing.
-    let again = h.manager.process_open_positions(1, None).await.unwrap();
+    let again = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     let counts = again.counts.positions.unwrap();
     assert_eq!(counts.closed, 0, "{again:?}");
     let closes = orders(&h)
@@ -200,7 +212,11 @@ async fn move_a_stop_up_never_down(kind: DbKind) {
     let t = open_long(&h).await;
     // The price rose to 110: the stop follows to 3 % below it.
     quote(&h, "AAPL", dec!(110)).await;
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     // Catches: a stop move not carried out, or taken from the recommendation's direction.
     assert_eq!(r.counts.positions.unwrap().adjusted, 1, "{r:?}");
     let t1 = transactions(&h)
@@ -219,7 +235,11 @@ async fn move_a_stop_up_never_down(kind: DbKind) {
     assert_eq!(live[0].stop_price, Some(dec!(106.7)), "{live:?}");
     // The price fell back to 105: 3 % below is 101.85, a looser stop: refused.
     quote(&h, "AAPL", dec!(105)).await;
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     // Catches: a rule that loosens a stop (the ratchet removed).
     assert_eq!(r.counts.positions.unwrap().no_action, 1, "{r:?}");
     let o = outcomes(&h).await;
@@ -251,7 +271,11 @@ async fn a_position_whose_close_is_working_is_left_alone(kind: DbKind) {
         )
         .await
         .unwrap();
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     // Catches: a second close started while one is working.
     assert_eq!(r.counts.positions.unwrap().close_working, 1, "{r:?}");
     let o = outcomes(&h).await;
@@ -288,7 +312,11 @@ async fn a_recommendation_without_a_position(kind: DbKind) {
         ])
         .await
         .unwrap();
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     // Catches: a considered recommendation without its outcome, or the newest per symbol
     // not kept (two would be considered).
     assert_eq!(r.counts.considered, 1, "{r:?}");
@@ -330,11 +358,19 @@ async fn its_lock_is_its_own(kind: DbKind) {
         LeaseAttempt::Acquired
     );
     // Catches: open_positions running without its lock.
-    let op = h.manager.process_open_positions(1, None).await.unwrap();
+    let op = h
+        .manager
+        .process_open_positions(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(op.status, RunStatus::SkippedLocked, "{op:?}");
     assert!(outcomes(&h).await.is_empty());
     // Catches: one lock key for both use cases (enter_market would be skipped too).
-    let em = h.manager.process_enter_market(1, None).await.unwrap();
+    let em = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(em.status, RunStatus::Processed, "{em:?}");
     assert_eq!(em.counts.ordered, 1, "{em:?}");
 }
@@ -353,7 +389,7 @@ async fn gates_say_why_a_run_is_skipped(kind: DbKind) {
     // Catches: a run without permission, or without a ruleset, that still acts.
     let statuses: Vec<(i64, RunStatus)> = h
         .manager
-        .process_all_open_positions(None)
+        .process_all_open_positions(None, tradewarden_engine::RunTrigger::Cli)
         .await
         .iter()
         .map(|r| (r.expert_id, r.status))

@@ -79,7 +79,9 @@ async fn one_failing_expert_does_not_stop_the_others() {
         ])
         .await
         .unwrap();
-    let reports = manager.process_all(None).await;
+    let reports = manager
+        .process_all(None, tradewarden_engine::RunTrigger::Cli)
+        .await;
     let statuses: Vec<(i64, RunStatus)> = reports.iter().map(|r| (r.expert_id, r.status)).collect();
     assert_eq!(
         statuses,

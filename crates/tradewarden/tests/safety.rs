@@ -371,9 +371,13 @@ async fn outcomes_of(store: &dyn Store, expert_id: i64) -> Vec<tradewarden_domai
 
 /// One run of expert 1's enter_market, failing (instead of hanging) if it never returns.
 async fn run_once(h: &Harness) -> Result<RunReport, EngineError> {
-    tokio::time::timeout(GUARD, h.manager.process_enter_market(1, None))
-        .await
-        .expect("a run returns: it processes or skips after the lock timeout")
+    tokio::time::timeout(
+        GUARD,
+        h.manager
+            .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli),
+    )
+    .await
+    .expect("a run returns: it processes or skips after the lock timeout")
 }
 
 #[track_caller]
@@ -415,14 +419,20 @@ async fn concurrent_calls_for_one_expert_process_once(kind: DbKind) {
     buys(&h, 1, &["AAPL", "MSFT"]).await;
 
     let m = h.manager.clone();
-    let first = tokio::spawn(async move { m.process_enter_market(1, None).await });
+    let first = tokio::spawn(async move {
+        m.process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+            .await
+    });
     wait_entered(&entered).await;
 
     // The first run now holds the lock inside the broker; N more calls for the same expert.
     let mut others = tokio::task::JoinSet::new();
     for _ in 0..5 {
         let m = h.manager.clone();
-        others.spawn(async move { m.process_enter_market(1, None).await });
+        others.spawn(async move {
+            m.process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+                .await
+        });
     }
     let others = tokio::time::timeout(GUARD, others.join_all())
         .await
@@ -481,7 +491,11 @@ async fn assert_duplicate_blocked(h: &Harness, logs: &Logs, existing: &Transacti
         ])
         .await
         .unwrap();
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::Processed);
     assert_eq!(r.counts.considered, 2);
     assert_eq!(r.counts.duplicate_position, 1);
@@ -555,7 +569,11 @@ async fn existing_opened_blocks_a_duplicate(kind: DbKind) {
         )])
         .await
         .unwrap();
-    let first = h.manager.process_enter_market(1, None).await.unwrap();
+    let first = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(first.counts.ordered, 1);
     let existing = h
         .store
@@ -639,7 +657,11 @@ async fn a_panic_mid_run_releases_the_lock() {
     .await;
     buys(&h, 1, &["AAPL"]).await;
     let m = h.manager.clone();
-    let joined = tokio::spawn(async move { m.process_enter_market(1, None).await }).await;
+    let joined = tokio::spawn(async move {
+        m.process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+            .await
+    })
+    .await;
     assert!(
         matches!(joined, Ok(Err(EngineError::Panicked(ref msg))) if msg.contains("injected panic")),
         "the run's panic is its error: {joined:?}"
@@ -673,12 +695,19 @@ async fn a_cancelled_run_releases_the_lock() {
     .await;
     buys(&h, 1, &["AAPL"]).await;
     let m = h.manager.clone();
-    let task = tokio::spawn(async move { m.process_enter_market(1, None).await });
+    let task = tokio::spawn(async move {
+        m.process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+            .await
+    });
     wait_entered(&entered).await;
     // Blocked in the broker, holding the lock: the next call would skip.
-    let contender = tokio::time::timeout(GUARD, h.manager.process_enter_market(1, None))
-        .await
-        .expect("the contender skips instead of waiting for the holder");
+    let contender = tokio::time::timeout(
+        GUARD,
+        h.manager
+            .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli),
+    )
+    .await
+    .expect("the contender skips instead of waiting for the holder");
     assert_skipped_locked(&contender.unwrap());
     task.abort();
     let joined = tokio::time::timeout(GUARD, task).await.unwrap();
@@ -709,8 +738,14 @@ async fn different_experts_process_concurrently() {
     buys(&h, 1, &["AAPL"]).await;
     buys(&h, 2, &["MSFT"]).await;
     let (m1, m2) = (h.manager.clone(), h.manager.clone());
-    let a = tokio::spawn(async move { m1.process_enter_market(1, None).await });
-    let b = tokio::spawn(async move { m2.process_enter_market(2, None).await });
+    let a = tokio::spawn(async move {
+        m1.process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+            .await
+    });
+    let b = tokio::spawn(async move {
+        m2.process_enter_market(2, None, tradewarden_engine::RunTrigger::Cli)
+            .await
+    });
     let (a, b) = tokio::time::timeout(GUARD, async { (a.await, b.await) })
         .await
         .unwrap();
@@ -739,7 +774,10 @@ async fn a_running_enter_market_does_not_block_the_experts_other_use_case() {
     .await;
     buys(&h, 1, &["AAPL"]).await;
     let m = h.manager.clone();
-    let run = tokio::spawn(async move { m.process_enter_market(1, None).await });
+    let run = tokio::spawn(async move {
+        m.process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+            .await
+    });
     wait_entered(&entered).await;
     let locks = h.manager.locks();
     let same = tokio::time::timeout(GUARD, locks.acquire(1, UseCase::EnterMarket)).await;
@@ -784,7 +822,10 @@ async fn rapid_repeated_calls_only_the_first_processes() {
     let mut calls = tokio::task::JoinSet::new();
     for _ in 0..10 {
         let m = h.manager.clone();
-        calls.spawn(async move { m.process_enter_market(1, None).await });
+        calls.spawn(async move {
+            m.process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+                .await
+        });
     }
     // Whichever call got the lock is held in the broker; the nine others return meanwhile.
     wait_entered(&entered).await;
@@ -844,12 +885,19 @@ async fn the_seed_log_lines_appear_at_their_levels() {
 
     // Current-thread runtime: both runs are polled on this thread, so both log here.
     let both = async {
-        tokio::join!(h.manager.process_enter_market(1, None), async {
-            wait_entered(&entered).await;
-            let second = h.manager.process_enter_market(1, None).await;
-            release.notify_one();
-            second
-        })
+        tokio::join!(
+            h.manager
+                .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli),
+            async {
+                wait_entered(&entered).await;
+                let second = h
+                    .manager
+                    .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+                    .await;
+                release.notify_one();
+                second
+            }
+        )
     };
     let (first, second) = tokio::time::timeout(GUARD, both)
         .await
@@ -1011,7 +1059,11 @@ async fn a_competing_insert_after_the_check_is_refused_like_the_check(kind: DbKi
     buys(&h, 1, &["AAPL"]).await;
     // The run loads its inputs (no AAPL position), then asks the broker for the account,
     // during which the competitor opens AAPL: the run's own insert must be refused.
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     let competitor_id = competitor_id.lock().expect("the competitor ran");
     assert_eq!(r.status, RunStatus::Processed);
     assert!(r.orders.is_empty(), "{r:?}");

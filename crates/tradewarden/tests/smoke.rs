@@ -18,7 +18,11 @@ async fn one_buy_is_ordered(kind: DbKind) {
         .import(&[rec(1, "AAPL", Action::Buy, dec!(80), dec!(10), dec!(100))])
         .await
         .unwrap();
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, tradewarden_engine::RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::Processed);
     assert_eq!(r.counts.ordered, 1);
     assert_eq!(r.orders[0].quantity, dec!(100));

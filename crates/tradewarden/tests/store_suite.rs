@@ -561,6 +561,10 @@ async fn listings_filter_and_runs_are_recorded(kind: DbKind) {
         1
     );
     s.record_run(&RunRecord {
+        expert_id: Some(1),
+        use_case: Some(tradewarden_domain::UseCase::EnterMarket),
+        trigger: Some(tradewarden_engine::RunTrigger::Cli),
+        counts: None,
         lock_key: "expert_1_usecase_enter_market".into(),
         owner: "me".into(),
         status: tradewarden_engine::RunStatus::Processed,

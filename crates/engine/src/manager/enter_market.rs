@@ -49,7 +49,7 @@ use crate::ports::{
     AccountSnapshot, Broker, BrokerError, BrokerOrder, EnterMarketData, FinishedRuns, LeaseRelease,
     NewPosition, OrderRequest, OutcomeCompletion, RunRecord, StoreError,
 };
-use crate::report::{Counts, RunReport, RunStatus};
+use crate::report::{Counts, RunReport, RunStatus, RunTrigger, count_run};
 use crate::unwind::CatchUnwind;
 
 /// What a run works with once its gates are passed.
@@ -61,9 +61,11 @@ struct RunContext<'a> {
     equity_threshold_percent: Decimal,
 }
 
-/// One expert's run in a batch: its lock, when it started, and where it stands.
+/// One expert's run in a batch: its lock, what started it, when it started, and where it
+/// stands.
 struct Run<'a> {
     expert: &'a Expert,
+    trigger: RunTrigger,
     guard: ProcessingGuard,
     started: Instant,
     started_at: DateTime<Utc>,
@@ -194,12 +196,16 @@ impl<'a> Run<'a> {
             Stage::Ended(result) => (result, Vec::new()),
         };
         let record = RunRecord {
+            expert_id: Some(self.expert.id),
+            use_case: Some(UseCase::EnterMarket),
+            trigger: Some(self.trigger),
             lock_key: self.guard.key(),
             owner: owner.to_string(),
             status: match &result {
                 Ok(r) => r.status,
                 Err(_) => RunStatus::Failed,
             },
+            counts: Some(result.as_ref().map(|r| r.counts).unwrap_or_default()),
             error: result.as_ref().err().map(ToString::to_string),
             started_at: self.started_at,
             finished_at,
@@ -241,6 +247,7 @@ impl Going<'_> {
             orders.push(p.order);
         }
         let report = RunReport {
+            run_id: None,
             expert_id: journal.expert_id,
             use_case: UseCase::EnterMarket,
             status: RunStatus::Processed,
@@ -367,11 +374,12 @@ fn still_held(runs: &mut [Run<'_>], indexes: &[usize]) -> Vec<usize> {
 
 impl TradeManager {
     /// Runs enter_market for one expert (DESIGN.md §5): the batch of one. `lookback_days`
-    /// overrides the configured window.
+    /// overrides the configured window; `trigger` is recorded with the run.
     pub async fn process_enter_market(
         &self,
         expert_id: i64,
         lookback_days: Option<u32>,
+        trigger: RunTrigger,
     ) -> Result<RunReport, EngineError> {
         let use_case = UseCase::EnterMarket;
         let expert = self
@@ -380,13 +388,14 @@ impl TradeManager {
             .get(&expert_id)
             .ok_or(EngineError::UnknownExpert(expert_id))?;
         let Some(guard) = self.locks.acquire(expert_id, use_case).await else {
+            count_run(use_case, RunStatus::SkippedLocked, trigger);
             return Ok(RunReport::skipped(
                 expert_id,
                 use_case,
                 RunStatus::SkippedLocked,
             ));
         };
-        self.run_batch(vec![(expert, guard)], lookback_days)
+        self.run_batch(vec![(expert, guard)], lookback_days, trigger)
             .await
             .pop()
             .map_or_else(
@@ -397,8 +406,12 @@ impl TradeManager {
 
     /// Runs enter_market for every configured expert. An expert whose run fails gets a
     /// `failed` report naming the error; the others still run.
-    pub async fn process_all(&self, lookback_days: Option<u32>) -> Vec<RunReport> {
-        self.process_all_with(lookback_days, |_| {}).await
+    pub async fn process_all(
+        &self,
+        lookback_days: Option<u32>,
+        trigger: RunTrigger,
+    ) -> Vec<RunReport> {
+        self.process_all_with(lookback_days, trigger, |_| {}).await
     }
 
     /// [`TradeManager::process_all`], calling `each` with every report as it is made (a
@@ -409,6 +422,7 @@ impl TradeManager {
     pub async fn process_all_with(
         &self,
         lookback_days: Option<u32>,
+        trigger: RunTrigger,
         mut each: impl FnMut(&RunReport),
     ) -> Vec<RunReport> {
         let ids: Vec<i64> = self.settings.experts.keys().copied().collect();
@@ -425,13 +439,16 @@ impl TradeManager {
             }
         }
         let mut reports = BTreeMap::new();
-        for (id, result) in self.run_batch(locked, lookback_days).await {
+        for (id, result) in self.run_batch(locked, lookback_days, trigger).await {
             let report = report_of(id, result);
             each(&report);
             reports.insert(id, report);
         }
         for id in waiting {
-            let report = report_of(id, self.process_enter_market(id, lookback_days).await);
+            let report = report_of(
+                id,
+                self.process_enter_market(id, lookback_days, trigger).await,
+            );
             each(&report);
             reports.insert(id, report);
         }
@@ -445,17 +462,28 @@ impl TradeManager {
         &self,
         locked: Vec<(&Expert, ProcessingGuard)>,
         lookback_days: Option<u32>,
+        trigger: RunTrigger,
     ) -> Vec<(i64, Result<RunReport, EngineError>)> {
         if locked.is_empty() {
             return Vec::new();
         }
         let lookback = lookback_days.unwrap_or(self.settings.lookback_days);
+        let ids: Vec<i64> = locked.iter().map(|(e, _)| e.id).collect();
+        let pending = self
+            .store
+            .experts_with_pending_jobs(&ids, UseCase::EnterMarket)
+            .await;
         let mut runs = Vec::with_capacity(locked.len());
         for (expert, guard) in locked {
             let (started, started_at) = (Instant::now(), self.clock.now());
-            let stage = self.pass_gates(expert).await;
+            let waiting = match &pending {
+                Ok(ids) => Ok(ids.contains(&expert.id)),
+                Err(e) => Err(e.clone()),
+            };
+            let stage = self.pass_gates(expert, waiting).await;
             runs.push(Run {
                 expert,
+                trigger,
                 guard,
                 started,
                 started_at,
@@ -498,9 +526,13 @@ impl TradeManager {
     }
 
     /// Step 2: the run goes on, or stops early with a status when the expert may not open
-    /// positions now.
-    async fn pass_gates<'a>(&'a self, expert: &'a Expert) -> Stage<'a> {
-        match contained(CatchUnwind::new(self.gates(expert)).await) {
+    /// positions now. `waiting` says whether analysis jobs of it are pending.
+    async fn pass_gates<'a>(
+        &'a self,
+        expert: &'a Expert,
+        waiting: Result<bool, StoreError>,
+    ) -> Stage<'a> {
+        match contained(CatchUnwind::new(self.gates(expert, waiting)).await) {
             Ok(Ok(ctx)) => Stage::Going(Box::new(Going {
                 journal: Journal {
                     expert_id: expert.id,
@@ -526,6 +558,7 @@ impl TradeManager {
     async fn gates<'a>(
         &'a self,
         expert: &'a Expert,
+        waiting: Result<bool, StoreError>,
     ) -> Result<Result<RunContext<'a>, RunStatus>, EngineError> {
         if !expert.enabled {
             return Ok(Err(RunStatus::ExpertDisabled));
@@ -540,7 +573,7 @@ impl TradeManager {
         else {
             return Ok(Err(RunStatus::NoRuleset));
         };
-        if self.has_pending_jobs(expert.id).await {
+        if waiting? {
             return Ok(Err(RunStatus::SkippedPendingJobs));
         }
         let broker = self.broker(&expert.account)?;
@@ -556,12 +589,6 @@ impl TradeManager {
             broker,
             equity_threshold_percent,
         }))
-    }
-
-    /// Whether the expert still has analysis jobs pending. Analysis jobs arrive with a later
-    /// issue; the check keeps its place in the run.
-    async fn has_pending_jobs(&self, _expert_id: i64) -> bool {
-        false
     }
 
     /// Orders of the batch's experts left `submitting` by a crash are settled first (one
@@ -891,14 +918,24 @@ impl TradeManager {
                 ending.result = Err(EngineError::Store(e.clone()));
             }
         }
+        let mut ids = written.as_ref().map(|ids| ids.iter().copied()).ok();
         let mut results = Vec::with_capacity(endings.len());
-        for ending in endings {
+        for mut ending in endings {
             match written {
-                Ok(()) => ending.guard.given_back(),
+                Ok(_) => ending.guard.given_back(),
                 Err(_) => ending.guard.release().await,
             }
             metrics::histogram!(m::RUN_SECONDS, "use_case" => UseCase::EnterMarket.as_str())
                 .record(ending.started.elapsed().as_secs_f64());
+            count_run(
+                UseCase::EnterMarket,
+                ending.record.status,
+                ending.record.trigger.unwrap_or(RunTrigger::Cli),
+            );
+            let run_id = ids.as_mut().and_then(Iterator::next);
+            if let Ok(report) = &mut ending.result {
+                report.run_id = run_id;
+            }
             results.push((ending.expert_id, ending.result));
         }
         results
@@ -1095,6 +1132,7 @@ mod tests {
             lookback_days: 1,
             max_clock_skew_seconds: 300,
             max_intent_age: std::time::Duration::from_secs(300),
+            job_timeout: std::time::Duration::from_secs(3600),
         }
     }
 
@@ -1159,7 +1197,10 @@ mod tests {
     #[tokio::test]
     async fn a_funded_recommendation_is_stored_then_sent_once_and_recorded_ordered() {
         let (m, store, broker) = manager(broker(), &[rec("AAPL")]).await;
-        let report = m.process_enter_market(1, None).await.unwrap();
+        let report = m
+            .process_enter_market(1, None, crate::report::RunTrigger::Cli)
+            .await
+            .unwrap();
         assert_eq!(report.counts.ordered, 1, "{report:?}");
         assert_eq!(broker.state.lock().submitted.len(), 1);
         let s = store.state.lock();
@@ -1198,7 +1239,10 @@ mod tests {
                 b.state.lock().reject.insert("tw-mem-1-entry".into());
             }
             let (m, store, broker) = manager(b, &[rec("AAPL")]).await;
-            let report = m.process_enter_market(1, None).await.unwrap();
+            let report = m
+                .process_enter_market(1, None, crate::report::RunTrigger::Cli)
+                .await
+                .unwrap();
             assert_eq!(report.orders[0].status, status, "{fail:?} {reject}");
             assert_eq!(store.state.lock().outcomes[0].outcome, outcome, "{fail:?}");
             assert_eq!(broker.state.lock().submitted.len(), submissions, "{fail:?}");
@@ -1226,7 +1270,10 @@ mod tests {
             })
             .await
             .unwrap();
-        let report = m.process_enter_market(1, None).await.unwrap();
+        let report = m
+            .process_enter_market(1, None, crate::report::RunTrigger::Cli)
+            .await
+            .unwrap();
         assert_eq!(report.counts.duplicate_position, 1, "{report:?}");
         // Settling sends the stored intent once; the duplicate is never sent.
         assert_eq!(broker.state.lock().submitted.len(), 1);
@@ -1240,13 +1287,18 @@ mod tests {
             .fail_next
             .push(BrokerError::Unavailable("timeout".into()));
         let (m, store, broker) = manager(b, &[rec("AAPL")]).await;
-        m.process_enter_market(1, None).await.unwrap();
+        m.process_enter_market(1, None, crate::report::RunTrigger::Cli)
+            .await
+            .unwrap();
         assert_eq!(store.state.lock().orders[0].status, OrderStatus::Submitting);
         // The broker did get it after all (an answer lost on the way back).
         let request = broker.state.lock().submitted[0].clone();
         broker.submit(&request).await.unwrap();
         let before = broker.state.lock().submitted.len();
-        let report = m.process_enter_market(1, None).await.unwrap();
+        let report = m
+            .process_enter_market(1, None, crate::report::RunTrigger::Cli)
+            .await
+            .unwrap();
         assert_eq!(report.counts.duplicate_position, 1, "{report:?}");
         assert_eq!(
             broker.state.lock().submitted.len(),
@@ -1272,7 +1324,9 @@ mod tests {
         sell.action = Action::Sell;
         let (m, store, broker) = manager(broker(), &[rec("AAPL"), sell]).await;
         store.state.lock().fail_apply = Some(StoreError::database("disk full"));
-        m.process_enter_market(1, None).await.unwrap_err();
+        m.process_enter_market(1, None, crate::report::RunTrigger::Cli)
+            .await
+            .unwrap_err();
         assert_eq!(broker.state.lock().submitted.len(), 1);
         let s = store.state.lock();
         let kinds: Vec<(&str, OutcomeKind, Option<i64>)> = s
@@ -1315,7 +1369,9 @@ mod tests {
                 .fail_next
                 .push(BrokerError::Unavailable("timeout".into()));
             let (m, store, broker) = manager_at(b, &[rec("AAPL")], clock.clone()).await;
-            m.process_enter_market(1, None).await.unwrap();
+            m.process_enter_market(1, None, crate::report::RunTrigger::Cli)
+                .await
+                .unwrap();
             if broker_got_it {
                 let request = broker.state.lock().submitted[0].clone();
                 broker.state.lock().submitted.clear();
@@ -1331,7 +1387,9 @@ mod tests {
             };
             let before = sends();
             *clock.0.lock() += chrono::Duration::seconds(age);
-            m.process_enter_market(1, None).await.unwrap();
+            m.process_enter_market(1, None, crate::report::RunTrigger::Cli)
+                .await
+                .unwrap();
             let case = format!("broker got it: {broker_got_it}, age {age}");
             assert_eq!(sends() > before, sent, "{case}");
             let s = store.state.lock();
@@ -1358,7 +1416,7 @@ mod tests {
         // reports no positions, so a comparison of AAPL is a finding.
         let (m, _store, _) = manager(broker(), &[rec("AAPL")]).await;
         assert_eq!(
-            m.process_enter_market(1, None)
+            m.process_enter_market(1, None, crate::report::RunTrigger::Cli)
                 .await
                 .unwrap()
                 .counts
@@ -1532,7 +1590,10 @@ mod tests {
             }])
             .await
             .unwrap();
-            let report = m.process_enter_market(1, None).await.unwrap();
+            let report = m
+                .process_enter_market(1, None, crate::report::RunTrigger::Cli)
+                .await
+                .unwrap();
             assert_eq!(report.counts.ordered, 1, "{what}: {report:?}");
             let st = store.state.lock();
             let entry = &st.orders[0];
@@ -1699,7 +1760,7 @@ mod tests {
                 Arc::new(SystemClock),
             )
             .await;
-            let reports = m.process_all(None).await;
+            let reports = m.process_all(None, crate::report::RunTrigger::Cli).await;
             let want = [
                 (1, RunStatus::Processed),
                 (2, RunStatus::Failed),
@@ -1775,7 +1836,7 @@ mod tests {
         let far = Utc::now() + chrono::Duration::seconds(300);
         let other = crate::ports::LeaseHolder::anonymous("another process");
         store.state.lock().leases.insert(key(2), (other, far));
-        let reports = m.process_all(None).await;
+        let reports = m.process_all(None, crate::report::RunTrigger::Cli).await;
         let want = [
             (1, RunStatus::Processed),
             (2, RunStatus::SkippedLocked),
@@ -1877,7 +1938,7 @@ mod tests {
             .await
             .unwrap();
         let m = leased(m, &store_for_stall);
-        let reports = m.process_all(None).await;
+        let reports = m.process_all(None, crate::report::RunTrigger::Cli).await;
         assert_eq!(
             statuses(&reports),
             [(1, RunStatus::Processed), (2, RunStatus::Failed)]
@@ -1934,7 +1995,7 @@ mod tests {
             )
             .await;
             let m = leased(m, &store);
-            let reports = m.process_all(None).await;
+            let reports = m.process_all(None, crate::report::RunTrigger::Cli).await;
             assert!(reports.iter().all(|r| r.counts.ordered == 1), "{reports:?}");
             let store_calls = store.state.lock().calls.clone();
             let broker_calls = paper.state.lock().calls.clone();
@@ -1965,7 +2026,7 @@ mod tests {
             Arc::new(SystemClock),
         )
         .await;
-        let reports = m.process_all(None).await;
+        let reports = m.process_all(None, crate::report::RunTrigger::Cli).await;
         assert_eq!(
             (
                 reports[0].counts.ordered,

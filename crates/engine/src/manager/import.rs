@@ -73,12 +73,21 @@ impl TradeManager {
     /// quotes. Conflicts are reported by batch index.
     pub async fn import(&self, recs: &[NewRecommendation]) -> Result<ImportSummary, EngineError> {
         let counts = self.store.import(recs).await.map_err(import_failure)?;
+        self.quote_prices_of(recs).await?;
+        Ok(counts)
+    }
+
+    /// Hands the prices of stored recommendations to the brokers that take quotes (the
+    /// newest per account and symbol).
+    pub(crate) async fn quote_prices_of(
+        &self,
+        recs: &[NewRecommendation],
+    ) -> Result<(), EngineError> {
         let mut quotes = LatestQuotes::default();
         for r in recs {
             quotes.offer(self, r);
         }
-        quotes.send(self).await?;
-        Ok(counts)
+        quotes.send(self).await
     }
 
     /// Records quotes for every broker that takes them; returns, per account, how many
@@ -276,29 +285,7 @@ impl<'s> ImportWriter<'s> {
     /// Writes the lines whose identity is new in the input unless stored, then counts every
     /// line of the chunk against what the store inserted and holds.
     pub(crate) async fn write(&mut self, chunk: &[ParsedLine]) -> Result<(), StoreError> {
-        let plan = self.tally.plan(chunk);
-        let firsts: Vec<&NewRecommendation> = plan.firsts.iter().map(|p| &p.rec).collect();
-        let inserted = if firsts.is_empty() {
-            Vec::new()
-        } else {
-            self.session.insert_new(&firsts).await?
-        };
-        if inserted.len() != firsts.len() {
-            return Err(StoreError::database(format!(
-                "the store answered for {} of {} inserted recommendations",
-                inserted.len(),
-                firsts.len()
-            )));
-        }
-        let lookups = plan.lookups(&inserted);
-        let stored = if lookups.is_empty() {
-            Vec::new()
-        } else {
-            self.session.stored(&lookups).await?
-        };
-        self.tally
-            .settle(&plan, &inserted, &stored)
-            .map_err(|e| StoreError::database(e.to_string()))
+        write_chunk(self.session.as_mut(), &mut self.tally, chunk).await
     }
 
     /// Commits when no line conflicts; otherwise rolls back and returns the conflicts by line.
@@ -314,6 +301,39 @@ impl<'s> ImportWriter<'s> {
         self.session.commit().await?;
         Ok(counts)
     }
+}
+
+/// Writes a chunk's lines whose identity is new in the input unless stored, into `session`,
+/// then counts every line of the chunk in `tally` against what the store inserted and holds.
+pub(crate) async fn write_chunk(
+    session: &mut (dyn ImportSession + '_),
+    tally: &mut ImportTally,
+    chunk: &[ParsedLine],
+) -> Result<(), StoreError> {
+    let plan = tally.plan(chunk);
+    let firsts: Vec<&NewRecommendation> = plan.firsts.iter().map(|p| &p.rec).collect();
+    let inserted = if firsts.is_empty() {
+        Vec::new()
+    } else {
+        session.insert_new(&firsts).await?
+    };
+
+    if inserted.len() != firsts.len() {
+        return Err(StoreError::database(format!(
+            "the store answered for {} of {} inserted recommendations",
+            inserted.len(),
+            firsts.len()
+        )));
+    }
+    let lookups = plan.lookups(&inserted);
+    let stored = if lookups.is_empty() {
+        Vec::new()
+    } else {
+        session.stored(&lookups).await?
+    };
+    tally
+        .settle(&plan, &inserted, &stored)
+        .map_err(|e| StoreError::database(e.to_string()))
 }
 
 /// [`RecommendationStore::import`]: a batch in memory through one import session, line `i + 1`

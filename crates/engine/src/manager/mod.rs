@@ -8,11 +8,13 @@
 //! - [`refresh`]: broker refresh of every account: fills, legs fired and canceled, closes.
 //! - [`exits`]: closing a transaction, replacing its exit structure.
 //! - [`instrument_share`]: an order that grows or shrinks an OPENED position.
+//! - [`jobs`]: analysis jobs, and the run the last one's ending starts.
 
 mod enter_market;
 mod exits;
 mod import;
 mod instrument_share;
+mod jobs;
 mod open_positions;
 mod reconcile;
 mod refresh;
@@ -31,6 +33,7 @@ pub use exits::{CloseOutcome, ExitsOutcome};
 pub(crate) use import::import_slice;
 pub use import::{IMPORT_CHUNK_LINES, ImportSummary, JsonlImport};
 pub use instrument_share::ShareOutcome;
+pub use jobs::{FieldError, JobEnded, JobError, MAX_JOBS_PER_REQUEST, MAX_REASON_CHARS};
 pub use refresh::RefreshReport;
 
 /// The trade manager of one process.

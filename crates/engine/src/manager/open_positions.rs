@@ -36,7 +36,7 @@ use crate::error::EngineError;
 use crate::locks::{LeaseLost, ProcessingGuard};
 use crate::metrics as m;
 use crate::ports::{Broker, FinishedRuns, LeaseRelease, OpenPositionsData, RunRecord};
-use crate::report::{Counts, RunReport, RunStatus};
+use crate::report::{Counts, RunReport, RunStatus, RunTrigger, count_run};
 use crate::unwind::CatchUnwind;
 
 /// What the run works with once its gates are passed.
@@ -55,6 +55,14 @@ struct View {
     funds: Option<Funds>,
 }
 
+/// A run about to be recorded: whose, what started it, and when.
+struct FinishingRun {
+    expert_id: i64,
+    trigger: RunTrigger,
+    started: Instant,
+    started_at: DateTime<Utc>,
+}
+
 /// One considered recommendation and what was decided for it.
 struct Decided {
     rec_id: i64,
@@ -66,11 +74,13 @@ impl TradeManager {
     /// Runs open_positions for one expert. `lookback_days` overrides the configured window.
     /// Skipped (`skipped_locked`) while another run holds the expert's open_positions lock;
     /// `automation_disabled` without `allow_automated_trade_modification`, `no_ruleset`
-    /// without an `open_positions_ruleset`.
+    /// without an `open_positions_ruleset`; `skipped_pending_jobs` while analysis jobs of
+    /// open_positions are pending. `trigger` is recorded with the run.
     pub async fn process_open_positions(
         &self,
         expert_id: i64,
         lookback_days: Option<u32>,
+        trigger: RunTrigger,
     ) -> Result<RunReport, EngineError> {
         let use_case = UseCase::OpenPositions;
         let expert = self
@@ -79,6 +89,7 @@ impl TradeManager {
             .get(&expert_id)
             .ok_or(EngineError::UnknownExpert(expert_id))?;
         let Some(guard) = self.locks.acquire(expert_id, use_case).await else {
+            count_run(use_case, RunStatus::SkippedLocked, trigger);
             return Ok(RunReport::skipped(
                 expert_id,
                 use_case,
@@ -91,15 +102,25 @@ impl TradeManager {
         let result = CatchUnwind::new(running)
             .await
             .unwrap_or_else(|panic| Err(EngineError::Panicked(panic)));
-        self.finish_positions_run(expert_id, guard, result, started, started_at)
-            .await
+        let run = FinishingRun {
+            expert_id,
+            trigger,
+            started,
+            started_at,
+        };
+        self.finish_positions_run(run, guard, result).await
     }
 
     /// Runs open_positions for every configured expert, one after another, in id order. An
     /// expert whose run fails gets a `failed` report naming the error; the others still run.
-    pub async fn process_all_open_positions(&self, lookback_days: Option<u32>) -> Vec<RunReport> {
+    pub async fn process_all_open_positions(
+        &self,
+        lookback_days: Option<u32>,
+        trigger: RunTrigger,
+    ) -> Vec<RunReport> {
         let ids: Vec<i64> = self.settings.experts.keys().copied().collect();
-        self.process_open_positions_of(&ids, lookback_days).await
+        self.process_open_positions_of(&ids, lookback_days, trigger)
+            .await
     }
 
     /// [`TradeManager::process_all_open_positions`] for the experts `ids`, in that order.
@@ -107,11 +128,12 @@ impl TradeManager {
         &self,
         ids: &[i64],
         lookback_days: Option<u32>,
+        trigger: RunTrigger,
     ) -> Vec<RunReport> {
         let mut reports = Vec::with_capacity(ids.len());
         for &id in ids {
             let report = self
-                .process_open_positions(id, lookback_days)
+                .process_open_positions(id, lookback_days, trigger)
                 .await
                 .unwrap_or_else(|e| {
                     tracing::error!("open_positions run of expert {id} failed: {e}");
@@ -129,7 +151,7 @@ impl TradeManager {
         guard: &ProcessingGuard,
         lookback_days: u32,
     ) -> Result<RunReport, EngineError> {
-        let gated = match self.positions_gates(expert)? {
+        let gated = match self.positions_gates(expert).await? {
             Ok(g) => g,
             Err(status) => {
                 tracing::info!(
@@ -177,11 +199,12 @@ impl TradeManager {
             counts,
             orders: Vec::new(),
             error: None,
+            run_id: None,
         })
     }
 
     /// The gates: a status when the expert may not modify positions now.
-    fn positions_gates<'a>(
+    async fn positions_gates<'a>(
         &'a self,
         expert: &'a Expert,
     ) -> Result<Result<Gated<'a>, RunStatus>, EngineError> {
@@ -198,6 +221,13 @@ impl TradeManager {
         else {
             return Ok(Err(RunStatus::NoRuleset));
         };
+        if self
+            .store
+            .has_pending_jobs(expert.id, UseCase::OpenPositions)
+            .await?
+        {
+            return Ok(Err(RunStatus::SkippedPendingJobs));
+        }
         let broker = self.broker(&expert.account)?;
         Ok(Ok(Gated {
             expert,
@@ -343,20 +373,33 @@ impl TradeManager {
     /// Records the run and gives its lease back (one store call), then lets the lock go.
     async fn finish_positions_run(
         &self,
-        expert_id: i64,
+        run: FinishingRun,
         guard: ProcessingGuard,
-        result: Result<RunReport, EngineError>,
-        started: Instant,
-        started_at: DateTime<Utc>,
+        mut result: Result<RunReport, EngineError>,
     ) -> Result<RunReport, EngineError> {
+        let FinishingRun {
+            expert_id,
+            trigger,
+            started,
+            started_at,
+        } = run;
         let owner = self.owner();
         let record = RunRecord {
+            expert_id: Some(expert_id),
+            use_case: Some(UseCase::OpenPositions),
+            trigger: Some(trigger),
             lock_key: guard.key(),
             owner: owner.clone(),
             status: match &result {
                 Ok(r) => r.status,
                 Err(_) => RunStatus::Failed,
             },
+            counts: Some(
+                result
+                    .as_ref()
+                    .map(|r| r.counts)
+                    .unwrap_or_else(|_| Counts::for_positions()),
+            ),
             error: result.as_ref().err().map(ToString::to_string),
             started_at,
             finished_at: self.clock.now(),
@@ -372,7 +415,12 @@ impl TradeManager {
             },
         };
         match self.store.finish_runs(&finished).await {
-            Ok(()) => guard.given_back(),
+            Ok(ids) => {
+                guard.given_back();
+                if let Ok(report) = &mut result {
+                    report.run_id = ids.first().copied();
+                }
+            }
             Err(e) => {
                 tracing::warn!(
                     "could not record the open_positions run of expert {expert_id}: {e}"
@@ -382,6 +430,7 @@ impl TradeManager {
         }
         metrics::histogram!(m::RUN_SECONDS, "use_case" => UseCase::OpenPositions.as_str())
             .record(started.elapsed().as_secs_f64());
+        count_run(UseCase::OpenPositions, record.status, trigger);
         result
     }
 }

@@ -315,6 +315,10 @@ impl TradeManager {
         result: &Result<RefreshReport, EngineError>,
     ) {
         let record = RunRecord {
+            expert_id: None,
+            use_case: None,
+            trigger: None,
+            counts: None,
             lock_key: guard.key(),
             owner: self.owner(),
             status: if result.is_ok() {

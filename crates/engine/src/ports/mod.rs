@@ -5,6 +5,7 @@
 //! - [`broker`]: a broker account, and the capability of accepting quotes.
 //! - [`lifecycle`]: positions with their orders, for refresh, closing and exits.
 //! - [`open_positions`]: what an open_positions run reads and writes.
+//! - [`jobs`]: analysis jobs, which hold an expert's runs back until its analysis is done.
 //! - [`paper`]: the paper broker's persistence port (load and save only; its fill rules
 //!   live in `tradewarden-brokers`).
 //! - [`host`]: the host's process table, to tell a dead lease holder on this host.
@@ -15,6 +16,7 @@
 
 pub mod broker;
 pub mod host;
+pub mod jobs;
 pub mod lifecycle;
 pub mod open_positions;
 pub mod paper;
@@ -27,6 +29,7 @@ pub use broker::{
     Holdings, OrderRequest, Quote,
 };
 pub use host::{HostIdentity, ProcessState, ProcessTable};
+pub use jobs::{AnalysisJob, JobEnd, JobFilter, JobSession, JobStatus, JobStore, NewJob};
 pub use lifecycle::{LifecycleStore, LifecycleWrite, LifecycleWritten, NewExitOrder, Position};
 pub use open_positions::{OpenPositionsData, OpenPositionsStore};
 pub use paper::{
@@ -35,8 +38,8 @@ pub use paper::{
 pub use store::{
     EnterMarketData, Finding, FinishedRuns, ImportCounts, ImportError, ImportSession,
     InFlightReason, JournalStore, LeaseAttempt, LeaseHolder, LeaseRelease, LeaseStore, ListFilter,
-    NewPosition, OutcomeCompletion, PositionStore, QueryStore, RecommendationStore, RunRecord,
-    Store, StoreError,
+    NewPosition, OutcomeCompletion, PositionStore, QueryStore, RecommendationStore, RunFilter,
+    RunRecord, Store, StoreError, StoredRun,
 };
 
 /// Wall-clock time, injected so tests can fix it.

@@ -414,16 +414,20 @@ pub trait JournalStore: Send + Sync {
     /// Ends a batch of runs in one database transaction: completes the outcomes written with
     /// entry positions (by order id; their kind, and their detail as the decision followed by
     /// the answer; rows of other orders are untouched), stores the runs' records, and gives
-    /// back the leases the runs held.
-    async fn finish_runs(&self, finished: &FinishedRuns<'_>) -> Result<(), StoreError>;
+    /// back the leases the runs held. Returns the ids of the run records, in the order of
+    /// `finished.runs`.
+    async fn finish_runs(&self, finished: &FinishedRuns<'_>) -> Result<Vec<i64>, StoreError>;
 
-    /// Stores the record of a run ([`JournalStore::finish_runs`] with nothing else).
-    async fn record_run(&self, run: &RunRecord) -> Result<(), StoreError> {
+    /// Stores the record of a run ([`JournalStore::finish_runs`] with nothing else); returns
+    /// its id.
+    async fn record_run(&self, run: &RunRecord) -> Result<i64, StoreError> {
         self.finish_runs(&FinishedRuns {
             runs: std::slice::from_ref(run),
             ..FinishedRuns::default()
         })
-        .await
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::database("no id for the run record"))
     }
 
     /// Stores reconciliation findings.
@@ -439,6 +443,10 @@ pub trait QueryStore: Send + Sync {
     async fn orders(&self, f: &ListFilter) -> Result<Vec<Order>, StoreError>;
     /// Decision records, newest first.
     async fn outcomes(&self, f: &ListFilter) -> Result<Vec<Outcome>, StoreError>;
+    /// Run records, newest first (by id), filtered and paged.
+    async fn runs(&self, f: &RunFilter) -> Result<Vec<StoredRun>, StoreError>;
+    /// One run record.
+    async fn run(&self, id: i64) -> Result<Option<StoredRun>, StoreError>;
 }
 
 /// Every role the engine's use cases need, in one object.
@@ -450,6 +458,7 @@ pub trait Store:
     + LeaseStore
     + super::lifecycle::LifecycleStore
     + super::OpenPositionsStore
+    + super::JobStore
 {
 }
 
@@ -461,6 +470,7 @@ impl<T> Store for T where
         + LeaseStore
         + super::lifecycle::LifecycleStore
         + super::OpenPositionsStore
+        + super::JobStore
 {
 }
 
@@ -592,16 +602,59 @@ pub struct LeaseRelease<'a> {
     pub keys: &'a [String],
 }
 
-/// The record of one run: who held which key from when to when, and how it ended.
+/// The record of one run: whose run it was, what started it, who held which key from when
+/// to when, and how it ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRecord {
+    /// The expert of a use case's run; `None` for an account's refresh.
+    pub expert_id: Option<i64>,
+    /// The use case run; `None` for an account's refresh.
+    pub use_case: Option<tradewarden_domain::UseCase>,
+    /// What started it; `None` where the caller does not say (an account's refresh).
+    pub trigger: Option<crate::report::RunTrigger>,
     pub lock_key: String,
     pub owner: String,
     pub status: crate::report::RunStatus,
+    /// What a use case's run counted (stored as JSON text).
+    pub counts: Option<crate::report::Counts>,
     /// Why a `failed` run stopped.
     pub error: Option<String>,
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
+}
+
+/// A stored run record, as `tradewarden runs` and the API list it. Records written before
+/// migration 0009 have no trigger and no counts (expert and use case are read from their
+/// lock key by the migration).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct StoredRun {
+    pub id: i64,
+    /// `None` for an account's refresh.
+    pub expert_id: Option<i64>,
+    pub use_case: Option<tradewarden_domain::UseCase>,
+    pub trigger: Option<crate::report::RunTrigger>,
+    /// The processing lock the run held (`expert_{id}_usecase_{use_case}`, or an account's).
+    pub lock_key: String,
+    pub owner: String,
+    pub status: crate::report::RunStatus,
+    pub counts: Option<crate::report::Counts>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+}
+
+/// Filters and paging of [`QueryStore::runs`]; `None` means any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub expert_id: Option<i64>,
+    pub status: Option<crate::report::RunStatus>,
+    /// Runs started at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many rows (`None`: all).
+    pub limit: Option<u32>,
+    /// Rows skipped first, newest first.
+    pub offset: u32,
 }
 
 /// A difference between a broker's position and the open transactions (reconciliation).

@@ -17,6 +17,7 @@ pub mod reconcile;
 pub mod refresh;
 pub mod rules;
 pub mod run;
+pub mod runs;
 
 use std::path::PathBuf;
 
@@ -53,7 +54,7 @@ impl Command {
         // Listings only read: they open the database read-only and create nothing.
         let read_only = matches!(
             self,
-            Command::Transactions(_) | Command::Orders(_) | Command::Outcomes(_)
+            Command::Transactions(_) | Command::Orders(_) | Command::Outcomes(_) | Command::Runs(_)
         );
         let app = App::build(cfg, read_only).await?;
         // Dropping the command's future drops the guards of the locks it holds; a panic that
@@ -88,6 +89,7 @@ impl Command {
             Command::Transactions(args) => list::transactions(args, app).await,
             Command::Orders(args) => list::orders(args, app).await,
             Command::Outcomes(args) => list::outcomes(args, app).await,
+            Command::Runs(args) => runs::run(args, app).await,
             Command::Accounts(args) => accounts::run(args, app).await,
         }
     }

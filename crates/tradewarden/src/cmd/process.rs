@@ -1,6 +1,6 @@
 //! `tradewarden process`: one expert's run, or every expert's, of one use case or both.
 
-use tradewarden_engine::RunReport;
+use tradewarden_engine::{RunReport, RunTrigger};
 
 use crate::app::{App, print_json};
 use crate::failure::{Failure, any_failed};
@@ -46,7 +46,7 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
     let which = UseCases::named(args.use_case.as_deref());
     let reports = match args.expert {
         Some(id) => process_one(app, id, args.lookback_days, which).await?,
-        None => process_all(app, args.lookback_days, which).await,
+        None => process_all(app, args.lookback_days, which, RunTrigger::Cli).await,
     };
     super::refresh::after_runs(app).await;
     print_json(&reports)?;
@@ -74,12 +74,16 @@ async fn process_one(
 ) -> Result<Vec<RunReport>, Failure> {
     let mut reports = Vec::new();
     if which.enter_market {
-        reports.push(app.manager.process_enter_market(id, lookback_days).await?);
+        reports.push(
+            app.manager
+                .process_enter_market(id, lookback_days, RunTrigger::Cli)
+                .await?,
+        );
     }
     if which.open_positions && (which != UseCases::BOTH || manages_positions(app, id)) {
         reports.push(
             app.manager
-                .process_open_positions(id, lookback_days)
+                .process_open_positions(id, lookback_days, RunTrigger::Cli)
                 .await?,
         );
     }
@@ -88,30 +92,37 @@ async fn process_one(
 
 /// Every configured expert (the engine's `process_all`, then its
 /// `process_all_open_positions`), with a progress bar (experts processed, rate, time left)
-/// on a terminal when it takes a while.
-pub async fn process_all(app: &App, lookback_days: Option<u32>, which: UseCases) -> Vec<RunReport> {
+/// on a terminal when it takes a while. `trigger` is recorded with every run.
+pub async fn process_all(
+    app: &App,
+    lookback_days: Option<u32>,
+    which: UseCases,
+    trigger: RunTrigger,
+) -> Vec<RunReport> {
     let experts = app.manager.settings().experts.len() as u64;
     let mut reports = Vec::new();
     if which.enter_market {
         let progress = Progress::start("process --all", Unit::Experts, experts);
         reports = app
             .manager
-            .process_all_with(lookback_days, |_| progress.inc(1))
+            .process_all_with(lookback_days, trigger, |_| progress.inc(1))
             .await;
         progress.finish();
     }
     if which.open_positions {
-        reports.extend(open_positions_all(app, lookback_days, which == UseCases::BOTH).await);
+        reports
+            .extend(open_positions_all(app, lookback_days, which == UseCases::BOTH, trigger).await);
     }
     reports
 }
 
 /// The open_positions runs of every configured expert, or with `only_managing` of those
-/// set up for it ([`manages_positions`]).
+/// set up for it ([`manages_positions`]). `trigger` is recorded with every run.
 pub async fn open_positions_all(
     app: &App,
     lookback_days: Option<u32>,
     only_managing: bool,
+    trigger: RunTrigger,
 ) -> Vec<RunReport> {
     let ids: Vec<i64> = app
         .manager
@@ -122,6 +133,6 @@ pub async fn open_positions_all(
         .filter(|&id| !only_managing || manages_positions(app, id))
         .collect();
     app.manager
-        .process_open_positions_of(&ids, lookback_days)
+        .process_open_positions_of(&ids, lookback_days, trigger)
         .await
 }

@@ -51,7 +51,8 @@ pub async fn batch(app: &App, text: &[u8]) -> Result<(ImportSummary, Vec<RunRepo
         );
     }
     let summary = app.manager.import_jsonl(text).await?;
-    let mut reports = app.manager.process_all(None).await;
-    reports.extend(super::process::open_positions_all(app, None, true).await);
+    let trigger = tradewarden_engine::RunTrigger::Cli;
+    let mut reports = app.manager.process_all(None, trigger).await;
+    reports.extend(super::process::open_positions_all(app, None, true, trigger).await);
     Ok((summary, reports))
 }

@@ -205,6 +205,7 @@ pub fn settings(experts: Vec<Expert>, cash: Decimal) -> TestSettings {
         lookback_days: 1,
         max_clock_skew_seconds: 300,
         max_intent_age: Duration::from_secs(300),
+        job_timeout: Duration::from_secs(3600),
     };
     TestSettings { settings, cash }
 }
