@@ -17,7 +17,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use rust_decimal_macros::dec;
 use tradewarden_domain::rules::{ActionSpec, Rule, RuleAction, Ruleset, Trigger, TriggerSpec};
 use tradewarden_domain::{Action, UseCase};
-use tradewarden_engine::RunStatus;
+use tradewarden_engine::{RunStatus, RunTrigger};
 
 /// One sample of the exposition text: its name, its labels and its value.
 #[derive(Debug)]
@@ -134,21 +134,37 @@ async fn runs_move_the_counters(kind: DbKind) {
         ])
         .await
         .unwrap();
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!((r.counts.ordered, r.counts.rules_not_met), (1, 1), "{r:?}");
     // Run 2: AAPL again, refused by the duplicate check.
     h.manager
         .import(&[rec(1, "AAPL", Action::Buy, dec!(90), dec!(10), dec!(100))])
         .await
         .unwrap();
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.counts.duplicate_position, 1, "{r:?}");
     // An open_positions run: the AAPL position's rating did not drop; MSFT has none.
-    let r = h.manager.process_open_positions(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_open_positions(1, None, RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::Processed, "{r:?}");
     // A run while another holds the lock skips.
     let held = h.manager.locks().acquire(1, UseCase::EnterMarket).await;
-    let r = h.manager.process_enter_market(1, None).await.unwrap();
+    let r = h
+        .manager
+        .process_enter_market(1, None, RunTrigger::Cli)
+        .await
+        .unwrap();
     assert_eq!(r.status, RunStatus::SkippedLocked);
     drop(held);
 
@@ -218,6 +234,16 @@ async fn runs_move_the_counters(kind: DbKind) {
             .all(|s| s.labels.get("broker").map(String::as_str) == Some("paper")),
         "{broker_calls:?}"
     );
+    // Catches: runs not counted, or counted without their status and trigger. Two
+    // processed enter_market runs and the skipped one; one processed open_positions run.
+    let runs = "tradewarden_runs_total";
+    let cli = ("trigger", "cli");
+    assert_eq!(value(&m, runs, &[em, ("status", "processed"), cli]), 2.0);
+    assert_eq!(
+        value(&m, runs, &[em, ("status", "skipped_locked"), cli]),
+        1.0
+    );
+    assert_eq!(value(&m, runs, &[op, ("status", "processed"), cli]), 1.0);
     // Catches: an unbounded label (an id or a symbol) on any series.
     for s in &m {
         for v in s.labels.values() {
