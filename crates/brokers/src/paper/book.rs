@@ -502,6 +502,7 @@ mod tests {
             limit_price: price.filter(|_| t == OrderType::Limit),
             stop_price: price.filter(|_| t == OrderType::Stop),
             oco_group: None,
+            attached_exits: None,
         }
     }
 

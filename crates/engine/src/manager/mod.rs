@@ -7,6 +7,7 @@
 //! - [`import`]: recommendation ingestion and the quotes it carries.
 //! - [`refresh`]: broker refresh of every account: fills, legs fired and canceled, closes.
 //! - [`exits`]: closing a transaction, replacing its exit structure.
+//! - [`replace`]: moving a resting exit structure in place, at a broker that replaces orders.
 //! - [`instrument_share`]: an order that grows or shrinks an OPENED position.
 
 mod enter_market;
@@ -16,6 +17,7 @@ mod instrument_share;
 mod open_positions;
 mod reconcile;
 mod refresh;
+mod replace;
 mod settle;
 
 use std::collections::HashMap;

@@ -23,8 +23,8 @@ pub mod store;
 use chrono::{DateTime, Utc};
 
 pub use broker::{
-    AcceptsQuotes, AccountSnapshot, Broker, BrokerError, BrokerOrder, BrokerPosition, HeldPosition,
-    Holdings, OrderRequest, Quote,
+    AcceptsQuotes, AccountSnapshot, AttachedExits, Broker, BrokerError, BrokerOrder,
+    BrokerPosition, HeldPosition, Holdings, OrderRequest, Quote,
 };
 pub use host::{HostIdentity, ProcessState, ProcessTable};
 pub use lifecycle::{LifecycleStore, LifecycleWrite, LifecycleWritten, NewExitOrder, Position};
