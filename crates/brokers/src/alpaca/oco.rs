@@ -288,6 +288,97 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_with_exits_goes_as_bracket_or_oto_whole_quantities_only() {
+        // Catches: legs attached to a fractional entry (Alpaca refuses it), one leg sent as
+        // a bracket, or an entry without exits sent as an advanced order.
+        use tradewarden_engine::ports::AttachedExits;
+        let entry = |quantity, tp, sl| OrderRequest {
+            quantity,
+            attached_exits: AttachedExits::of(tp, sl),
+            ..leg("tw-x-7-entry", OrderType::Market, None)
+        };
+        let cases = [
+            (
+                entry(dec!(10), Some(dec!(110)), Some(dec!(93))),
+                Some("bracket"),
+            ),
+            (entry(dec!(10), Some(dec!(110)), None), Some("oto")),
+            (entry(dec!(10), None, Some(dec!(93))), Some("oto")),
+            (entry(dec!(10), None, None), None),
+            (entry(dec!(2.5), Some(dec!(110)), Some(dec!(93))), None),
+        ];
+        for (o, want) in cases {
+            assert_eq!(attached(&o).map(|a| a.0), want, "{o:?}");
+        }
+    }
+
+    #[test]
+    fn legs_alpaca_holds_under_its_own_ids_are_found_under_ours() {
+        // Catches: a bracket's legs not found under our first-generation ids, or a leg
+        // that a replace gave our next id found under the id of the leg it replaced.
+        let order = |id: &str, order_type: &str, legs: Option<Vec<wire::Order>>| wire::Order {
+            id: format!("a-{id}"),
+            client_order_id: id.into(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            updated_at: None,
+            symbol: "AAPL".into(),
+            qty: Some(dec!(10)),
+            filled_qty: dec!(0),
+            filled_avg_price: None,
+            order_class: "bracket".into(),
+            order_type: order_type.into(),
+            side: "sell".into(),
+            time_in_force: "gtc".into(),
+            limit_price: None,
+            stop_price: None,
+            status: "new".into(),
+            replaced_by: None,
+            legs,
+        };
+        let ids = |parent: &wire::Order| -> Vec<(String, String)> {
+            legs_under_our_ids(parent)
+                .into_iter()
+                .map(|l| (l.client_order_id, l.id))
+                .collect()
+        };
+        let bracket = order(
+            "tw-x-7-entry",
+            "market",
+            Some(vec![
+                order("uuid-1", "limit", None),
+                order("uuid-2", "stop", None),
+            ]),
+        );
+        assert_eq!(
+            ids(&bracket),
+            vec![
+                ("tw-x-7-tp-1".into(), "a-uuid-1".into()),
+                ("tw-x-7-sl-1".into(), "a-uuid-2".into())
+            ]
+        );
+        let moved = order(
+            "tw-x-7-entry",
+            "market",
+            Some(vec![
+                order("uuid-1", "limit", None),
+                order("tw-x-7-sl-2", "stop", None),
+            ]),
+        );
+        assert_eq!(ids(&moved), vec![("tw-x-7-tp-1".into(), "a-uuid-1".into())]);
+        let oco = order(
+            "tw-x-7-tp-2",
+            "limit",
+            Some(vec![order("uuid-3", "stop", None)]),
+        );
+        assert_eq!(ids(&oco), vec![("tw-x-7-sl-2".into(), "a-uuid-3".into())]);
+        assert_eq!(
+            holders_of("tw-x-7-sl-1"),
+            vec!["tw-x-7-tp-1".to_string(), "tw-x-7-entry".into()]
+        );
+        assert_eq!(holders_of("tw-x-7-tp-2"), Vec::<String>::new());
+    }
+
+    #[test]
     fn a_stop_leg_id_names_its_parent_and_back() {
         let cases = [
             ("tw-ab12-7-sl-2", Some("tw-ab12-7-tp-2")),
