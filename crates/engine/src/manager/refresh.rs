@@ -6,7 +6,10 @@
 //!
 //! One account at a time, single-flight through the account's lock and lease
 //! (`refresh_account_{name}`); an account whose lock stays taken is skipped and logged.
-//! The same steps ([`TradeManager::advance`]) finish a close or a replacement of exits.
+//! The same steps ([`TradeManager::advance`]) finish a close or a replacement of exits. At a
+//! broker that attaches exits to entries, legs waiting for a sent entry that it holds are
+//! adopted, never sent; at one that replaces orders, a moved structure replaces its resting
+//! legs in place ([`super::replace`]) instead of canceling them first.
 
 use std::collections::{HashMap, HashSet};
 
