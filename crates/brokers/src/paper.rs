@@ -45,7 +45,7 @@ fn broker_answer(
 ) -> Result<BrokerOrder, BrokerError> {
     let record = match answer {
         Answer::DuplicateId(id) => return Err(BrokerError::DuplicateClientOrderId(id)),
-        Answer::Decided(r) => r,
+        Answer::Decided(r) => *r,
     };
     let broker_order_id = broker_ids.next();
     match record.reason {

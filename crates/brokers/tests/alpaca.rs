@@ -50,6 +50,7 @@ fn market(id: &str, symbol: &str, side: Side, quantity: Decimal) -> OrderRequest
         limit_price: None,
         stop_price: None,
         oco_group: None,
+        attached_exits: None,
     }
 }
 
@@ -135,6 +136,8 @@ async fn a_reused_client_order_id_places_no_second_order() {
 #[tokio::test]
 async fn a_429_is_retried_after_retry_after() {
     // Catches: a throttled submission given up on, or a Retry-After ignored.
+    let captured = Captured::default();
+    let _guard = captured.install();
     let (fake, broker) = started().await;
     fake.throttle(2, 1);
     let placed = broker
@@ -144,13 +147,62 @@ async fn a_429_is_retried_after_retry_after() {
     assert_eq!(placed.status, OrderStatus::Filled);
     assert_eq!(fake.count("POST", "/v2/orders"), 3);
     assert_eq!(fake.order_count(), 1);
-    // Waited as told: the third attempt came at least the two Retry-Afters after the first.
-    let posts: Vec<_> = fake
-        .received()
-        .into_iter()
-        .filter(|r| r.method == "POST")
+    // Waited as told: before each repetition the client chose a wait of at least the
+    // Retry-After (its backoff alone would be 5 to 20 ms here), and said so.
+    let log = captured.lines();
+    let waits: Vec<(u64, u64)> = log
+        .iter()
+        .filter(|l| l.contains("HTTP 429"))
+        .map(|l| (field(l, "wait_ms"), field(l, "retry_after_ms")))
         .collect();
-    assert!(posts[2].at.duration_since(posts[0].at) >= Duration::from_secs(2));
+    assert_eq!(waits.len(), 2, "{log:?}");
+    for (wait, retry_after) in waits {
+        assert_eq!(retry_after, 1000, "{log:?}");
+        assert!(wait >= retry_after, "{log:?}");
+    }
+}
+
+/// What the client logs, captured: a WARN-level fmt subscriber writing to a buffer, the
+/// default of the calling thread while the guard lives.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    fn lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().unwrap().clone();
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The number after `name=` in a log line (0 when absent).
+fn field(line: &str, name: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }
 
 #[tokio::test]
@@ -401,6 +453,7 @@ fn exit_legs(generation: u32) -> [OrderRequest; 2] {
             order_type: OrderType::Limit,
             limit_price: Some(dec!(200)),
             oco_group: group.clone(),
+            attached_exits: None,
             ..market("", "AAPL", Side::Sell, dec!(10))
         },
         OrderRequest {
@@ -408,6 +461,7 @@ fn exit_legs(generation: u32) -> [OrderRequest; 2] {
             order_type: OrderType::Stop,
             stop_price: Some(dec!(170)),
             oco_group: group,
+            attached_exits: None,
             ..market("", "AAPL", Side::Sell, dec!(10))
         },
     ]

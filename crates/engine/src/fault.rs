@@ -10,7 +10,8 @@
 //! are not yet stored), `mid_run` (the run's orders are sent and their answers stored, which
 //! completed their outcomes; the refresh and the run record are not yet written),
 //! `after_replacement_legs_stored` (a replacement exit structure is stored, the old one not
-//! yet canceled), `after_leg_filled_before_recorded` (a refresh has the broker's report of an
+//! yet canceled), `after_leg_replaced` (the broker replaced a resting exit leg with the next
+//! one, its answer not yet stored), `after_leg_filled_before_recorded` (a refresh has the broker's report of an
 //! exit leg's fill, not yet stored). Hold points (`hold:POINT`): `after_order_stored`,
 //! `refresh_account` (a refresh holding its account's lock and lease).
 

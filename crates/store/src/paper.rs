@@ -491,6 +491,7 @@ fn stored_order_from(r: &Row) -> Result<StoredPaperOrder, StoreError> {
                 limit_price: r.opt_dec("limit_price")?,
                 stop_price: r.opt_dec("stop_price")?,
                 oco_group: r.opt_text("oco_group")?,
+                attached_exits: None,
             },
             status: OrderStatus::parse(&status)
                 .ok_or_else(|| bad_value("paper order status", &status))?,

@@ -285,25 +285,35 @@ async fn a_crash_after_alpaca_accepted_is_settled_by_lookup(kind: DbKind) {
         !st.success() && err.contains("aborting at after_broker_accepted"),
         "{err}"
     );
-    assert_eq!(fake.order_count(), 1);
-    let posts = fake.count("POST", "/v2/orders");
+    // One POST: the entry, with the safeguard stop attached (an `oto` order, two orders).
+    assert_eq!(fake.count("POST", "/v2/orders"), 1);
+    assert_eq!(fake.order_count(), 2);
 
     let (st, out, err) = tw_async(&config, &["process", "--expert", "1"], &KEYS).await;
     assert!(st.success(), "{out}\n{err}");
+    let (st, out, err) = tw_async(&config, &["refresh"], &KEYS).await;
+    assert!(st.success(), "{out}\n{err}");
     // The entry was settled by a look-up, not sent again (a resend would be a POST that
-    // Alpaca refuses as a duplicate): every POST since the crash made a new order (its legs).
+    // Alpaca refuses as a duplicate), and its stop adopted where it rests, not placed again.
     assert_eq!(entries(&fake), 1, "{err}");
-    let posts_since = fake.count("POST", "/v2/orders") - posts;
     assert_eq!(
-        posts_since,
-        fake.order_count() - 1,
+        fake.count("POST", "/v2/orders"),
+        1,
         "nothing sent twice: {err}"
     );
+    assert_eq!(fake.order_count(), 2, "{err}");
     let sql = "SELECT COUNT(*) AS n FROM orders WHERE status = 'submitting'";
     assert_eq!(count(&db, sql).await, 0);
     let sql =
         "SELECT COUNT(*) AS n FROM orders WHERE status = 'filled' AND broker_order_id IS NOT NULL";
     assert_eq!(count(&db, sql).await, 1);
+    let sql = "SELECT COUNT(*) AS n FROM orders WHERE client_order_id LIKE '%-sl-1' \
+               AND status = 'accepted' AND broker_order_id IS NOT NULL";
+    assert_eq!(
+        count(&db, sql).await,
+        1,
+        "our stop row carries Alpaca's leg id"
+    );
 
     let (st, out, err) = tw_async(&config, &["reconcile"], &KEYS).await;
     assert!(st.success(), "{err}");
@@ -453,6 +463,108 @@ fn write_exits_config(dir: &Path, db_url: &str, fake: &FakeAlpaca) -> PathBuf {
     path
 }
 
+/// [`write_exits_config`], and on its open positions the expert trails the stop 3 % under
+/// the current price.
+#[cfg(feature = "fault-injection")]
+fn write_trailing_config(dir: &Path, db_url: &str, fake: &FakeAlpaca) -> PathBuf {
+    let path = write_exits_config(dir, db_url, fake);
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "enter_market_ruleset = \"confident-buy\"\n",
+        "enter_market_ruleset = \"confident-buy\"\n\
+         open_positions_ruleset = \"trail\"\n\
+         allow_automated_trade_modification = true\n",
+    ) + "\n[[rulesets]]\nname = \"trail\"\n[[rulesets.rules]]\nname = \"trail\"\n\
+         triggers = [{ event = \"has_buy_position\" }]\n\
+         actions = [{ action = \"adjust_stop_loss\", reference = \"current_price\", value = -3 }]\n";
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+// Exactly once across a replace (issue 10 item 3): the process dies after Alpaca replaced the
+// (bracket's) stop leg with our next one and before the answer is stored (the take profit's
+// replace not yet sent). The next refresh adopts the moved stop by its client_order_id,
+// records the old one replaced, and replaces the take profit; nothing is posted, nothing is
+// replaced twice, and AAPL is never without a working stop at Alpaca.
+// Catches: a replace sent again (or a second structure posted) after the crash, a leg left
+// submitting, or the replaced stop left live in our books.
+#[cfg(feature = "fault-injection")]
+async fn a_crash_after_alpaca_replaced_a_leg_is_settled_by_lookup(kind: DbKind) {
+    let fake = FakeAlpaca::start(KEY_ID, SECRET).await;
+    fake.set_price("AAPL", dec!(200));
+    let db = TestDb::new(kind).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_trailing_config(dir.path(), &db.url, &fake);
+    let recs = write_recs(dir.path());
+    let (st, out, err) = tw_async(&config, &["run", recs.to_str().unwrap()], &KEYS).await;
+    assert!(st.success(), "{out}\n{err}");
+    // The run entered with a bracket and trailed its stop to 3 % under 200 (generation 2).
+    assert_one_oco_at_fake(&fake, dec!(220), dec!(194));
+    let posts = fake.count("POST", "/v2/orders");
+    assert_eq!(posts, 1, "the bracket entry only");
+    let patches = |fake: &FakeAlpaca| {
+        fake.received()
+            .iter()
+            .filter(|r| r.method == "PATCH")
+            .count()
+    };
+    let before = patches(&fake);
+    let protected_from = fake.protection_log().len();
+
+    fake.set_price("AAPL", dec!(210));
+    let mut env = KEYS.to_vec();
+    env.push(("TRADEWARDEN_FAULT", "after_leg_replaced"));
+    let process = ["process", "--expert", "1", "--use-case", "open_positions"];
+    let (st, _, err) = tw_async(&config, &process, &env).await;
+    assert!(
+        !st.success() && err.contains("aborting at after_leg_replaced"),
+        "{err}"
+    );
+    assert_eq!(patches(&fake), before + 1, "the stop first");
+    let moved = fake
+        .working_orders()
+        .into_iter()
+        .find(|o| o.client_order_id.ends_with("-sl-3"))
+        .expect("Alpaca holds the moved stop under our next leg's id");
+    assert_eq!(moved.stop_price.map(|p| p.normalize()), Some(dec!(203.7)));
+    let sql = "SELECT COUNT(*) AS n FROM orders WHERE status = 'submitting'";
+    assert_eq!(
+        count(&db, sql).await,
+        2,
+        "both next legs claimed, no answer stored"
+    );
+
+    let (st, out, err) = tw_async(&config, &["refresh"], &KEYS).await;
+    assert!(st.success(), "{out}\n{err}");
+    assert_one_oco_at_fake(&fake, dec!(220), dec!(203.7));
+    assert_eq!(
+        patches(&fake),
+        before + 2,
+        "the take profit replaced once, the stop not again"
+    );
+    assert_eq!(count(&db, sql).await, 0);
+    let sql = "SELECT COUNT(*) AS n FROM orders WHERE client_order_id LIKE '%-3' \
+               AND status = 'accepted' AND broker_order_id IS NOT NULL";
+    assert_eq!(count(&db, sql).await, 2);
+    let sql = "SELECT COUNT(*) AS n FROM orders WHERE client_order_id LIKE '%-2' \
+               AND status = 'canceled'";
+    assert_eq!(count(&db, sql).await, 2, "the replaced legs ended");
+
+    let (st, _, err) = tw_async(&config, &["refresh"], &KEYS).await;
+    assert!(st.success(), "{err}");
+    assert_eq!(patches(&fake), before + 2);
+    assert_eq!(fake.count("POST", "/v2/orders"), posts, "nothing posted");
+    let log = fake.protection_log();
+    assert!(
+        log[protected_from..]
+            .iter()
+            .all(|(_, bare)| bare.is_empty()),
+        "{log:?}"
+    );
+    assert_eq!(transaction(&config).await.0, "OPENED");
+}
+#[cfg(feature = "fault-injection")]
+both!(a_crash_after_alpaca_replaced_a_leg_is_settled_by_lookup);
+
 /// The transaction's status and close reason, from `transactions --json`.
 async fn transaction(config: &Path) -> (String, String) {
     let (st, out, err) = tw_async(config, &["transactions", "--json"], &KEYS).await;
@@ -465,12 +577,14 @@ async fn transaction(config: &Path) -> (String, String) {
     )
 }
 
-// The issue's bracket life at Alpaca: the entry fills, refresh places both legs as ONE native
-// oco order; the take profit (or the stop) fills at Alpaca, which cancels the other leg;
-// the next refresh closes the transaction with the right reason.
-// Catches: legs sent as two simple orders, a stop leg lost under Alpaca's own id, or a
-// close that does not follow the broker's fill.
-async fn a_position_lives_through_native_oco_legs(kind: DbKind, tp_fills: bool) {
+// The issue's bracket life at Alpaca: the entry goes as ONE `bracket` order (gtc) carrying
+// both legs, which Alpaca holds until the entry fills; refresh adopts them under our leg ids
+// (our leg rows then carry Alpaca's leg ids) and sends nothing more; the take profit (or the
+// stop) fills at Alpaca, which cancels the other leg; the next refresh closes the
+// transaction with the right reason.
+// Catches: legs placed again after a bracket entry (two structures at Alpaca), legs lost
+// under Alpaca's own ids, or a close that does not follow the broker's fill.
+async fn a_bracket_entry_lives_at_alpaca(kind: DbKind, tp_fills: bool) {
     let fake = FakeAlpaca::start(KEY_ID, SECRET).await;
     fake.set_price("AAPL", dec!(200));
     let db = TestDb::new(kind).await;
@@ -482,35 +596,46 @@ async fn a_position_lives_through_native_oco_legs(kind: DbKind, tp_fills: bool) 
     assert_eq!(transaction(&config).await.0, "OPENED");
 
     let ids = fake.client_order_ids();
-    let tp = ids
-        .iter()
-        .find(|id| id.contains("-tp-"))
-        .expect("a take-profit order");
+    let entry = ids.iter().find(|id| id.ends_with("-entry")).unwrap();
     assert_eq!(
-        fake.order_class(tp),
-        Some(("oco".into(), "gtc".into())),
+        fake.order_class(entry),
+        Some(("bracket".into(), "gtc".into())),
         "{ids:?}"
     );
     assert_eq!(
         fake.count("POST", "/v2/orders"),
-        2,
-        "entry, then one oco: {ids:?}"
+        1,
+        "the entry with its legs: {ids:?}"
     );
     assert!(
-        !ids.iter().any(|id| id.contains("-sl-")),
-        "the stop is Alpaca's leg: {ids:?}"
+        !ids.iter()
+            .any(|id| id.contains("-tp-") || id.contains("-sl-")),
+        "the legs are Alpaca's: {ids:?}"
     );
-
-    if tp_fills {
-        assert!(fake.fill(tp, dec!(220)));
-    } else {
-        let stop = fake
-            .client_order_ids()
-            .into_iter()
-            .find(|id| id.starts_with("alpaca-leg-"))
-            .unwrap();
-        assert!(fake.fill(&stop, dec!(190)));
+    assert_one_oco_at_fake(&fake, dec!(220), dec!(190));
+    let (st, out, _) = tw_async(&config, &["orders", "--json"], &KEYS).await;
+    assert!(st.success());
+    let orders: Value = serde_json::from_str(&out).unwrap();
+    let legs: Vec<&Value> = orders
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["role"] != "entry")
+        .collect();
+    assert_eq!(legs.len(), 2, "{out}");
+    for leg in legs {
+        assert_eq!(leg["status"], "accepted", "{out}");
+        assert!(leg["broker_order_id"].is_string(), "Alpaca's leg id: {out}");
     }
+
+    let kind_filled = if tp_fills { "limit" } else { "stop" };
+    let leg = fake
+        .working_orders()
+        .into_iter()
+        .find(|o| o.order_type == kind_filled)
+        .unwrap();
+    let price = if tp_fills { dec!(220) } else { dec!(190) };
+    assert!(fake.fill(&leg.client_order_id, price));
     let (st, out, err) = tw_async(&config, &["refresh"], &KEYS).await;
     assert!(st.success(), "{out}\n{err}");
     let reason = if tp_fills { "take_profit" } else { "stop_loss" };
@@ -518,6 +643,15 @@ async fn a_position_lives_through_native_oco_legs(kind: DbKind, tp_fills: bool) 
         transaction(&config).await,
         ("CLOSED".into(), reason.into()),
         "{out}\n{err}"
+    );
+    assert!(
+        fake.working_orders().is_empty(),
+        "Alpaca canceled the other leg"
+    );
+    assert_eq!(
+        fake.count("POST", "/v2/orders"),
+        1,
+        "nothing sent after the entry"
     );
     let (st, out, _) = tw_async(&config, &["orders", "--json"], &KEYS).await;
     assert!(st.success());
@@ -550,15 +684,15 @@ async fn a_position_lives_through_native_oco_legs(kind: DbKind, tp_fills: bool) 
     );
 }
 
-async fn the_take_profit_fills_at_alpaca(kind: DbKind) {
-    a_position_lives_through_native_oco_legs(kind, true).await;
+async fn a_bracket_entry_whose_take_profit_fills_closes_take_profit(kind: DbKind) {
+    a_bracket_entry_lives_at_alpaca(kind, true).await;
 }
-both!(the_take_profit_fills_at_alpaca);
+both!(a_bracket_entry_whose_take_profit_fills_closes_take_profit);
 
-async fn the_stop_fills_at_alpaca(kind: DbKind) {
-    a_position_lives_through_native_oco_legs(kind, false).await;
+async fn a_bracket_entry_whose_stop_fills_closes_stop_loss(kind: DbKind) {
+    a_bracket_entry_lives_at_alpaca(kind, false).await;
 }
-both!(the_stop_fills_at_alpaca);
+both!(a_bracket_entry_whose_stop_fills_closes_stop_loss);
 
 /// A rule of `trigger → actions`.
 fn rule(name: &str, trigger: &str, actions: &[ActionSpec]) -> Rule {
@@ -710,25 +844,33 @@ fn assert_one_structure(live: &[Order], via: Via) {
     );
 }
 
-/// The working orders at the fake: exactly one oco structure (a take profit at `tp` and its
-/// stop leg at `sl`), or nothing.
+/// The working orders at the fake: exactly one exit structure, one-cancels-other at Alpaca —
+/// a take profit (limit) at `tp` and a stop at `sl`, either the stop a leg of the take
+/// profit (`oco`) or both legs of the entry (`bracket`).
 fn assert_one_oco_at_fake(fake: &FakeAlpaca, tp: Decimal, sl: Decimal) {
     let working = fake.working_orders();
     assert_eq!(working.len(), 2, "{working:?}");
-    let parent = &working[0];
-    let leg = &working[1];
+    let find = |kind: &str| {
+        working
+            .iter()
+            .find(|o| o.order_type.starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} order: {working:?}"))
+    };
+    let (limit, stop) = (find("limit"), find("stop"));
     assert_eq!(
-        (parent.order_class.as_str(), parent.order_type.as_str()),
-        ("oco", "limit"),
+        limit.limit_price.map(|p| p.normalize()),
+        Some(tp),
         "{working:?}"
     );
-    assert_eq!(parent.limit_price.map(|p| p.normalize()), Some(tp));
-    assert_eq!(leg.leg_of.as_ref(), Some(&parent.client_order_id));
     assert_eq!(
-        leg.stop_price.map(|p| p.normalize()),
+        stop.stop_price.map(|p| p.normalize()),
         Some(sl),
         "{working:?}"
     );
+    let oco = limit.order_class == "oco" && stop.leg_of.as_ref() == Some(&limit.client_order_id);
+    let bracket =
+        limit.order_class == "bracket" && limit.leg_of.is_some() && stop.leg_of == limit.leg_of;
+    assert!(oco || bracket, "{working:?}");
 }
 
 /// One test body, two brokers: enter_market → refresh → open_positions (trail the stop) →
@@ -895,28 +1037,22 @@ async fn a_stop_moved_at_alpaca_never_leaves_the_position_bare(kind: DbKind) {
     );
 }
 
-// KNOWN GAP, marked: today the engine moves a stop by canceling the live oco (one DELETE,
-// which at Alpaca cancels both legs) and then posting the next generation's oco: AAPL is
-// held bare between the two requests (at real Alpaca, whose cancel is asynchronous, until
-// the refresh that sees the cancel done). Issue 10 item 3 asks for a PATCH of the live leg.
-// Run with `--ignored` to see the steps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: the engine cancels then resubmits the oco to move a stop (bare between)"]
 async fn sqlite_a_stop_moved_at_alpaca_never_leaves_the_position_bare() {
     a_stop_moved_at_alpaca_never_leaves_the_position_bare(DbKind::Sqlite).await;
 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known gap: the engine cancels then resubmits the oco to move a stop (bare between)"]
 async fn postgres_a_stop_moved_at_alpaca_never_leaves_the_position_bare() {
     a_stop_moved_at_alpaca_never_leaves_the_position_bare(DbKind::Postgres).await;
 }
 
-// Alpaca cancels asynchronously: the moved stop's old oco is `pending_cancel` (and may still
-// execute) after the DELETE. Catches: a next structure posted while the old one may still
-// fill (two stops on one position), or a move never finished once the cancel is done.
-// (Between the DELETE and the refresh that sees it done, AAPL has no live stop at Alpaca:
-// the gap the ignored test above marks.)
-async fn a_stop_move_waits_for_alpacas_asynchronous_cancel(kind: DbKind) {
+// Alpaca cancels asynchronously (`pending_cancel`, an order that may still execute), so a
+// stop moved by cancel-then-place would leave the position with no sure stop until a later
+// refresh saw the cancel done. Moved by replace, nothing is canceled or posted: one PATCH a
+// leg, and refreshes after it change nothing at Alpaca.
+// Catches: a stop move that still cancels (DELETE) or posts a second structure, a replace
+// sent again by a later refresh, or our books left with the replaced legs live.
+async fn a_stop_move_at_alpaca_is_one_replace_a_leg(kind: DbKind) {
     let fake = FakeAlpaca::start(KEY_ID, SECRET).await;
     let db = TestDb::new(kind).await;
     let alpaca = alpaca_on(&fake);
@@ -932,6 +1068,13 @@ async fn a_stop_move_waits_for_alpacas_asynchronous_cancel(kind: DbKind) {
     h.manager.refresh().await.unwrap();
     assert_one_oco_at_fake(&fake, dec!(110), dec!(95));
     let posts = fake.count("POST", "/v2/orders");
+    let sent = |fake: &FakeAlpaca, method: &str| {
+        fake.received()
+            .iter()
+            .filter(|r| r.method == method)
+            .count()
+    };
+    let deletes = sent(&fake, "DELETE");
 
     fake.cancel_asynchronously(true);
     price(&h, &fake, dec!(105)).await;
@@ -941,45 +1084,33 @@ async fn a_stop_move_waits_for_alpacas_asynchronous_cancel(kind: DbKind) {
         .await
         .unwrap();
     assert_eq!(r.counts.positions.unwrap().adjusted, 1, "{r:?}");
-    h.manager.refresh().await.unwrap();
-    let pending: Vec<_> = fake
-        .working_orders()
-        .into_iter()
-        .map(|o| (o.client_order_id, o.stop_price))
-        .collect();
-    assert_eq!(
-        pending.len(),
-        2,
-        "only the old oco, being canceled: {pending:?}"
-    );
-    assert_eq!(
-        fake.count("POST", "/v2/orders"),
-        posts,
-        "nothing posted yet"
-    );
-    let (_, live) = cycle_orders(&h).await;
-    let waiting = live
-        .iter()
-        .filter(|o| o.status == OrderStatus::WaitingTrigger)
-        .count();
-    assert_eq!(waiting, 2, "the next structure waits: {live:?}");
-
-    // The cancel is done at Alpaca: the next refresh places the moved structure, once.
-    fake.settle_cancels();
-    h.manager.refresh().await.unwrap();
+    for _ in 0..2 {
+        h.manager.refresh().await.unwrap();
+    }
     assert_one_oco_at_fake(&fake, dec!(110), dec!(101.85));
-    assert_eq!(fake.count("POST", "/v2/orders"), posts + 1);
-    let (_, live) = cycle_orders(&h).await;
+    assert_eq!(fake.count("POST", "/v2/orders"), posts, "nothing posted");
+    assert_eq!(sent(&fake, "DELETE"), deletes, "nothing canceled");
+    assert_eq!(sent(&fake, "PATCH"), 2, "one replace a leg, once");
+    let (all, live) = cycle_orders(&h).await;
     assert_one_structure(&live, Via::Alpaca);
-    h.manager.refresh().await.unwrap();
-    assert_eq!(fake.count("POST", "/v2/orders"), posts + 1);
+    assert!(
+        live.iter().all(|o| o.status == OrderStatus::Accepted
+            && o.client_order_id.ends_with("-2")
+            && o.broker_order_id.is_some()),
+        "{live:?}"
+    );
+    let replaced: Vec<_> = all
+        .iter()
+        .filter(|o| o.client_order_id.ends_with("-1") && o.status == OrderStatus::Canceled)
+        .collect();
+    assert_eq!(replaced.len(), 2, "{all:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_a_stop_move_waits_for_alpacas_asynchronous_cancel() {
-    a_stop_move_waits_for_alpacas_asynchronous_cancel(DbKind::Sqlite).await;
+async fn sqlite_a_stop_move_at_alpaca_is_one_replace_a_leg() {
+    a_stop_move_at_alpaca_is_one_replace_a_leg(DbKind::Sqlite).await;
 }
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn postgres_a_stop_move_waits_for_alpacas_asynchronous_cancel() {
-    a_stop_move_waits_for_alpacas_asynchronous_cancel(DbKind::Postgres).await;
+async fn postgres_a_stop_move_at_alpaca_is_one_replace_a_leg() {
+    a_stop_move_at_alpaca_is_one_replace_a_leg(DbKind::Postgres).await;
 }

@@ -76,6 +76,7 @@ async fn a_foreign_order_under_our_id_is_never_adopted(kind: DbKind) {
             limit_price: None,
             stop_price: None,
             oco_group: None,
+            attached_exits: None,
         })
         .await
         .unwrap();

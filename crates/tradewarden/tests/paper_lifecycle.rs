@@ -105,6 +105,7 @@ fn order(id: &str, symbol: &str, side: Side, t: OrderType, price: Option<Decimal
         limit_price: price.filter(|_| t == OrderType::Limit),
         stop_price: price.filter(|_| t == OrderType::Stop),
         oco_group: None,
+        attached_exits: None,
     }
 }
 
@@ -240,6 +241,7 @@ async fn exit_legs_cancel_each_other_and_the_round_trip_shows_in_cash(kind: DbKi
         let group = Some(format!("tw-x-{symbol}-exit-1"));
         let leg = |role: &str, t, price| OrderRequest {
             oco_group: group.clone(),
+            attached_exits: None,
             ..order(
                 &format!("tw-x-{symbol}-{role}-1"),
                 symbol,

@@ -292,6 +292,7 @@ fn req(coid: &str, side: Side, qty: Decimal) -> OrderRequest {
         limit_price: None,
         stop_price: None,
         oco_group: None,
+        attached_exits: None,
     }
 }
 

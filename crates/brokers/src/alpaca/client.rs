@@ -180,7 +180,7 @@ impl AlpacaClient {
                 return Err(self.fail(e));
             }
             retries += 1;
-            tokio::time::sleep(self.retry.delay(retries, hint)).await;
+            self.back_off(retries, hint, &e).await;
         }
     }
 
@@ -222,7 +222,7 @@ impl AlpacaClient {
                     hint,
                 } if retries < self.retry.max_retries => {
                     retries += 1;
-                    tokio::time::sleep(self.retry.delay(retries, hint)).await;
+                    self.back_off(retries, hint, &e).await;
                 }
                 Retry::Yes {
                     maybe_delivered: true,
@@ -316,13 +316,29 @@ impl AlpacaClient {
             match e.retry() {
                 Retry::Yes { hint, .. } if retries < self.retry.max_retries => {
                     retries += 1;
-                    let wait = self.retry.delay(retries, hint);
-                    tracing::warn!(account = %self.account, "Alpaca: {}; retry {retries} in {} ms", self.scrub(&e.to_string()), wait.as_millis());
-                    tokio::time::sleep(wait).await;
+                    self.back_off(retries, hint, &e).await;
                 }
                 _ => return Err(e),
             }
         }
+    }
+
+    /// Waits before repetition `retry` of a call that failed with `e`: the policy's backoff,
+    /// never shorter than Alpaca's `Retry-After` (`hint`). Says so at WARN first, with the
+    /// wait and the hint as fields (`wait_ms`, `retry_after_ms`), so the wait is visible.
+    async fn back_off(&self, retry: u32, hint: Option<Duration>, e: &CallError) {
+        let wait = self.retry.delay(retry, hint);
+        let millis = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        tracing::warn!(
+            account = %self.account,
+            retry,
+            wait_ms = millis(wait),
+            retry_after_ms = hint.map(millis),
+            "Alpaca: {}; retry {retry} in {} ms",
+            self.scrub(&e.to_string()),
+            wait.as_millis()
+        );
+        tokio::time::sleep(wait).await;
     }
 
     /// One HTTP call, after the rate limiter: the body of a success, or what went wrong.
@@ -489,7 +505,11 @@ fn is_duplicate_id(message: &str) -> bool {
     m.contains("client_order_id") && (m.contains("unique") || m.contains("already"))
 }
 
-/// A 401/403 that refuses the credentials rather than the request.
+/// A 401/403 that refuses the credentials rather than the request. Told apart by Alpaca's
+/// message, not its `code`: Alpaca publishes no table of error codes, and the one code seen
+/// on 403s, 40310000, comes both with a refused key ("forbidden.") and with refused orders
+/// (insufficient buying power, a potential wash trade, not enough quantity available), so
+/// the code cannot say which it is.
 fn is_key_refusal(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
     [

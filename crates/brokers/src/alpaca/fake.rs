@@ -53,7 +53,7 @@ struct FakeOrder {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     replaced_by: Option<String>,
-    /// `""` (simple) or `oco`.
+    /// `""` (simple), `oco`, `bracket` or `oto`.
     order_class: String,
     /// The parent of a leg (an index into the book's orders).
     parent: Option<usize>,
@@ -104,8 +104,13 @@ impl FakeOrder {
     fn working(&self) -> bool {
         matches!(
             self.status.as_str(),
-            "new" | "accepted" | "partially_filled" | "pending_cancel"
+            "new" | "accepted" | "partially_filled" | "pending_cancel" | "held"
         )
+    }
+
+    /// Whether it carries legs that wait for its fill (a `bracket` or `oto` entry).
+    fn is_entry_with_legs(&self) -> bool {
+        self.parent.is_none() && matches!(self.order_class.as_str(), "bracket" | "oto")
     }
 }
 
@@ -116,7 +121,7 @@ pub struct WorkingOrder {
     pub symbol: String,
     pub side: String,
     pub order_type: String,
-    /// `""` (simple) or `oco`.
+    /// `""` (simple), `oco`, `bracket` or `oto` (a leg has its parent's).
     pub order_class: String,
     pub qty: Decimal,
     pub limit_price: Option<Decimal>,
@@ -182,10 +187,20 @@ impl Book {
     }
 
     /// Fills `order` (index) at `price`: the order, cash and the position; the rest of its
-    /// one-cancels-other group is canceled.
+    /// one-cancels-other group is canceled, except that a bracket or oto entry's fill
+    /// releases its held legs instead.
     fn fill(&mut self, i: usize, price: Decimal) {
-        self.cancel_group(i, Some(i));
         let now = Utc::now();
+        if self.orders[i].is_entry_with_legs() {
+            for leg in self.orders[i].legs.clone() {
+                if self.orders[leg].status == "held" {
+                    self.orders[leg].status = "new".into();
+                    self.orders[leg].updated_at = now;
+                }
+            }
+        } else {
+            self.cancel_group(i, Some(i));
+        }
         let o = &mut self.orders[i];
         o.status = "filled".into();
         o.filled_qty = o.qty;
@@ -225,7 +240,7 @@ impl Book {
                     .iter()
                     .filter(|o| {
                         o.working()
-                            && o.status != "pending_cancel"
+                            && !matches!(o.status.as_str(), "pending_cancel" | "held")
                             && &o.symbol == *symbol
                             && o.side == closing
                             && o.order_type.starts_with("stop")
@@ -752,23 +767,71 @@ fn new_oco(b: &Book, body: &Value) -> Result<(FakeOrder, FakeOrder), Unprocessab
     Ok((parent, leg))
 }
 
-/// Stores a new order (and its leg); the index of the order to answer with.
+/// A `bracket` or `oto` entry as Alpaca takes it: the entry, and its take-profit (limit)
+/// and stop legs on the other side, `held` until the entry fills. Alpaca refuses advanced
+/// orders for a fractional quantity.
+fn new_with_legs(
+    b: &Book,
+    body: &Value,
+    class: &str,
+) -> Result<(FakeOrder, Vec<FakeOrder>), Unprocessable> {
+    let tp = nested_decimal(body, "take_profit", "limit_price")?;
+    let stop = nested_decimal(body, "stop_loss", "stop_price")?;
+    let wanted = if class == "bracket" { 2 } else { 1 };
+    if usize::from(tp.is_some()) + usize::from(stop.is_some()) != wanted {
+        return Err(Unprocessable(format!(
+            "{class} orders require {wanted} of take_profit.limit_price and stop_loss.stop_price"
+        )));
+    }
+    let entry = FakeOrder {
+        order_class: class.into(),
+        ..new_order(b, body)?
+    };
+    if !entry.qty.fract().is_zero() {
+        return Err(Unprocessable(
+            "fractional orders must be simple orders".into(),
+        ));
+    }
+    let other_side = if entry.side == "buy" { "sell" } else { "buy" };
+    let leg = |n: usize, order_type: &str, limit_price, stop_price| FakeOrder {
+        id: format!("00000000-0000-4000-8000-{:012}", b.orders.len() + 1 + n),
+        client_order_id: format!("alpaca-leg-{}", b.orders.len() + 1 + n),
+        side: other_side.into(),
+        order_type: order_type.into(),
+        limit_price,
+        stop_price,
+        status: "held".into(),
+        ..entry.clone()
+    };
+    let mut legs = Vec::new();
+    if let Some(tp) = tp {
+        legs.push(leg(legs.len() + 1, "limit", Some(tp), None));
+    }
+    if let Some(stop) = stop {
+        legs.push(leg(legs.len() + 1, "stop", None, Some(stop)));
+    }
+    Ok((entry, legs))
+}
+
+/// Stores a new order (and its legs); the index of the order to answer with.
 fn store_order(b: &mut Book, body: &Value) -> Result<usize, Unprocessable> {
-    let oco = body.get("order_class").and_then(Value::as_str) == Some("oco");
-    let (order, leg) = if oco {
-        let (parent, leg) = new_oco(b, body)?;
-        (parent, Some(leg))
-    } else {
-        (new_order(b, body)?, None)
+    let (order, legs) = match body.get("order_class").and_then(Value::as_str) {
+        Some("oco") => {
+            let (parent, leg) = new_oco(b, body)?;
+            (parent, vec![leg])
+        }
+        Some(class @ ("bracket" | "oto")) => new_with_legs(b, body, class)?,
+        _ => (new_order(b, body)?, Vec::new()),
     };
     b.orders.push(order);
     let i = b.orders.len() - 1;
-    if let Some(leg) = leg {
+    for leg in legs {
         b.orders.push(FakeOrder {
             parent: Some(i),
             ..leg
         });
-        b.orders[i].legs.push(i + 1);
+        let at = b.orders.len() - 1;
+        b.orders[i].legs.push(at);
     }
     Ok(i)
 }
@@ -784,9 +847,12 @@ async fn create_order(State(s): State<Arc<Shared>>, Json(body): Json<Value>) -> 
         if b.orders[i].order_type == "market" && b.market_open {
             b.fill(i, price);
         } else if !b.market_open {
-            // Outside regular hours Alpaca holds the order, not yet routed, until the open.
+            // Outside regular hours Alpaca holds the order, not yet routed, until the open
+            // (an entry's legs stay held for its fill).
             for j in b.group(i) {
-                b.orders[j].status = "accepted".into();
+                if b.orders[j].status != "held" {
+                    b.orders[j].status = "accepted".into();
+                }
             }
         }
         let hang = b.hang_after_accept > 0;

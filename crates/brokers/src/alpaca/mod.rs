@@ -13,7 +13,11 @@
 //! Exit legs ([`oco`]): a take-profit and a stop-loss leg sent together in one batch go as
 //! one native `oco` order, so Alpaca cancels one when the other fills; a leg sent alone goes
 //! as a simple order. Exit legs are `gtc` (a stop must outlive the day), entries and closes
-//! `day`. Alpaca's `bracket` and `oto` classes (legs attached at entry) are not used yet.
+//! `day`. A moved exit structure replaces its resting legs in place
+//! ([`Broker::replace_order`], `PATCH /v2/orders/{id}`), the stop first, so the position
+//! always has a working stop. An entry with exits goes as a `bracket` (both legs) or `oto`
+//! (one) order, `gtc`, its legs waiting at Alpaca for its fill; a fractional quantity, which
+//! Alpaca refuses in advanced orders, goes alone and its legs follow the fill as an `oco`.
 
 pub mod client;
 #[cfg(feature = "fake")]
@@ -76,22 +80,31 @@ impl AlpacaBroker {
             (OrderType::Stop, None) => "stop",
             (OrderType::Stop, Some(_)) => "stop_limit",
         };
+        let (order_class, take_profit, stop_loss) = match oco::attached(o) {
+            Some((class, tp, sl)) => (Some(class), tp, sl),
+            None => (None, None, None),
+        };
         wire::NewOrder {
             symbol: o.symbol.clone(),
             qty: o.quantity,
             side: side(o.side),
             order_type,
-            // An exit leg must outlive the day it was placed on.
-            time_in_force: if o.oco_group.is_some() { "gtc" } else { "day" },
+            // An exit leg must outlive the day it was placed on; legs attached to an entry
+            // take the entry's time in force.
+            time_in_force: if o.oco_group.is_some() || order_class.is_some() {
+                "gtc"
+            } else {
+                "day"
+            },
             limit_price: o
                 .limit_price
                 .filter(|_| order_type != "market" && order_type != "stop"),
             stop_price: o.stop_price.filter(|_| order_type.starts_with("stop")),
             client_order_id: o.client_order_id.clone(),
-            extended_hours: self.extended_hours && order_type == "limit",
-            order_class: None,
-            take_profit: None,
-            stop_loss: None,
+            extended_hours: self.extended_hours && order_type == "limit" && order_class.is_none(),
+            order_class,
+            take_profit,
+            stop_loss,
         }
     }
 
@@ -125,17 +138,49 @@ impl AlpacaBroker {
         (Ok(broker_order(&parent)), stop)
     }
 
-    /// An order by our client_order_id, as Alpaca holds it; a stop leg of an OCO order is
-    /// found through its parent, under our id.
+    /// An order by our client_order_id, as Alpaca holds it; a leg Alpaca holds under an id
+    /// of its own (an OCO's stop, an entry's attached legs) is found through the order that
+    /// carries it ([`oco::holders_of`]), under our id.
     async fn find(&self, client_order_id: &str) -> Result<Option<wire::Order>, BrokerError> {
         if let Some(o) = self.client.order_by_client_id(client_order_id).await? {
             return Ok(Some(o));
         }
-        let Some(parent) = oco::parent_of(client_order_id) else {
-            return Ok(None);
-        };
-        let parent = self.client.order_by_client_id(&parent).await?;
-        Ok(parent.as_ref().and_then(oco::stop_leg))
+        for holder in oco::holders_of(client_order_id) {
+            let Some(holder) = self.client.order_by_client_id(&holder).await? else {
+                continue;
+            };
+            let leg = oco::legs_under_our_ids(&holder)
+                .into_iter()
+                .find(|l| l.client_order_id == client_order_id);
+            if leg.is_some() {
+                return Ok(leg);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The legs of `orders` that Alpaca holds already, attached to their entry (a bracket
+    /// or oto), found by our ids: sending them adopts them, never places a second structure.
+    async fn attached_legs(
+        &self,
+        orders: &[OrderRequest],
+    ) -> Result<HashMap<String, wire::Order>, BrokerError> {
+        let mut entries: Vec<String> = orders
+            .iter()
+            .filter(|o| o.oco_group.is_some())
+            .filter_map(|o| oco::entry_of(&o.client_order_id))
+            .collect();
+        entries.sort();
+        entries.dedup();
+        let mut legs = HashMap::new();
+        for entry in entries {
+            if let Some(e) = self.client.order_by_client_id(&entry).await? {
+                for leg in oco::legs_under_our_ids(&e) {
+                    legs.insert(leg.client_order_id.clone(), leg);
+                }
+            }
+        }
+        Ok(legs)
     }
 }
 
@@ -229,14 +274,14 @@ fn signed_quantity(p: &wire::Position) -> Decimal {
     }
 }
 
-/// Every order in `orders` and their legs, by client_order_id; the stop leg of an OCO
-/// order also under our stop-loss id.
+/// Every order in `orders` and their legs, by client_order_id; legs Alpaca holds under ids
+/// of its own also under ours ([`oco::legs_under_our_ids`]).
 fn by_client_id(orders: Vec<wire::Order>) -> HashMap<String, wire::Order> {
     let mut out = HashMap::new();
     let mut stack = orders;
     while let Some(mut o) = stack.pop() {
-        if let Some(stop) = oco::stop_leg(&o) {
-            out.insert(stop.client_order_id.clone(), stop);
+        for leg in oco::legs_under_our_ids(&o) {
+            out.insert(leg.client_order_id.clone(), leg);
         }
         stack.extend(o.legs.take().unwrap_or_default());
         out.insert(o.client_order_id.clone(), o);
@@ -269,11 +314,36 @@ impl Broker for AlpacaBroker {
         Ok(broker_order(&o))
     }
 
-    /// One answer per order: OCO pairs of the batch go as one order each ([`oco::plan`]),
-    /// the rest one by one.
+    /// One answer per order: legs Alpaca holds already, attached to their entry, are
+    /// adopted ([`AlpacaBroker::attached_legs`]); OCO pairs of the rest go as one order each
+    /// ([`oco::plan`]), the others one by one.
     async fn submit_batch(&self, orders: &[OrderRequest]) -> Vec<Result<BrokerOrder, BrokerError>> {
         let mut answers: Vec<Option<Result<BrokerOrder, BrokerError>>> = vec![None; orders.len()];
-        for send in oco::plan(orders) {
+        let attached = match self.attached_legs(orders).await {
+            Ok(a) => a,
+            // Unknown whether they are attached: nothing is sent, the refresh asks again.
+            Err(e) => return orders.iter().map(|_| Err(e.clone())).collect(),
+        };
+        for (i, o) in orders.iter().enumerate() {
+            if let Some(leg) = attached.get(&o.client_order_id) {
+                answers[i] = Some(Ok(broker_order(leg)));
+            }
+        }
+        let rest: Vec<usize> = (0..orders.len())
+            .filter(|i| answers[*i].is_none())
+            .collect();
+        let unsent: Vec<OrderRequest> = rest.iter().map(|i| orders[*i].clone()).collect();
+        for send in oco::plan(&unsent) {
+            let send = match send {
+                oco::Send::Single(i) => oco::Send::Single(rest[i]),
+                oco::Send::Oco {
+                    take_profit,
+                    stop_loss,
+                } => oco::Send::Oco {
+                    take_profit: rest[take_profit],
+                    stop_loss: rest[stop_loss],
+                },
+            };
             match send {
                 oco::Send::Single(i) => answers[i] = Some(self.submit(&orders[i]).await),
                 oco::Send::Oco {
@@ -344,6 +414,53 @@ impl Broker for AlpacaBroker {
             client_order_id: client_order_id.to_string(),
             ..after
         }))
+    }
+
+    /// An entry with exits goes as a `bracket` or `oto` order (whole quantities only).
+    fn attaches_exits(&self) -> bool {
+        true
+    }
+
+    /// Alpaca replaces an order with `PATCH /v2/orders/{id}`; a replaced leg keeps its place
+    /// in its `oco` (or bracket) order.
+    fn can_replace_legs(&self) -> bool {
+        true
+    }
+
+    /// `PATCH /v2/orders/{id}` of the resting order, with `with`'s quantity, prices and
+    /// client_order_id; the answer is Alpaca's new order (the old one ends `replaced`). An
+    /// order that can no longer be replaced may have been by an earlier attempt whose answer
+    /// was lost: the replacement is looked up by its client_order_id before anything is said.
+    async fn replace_order(
+        &self,
+        resting: &str,
+        with: &OrderRequest,
+    ) -> Result<BrokerOrder, BrokerError> {
+        let change = wire::ReplaceOrder {
+            qty: Some(with.quantity),
+            limit_price: with.limit_price,
+            stop_price: with.stop_price,
+            time_in_force: None,
+            client_order_id: Some(with.client_order_id.clone()),
+        };
+        let result = match self.find(resting).await? {
+            None => Err(BrokerError::UnknownOrder(resting.to_string())),
+            Some(old) if has_ended(&old) => Err(BrokerError::Rejected(format!(
+                "order {resting} is {} at Alpaca: it cannot be replaced",
+                old.status
+            ))),
+            Some(old) => self.client.replace_order(&old.id, &change).await,
+        };
+        match result {
+            Ok(o) => Ok(broker_order(&o)),
+            Err(e @ (BrokerError::Rejected(_) | BrokerError::UnknownOrder(_))) => {
+                match self.find(&with.client_order_id).await? {
+                    Some(o) => Ok(broker_order(&o)),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError> {
@@ -460,6 +577,7 @@ mod tests {
             limit_price,
             stop_price,
             oco_group: None,
+            attached_exits: None,
         };
         let cases = [
             (

@@ -115,18 +115,99 @@ fn swap_tag(id: &str, from: &str, to: &str) -> Option<String> {
     (tag == from).then(|| format!("{structure}-{to}-{generation}"))
 }
 
-/// The stop leg of an OCO parent, under our stop-loss id.
+/// The stop leg of an OCO parent, under our stop-loss id. A stop leg that carries an id of
+/// ours already (it replaced Alpaca's leg: the replace gave it our next leg's id) is found
+/// under that id, never under the parent's: the stop it replaced is not this one.
 pub fn stop_leg(parent: &wire::Order) -> Option<wire::Order> {
     let id = stop_leg_of(&parent.client_order_id)?;
     let leg = parent
         .legs
         .as_ref()?
         .iter()
-        .find(|l| l.order_type == "stop" || l.order_type == "stop_limit")?;
+        .find(|l| is_stop(l) && !is_ours(&l.client_order_id))?;
     Some(wire::Order {
         client_order_id: id,
         ..leg.clone()
     })
+}
+
+fn is_stop(o: &wire::Order) -> bool {
+    o.order_type == "stop" || o.order_type == "stop_limit"
+}
+
+/// Whether `id` is one of our exit legs' ids (`…-tp-N`, `…-sl-N`), not Alpaca's.
+fn is_ours(id: &str) -> bool {
+    swap_tag(id, "tp", "tp").is_some() || swap_tag(id, "sl", "sl").is_some()
+}
+
+/// The entry's client_order_id of a first-generation leg id (`…-tp-1` / `…-sl-1` →
+/// `…-entry`): the order a bracket or oto entry carries its legs in.
+pub fn entry_of(leg_id: &str) -> Option<String> {
+    let (rest, generation) = leg_id.rsplit_once('-')?;
+    let (structure, tag) = rest.rsplit_once('-')?;
+    (generation == "1" && matches!(tag, "tp" | "sl")).then(|| format!("{structure}-entry"))
+}
+
+/// The orders that may hold our leg `leg_id` as one of their legs, by client_order_id: its
+/// oco parent (a stop), and the entry it was attached to (a first generation).
+pub fn holders_of(leg_id: &str) -> Vec<String> {
+    parent_of(leg_id)
+        .into_iter()
+        .chain(entry_of(leg_id))
+        .collect()
+}
+
+/// The legs of `parent` that are ours under ids Alpaca does not know: an oco parent's stop
+/// ([`stop_leg`]); a bracket or oto entry's take profit (its limit leg) and stop as our
+/// first-generation `…-tp-1` / `…-sl-1`. Legs that carry our ids already are left out.
+pub fn legs_under_our_ids(parent: &wire::Order) -> Vec<wire::Order> {
+    let Some(structure) = parent.client_order_id.strip_suffix("-entry") else {
+        return stop_leg(parent).into_iter().collect();
+    };
+    let legs = parent.legs.as_deref().unwrap_or_default();
+    legs.iter()
+        .filter(|l| !is_ours(&l.client_order_id))
+        .filter_map(|l| {
+            let tag = match l.order_type.as_str() {
+                "limit" => "tp",
+                _ if is_stop(l) => "sl",
+                _ => return None,
+            };
+            Some(wire::Order {
+                client_order_id: format!("{structure}-{tag}-1"),
+                ..l.clone()
+            })
+        })
+        .collect()
+}
+
+/// The `bracket` (both legs) or `oto` (one) class and legs of an entry, when it has exits
+/// and Alpaca takes them: Alpaca refuses advanced orders for a fractional quantity, whose
+/// legs tradewarden then places itself once the entry fills.
+pub fn attached(
+    o: &OrderRequest,
+) -> Option<(
+    &'static str,
+    Option<wire::TakeProfit>,
+    Option<wire::StopLoss>,
+)> {
+    let exits = o.attached_exits?;
+    if !o.quantity.fract().is_zero() {
+        return None;
+    }
+    let take_profit = exits
+        .take_profit
+        .map(|limit_price| wire::TakeProfit { limit_price });
+    let stop_loss = exits.stop_loss.map(|stop_price| wire::StopLoss {
+        stop_price,
+        limit_price: None,
+    });
+    let class = match (&take_profit, &stop_loss) {
+        (Some(_), Some(_)) => "bracket",
+        (None, None) => return None,
+        _ => "oto",
+    };
+    Some((class, take_profit, stop_loss))
 }
 
 #[cfg(test)]
@@ -145,6 +226,7 @@ mod tests {
             limit_price: (order_type == OrderType::Limit).then_some(dec!(110)),
             stop_price: (order_type == OrderType::Stop).then_some(dec!(93)),
             oco_group: group.map(Into::into),
+            attached_exits: None,
         }
     }
 
@@ -203,6 +285,97 @@ mod tests {
         for (batch, want) in cases {
             assert_eq!(plan(&batch), want, "{batch:?}");
         }
+    }
+
+    #[test]
+    fn an_entry_with_exits_goes_as_bracket_or_oto_whole_quantities_only() {
+        // Catches: legs attached to a fractional entry (Alpaca refuses it), one leg sent as
+        // a bracket, or an entry without exits sent as an advanced order.
+        use tradewarden_engine::ports::AttachedExits;
+        let entry = |quantity, tp, sl| OrderRequest {
+            quantity,
+            attached_exits: AttachedExits::of(tp, sl),
+            ..leg("tw-x-7-entry", OrderType::Market, None)
+        };
+        let cases = [
+            (
+                entry(dec!(10), Some(dec!(110)), Some(dec!(93))),
+                Some("bracket"),
+            ),
+            (entry(dec!(10), Some(dec!(110)), None), Some("oto")),
+            (entry(dec!(10), None, Some(dec!(93))), Some("oto")),
+            (entry(dec!(10), None, None), None),
+            (entry(dec!(2.5), Some(dec!(110)), Some(dec!(93))), None),
+        ];
+        for (o, want) in cases {
+            assert_eq!(attached(&o).map(|a| a.0), want, "{o:?}");
+        }
+    }
+
+    #[test]
+    fn legs_alpaca_holds_under_its_own_ids_are_found_under_ours() {
+        // Catches: a bracket's legs not found under our first-generation ids, or a leg
+        // that a replace gave our next id found under the id of the leg it replaced.
+        let order = |id: &str, order_type: &str, legs: Option<Vec<wire::Order>>| wire::Order {
+            id: format!("a-{id}"),
+            client_order_id: id.into(),
+            created_at: chrono::DateTime::UNIX_EPOCH,
+            updated_at: None,
+            symbol: "AAPL".into(),
+            qty: Some(dec!(10)),
+            filled_qty: dec!(0),
+            filled_avg_price: None,
+            order_class: "bracket".into(),
+            order_type: order_type.into(),
+            side: "sell".into(),
+            time_in_force: "gtc".into(),
+            limit_price: None,
+            stop_price: None,
+            status: "new".into(),
+            replaced_by: None,
+            legs,
+        };
+        let ids = |parent: &wire::Order| -> Vec<(String, String)> {
+            legs_under_our_ids(parent)
+                .into_iter()
+                .map(|l| (l.client_order_id, l.id))
+                .collect()
+        };
+        let bracket = order(
+            "tw-x-7-entry",
+            "market",
+            Some(vec![
+                order("uuid-1", "limit", None),
+                order("uuid-2", "stop", None),
+            ]),
+        );
+        assert_eq!(
+            ids(&bracket),
+            vec![
+                ("tw-x-7-tp-1".into(), "a-uuid-1".into()),
+                ("tw-x-7-sl-1".into(), "a-uuid-2".into())
+            ]
+        );
+        let moved = order(
+            "tw-x-7-entry",
+            "market",
+            Some(vec![
+                order("uuid-1", "limit", None),
+                order("tw-x-7-sl-2", "stop", None),
+            ]),
+        );
+        assert_eq!(ids(&moved), vec![("tw-x-7-tp-1".into(), "a-uuid-1".into())]);
+        let oco = order(
+            "tw-x-7-tp-2",
+            "limit",
+            Some(vec![order("uuid-3", "stop", None)]),
+        );
+        assert_eq!(ids(&oco), vec![("tw-x-7-sl-2".into(), "a-uuid-3".into())]);
+        assert_eq!(
+            holders_of("tw-x-7-sl-1"),
+            vec!["tw-x-7-tp-1".to_string(), "tw-x-7-entry".into()]
+        );
+        assert_eq!(holders_of("tw-x-7-tp-2"), Vec::<String>::new());
     }
 
     #[test]

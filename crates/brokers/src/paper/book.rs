@@ -168,8 +168,8 @@ fn position_after_fill(position: PaperPosition, delta: Decimal, price: Decimal) 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
     /// The order was decided (filled, resting, canceled or rejected) and is to be stored;
-    /// its state once the whole batch was decided.
-    Decided(PaperOrderRecord),
+    /// its state once the whole batch was decided (boxed: a record is large beside an id).
+    Decided(Box<PaperOrderRecord>),
     /// The client_order_id was seen before: nothing is stored for it.
     DuplicateId(String),
 }
@@ -234,7 +234,7 @@ impl PaperBook {
             .into_iter()
             .zip(orders)
             .map(|(slot, o)| match slot {
-                Some(i) => Answer::Decided(self.orders[i].record.clone()),
+                Some(i) => Answer::Decided(Box::new(self.orders[i].record.clone())),
                 None => Answer::DuplicateId(o.client_order_id.clone()),
             })
             .collect()
@@ -502,6 +502,7 @@ mod tests {
             limit_price: price.filter(|_| t == OrderType::Limit),
             stop_price: price.filter(|_| t == OrderType::Stop),
             oco_group: None,
+            attached_exits: None,
         }
     }
 

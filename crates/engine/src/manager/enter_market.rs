@@ -46,8 +46,9 @@ use crate::fault;
 use crate::locks::ProcessingGuard;
 use crate::metrics as m;
 use crate::ports::{
-    AccountSnapshot, Broker, BrokerError, BrokerOrder, EnterMarketData, FinishedRuns, LeaseRelease,
-    NewPosition, OrderRequest, OutcomeCompletion, RunRecord, StoreError,
+    AccountSnapshot, AttachedExits, Broker, BrokerError, BrokerOrder, EnterMarketData,
+    FinishedRuns, LeaseRelease, NewPosition, OrderRequest, OutcomeCompletion, RunRecord,
+    StoreError,
 };
 use crate::report::{Counts, RunReport, RunStatus, RunTrigger, count_run};
 use crate::unwind::CatchUnwind;
@@ -113,6 +114,8 @@ struct Funded {
 /// An entry order stored for a recommendation, followed through submission.
 pub(crate) struct Placed {
     pub order: Order,
+    /// Its position's exit legs, sent with the entry to a broker that attaches them.
+    pub exits: Option<AttachedExits>,
 }
 
 /// Brokers' answers to record, by the index of the run whose orders they answer.
@@ -769,7 +772,10 @@ impl TradeManager {
                     Stage::Ended(_) => None,
                 })
                 .flatten()
-                .map(|p| OrderRequest::for_order(&p.order))
+                .map(|p| OrderRequest {
+                    attached_exits: p.exits,
+                    ..OrderRequest::for_order(&p.order)
+                })
                 .collect();
             let sending = async { Ok::<_, BrokerError>(broker.submit_batch(&requests).await) };
             let Some(results) = shared(runs, &sharing, sending).await else {
@@ -955,7 +961,10 @@ impl Run<'_> {
         };
         for f in std::mem::take(&mut g.funded) {
             match stored.next() {
-                Some(Ok((_txn, order))) => g.placed.push(Placed { order }),
+                Some(Ok((txn, order))) => g.placed.push(Placed {
+                    order,
+                    exits: AttachedExits::of(txn.take_profit, txn.stop_loss),
+                }),
                 Some(Err(StoreError::DuplicatePosition { existing, .. })) => {
                     warn_refused_by_index(g.ctx.expert.id, &f, existing, &mut g.journal)
                 }

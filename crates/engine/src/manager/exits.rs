@@ -138,9 +138,17 @@ impl TradeManager {
         take_profit: Option<Decimal>,
         stop_loss: Option<Decimal>,
     ) -> Result<ExitsOutcome, EngineError> {
-        let p = self.position_of(transaction_id).await?;
+        let mut p = self.position_of(transaction_id).await?;
         if !p.transaction.status.is_active() {
             return Ok(ExitsOutcome::Unchanged);
+        }
+        let broker = self.broker(&p.transaction.account)?.clone();
+        if broker.attaches_exits() {
+            // Legs that went with the entry rest at the broker though our books may still
+            // have them waiting: learn that first, so they are replaced, not left beside the
+            // next structure.
+            self.advance(broker.as_ref(), vec![p], None, false).await?;
+            p = self.position_of(transaction_id).await?;
         }
         let tp = take_profit.or(p.transaction.take_profit);
         let sl = stop_loss.or(p.transaction.stop_loss);
@@ -149,7 +157,6 @@ impl TradeManager {
         {
             return Ok(ExitsOutcome::Unchanged);
         }
-        let broker = self.broker(&p.transaction.account)?.clone();
         let generation = next_generation(&p.orders);
         let write = self.replacement(&p, tp, sl, generation);
         self.store.write_lifecycle(&write).await?;

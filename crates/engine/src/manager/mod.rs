@@ -7,6 +7,7 @@
 //! - [`import`]: recommendation ingestion and the quotes it carries.
 //! - [`refresh`]: broker refresh of every account: fills, legs fired and canceled, closes.
 //! - [`exits`]: closing a transaction, replacing its exit structure.
+//! - [`replace`]: moving a resting exit structure in place, at a broker that replaces orders.
 //! - [`instrument_share`]: an order that grows or shrinks an OPENED position.
 //! - [`jobs`]: analysis jobs, and the run the last one's ending starts.
 
@@ -18,6 +19,7 @@ mod jobs;
 mod open_positions;
 mod reconcile;
 mod refresh;
+mod replace;
 mod settle;
 
 use std::collections::HashMap;

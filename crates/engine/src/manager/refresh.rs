@@ -6,7 +6,10 @@
 //!
 //! One account at a time, single-flight through the account's lock and lease
 //! (`refresh_account_{name}`); an account whose lock stays taken is skipped and logged.
-//! The same steps ([`TradeManager::advance`]) finish a close or a replacement of exits.
+//! The same steps ([`TradeManager::advance`]) finish a close or a replacement of exits. At a
+//! broker that attaches exits to entries, legs waiting for a sent entry that it holds are
+//! adopted, never sent; at one that replaces orders, a moved structure replaces its resting
+//! legs in place ([`super::replace`]) instead of canceling them first.
 
 use std::collections::{HashMap, HashSet};
 
@@ -58,16 +61,17 @@ fn is_working(status: OrderStatus) -> bool {
 }
 
 /// Statuses in which an order rests at the broker and can be canceled there.
-fn at_broker(status: OrderStatus) -> bool {
+pub(super) fn at_broker(status: OrderStatus) -> bool {
     matches!(status, OrderStatus::Accepted | OrderStatus::PartiallyFilled)
 }
 
-fn is_leg(o: &Order) -> bool {
+/// Whether `o` is a take-profit or stop-loss leg.
+pub(super) fn is_leg(o: &Order) -> bool {
     matches!(o.role, OrderRole::TakeProfit | OrderRole::StopLoss)
 }
 
 /// A leg's generation, read from its client_order_id as `next_generation` reads it.
-fn generation(o: &Order) -> u32 {
+pub(super) fn generation(o: &Order) -> u32 {
     o.client_order_id
         .rsplit('-')
         .next()
@@ -268,7 +272,7 @@ fn needs_resize(p: &Position, change: Option<&TransactionChange>) -> bool {
 }
 
 /// Replaces stored orders of `positions` with their updated rows.
-fn merge(positions: &mut [Position], updated: &[Order]) {
+pub(super) fn merge(positions: &mut [Position], updated: &[Order]) {
     let by_id: HashMap<i64, &Order> = updated.iter().map(|o| (o.id, o)).collect();
     for p in positions.iter_mut() {
         for o in p.orders.iter_mut() {
@@ -362,6 +366,9 @@ impl TradeManager {
     ) -> Result<RefreshReport, EngineError> {
         let mut counts = RefreshReport::default();
         counts.orders_updated += self.ask_working(broker, &mut positions, guard).await?;
+        let replaced = self.replace_resting(broker, &mut positions, guard).await?;
+        counts.legs_fired += replaced.placed;
+        counts.legs_canceled += replaced.ended;
         counts.legs_canceled += self.cancel_resting(broker, &mut positions, guard).await?;
         let held = match holdings {
             true => self.held_symbols(broker, &positions).await,
@@ -424,18 +431,24 @@ impl TradeManager {
         Ok(())
     }
 
-    /// Asks the broker about every working order of `positions` in one call and applies
-    /// the answers; returns how many orders changed.
+    /// Asks the broker about every working order of `positions` in one call (and, at a
+    /// broker that attaches exits to entries, about the legs waiting for a sent entry) and
+    /// applies the answers; returns how many orders changed.
     async fn ask_working(
         &self,
         broker: &dyn Broker,
         positions: &mut [Position],
         guard: Option<&ProcessingGuard>,
     ) -> Result<usize, EngineError> {
+        let attached: Vec<&Order> = match broker.attaches_exits() {
+            true => positions.iter().flat_map(maybe_attached).collect(),
+            false => Vec::new(),
+        };
         let working: Vec<&Order> = positions
             .iter()
             .flat_map(|p| p.orders.iter())
             .filter(|o| is_working(o.status))
+            .chain(attached.iter().copied())
             .collect();
         if working.is_empty() {
             return Ok(0);
@@ -466,6 +479,7 @@ impl TradeManager {
         if leg_filled {
             fault::point("after_leg_filled_before_recorded");
         }
+        self.claim_attached(&attached, &answers).await?;
         let before: HashMap<i64, (OrderStatus, Decimal)> = working
             .iter()
             .map(|o| (o.id, (o.status, o.filled_quantity)))
@@ -477,6 +491,30 @@ impl TradeManager {
             .count();
         merge(positions, &updated);
         Ok(changed)
+    }
+
+    /// Claims (`waiting_trigger` → `submitting`) the waiting legs the broker answered for:
+    /// it holds them, attached to their entry, so they are recorded as its, never sent.
+    async fn claim_attached(
+        &self,
+        attached: &[&Order],
+        answers: &[(i64, BrokerOrder)],
+    ) -> Result<(), EngineError> {
+        let claimed: Vec<(i64, Decimal)> = attached
+            .iter()
+            .filter(|o| answers.iter().any(|(id, _)| *id == o.id))
+            .map(|o| (o.id, o.quantity))
+            .collect();
+        if claimed.is_empty() {
+            return Ok(());
+        }
+        let write = LifecycleWrite {
+            claimed,
+            at: self.clock.now(),
+            ..LifecycleWrite::default()
+        };
+        self.store.write_lifecycle(&write).await?;
+        Ok(())
     }
 
     /// Cancels at the broker the legs that must go ([`broker_cancels`]) and applies the
@@ -564,6 +602,21 @@ impl TradeManager {
         self.store.apply_broker_orders(&answers).await?;
         Ok(orders.len())
     }
+}
+
+/// The legs of `p` waiting for an entry the broker has heard of: a broker that attaches
+/// exits may hold them already (the entry went with them).
+fn maybe_attached(p: &Position) -> impl Iterator<Item = &Order> {
+    p.orders.iter().filter(|o| {
+        is_leg(o)
+            && o.status == OrderStatus::WaitingTrigger
+            && o.trigger_status == Some(OrderStatus::Filled)
+            && p.orders.iter().any(|e| {
+                Some(e.id) == o.parent_order_id
+                    && e.role == OrderRole::Entry
+                    && e.broker_order_id.is_some()
+            })
+    })
 }
 
 /// Whether a broker's answer says anything new about `o`.

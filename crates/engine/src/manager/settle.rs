@@ -59,7 +59,8 @@ impl TradeManager {
         Ok(SettledOrder::of(order, how))
     }
 
-    /// Sends an order the broker never got, once.
+    /// Sends an order the broker never got, once; a next exit leg that is to replace a
+    /// resting one in place replaces it instead (never a second structure beside it).
     async fn submit_missing(
         &self,
         broker: &dyn Broker,
@@ -67,6 +68,13 @@ impl TradeManager {
         order: Order,
     ) -> Result<(Order, Settled), EngineError> {
         guard.ensure_held()?;
+        if let Some(resting) = self.resting_to_replace(broker, &order).await? {
+            let updated = self.replace_leg(broker, &order, &resting).await?;
+            return Ok(match updated.into_iter().find(|o| o.id == order.id) {
+                Some(o) => (o, Settled::Submitted),
+                None => (order, Settled::Unreachable),
+            });
+        }
         Ok(match self.send(broker, &order).await? {
             Some(answer) => (
                 self.store.apply_broker_order(order.id, &answer).await?,
@@ -191,7 +199,12 @@ impl TradeManager {
 
     /// The answer recorded for an order the broker refused (`rejected`) or that was never
     /// sent (`error`).
-    fn refusal(&self, order: &Order, status: OrderStatus, reason: String) -> BrokerOrder {
+    pub(super) fn refusal(
+        &self,
+        order: &Order,
+        status: OrderStatus,
+        reason: String,
+    ) -> BrokerOrder {
         BrokerOrder {
             broker_order_id: None,
             client_order_id: order.client_order_id.clone(),

@@ -67,6 +67,30 @@ pub struct OrderRequest {
     /// Orders sharing a group are one-cancels-other at the broker: when one fills, the
     /// broker cancels the others. All orders of a group are of one symbol.
     pub oco_group: Option<String>,
+    /// An entry's exit legs, for a broker that places them with the entry (Alpaca's
+    /// `bracket` / `oto`); others ignore them. Our store holds them as legs waiting for the
+    /// entry's fill. A broker that attached them holds them under the entry: asked for a
+    /// leg by our client_order_id (its first generation) it answers with the attached leg,
+    /// and sent that leg once the entry filled, it adopts it instead of placing another.
+    pub attached_exits: Option<AttachedExits>,
+}
+
+/// The prices of an entry's take-profit and stop-loss legs (one of them at least), sent
+/// with the entry to a broker that attaches them (Alpaca's `bracket` or `oto` class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttachedExits {
+    pub take_profit: Option<Decimal>,
+    pub stop_loss: Option<Decimal>,
+}
+
+impl AttachedExits {
+    /// The exits of a position at these prices; `None` when it has neither.
+    pub fn of(take_profit: Option<Decimal>, stop_loss: Option<Decimal>) -> Option<Self> {
+        (take_profit.is_some() || stop_loss.is_some()).then_some(AttachedExits {
+            take_profit,
+            stop_loss,
+        })
+    }
 }
 
 impl OrderRequest {
@@ -82,6 +106,7 @@ impl OrderRequest {
             limit_price: o.limit_price,
             stop_price: o.stop_price,
             oco_group: exit_group(o),
+            attached_exits: None,
         }
     }
 }
@@ -256,6 +281,35 @@ pub trait Broker: Send + Sync {
     async fn cancel(&self, client_order_id: &str) -> Result<BrokerOrder, BrokerError> {
         Err(BrokerError::Rejected(format!(
             "this broker cannot cancel orders (asked for {client_order_id})"
+        )))
+    }
+    /// Whether this broker places an entry's exit legs with it
+    /// ([`OrderRequest::attached_exits`]): a refresh then asks it for the legs our store
+    /// holds waiting for a sent entry, and adopts those it holds (they never go again).
+    fn attaches_exits(&self) -> bool {
+        false
+    }
+    /// Whether this broker replaces a resting exit leg in place ([`Broker::replace_order`]):
+    /// one request, after which the leg's one-cancels-other group holds the replacement, so
+    /// a moved stop never leaves the position without one (I8). Without it the engine
+    /// stores the next structure, cancels the old one, then places the next.
+    fn can_replace_legs(&self) -> bool {
+        false
+    }
+    /// Replaces the working order we sent as `resting` (its client_order_id) with `with`:
+    /// the same order at `with`'s quantity and prices, under `with`'s client_order_id, which
+    /// was stored before this call. Returns the replacing order. A replacement that may have
+    /// reached the broker is looked up by `with.client_order_id`, never sent twice; an order
+    /// that ended meanwhile (filled, canceled) cannot be replaced: [`BrokerError::Rejected`].
+    /// The default is a broker that cannot replace.
+    async fn replace_order(
+        &self,
+        resting: &str,
+        with: &OrderRequest,
+    ) -> Result<BrokerOrder, BrokerError> {
+        Err(BrokerError::Rejected(format!(
+            "this broker cannot replace orders (asked to replace {resting} with {})",
+            with.client_order_id
         )))
     }
     /// Current positions.

@@ -25,8 +25,8 @@ pub mod store;
 use chrono::{DateTime, Utc};
 
 pub use broker::{
-    AcceptsQuotes, AccountSnapshot, Broker, BrokerError, BrokerOrder, BrokerPosition, HeldPosition,
-    Holdings, OrderRequest, Quote,
+    AcceptsQuotes, AccountSnapshot, AttachedExits, Broker, BrokerError, BrokerOrder,
+    BrokerPosition, HeldPosition, Holdings, OrderRequest, Quote,
 };
 pub use host::{HostIdentity, ProcessState, ProcessTable};
 pub use jobs::{AnalysisJob, JobEnd, JobFilter, JobSession, JobStatus, JobStore, NewJob};
