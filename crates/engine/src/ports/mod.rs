@@ -35,8 +35,8 @@ pub use paper::{
 pub use store::{
     EnterMarketData, Finding, FinishedRuns, ImportCounts, ImportError, ImportSession,
     InFlightReason, JournalStore, LeaseAttempt, LeaseHolder, LeaseRelease, LeaseStore, ListFilter,
-    NewPosition, OutcomeCompletion, PositionStore, QueryStore, RecommendationStore, RunRecord,
-    Store, StoreError,
+    NewPosition, OutcomeCompletion, Page, PositionStore, QueryStore, RecommendationStore,
+    RunRecord, Store, StoreError,
 };
 
 /// Wall-clock time, injected so tests can fix it.
