@@ -83,7 +83,7 @@ fn parse_items(api: &Api, items: &[&RawValue]) -> Result<Vec<NewRecommendation>,
     for item in items {
         // A JSON text has line breaks only between tokens: as spaces it is one line.
         let line = item.get().replace(['\n', '\r'], " ");
-        match parser.next_line(line.as_bytes(), &known) {
+        match parser.next_line(line.as_bytes(), known) {
             Ok(Some(parsed)) => recs.push(parsed.rec),
             Ok(None) => {}
             Err(errors) => problems.extend(errors.into_iter().map(problem)),
