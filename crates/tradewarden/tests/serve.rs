@@ -86,7 +86,22 @@ async fn routes(kind: DbKind) {
     // Open routes.
     assert_eq!(c.get("/healthz", None).await.0, 200);
     assert_eq!(c.get("/readyz", None).await.0, 200);
-    assert_eq!(c.get("/api/v1/openapi.json", None).await.0, 200);
+    let (status, doc) = c.get("/api/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    for path in [
+        "/api/v1/recommendations",
+        "/api/v1/experts/{id}/process",
+        "/api/v1/experts",
+        "/api/v1/accounts",
+        "/api/v1/transactions",
+        "/api/v1/orders",
+        "/api/v1/outcomes",
+        "/api/v1/refresh",
+        "/api/v1/transactions/{id}/close",
+    ] {
+        assert!(doc["paths"][path].is_object(), "openapi.json lacks {path}");
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     let (status, body) = c.get("/nowhere", Some(ADMIN)).await;
     assert_eq!((status, error_code(&body)), (404, "not_found"));
 

@@ -13,6 +13,17 @@ use super::extract::Path;
 use crate::cmd::close::{Closed, closed};
 
 /// Refreshes every account: the refresh report.
+#[utoipa::path(
+    post,
+    path = "/api/v1/refresh",
+    tag = "actions",
+    responses(
+        (status = 200, description = "The refresh report, as `refresh` prints it", body = serde_json::Value),
+        (status = 401, description = "No or an unknown token", body = super::error::ErrorBody),
+        (status = 403, description = "An expert token", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn refresh(
     State(api): State<Api>,
     caller: Caller,
@@ -23,6 +34,19 @@ pub async fn refresh(
 }
 
 /// Closes the transaction by hand: 404 for an unknown id.
+#[utoipa::path(
+    post,
+    path = "/api/v1/transactions/{id}/close",
+    tag = "actions",
+    params(("id" = i64, Path, description = "The transaction's id")),
+    responses(
+        (status = 200, description = "What `close` prints: transaction_id, outcome, order_id, message", body = serde_json::Value),
+        (status = 401, description = "No or an unknown token", body = super::error::ErrorBody),
+        (status = 403, description = "An expert token", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown transaction", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn close(
     State(api): State<Api>,
     caller: Caller,

@@ -84,11 +84,28 @@ impl ApiError {
 
 /// One bad item of a batch: its 0-based `index` in the array, the `field` concerned (`null`
 /// for the item as a whole) and what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct ItemProblem {
     pub index: usize,
     pub field: Option<String>,
     pub message: String,
+}
+
+/// The body of every error answer (for the API's description).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What an error answer says.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// `unauthorized`, `forbidden`, `not_found`, `payload_too_large`, `invalid`,
+    /// `bad_request`, `unavailable`, `internal` or `broker`.
+    pub code: String,
+    pub message: String,
+    /// `null`, or for a batch the problem of each bad item.
+    pub details: Option<Vec<ItemProblem>>,
 }
 
 impl IntoResponse for ApiError {

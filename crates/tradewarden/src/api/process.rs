@@ -14,7 +14,7 @@ use super::extract::{self, Path};
 use crate::config::LOOKBACK_DAYS;
 
 /// The body: which use case, and optionally the lookback window.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessRequest {
     pub use_case: UseCaseName,
@@ -23,7 +23,7 @@ pub struct ProcessRequest {
 }
 
 /// A use case as the API names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum UseCaseName {
     EnterMarket,
@@ -31,6 +31,21 @@ pub enum UseCaseName {
 }
 
 /// Runs the use case for the expert: 404 for an unknown expert, 422 for a bad body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/experts/{id}/process",
+    tag = "processing",
+    params(("id" = i64, Path, description = "The expert's id")),
+    request_body = ProcessRequest,
+    responses(
+        (status = 200, description = "The run's report, as `process` prints it (also when skipped_locked)", body = serde_json::Value),
+        (status = 401, description = "No or an unknown token", body = super::error::ErrorBody),
+        (status = 403, description = "An expert token", body = super::error::ErrorBody),
+        (status = 404, description = "Unknown expert", body = super::error::ErrorBody),
+        (status = 422, description = "Bad body", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn post(
     State(api): State<Api>,
     caller: Caller,

@@ -25,8 +25,9 @@ pub const MAX_LIMIT: u32 = 1000;
 pub const DEFAULT_LIMIT: u32 = 100;
 
 /// The query of every read.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     pub expert_id: Option<i64>,
     /// Any case; the listing's own statuses (transactions `OPENED`, orders `FILLED`,
@@ -100,6 +101,19 @@ fn since(s: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// `GET /api/v1/transactions`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/transactions",
+    tag = "reads",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Transactions, newest first", body = Vec<serde_json::Value>),
+        (status = 401, description = "No or an unknown token", body = super::error::ErrorBody),
+        (status = 403, description = "An expert token asking for another expert's rows", body = super::error::ErrorBody),
+        (status = 422, description = "A bad filter, or limit over 1000", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn transactions(
     State(api): State<Api>,
     caller: Caller,
@@ -116,6 +130,19 @@ pub async fn transactions(
 }
 
 /// `GET /api/v1/orders`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/orders",
+    tag = "reads",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Orders, newest first", body = Vec<serde_json::Value>),
+        (status = 401, description = "No or an unknown token", body = super::error::ErrorBody),
+        (status = 403, description = "An expert token asking for another expert's rows", body = super::error::ErrorBody),
+        (status = 422, description = "A bad filter, or limit over 1000", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn orders(
     State(api): State<Api>,
     caller: Caller,
@@ -127,6 +154,19 @@ pub async fn orders(
 }
 
 /// `GET /api/v1/outcomes`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/outcomes",
+    tag = "reads",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Decision records, newest first", body = Vec<serde_json::Value>),
+        (status = 401, description = "No or an unknown token", body = super::error::ErrorBody),
+        (status = 403, description = "An expert token asking for another expert's rows", body = super::error::ErrorBody),
+        (status = 422, description = "A bad filter, or limit over 1000", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn outcomes(
     State(api): State<Api>,
     caller: Caller,
@@ -138,6 +178,19 @@ pub async fn outcomes(
 }
 
 /// `GET /api/v1/experts`: the configured experts by id (an expert token: itself), paged.
+#[utoipa::path(
+    get,
+    path = "/api/v1/experts",
+    tag = "reads",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "The configured experts", body = Vec<serde_json::Value>),
+        (status = 401, description = "No or an unknown token", body = super::error::ErrorBody),
+        (status = 403, description = "An expert token asking for another expert's rows", body = super::error::ErrorBody),
+        (status = 422, description = "A bad filter, or limit over 1000", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn experts(
     State(api): State<Api>,
     caller: Caller,
@@ -154,6 +207,19 @@ pub async fn experts(
 
 /// `GET /api/v1/accounts`: each account as its broker holds it (an expert token: its
 /// expert's account), by name.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accounts",
+    tag = "reads",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Each account as its broker holds it", body = Vec<serde_json::Value>),
+        (status = 401, description = "No or an unknown token", body = super::error::ErrorBody),
+        (status = 403, description = "An expert token asking for another expert's rows", body = super::error::ErrorBody),
+        (status = 422, description = "A bad filter, or limit over 1000", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn accounts(
     State(api): State<Api>,
     caller: Caller,

@@ -20,7 +20,7 @@ use super::error::{ApiError, ItemProblem};
 use super::extract::Body;
 
 /// The answer of a stored batch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Imported {
     pub imported: usize,
     pub already_present: usize,
@@ -31,6 +31,20 @@ pub struct Imported {
 
 /// Stores the batch: 422 naming every bad item, 403 when an expert token posts for another
 /// expert, 201 with the counts and ids.
+#[utoipa::path(
+    post,
+    path = "/api/v1/recommendations",
+    tag = "recommendations",
+    request_body(content = Vec<serde_json::Value>, description = "Recommendations, each in the shape of an import line"),
+    responses(
+        (status = 201, description = "Stored, all of them", body = Imported),
+        (status = 401, description = "No or an unknown token", body = super::error::ErrorBody),
+        (status = 403, description = "An operator token, or an expert token posting for another expert", body = super::error::ErrorBody),
+        (status = 413, description = "Over [server] max_body_bytes", body = super::error::ErrorBody),
+        (status = 422, description = "Bad items (details: index, field, message); nothing stored", body = super::error::ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn post(
     State(api): State<Api>,
     caller: Caller,
