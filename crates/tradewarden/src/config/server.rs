@@ -213,6 +213,115 @@ pub fn to_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{DEFAULT_CONFIG, parse};
+
+    /// The problems of the default configuration with `extra` appended.
+    fn errors(extra: &str) -> Vec<String> {
+        match parse(&format!("{DEFAULT_CONFIG}\n{extra}")) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0,
+        }
+    }
+
+    #[test]
+    fn server_and_token_problems_name_their_key() {
+        let hash = "ab".repeat(32);
+        let cases: Vec<(String, &str)> = vec![
+            (
+                "[server]\nbind = \"localhost\"".into(),
+                "server.bind: expected IP:PORT",
+            ),
+            (
+                "[server]\nshutdown_grace_seconds = -1".into(),
+                "server.shutdown_grace_seconds: out of range",
+            ),
+            (
+                "[server]\nmax_body_bytes = 0".into(),
+                "server.max_body_bytes: out of range",
+            ),
+            (
+                "[server]\nmetrics_require_token = 1".into(),
+                "server.metrics_require_token",
+            ),
+            ("[server]\nport = 1".into(), "server.port: unknown key"),
+            (
+                format!(
+                    "[[api_tokens]]\nname = \"a\"\ntoken_sha256 = \"{hash}\"\nrole = \"expert\""
+                ),
+                "api_tokens[0].expert_id: missing",
+            ),
+            (
+                format!(
+                    "[[api_tokens]]\nname = \"a\"\ntoken_sha256 = \"{hash}\"\nrole = \"admin\"\nexpert_id = 1"
+                ),
+                "api_tokens[0].expert_id: only an expert token",
+            ),
+            (
+                format!(
+                    "[[api_tokens]]\nname = \"a\"\ntoken_sha256 = \"{hash}\"\nrole = \"expert\"\nexpert_id = 7"
+                ),
+                "api_tokens[0].expert_id: unknown expert 7",
+            ),
+            (
+                format!("[[api_tokens]]\nname = \"a\"\ntoken_sha256 = \"{hash}\"\nrole = \"root\""),
+                "api_tokens[0].role: unknown role",
+            ),
+            (
+                "[[api_tokens]]\nname = \"a\"\ntoken_sha256 = \"secret\"\nrole = \"admin\"".into(),
+                "api_tokens[0].token_sha256: expected 64 hexadecimal digits",
+            ),
+            (
+                format!(
+                    "[[api_tokens]]\nname = \"a\"\ntoken_sha256 = \"{hash}\"\nrole = \"admin\"\n[[api_tokens]]\nname = \"a\"\ntoken_sha256 = \"{hash}\"\nrole = \"operator\""
+                ),
+                "api_tokens[1].name: duplicate token name",
+            ),
+        ];
+        for (extra, want) in cases {
+            let errs = errors(&extra);
+            assert!(
+                errs.iter().any(|e| e.starts_with(want)),
+                "{extra:?}: {errs:?}"
+            );
+        }
+        let ok = format!(
+            "[server]\nbind = \"0.0.0.0:9000\"\n[[api_tokens]]\nname = \"p\"\ntoken_sha256 = \"{hash}\"\nrole = \"expert\"\nexpert_id = 1"
+        );
+        let cfg = parse(&format!("{DEFAULT_CONFIG}\n{ok}")).unwrap();
+        assert_eq!(cfg.server.bind.port(), 9000);
+        assert_eq!(cfg.api_tokens[0].role, Role::Expert);
+        assert_eq!(cfg.api_tokens[0].expert_id, Some(1));
+    }
+
+    #[test]
+    fn background_intervals_are_ranged() {
+        let with = |key: &str, v: &str| {
+            DEFAULT_CONFIG.replace(
+                "lease_seconds = 30",
+                &format!("lease_seconds = 30\n{key} = {v}"),
+            )
+        };
+        for key in ["refresh_interval_seconds", "process_interval_seconds"] {
+            for bad in ["0", "-5", "86401", "\"soon\""] {
+                let errs = parse(&with(key, bad)).unwrap_err().0;
+                let want = format!("processing.{key}:");
+                assert!(
+                    errs.iter().any(|e| e.starts_with(&want)),
+                    "{key} = {bad}: {errs:?}"
+                );
+            }
+        }
+        let cfg = parse(&with("process_interval_seconds", "120")).unwrap();
+        assert_eq!(
+            cfg.background.process_interval,
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(cfg.background.refresh_interval, Duration::from_secs(60));
+        assert_eq!(
+            parse(DEFAULT_CONFIG).unwrap().background.process_interval,
+            None
+        );
+    }
 
     #[test]
     fn hex_round_trips() {
