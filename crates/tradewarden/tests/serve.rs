@@ -573,6 +573,22 @@ fn no_token_means_loopback_only() {
     let (status, _, err) = tw(&config, &["serve", "--bind", "0.0.0.0:0"], &[]);
     assert_eq!(status.code(), Some(2), "{err}");
     assert!(err.contains("loopback"), "{err}");
+    // On loopback, without any token, this host is trusted as admin.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = Server::start(&config, &[("TRADEWARDEN_ADMIN_TOKEN", "")]);
+        let http = client();
+        let c = Call {
+            http: &http,
+            server: &server,
+        };
+        assert_eq!(c.get("/api/v1/transactions", None).await.0, 200);
+        let enter = json!({"use_case": "enter_market"});
+        assert_eq!(
+            c.post("/api/v1/experts/1/process", None, &enter).await.0,
+            200
+        );
+    });
 
     let config = serve_config(dir.path(), &db.url, 1, "");
     let (status, out, err) = tw(&config, &["check"], &[]);

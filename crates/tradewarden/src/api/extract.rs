@@ -38,10 +38,13 @@ impl<T: DeserializeOwned> FromRequest<Api> for Json<T> {
 
     async fn from_request(req: Request, api: &Api) -> Result<Self, Self::Rejection> {
         let Body(bytes) = Body::from_request(req, api).await?;
-        serde_json::from_slice(&bytes)
-            .map(Json)
-            .map_err(|e| ApiError::invalid(format!("body: {e}")))
+        parse_json(&bytes).map(Json)
     }
+}
+
+/// A body's JSON as `T`: 422 naming the line and column of what is wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| ApiError::invalid(format!("body: {e}")))
 }
 
 /// Query parameters; a bad one is 422 naming it.

@@ -10,7 +10,7 @@ use tradewarden_engine::RunReport;
 use super::Api;
 use super::auth::{Access, Caller};
 use super::error::ApiError;
-use super::extract::{self, Path};
+use super::extract::{Body, Path, parse_json};
 use crate::config::LOOKBACK_DAYS;
 
 /// The body: which use case, and optionally the lookback window.
@@ -50,9 +50,11 @@ pub async fn post(
     State(api): State<Api>,
     caller: Caller,
     Path(expert_id): Path<i64>,
-    extract::Json(request): extract::Json<ProcessRequest>,
+    Body(body): Body,
 ) -> Result<Json<RunReport>, ApiError> {
+    // The role first: a caller that may not process learns nothing about its body.
     caller.may(Access::Operate)?;
+    let request: ProcessRequest = parse_json(&body)?;
     if !api.app.manager.settings().experts.contains_key(&expert_id) {
         return Err(ApiError::not_found(format!(
             "unknown expert {expert_id}: no expert with this id is configured"

@@ -42,8 +42,8 @@ pub async fn run(
     result
 }
 
-/// With no token configured at all, anyone who reaches the port may trade: only this host
-/// may then reach it.
+/// With no token configured at all, anyone who reaches the port acts as admin
+/// ([`Tokens::caller`]): only this host may then reach it.
 fn refuse_open_bind(tokens: &Tokens, bind: SocketAddr) -> Result<(), Failure> {
     if tokens.is_empty() && !bind.ip().is_loopback() {
         return Err(Failure::Input(format!(
