@@ -62,6 +62,11 @@ impl Server {
     /// Starts `serve --bind 127.0.0.1:0` on `config` with the admin token and `env`, and
     /// waits for its `listening on` line.
     pub fn start(config: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_with(config, env, &[])
+    }
+
+    /// [`Server::start`] with global options before `serve` (`--log-level trace`).
+    pub fn start_with(config: &Path, env: &[(&str, &str)], options: &[&str]) -> Server {
         let log = config.with_file_name(format!(
             "serve-{}.log",
             std::time::SystemTime::now()
@@ -72,6 +77,7 @@ impl Server {
         let mut c = bin();
         c.arg("--config")
             .arg(config)
+            .args(options)
             .args(["serve", "--bind", "127.0.0.1:0"])
             .env("TRADEWARDEN_ADMIN_TOKEN", ADMIN)
             .stdin(Stdio::null())
