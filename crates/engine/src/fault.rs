@@ -2,7 +2,9 @@
 //! release builds), the process aborts at the point named by `$TRADEWARDEN_FAULT`; when it
 //! reads `panic:POINT` it panics there instead (a bug), and when it reads `hold:POINT` it
 //! waits at that point until its command is cancelled (a run that is busy when a signal
-//! arrives).
+//! arrives); with `pause:POINT` it waits there until the file named by
+//! `$TRADEWARDEN_FAULT_RELEASE` exists, then goes on (a run that is busy when a signal
+//! arrives and must be let finish).
 //!
 //! Points: `after_order_stored` (the order intent is committed with the run's provisional
 //! decision records, the broker not yet called), `after_broker_accepted` (the broker has the
@@ -12,8 +14,8 @@
 //! `after_replacement_legs_stored` (a replacement exit structure is stored, the old one not
 //! yet canceled), `after_leg_replaced` (the broker replaced a resting exit leg with the next
 //! one, its answer not yet stored), `after_leg_filled_before_recorded` (a refresh has the broker's report of an
-//! exit leg's fill, not yet stored). Hold points (`hold:POINT`): `after_order_stored`,
-//! `refresh_account` (a refresh holding its account's lock and lease).
+//! exit leg's fill, not yet stored). Hold and pause points (`hold:POINT`, `pause:POINT`):
+//! `after_order_stored`, `refresh_account` (a refresh holding its account's lock and lease).
 
 #[cfg(all(feature = "fault-injection", not(debug_assertions)))]
 compile_error!(
@@ -46,11 +48,22 @@ pub fn point(name: &str) {
 /// Waits here for ever if `$TRADEWARDEN_FAULT` is `hold:` and this point's name, after
 /// saying so on stderr; dropping the future (a cancelled command) ends the wait. Async, so
 /// that the runtime keeps serving signals while the run holds its lock and lease.
+///
+/// With `pause:` and this point's name, waits until the file `$TRADEWARDEN_FAULT_RELEASE`
+/// names exists (looking every 20 ms), then returns.
 #[cfg(feature = "fault-injection")]
 pub async fn hold(name: &str) {
     if selected().and_then(|s| s.strip_prefix("hold:")) == Some(name) {
         eprintln!("fault injection: holding at {name}");
         std::future::pending::<()>().await;
+    }
+    if selected().and_then(|s| s.strip_prefix("pause:")) == Some(name) {
+        eprintln!("fault injection: pausing at {name}");
+        let release = std::env::var_os("TRADEWARDEN_FAULT_RELEASE").unwrap_or_default();
+        while !std::path::Path::new(&release).exists() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        eprintln!("fault injection: released at {name}");
     }
 }
 

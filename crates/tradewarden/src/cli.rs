@@ -128,6 +128,17 @@ pub enum Command {
         after_help = "Examples:\n  tradewarden accounts\n  tradewarden accounts --json | jq '.[].equity'"
     )]
     Accounts(AccountsArgs),
+    /// Serve the HTTP API (see the README's "HTTP API"): settles orders left in flight, then
+    /// answers on ADDR until SIGINT or SIGTERM, refreshing every account in the background;
+    /// prints `listening on http://ADDR` once it accepts requests.
+    #[command(
+        after_help = "Examples:\n  tradewarden serve\n  TRADEWARDEN_ADMIN_TOKEN=$(cat admin.token) tradewarden serve --bind 0.0.0.0:8080"
+    )]
+    Serve(ServeArgs),
+    /// API tokens: `token new` prints a fresh token once and the `[[api_tokens]]` block that
+    /// holds only its SHA-256.
+    #[command(subcommand)]
+    Token(TokenArgs),
     /// Demonstration tools: `demo run` shows the whole system on a throwaway database;
     /// `demo gen` prints the standard benchmark workload.
     #[command(subcommand)]
@@ -302,6 +313,37 @@ pub struct AccountsArgs {
     /// Print a JSON array instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Arguments of `serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The address to listen on, IP:PORT (default `[server] bind`, else 127.0.0.1:8080;
+    /// port 0 picks a free one). Without any API token only a loopback address is allowed.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<std::net::SocketAddr>,
+}
+
+/// The `token` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TokenArgs {
+    /// Print a fresh random token (32 bytes from the operating system, hex) once, then the
+    /// `[[api_tokens]]` block to add to the configuration: it holds only the token's SHA-256.
+    #[command(
+        after_help = "Examples:\n  tradewarden token new --name grafana --role operator\n  tradewarden token new --name producer-3 --role expert --expert 3"
+    )]
+    New {
+        /// Who holds the token (logged instead of it).
+        #[arg(long)]
+        name: String,
+        /// What it may do: admin (everything), operator (reads, process, refresh, close) or
+        /// expert (its own recommendations and data; needs --expert).
+        #[arg(long, value_parser = ["admin", "operator", "expert"])]
+        role: String,
+        /// The expert an expert token acts for.
+        #[arg(long, value_name = "ID", value_parser = clap::value_parser!(i64).range(values::EXPERT_ID))]
+        expert: Option<i64>,
+    },
 }
 
 /// The `demo` subcommands.

@@ -19,6 +19,9 @@ use tradewarden_store::db::{self, UrlError};
 
 use crate::redact;
 
+mod server;
+pub use server::{ApiToken, Role, ServerSettings, parse_sha256, to_hex};
+
 /// The commented default configuration; also what runs when there is no config file.
 pub const DEFAULT_CONFIG: &str = include_str!("default_config.toml");
 
@@ -102,6 +105,9 @@ pub const MAX_CLOCK_SKEW_SECONDS: RangeInclusive<i64> = 0..=86_400;
 pub const MAX_INTENT_AGE_SECONDS: RangeInclusive<i64> = 1..=604_800;
 /// `[processing] job_timeout_seconds`: accepted values (up to a week).
 pub const JOB_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=604_800;
+/// `[processing] refresh_interval_seconds` and `process_interval_seconds`: accepted values
+/// (a second to a day).
+pub const BACKGROUND_INTERVAL_SECONDS: RangeInclusive<i64> = 1..=86_400;
 /// `[database] connect_timeout_seconds`: accepted values.
 pub const CONNECT_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=300;
 /// `experts[].id`: accepted values (every positive id a recommendation may carry).
@@ -136,6 +142,21 @@ pub struct Config {
     pub broker_settings: BrokerSettings,
     /// Where each ruleset came from, by ruleset name.
     pub ruleset_info: BTreeMap<String, RulesetInfo>,
+    /// `[server]`: what `serve` binds and how it stops.
+    pub server: ServerSettings,
+    /// `[[api_tokens]]`: who may call the HTTP API (hashes only).
+    pub api_tokens: Vec<ApiToken>,
+    /// `serve`'s background work (`[processing]` intervals).
+    pub background: Background,
+}
+
+/// `serve`'s periodic work, from `[processing]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Background {
+    /// `refresh_interval_seconds` (default 60): every account refreshed this often.
+    pub refresh_interval: Duration,
+    /// `process_interval_seconds` (off by default): `process --all` this often.
+    pub process_interval: Option<Duration>,
 }
 
 /// Every problem found, each `path: problem`.
@@ -866,6 +887,8 @@ pub fn parse_in(text: &str, dir: &Path) -> Result<Config, ConfigErrors> {
             },
         );
     }
+    let server = server::server(&mut top, &mut errs);
+    let api_tokens = server::api_tokens(&mut top, &experts, &mut errs);
     top.finish(&mut errs);
     if !errs.is_empty() {
         return Err(ConfigErrors(errs));
@@ -889,6 +912,12 @@ pub fn parse_in(text: &str, dir: &Path) -> Result<Config, ConfigErrors> {
         brokers,
         broker_settings,
         ruleset_info,
+        server,
+        api_tokens,
+        background: Background {
+            refresh_interval: secs(processing.refresh_interval_seconds),
+            process_interval: processing.process_interval_seconds.map(secs),
+        },
     })
 }
 
@@ -965,6 +994,8 @@ struct ProcessingSection {
     max_clock_skew_seconds: i64,
     max_intent_age_seconds: i64,
     job_timeout_seconds: i64,
+    refresh_interval_seconds: i64,
+    process_interval_seconds: Option<i64>,
 }
 
 fn processing(top: &mut Section<'_>, errs: &mut Vec<String>) -> ProcessingSection {
@@ -975,6 +1006,8 @@ fn processing(top: &mut Section<'_>, errs: &mut Vec<String>) -> ProcessingSectio
         max_clock_skew_seconds: 300,
         max_intent_age_seconds: 300,
         job_timeout_seconds: 3600,
+        refresh_interval_seconds: 60,
+        process_interval_seconds: None,
     };
     let Some(mut p) = top.table("processing", errs) else {
         return out;
@@ -1005,6 +1038,20 @@ fn processing(top: &mut Section<'_>, errs: &mut Vec<String>) -> ProcessingSectio
         JOB_TIMEOUT_SECONDS,
         errs,
     );
+    out.refresh_interval_seconds = p.integer(
+        "refresh_interval_seconds",
+        out.refresh_interval_seconds,
+        BACKGROUND_INTERVAL_SECONDS,
+        errs,
+    );
+    out.process_interval_seconds = p.get("process_interval_seconds").and_then(|v| {
+        integer_in(
+            &p.at("process_interval_seconds"),
+            v,
+            &BACKGROUND_INTERVAL_SECONDS,
+            errs,
+        )
+    });
     p.finish(errs);
     out
 }

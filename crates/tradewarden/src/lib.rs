@@ -7,10 +7,13 @@
 //! - [`cmd`]: one module per command, each `run(args, &App)`.
 //! - [`workload`]: the deterministic benchmark workload (`demo gen`).
 //! - [`host`]: this host's process table (`/proc`), to tell a dead lease holder.
+//! - [`api`]: the HTTP API of `serve`; [`background`]: `serve`'s periodic work.
 //! - [`shutdown`]: SIGINT and SIGTERM, which cancel the running command.
 //! - [`quotes`]: price ingestion; [`output`]: tables and summaries; [`failure`]: exit codes.
 
+pub mod api;
 pub mod app;
+pub mod background;
 pub mod cli;
 pub mod cli_values;
 pub mod cmd;

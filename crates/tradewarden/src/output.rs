@@ -49,6 +49,32 @@ pub fn describe_config(cfg: &Config, source: &str) -> String {
         cfg.max_intent_age.as_secs(),
         s.job_timeout.as_secs()
     );
+    let _ = writeln!(
+        out,
+        "background (serve): refresh_interval_seconds = {}, process_interval_seconds = {}",
+        cfg.background.refresh_interval.as_secs(),
+        cfg.background
+            .process_interval
+            .map_or_else(|| "off".to_string(), |d| d.as_secs().to_string())
+    );
+    let srv = &cfg.server;
+    let _ = writeln!(
+        out,
+        "server: bind = {}, shutdown_grace_seconds = {}, max_body_bytes = {}, metrics_require_token = {}",
+        srv.bind,
+        srv.shutdown_grace.as_secs(),
+        srv.max_body_bytes,
+        srv.metrics_require_token
+    );
+    // Names and roles only: a token's hash is no one's business either.
+    let _ = writeln!(out, "api_tokens: {}", cfg.api_tokens.len());
+    for t in &cfg.api_tokens {
+        let expert = t
+            .expert_id
+            .map(|id| format!(" for expert {id}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "  {} ({}{expert})", t.name, t.role.as_str());
+    }
     let b = &cfg.broker_settings;
     let _ = writeln!(
         out,

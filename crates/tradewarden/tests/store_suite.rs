@@ -543,7 +543,7 @@ async fn listings_filter_and_runs_are_recorded(kind: DbKind) {
     let f = |e: Option<i64>, st: Option<&str>| ListFilter {
         expert_id: e,
         status: st.map(Into::into),
-        recommendation_id: None,
+        ..Default::default()
     };
     assert_eq!(s.transactions(&f(None, None)).await.unwrap().len(), 2);
     assert_eq!(s.transactions(&f(Some(2), None)).await.unwrap().len(), 1);

@@ -38,8 +38,8 @@ pub use paper::{
 pub use store::{
     EnterMarketData, Finding, FinishedRuns, ImportCounts, ImportError, ImportSession,
     InFlightReason, JournalStore, LeaseAttempt, LeaseHolder, LeaseRelease, LeaseStore, ListFilter,
-    NewPosition, OutcomeCompletion, PositionStore, QueryStore, RecommendationStore, RunFilter,
-    RunRecord, Store, StoreError, StoredRun,
+    NewPosition, OutcomeCompletion, Page, PositionStore, QueryStore, RecommendationStore,
+    RunFilter, RunRecord, Store, StoreError, StoredRun,
 };
 
 /// Wall-clock time, injected so tests can fix it.

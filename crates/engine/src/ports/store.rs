@@ -267,12 +267,49 @@ pub struct ImportCounts {
     pub already_present: usize,
 }
 
-/// Filters for listings; `None` means any.
+/// Filters for listings; `None` means any. The default lists every row, oldest first (the
+/// command line's listings); the API pages newest first.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
     pub expert_id: Option<i64>,
     pub status: Option<String>,
     pub recommendation_id: Option<i64>,
+    /// Only rows of this symbol.
+    pub symbol: Option<String>,
+    /// Only rows created (outcomes: decided) at or after this instant.
+    pub since: Option<DateTime<Utc>>,
+    /// Which slice of the matching rows, in which order.
+    pub page: Page,
+}
+
+/// A slice of a listing: at most `limit` rows (all without one) after skipping `offset`,
+/// by id, newest first when `newest_first`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Page {
+    pub limit: Option<u32>,
+    pub offset: u32,
+    pub newest_first: bool,
+}
+
+impl Page {
+    /// The SQL tail that orders and slices by id, with the two numbers bound at `$n` and
+    /// `$n+1`: one text for both databases (SQLite and PostgreSQL both take `LIMIT … OFFSET …`
+    /// with bound integers).
+    pub fn sql(&self, n: usize) -> String {
+        let order = if self.newest_first { "DESC" } else { "ASC" };
+        format!("ORDER BY id {order} LIMIT ${n} OFFSET ${}", n + 1)
+    }
+
+    /// The bound `LIMIT`: `i64::MAX` without a limit (neither database takes `LIMIT NULL`
+    /// the same way).
+    pub fn limit_value(&self) -> i64 {
+        self.limit.map_or(i64::MAX, i64::from)
+    }
+
+    /// The bound `OFFSET`.
+    pub fn offset_value(&self) -> i64 {
+        i64::from(self.offset)
+    }
 }
 
 /// Recommendations: ingestion and what a run reads.

@@ -64,10 +64,14 @@ impl PositionView {
     }
 }
 
-/// Asks every account's broker for its holdings and prints them, accounts by name.
-pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
+/// Asks every account's broker (or only account `only`'s) for its holdings, accounts by
+/// name.
+pub async fn views(app: &App, only: Option<&str>) -> Result<Vec<AccountView>, Failure> {
     let mut views = Vec::with_capacity(app.brokers.len());
     for (name, wired) in &app.brokers {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
         let holdings = wired
             .broker
             .holdings()
@@ -75,6 +79,12 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
             .map_err(|e| runtime(format!("reading account {name} from its broker: {e}")))?;
         views.push(AccountView::new(name, wired.kind, &holdings));
     }
+    Ok(views)
+}
+
+/// Asks every account's broker for its holdings and prints them, accounts by name.
+pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
+    let views = views(app, None).await?;
     if args.json {
         return print_json(&views);
     }

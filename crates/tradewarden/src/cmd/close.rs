@@ -10,16 +10,16 @@ use crate::failure::Failure;
 /// Arguments of `close`.
 pub use crate::cli::CloseArgs as Args;
 
-/// What `close` prints.
+/// What `close` prints (and `POST /api/v1/transactions/{id}/close` answers).
 #[derive(Debug, Serialize)]
-struct Closed {
-    transaction_id: i64,
+pub struct Closed {
+    pub transaction_id: i64,
     /// `closing`, `already_closing`, `already_closed` or `entry_canceled`.
-    outcome: &'static str,
+    pub outcome: &'static str,
     /// The close order sent (for `closing`).
-    order_id: Option<i64>,
+    pub order_id: Option<i64>,
     /// What happened, in words.
-    message: String,
+    pub message: String,
 }
 
 /// Closes the transaction and prints what happened; an unknown id is bad input (exit 2).
@@ -41,7 +41,8 @@ pub async fn run(args: Args, app: &App) -> Result<(), Failure> {
     print_json(&closed(id, outcome))
 }
 
-fn closed(transaction_id: i64, outcome: CloseOutcome) -> Closed {
+/// What became of the transaction, in `close`'s words.
+pub fn closed(transaction_id: i64, outcome: CloseOutcome) -> Closed {
     let (name, order_id, message) = match outcome {
         CloseOutcome::Closing { order_id } => (
             "closing",

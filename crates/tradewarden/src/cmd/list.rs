@@ -21,6 +21,7 @@ fn filter(
         expert_id: common.expert,
         status: status.map(str::to_string),
         recommendation_id,
+        ..ListFilter::default()
     }
 }
 

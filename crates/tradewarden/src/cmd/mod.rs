@@ -18,6 +18,8 @@ pub mod refresh;
 pub mod rules;
 pub mod run;
 pub mod runs;
+pub mod serve;
+pub mod token;
 
 use std::path::PathBuf;
 
@@ -43,9 +45,14 @@ impl Command {
             Command::Demo(args) => return demo::run(args).await,
             Command::Completions(args) => return completions::run(args),
             Command::Man => return man::run(),
+            Command::Token(args) => return token::run(args),
             _ => {}
         }
         let (cfg, source) = load_config(config.as_deref())?;
+        if let Command::Serve(args) = self {
+            // `serve` handles the signal itself: it stops accepting, lets running work end.
+            return serve::run(args, cfg, interrupt).await;
+        }
         match self {
             Command::Check => return check::run(&cfg, &source),
             Command::Rules(args) => return rules::run(args, &cfg),
@@ -78,7 +85,9 @@ impl Command {
             | Command::Rules(_)
             | Command::Demo(_)
             | Command::Completions(_)
-            | Command::Man => Ok(()),
+            | Command::Man
+            | Command::Serve(_)
+            | Command::Token(_) => Ok(()),
             Command::Import(args) => import::run(args, app).await,
             Command::Prices(args) => prices::run(args, app).await,
             Command::Process(args) => process::run(args, app).await,
