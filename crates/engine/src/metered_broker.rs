@@ -26,6 +26,7 @@ struct Timers {
     lookup: metrics::Histogram,
     lookup_batch: metrics::Histogram,
     cancel: metrics::Histogram,
+    replace: metrics::Histogram,
     positions: metrics::Histogram,
     holdings: metrics::Histogram,
 }
@@ -41,6 +42,7 @@ impl Timers {
             lookup: h("lookup"),
             lookup_batch: h("lookup_batch"),
             cancel: h("cancel"),
+            replace: h("replace"),
             positions: h("positions"),
             holdings: h("holdings"),
         }
@@ -116,6 +118,29 @@ impl Broker for MeteredBroker {
 
     async fn cancel(&self, client_order_id: &str) -> Result<BrokerOrder, BrokerError> {
         timed(&self.timers.cancel, self.inner.cancel(client_order_id)).await
+    }
+
+    // The capabilities and the calls with a default in the trait are forwarded too: left
+    // to their defaults here, the wrapped broker would lose them (a stop move at Alpaca
+    // would go back to cancel-then-place).
+    fn attaches_exits(&self) -> bool {
+        self.inner.attaches_exits()
+    }
+
+    fn can_replace_legs(&self) -> bool {
+        self.inner.can_replace_legs()
+    }
+
+    async fn replace_order(
+        &self,
+        resting: &str,
+        with: &OrderRequest,
+    ) -> Result<BrokerOrder, BrokerError> {
+        timed(
+            &self.timers.replace,
+            self.inner.replace_order(resting, with),
+        )
+        .await
     }
 
     async fn positions(&self) -> Result<Vec<BrokerPosition>, BrokerError> {

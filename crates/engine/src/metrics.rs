@@ -25,7 +25,7 @@ pub const DUPLICATE_POSITIONS_PREVENTED: &str = "tradewarden_duplicate_positions
 pub const ORDERS_SUBMITTED: &str = "tradewarden_orders_submitted_total";
 /// Histogram: seconds each broker call took, failed ones too, labelled `broker` (its kind)
 /// and `operation` (the [`Broker`](crate::ports::Broker) method: `account`, `quotes`,
-/// `submit`, `submit_batch`, `lookup`, `lookup_batch`, `cancel`, `positions`, `holdings`).
+/// `submit`, `submit_batch`, `lookup`, `lookup_batch`, `cancel`, `replace`, `positions`, `holdings`).
 pub const BROKER_REQUEST_SECONDS: &str = "tradewarden_broker_request_seconds";
 /// Histogram: seconds a whole run took, labelled `use_case`.
 pub const RUN_SECONDS: &str = "tradewarden_run_seconds";
