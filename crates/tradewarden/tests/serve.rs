@@ -593,6 +593,24 @@ fn no_token_means_loopback_only() {
             c.post("/api/v1/experts/1/process", None, &enter).await.0,
             200
         );
+        // Catches: a web page open in a browser on this host acting as the local admin,
+        // by a cross-site post or by DNS rebinding to its own name.
+        let url = format!("{}/api/v1/experts/1/process", server.base);
+        let cross_site = http
+            .post(&url)
+            .header("origin", "https://evil.example")
+            .body(enter.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cross_site.status().as_u16(), 403);
+        let rebound = http
+            .get(format!("{}/api/v1/transactions", server.base))
+            .header("host", "evil.example")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(rebound.status().as_u16(), 403);
     });
 
     let config = serve_config(dir.path(), &db.url, 1, "");

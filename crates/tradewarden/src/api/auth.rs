@@ -4,7 +4,7 @@
 //! token's `name`.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, HOST, ORIGIN};
 use axum::http::request::Parts;
 
 use crate::config::{ApiToken, Role};
@@ -147,11 +147,7 @@ impl Tokens {
     /// `serve` then listens on loopback addresses only, so only this host reaches it.
     pub fn caller(&self, parts: &Parts) -> Result<Caller, ApiError> {
         if self.is_empty() {
-            return Ok(Caller {
-                name: "local (no API token configured)".to_string(),
-                role: Role::Admin,
-                expert_id: None,
-            });
+            return local_caller(parts);
         }
         let header = parts
             .headers
@@ -170,6 +166,54 @@ impl Tokens {
             .cloned()
             .ok_or_else(|| ApiError::unauthorized("unknown token"))
     }
+}
+
+/// The caller of a request when no token is configured: this host, as admin, but only for
+/// a request addressed to a loopback name (`Host`) and sent by no other site's page
+/// (`Origin` absent or loopback). Binding loopback alone does not keep out a web page open
+/// in a browser on this host: it may post to `127.0.0.1` (a request a browser sends without
+/// asking first), or reach it under its own name by DNS rebinding; both are 403 here.
+fn local_caller(parts: &Parts) -> Result<Caller, ApiError> {
+    let header_host = |name| {
+        parts
+            .headers
+            .get(name)
+            .map(|v| v.to_str().ok().map(host_of).unwrap_or_default())
+    };
+    // HTTP/2 names the host in the URI's authority, HTTP/1.1 in `Host`.
+    let host = header_host(HOST).or(parts.uri.host().map(|h| h.trim_matches(['[', ']'])));
+    let loopback_host = host.is_some_and(is_loopback_name);
+    let loopback_origin = header_host(ORIGIN).is_none_or(is_loopback_name);
+    if !(loopback_host && loopback_origin) {
+        return Err(ApiError::forbidden(
+            "with no API token configured, serve answers only requests to a loopback address \
+             (Host) from no other site (Origin); configure [[api_tokens]] to be reached otherwise",
+        ));
+    }
+    Ok(Caller {
+        name: "local (no API token configured)".to_string(),
+        role: Role::Admin,
+        expert_id: None,
+    })
+}
+
+/// The host of a `Host` header (`127.0.0.1:8080`, `[::1]:8080`) or an `Origin`
+/// (`http://localhost:3000`), without scheme, port or brackets.
+fn host_of(value: &str) -> &str {
+    let rest = value.split_once("://").map_or(value, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or_default();
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or_default();
+    }
+    authority.split(':').next().unwrap_or_default()
+}
+
+/// Whether `host` names this host's loopback: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback_name(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 impl FromRequestParts<Api> for Caller {
@@ -254,5 +298,47 @@ mod tests {
         assert_eq!(a.len(), 64);
         assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, new_token().unwrap());
+    }
+}
+
+#[cfg(test)]
+mod local_tests {
+    use super::*;
+
+    fn parts(headers: &[(&str, &str)]) -> Parts {
+        let mut b = axum::http::Request::builder().uri("/api/v1/transactions");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn without_tokens_only_loopback_requests_from_no_other_site_are_the_local_admin() {
+        let none = Tokens::default();
+        for ok in [
+            vec![("host", "127.0.0.1:8080")],
+            vec![
+                ("host", "localhost:8080"),
+                ("origin", "http://localhost:3000"),
+            ],
+            vec![("host", "[::1]:8080"), ("origin", "http://127.0.0.1:8080")],
+        ] {
+            let caller = none.caller(&parts(&ok)).unwrap();
+            assert_eq!(caller.role, Role::Admin, "{ok:?}");
+        }
+        for refused in [
+            vec![],
+            vec![("host", "evil.example:8080")],
+            vec![
+                ("host", "127.0.0.1:8080"),
+                ("origin", "https://evil.example"),
+            ],
+            vec![("host", "127.0.0.1.evil.example")],
+            vec![("host", "127.0.0.1:8080"), ("origin", "null")],
+        ] {
+            let err = none.caller(&parts(&refused)).unwrap_err();
+            assert_eq!(err.status, axum::http::StatusCode::FORBIDDEN, "{refused:?}");
+        }
     }
 }
