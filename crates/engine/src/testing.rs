@@ -594,6 +594,11 @@ impl JobStore for MemoryStore {
             .collect())
     }
 
+    async fn job(&self, id: i64) -> Result<Option<AnalysisJob>, StoreError> {
+        let s = self.enter("job");
+        Ok(s.jobs.iter().find(|j| j.id == id).cloned())
+    }
+
     async fn experts_with_pending_jobs(
         &self,
         expert_ids: &[i64],

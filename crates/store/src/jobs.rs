@@ -54,6 +54,12 @@ impl JobStore for SqlStore {
         rows.iter().map(job_from).collect()
     }
 
+    async fn job(&self, id: i64) -> Result<Option<AnalysisJob>, StoreError> {
+        let sql = format!("SELECT {JOB_COLUMNS} FROM analysis_jobs WHERE id = $1");
+        let rows = self.pool.fetch(&sql, &[id.into()]).await?;
+        rows.first().map(job_from).transpose()
+    }
+
     async fn experts_with_pending_jobs(
         &self,
         expert_ids: &[i64],

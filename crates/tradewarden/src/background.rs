@@ -1,11 +1,12 @@
 //! `serve`'s periodic work: the refresh of every account each `[processing]
-//! refresh_interval_seconds`, and `process --all` each `process_interval_seconds` when set.
-//! Every instance runs them; the engine's leases make each single-flight across instances
-//! (a refresh takes `refresh_account_{name}` leases, a run its expert's lease, and a
-//! contender skips).
+//! refresh_interval_seconds`, `process --all` each `process_interval_seconds` when set, and
+//! the sweep failing analysis jobs pending longer than `job_timeout_seconds` (each
+//! `min(job_timeout_seconds, 60 s)`). Every instance runs them; the engine's leases make
+//! refresh and runs single-flight across instances (a refresh takes `refresh_account_{name}`
+//! leases, a run its expert's lease, and a contender skips), and a job ends once: two
+//! instances sweeping at once each fail the jobs they got to first, the other skips them.
 //!
-//! A periodic task is one [`Periodic`]: a new one (the jobs timeout sweep) is one more entry
-//! in [`tasks`].
+//! A periodic task is one [`Periodic`]: a new one is one more entry in [`tasks`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,9 @@ pub enum Work {
     Refresh,
     /// `process --all`: every expert's runs, enter_market then open_positions.
     ProcessAll,
+    /// Analysis jobs pending longer than `[processing] job_timeout_seconds` failed (the
+    /// last of a use case starting its run, trigger `jobs`).
+    JobTimeouts,
 }
 
 /// A task run every `every`, the first time one period after start.
@@ -46,8 +50,10 @@ pub fn tasks(cfg: &Background) -> Vec<Periodic> {
             every,
         });
     }
-    // The jobs timeout sweep (issue 11: a job pending longer than
-    // `[processing] job_timeout_seconds` is failed) is one more entry here.
+    tasks.push(Periodic {
+        work: Work::JobTimeouts,
+        every: cfg.job_sweep_interval,
+    });
     tasks
 }
 
@@ -98,5 +104,20 @@ async fn round(app: &App, work: Work) {
             let reports = process_all(app, None, UseCases::BOTH, RunTrigger::Schedule).await;
             tracing::info!(runs = reports.len(), "background process --all");
         }
+        Work::JobTimeouts => fail_timed_out_jobs(app).await,
+    }
+}
+
+/// Fails the jobs pending past their timeout; the runs their endings start run here too.
+async fn fail_timed_out_jobs(app: &App) {
+    let now = app.manager.clock().now();
+    match app.manager.fail_timed_out_jobs(now).await {
+        Ok(ended) if ended.is_empty() => {}
+        Ok(ended) => tracing::info!(
+            jobs_failed = ended.len(),
+            runs_started = ended.iter().filter(|e| e.run.is_some()).count(),
+            "background job timeouts"
+        ),
+        Err(e) => tracing::warn!("background job timeouts failed: {e}"),
     }
 }

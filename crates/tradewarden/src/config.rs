@@ -105,6 +105,9 @@ pub const MAX_CLOCK_SKEW_SECONDS: RangeInclusive<i64> = 0..=86_400;
 pub const MAX_INTENT_AGE_SECONDS: RangeInclusive<i64> = 1..=604_800;
 /// `[processing] job_timeout_seconds`: accepted values (up to a week).
 pub const JOB_TIMEOUT_SECONDS: RangeInclusive<i64> = 1..=604_800;
+
+/// The longest wait between two sweeps of timed-out jobs in `serve`.
+pub const JOB_SWEEP_MAX: Duration = Duration::from_secs(60);
 /// `[processing] refresh_interval_seconds` and `process_interval_seconds`: accepted values
 /// (a second to a day).
 pub const BACKGROUND_INTERVAL_SECONDS: RangeInclusive<i64> = 1..=86_400;
@@ -157,6 +160,9 @@ pub struct Background {
     pub refresh_interval: Duration,
     /// `process_interval_seconds` (off by default): `process --all` this often.
     pub process_interval: Option<Duration>,
+    /// How often pending jobs are checked against `job_timeout_seconds`: the timeout, at
+    /// most a minute, so a timed-out job is failed within a minute of its deadline.
+    pub job_sweep_interval: Duration,
 }
 
 /// Every problem found, each `path: problem`.
@@ -917,6 +923,7 @@ pub fn parse_in(text: &str, dir: &Path) -> Result<Config, ConfigErrors> {
         background: Background {
             refresh_interval: secs(processing.refresh_interval_seconds),
             process_interval: processing.process_interval_seconds.map(secs),
+            job_sweep_interval: secs(processing.job_timeout_seconds).min(JOB_SWEEP_MAX),
         },
     })
 }

@@ -34,44 +34,6 @@ async fn recommendations_stored(db: &TestDb) -> i64 {
     rows[0].i64("n").unwrap()
 }
 
-/// A request with an optional bearer token.
-struct Call<'a> {
-    http: &'a reqwest::Client,
-    server: &'a Server,
-}
-
-impl Call<'_> {
-    async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
-        let mut r = self.http.get(self.server.url(path));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        answer(r.send().await.unwrap()).await
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
-        let mut r = self.http.post(self.server.url(path)).json(body);
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        answer(r.send().await.unwrap()).await
-    }
-
-    async fn post_raw(&self, path: &str, token: &str, body: Vec<u8>) -> (u16, Value) {
-        let r = self
-            .http
-            .post(self.server.url(path))
-            .bearer_auth(token)
-            .header("content-type", "application/json")
-            .body(body);
-        answer(r.send().await.unwrap()).await
-    }
-}
-
-fn error_code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("")
-}
-
 async fn routes(kind: DbKind) {
     let db = TestDb::new(kind).await;
     let dir = tempfile::tempdir().unwrap();

@@ -185,6 +185,11 @@ impl TradeManager {
         Ok(self.store.jobs(filter).await?)
     }
 
+    /// Job `id` (its expert says who may end it).
+    pub async fn job(&self, id: i64) -> Result<AnalysisJob, JobError> {
+        self.store.job(id).await?.ok_or(JobError::NotFound(id))
+    }
+
     /// The symbols worth analysing for the expert's use case, in the order given: for
     /// `enter_market` those in which it holds no active (WAITING, OPENED, CLOSING)
     /// transaction, for `open_positions` those in which it holds one. One query.

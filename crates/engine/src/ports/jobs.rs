@@ -104,6 +104,9 @@ pub trait JobStore: Send + Sync {
     /// Jobs, newest first, filtered and paged.
     async fn jobs(&self, f: &JobFilter) -> Result<Vec<AnalysisJob>, StoreError>;
 
+    /// Job `id`, if there is one.
+    async fn job(&self, id: i64) -> Result<Option<AnalysisJob>, StoreError>;
+
     /// Those of `expert_ids` with a pending job of `use_case` (their runs of it wait), in
     /// one query for a whole batch of runs.
     async fn experts_with_pending_jobs(

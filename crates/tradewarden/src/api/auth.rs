@@ -27,7 +27,7 @@ pub struct Caller {
 /// What a route does, for the role check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// Post recommendations (and, later, jobs): experts for themselves, admins.
+    /// Post recommendations, create and end analysis jobs: experts for themselves, admins.
     Submit,
     /// Read data: experts their own, operators and admins everything.
     Read,
@@ -47,7 +47,7 @@ impl Access {
 
     fn words(self) -> &'static str {
         match self {
-            Access::Submit => "submitting recommendations (expert or admin)",
+            Access::Submit => "submitting recommendations and jobs (expert or admin)",
             Access::Read => "reading",
             Access::Operate => "processing, refresh and close (operator or admin)",
         }

@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use tradewarden_engine::{EngineError, StoreError};
+use tradewarden_engine::{EngineError, JobError, StoreError};
 
 /// An error answer: its status, a stable machine-readable `code`, a message for people and
 /// structured `details` (`null` when there are none).
@@ -71,6 +71,11 @@ impl ApiError {
         }
     }
 
+    /// 409: the request conflicts with the resource's state (a job ended before).
+    pub fn conflict(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, "conflict", message)
+    }
+
     /// 503: the server is stopping, or the database is not reachable.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
@@ -100,11 +105,12 @@ pub struct ErrorBody {
 /// What an error answer says.
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
-    /// `unauthorized`, `forbidden`, `not_found`, `payload_too_large`, `invalid`,
+    /// `unauthorized`, `forbidden`, `not_found`, `conflict`, `payload_too_large`, `invalid`,
     /// `bad_request`, `unavailable`, `internal` or `broker`.
     pub code: String,
     pub message: String,
-    /// `null`, or for a batch the problem of each bad item.
+    /// `null`, or for a batch the problem of each bad item (for the jobs routes each bad
+    /// field: `[{"field", "message"}]`, no `index`).
     pub details: Option<Vec<ItemProblem>>,
 }
 
@@ -156,6 +162,28 @@ impl From<EngineError> for ApiError {
             }
             e @ EngineError::LeaseLost(_) => ApiError::unavailable(e.to_string()),
             e => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(e: JobError) -> Self {
+        let message = e.to_string();
+        match e {
+            JobError::Invalid(fields) => ApiError {
+                details: json!(fields),
+                ..ApiError::invalid(message)
+            },
+            JobError::UnknownExpert(id) => ApiError::not_found(format!(
+                "unknown expert {id}: no expert with this id is configured"
+            )),
+            JobError::NotFound(id) => {
+                ApiError::not_found(format!("unknown job {id}: GET /api/v1/jobs lists them"))
+            }
+            JobError::AlreadyEnded { .. } => {
+                ApiError::conflict(format!("{message}: a job ends once"))
+            }
+            JobError::Store(e) => e.into(),
         }
     }
 }

@@ -9,17 +9,22 @@
 //! | `POST /api/v1/experts/{id}/process` | operator, admin |
 //! | `GET /api/v1/experts`, `/accounts`, `/transactions`, `/orders`, `/outcomes` | expert (its own), operator, admin |
 //! | `POST /api/v1/refresh`, `POST /api/v1/transactions/{id}/close` | operator, admin |
+//! | `POST /api/v1/experts/{id}/jobs`, `POST /api/v1/jobs/{id}/complete`, `…/fail` | expert (its own), admin |
+//! | `GET /api/v1/jobs`, `/runs`, `/runs/{id}`, `/experts/{id}/symbols-to-analyze` | expert (its own), operator, admin |
 //! | `GET /api/v1/openapi.json` | anyone |
 
 pub mod actions;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod jobs;
 pub mod metrics;
 pub mod openapi;
 pub mod process;
 pub mod reads;
 pub mod recommendations;
+pub mod runs;
+pub mod symbols;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,6 +106,13 @@ pub fn router(api: Api) -> Router {
         .route("/recommendations", post(recommendations::post))
         .route("/experts", get(reads::experts))
         .route("/experts/{id}/process", post(process::post))
+        .route("/experts/{id}/jobs", post(jobs::create))
+        .route("/experts/{id}/symbols-to-analyze", get(symbols::get))
+        .route("/jobs", get(jobs::list))
+        .route("/jobs/{id}/complete", post(jobs::complete))
+        .route("/jobs/{id}/fail", post(jobs::fail))
+        .route("/runs", get(runs::list))
+        .route("/runs/{id}", get(runs::get))
         .route("/accounts", get(reads::accounts))
         .route("/transactions", get(reads::transactions))
         .route("/transactions/{id}/close", post(actions::close))

@@ -7,8 +7,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail, ItemProblem};
+use super::jobs::{Completion, Failure, NewJobs};
 use super::process::{ProcessRequest, UseCaseName};
 use super::recommendations::Imported;
+use super::symbols::SymbolsToAnalyze;
 
 /// The description: every `/api/v1` route with its parameters, bodies and answers.
 #[derive(OpenApi)]
@@ -27,8 +29,26 @@ use super::recommendations::Imported;
         super::reads::outcomes,
         super::actions::refresh,
         super::actions::close,
+        super::jobs::create,
+        super::jobs::complete,
+        super::jobs::fail,
+        super::jobs::list,
+        super::symbols::get,
+        super::runs::list,
+        super::runs::get,
     ),
-    components(schemas(Imported, ProcessRequest, UseCaseName, ErrorBody, ErrorDetail, ItemProblem)),
+    components(schemas(
+        Imported,
+        ProcessRequest,
+        UseCaseName,
+        NewJobs,
+        Completion,
+        Failure,
+        SymbolsToAnalyze,
+        ErrorBody,
+        ErrorDetail,
+        ItemProblem
+    )),
     modifiers(&Bearer)
 )]
 pub struct ApiDoc;

@@ -59,8 +59,26 @@ impl ListQuery {
         })
     }
 
+    /// 422 when one of `names` (filters `route` does not have) is given.
+    pub(super) fn refuse_filters(&self, route: &str, names: &[&str]) -> Result<(), ApiError> {
+        let given = |name: &str| match name {
+            "expert_id" => self.expert_id.is_some(),
+            "status" => self.status.is_some(),
+            "symbol" => self.symbol.is_some(),
+            "recommendation_id" => self.recommendation_id.is_some(),
+            "since" => self.since.is_some(),
+            _ => false,
+        };
+        match names.iter().find(|n| given(n)) {
+            Some(name) => Err(ApiError::invalid(format!(
+                "{name}: /{route} is not filtered by {name}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// `limit` (≤ [`MAX_LIMIT`]) and `offset`, newest first.
-    fn page(&self) -> Result<Page, ApiError> {
+    pub(super) fn page(&self) -> Result<Page, ApiError> {
         let limit = self.limit.unwrap_or(DEFAULT_LIMIT);
         if limit > MAX_LIMIT {
             return Err(ApiError::invalid(format!(
@@ -76,7 +94,7 @@ impl ListQuery {
 }
 
 /// `status` as the listing stores it, any case accepted.
-fn status(s: &str, statuses: &[&'static str]) -> Result<String, ApiError> {
+pub(super) fn status(s: &str, statuses: &[&'static str]) -> Result<String, ApiError> {
     statuses
         .iter()
         .find(|v| v.eq_ignore_ascii_case(s))
@@ -90,7 +108,7 @@ fn status(s: &str, statuses: &[&'static str]) -> Result<String, ApiError> {
 }
 
 /// `since` as an instant.
-fn since(s: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(super) fn since(s: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| {

@@ -181,3 +181,42 @@ pub fn buy(expert: i64, symbol: &str) -> Value {
         "time_horizon": "SHORT_TERM"
     })
 }
+
+/// A request with an optional bearer token.
+pub struct Call<'a> {
+    pub http: &'a reqwest::Client,
+    pub server: &'a Server,
+}
+
+impl Call<'_> {
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut r = self.http.get(self.server.url(path));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        answer(r.send().await.unwrap()).await
+    }
+
+    pub async fn post(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut r = self.http.post(self.server.url(path)).json(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        answer(r.send().await.unwrap()).await
+    }
+
+    pub async fn post_raw(&self, path: &str, token: &str, body: Vec<u8>) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.server.url(path))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body);
+        answer(r.send().await.unwrap()).await
+    }
+}
+
+/// The `code` of an error answer (`""` when it is none).
+pub fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("")
+}
