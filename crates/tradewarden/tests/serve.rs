@@ -64,6 +64,21 @@ async fn routes(kind: DbKind) {
         assert!(doc["paths"][path].is_object(), "openapi.json lacks {path}");
     }
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+    // Catches: no compression layer. A client that accepts gzip gets gzip.
+    let zipped = http
+        .get(server.url("/api/v1/openapi.json"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.status().as_u16(), 200);
+    assert_eq!(
+        zipped
+            .headers()
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("gzip")
+    );
     let (status, body) = c.get("/nowhere", Some(ADMIN)).await;
     assert_eq!((status, error_code(&body)), (404, "not_found"));
 

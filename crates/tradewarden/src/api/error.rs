@@ -76,6 +76,18 @@ impl ApiError {
         ApiError::new(StatusCode::CONFLICT, "conflict", message)
     }
 
+    /// 408: the request's work took longer than the server allows.
+    pub fn timed_out(limit: std::time::Duration) -> ApiError {
+        ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "timeout",
+            format!(
+                "the request took longer than {} s and was stopped — its work may be done or not: read it back before asking again",
+                limit.as_secs()
+            ),
+        )
+    }
+
     /// 503: the server is stopping, or the database is not reachable.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)

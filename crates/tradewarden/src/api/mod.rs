@@ -31,10 +31,12 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Value, json};
 use tokio::sync::watch;
+use tower_http::compression::CompressionLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
@@ -99,7 +101,8 @@ impl Api {
 }
 
 /// The whole router, its middleware outermost last: request tracing (method and path, never
-/// a header), the per-route metrics, the timeout and the body limit.
+/// a header), the per-route metrics, gzip for a client that accepts it, the timeout's answer
+/// in the API's error shape, the timeout and the body limit.
 pub fn router(api: Api) -> Router {
     let max_body = api.max_body_bytes;
     let v1 = Router::new()
@@ -131,9 +134,19 @@ pub fn router(api: Api) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        .layer(axum::middleware::map_response(timed_out_as_json))
+        .layer(CompressionLayer::new())
         .layer(axum::middleware::from_fn(metrics::track))
         .layer(TraceLayer::new_for_http())
         .with_state(api)
+}
+
+/// The timeout's 408 (an empty body) in the API's error shape.
+async fn timed_out_as_json(response: axum::response::Response) -> axum::response::Response {
+    if response.status() != axum::http::StatusCode::REQUEST_TIMEOUT {
+        return response;
+    }
+    ApiError::timed_out(REQUEST_TIMEOUT).into_response()
 }
 
 /// `GET /healthz`: the process is up.
@@ -158,4 +171,24 @@ async fn not_found(uri: axum::http::Uri) -> ApiError {
         "no route {} — GET /api/v1/openapi.json lists them",
         uri.path()
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::StatusCode;
+
+    #[tokio::test]
+    async fn a_timed_out_request_is_answered_in_the_error_shape() {
+        let r = timed_out_as_json(StatusCode::REQUEST_TIMEOUT.into_response()).await;
+        assert_eq!(r.status(), StatusCode::REQUEST_TIMEOUT);
+        let body = axum::body::to_bytes(r.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "timeout");
+        // Any other answer passes unchanged.
+        let ok = timed_out_as_json(StatusCode::OK.into_response()).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+    }
 }
