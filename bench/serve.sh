@@ -88,8 +88,8 @@ TOML
 # a request counter and the batch index make the symbol, the second the time.
 cat > "$work/post.lua" <<'LUA'
 local counter = 0
-local id = 0
 local threads = 0
+-- `id` is a global of each thread's own Lua state, set here before the thread starts.
 function setup(thread)
     threads = threads + 1
     thread:set("id", threads)

@@ -73,7 +73,11 @@ impl TradeManager {
     /// quotes. Conflicts are reported by batch index.
     pub async fn import(&self, recs: &[NewRecommendation]) -> Result<ImportSummary, EngineError> {
         let counts = self.store.import(recs).await.map_err(import_failure)?;
-        self.quote_prices_of(recs).await?;
+        let mut quotes = LatestQuotes::default();
+        for r in recs {
+            quotes.offer(self, r);
+        }
+        quotes.send_after_commit(self).await;
         Ok(counts)
     }
 
@@ -190,7 +194,7 @@ impl JsonlImport<'_> {
             .take()
             .ok_or_else(|| StoreError::database("the import's session was closed"))?;
         let counts = writer.finish().await.map_err(import_failure)?;
-        self.quotes.send(self.manager).await?;
+        self.quotes.send_after_commit(self.manager).await;
         Ok(counts)
     }
 
@@ -392,6 +396,19 @@ impl<'a> LatestQuotes<'a> {
     }
 
     /// Records the quotes with each account's broker, when it takes quotes.
+    /// [`LatestQuotes::send`] once the recommendations are committed: they are stored
+    /// whatever happens to their prices, so a failure to record these is a warning, not the
+    /// import's failure (an error would tell the caller a stored batch was not stored; under
+    /// many concurrent imports a paper account's optimistic save can give up). The next
+    /// import or `prices` records newer quotes.
+    async fn send_after_commit(self, manager: &TradeManager) {
+        if let Err(e) = self.send(manager).await {
+            tracing::warn!(
+                "the recommendations are stored; their prices were not recorded as quotes: {e}"
+            );
+        }
+    }
+
     async fn send(self, manager: &TradeManager) -> Result<(), EngineError> {
         for (account, quotes) in self.by_account {
             let sink = manager
