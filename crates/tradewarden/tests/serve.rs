@@ -474,6 +474,14 @@ async fn metrics_may_require_a_token() {
 /// accepts.
 #[tokio::test]
 async fn token_new_prints_a_token_serve_accepts() {
+    // Catches: a block `check` would refuse (a blank name) printed as if it were usable.
+    let blank = bin()
+        .args(["token", "new", "--name", " ", "--role", "admin"])
+        .output()
+        .unwrap();
+    assert_eq!(blank.status.code(), Some(2));
+    assert!(blank.stdout.is_empty(), "no token is printed");
+    assert!(String::from_utf8_lossy(&blank.stderr).contains("--name"));
     let out = bin()
         .args([
             "token", "new", "--name", "robot", "--role", "expert", "--expert", "1",

@@ -12,6 +12,12 @@ pub use crate::cli::TokenArgs as Args;
 /// Prints the token, then the `[[api_tokens]]` block.
 pub fn run(args: Args) -> Result<(), Failure> {
     let Args::New { name, role, expert } = args;
+    // The configuration refuses a blank name: never print a block `check` would refuse.
+    if name.trim().is_empty() {
+        return Err(Failure::Input(
+            "token new --name: must not be empty — the name is what the log shows instead of the token".into(),
+        ));
+    }
     match (role.as_str(), expert) {
         ("expert", None) => {
             return Err(Failure::Input(
