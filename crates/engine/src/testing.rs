@@ -1111,6 +1111,26 @@ impl ScriptedBroker {
     }
 }
 
+/// A market BUY of `quantity` `symbol` for expert 1 on `paper`, referenced at 100, with no
+/// exits, recommendation or decision: the position the engine's unit tests open by hand.
+pub fn market_buy(symbol: &str, quantity: Decimal) -> crate::ports::NewPosition {
+    crate::ports::NewPosition {
+        expert_id: 1,
+        account: "paper".into(),
+        symbol: symbol.into(),
+        side: tradewarden_domain::Side::Buy,
+        quantity,
+        reference_price: Decimal::from(100),
+        order_type: tradewarden_domain::OrderType::Market,
+        limit_price: None,
+        take_profit: None,
+        stop_loss: None,
+        recommendation_id: None,
+        created_at: chrono::Utc::now(),
+        decision: None,
+    }
+}
+
 /// Settings of one expert (1, `e1`, defaults) trading on one paper account, `paper`.
 pub fn one_paper_expert() -> crate::settings::Settings {
     use crate::settings::{AccountSettings, Settings};

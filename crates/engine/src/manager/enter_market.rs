@@ -1100,7 +1100,7 @@ mod tests {
     };
 
     use super::*;
-    use crate::ports::{BrokerError, Clock, NewPosition, PositionStore, SystemClock};
+    use crate::ports::{BrokerError, Clock, PositionStore, SystemClock};
     use crate::settings::{AccountSettings, Settings};
     use crate::testing::{MemoryStore, ScriptedBroker};
 
@@ -1262,21 +1262,7 @@ mod tests {
     async fn an_existing_active_transaction_blocks_the_recommendation_before_the_broker() {
         let (m, store, broker) = manager(broker(), &[rec("AAPL")]).await;
         store
-            .open_position(&NewPosition {
-                expert_id: 1,
-                account: "paper".into(),
-                symbol: "AAPL".into(),
-                side: Side::Buy,
-                quantity: dec!(1),
-                reference_price: dec!(100),
-                order_type: OrderType::Market,
-                limit_price: None,
-                take_profit: None,
-                stop_loss: None,
-                recommendation_id: None,
-                created_at: Utc::now(),
-                decision: None,
-            })
+            .open_position(&crate::testing::market_buy("AAPL", dec!(1)))
             .await
             .unwrap();
         let report = m

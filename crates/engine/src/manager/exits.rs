@@ -313,10 +313,9 @@ mod tests {
     use std::sync::Arc;
 
     use rust_decimal_macros::dec;
-    use tradewarden_domain::Side;
 
     use super::*;
-    use crate::ports::{Broker, NewPosition, OrderRequest};
+    use crate::ports::{Broker, OrderRequest};
     use crate::testing::{MemoryStore, ScriptedBroker, paper_manager};
 
     fn manager() -> (TradeManager, Arc<MemoryStore>, Arc<ScriptedBroker>) {
@@ -328,21 +327,7 @@ mod tests {
     async fn long(m: &TradeManager, broker: &ScriptedBroker, send: bool) -> i64 {
         let (t, entry) = m
             .store()
-            .open_position(&NewPosition {
-                expert_id: 1,
-                account: "paper".into(),
-                symbol: "AAPL".into(),
-                side: Side::Buy,
-                quantity: dec!(10),
-                reference_price: dec!(100),
-                order_type: OrderType::Market,
-                limit_price: None,
-                take_profit: None,
-                stop_loss: None,
-                recommendation_id: None,
-                created_at: chrono::Utc::now(),
-                decision: None,
-            })
+            .open_position(&crate::testing::market_buy("AAPL", dec!(10)))
             .await
             .unwrap();
         if send {

@@ -635,7 +635,7 @@ mod tests {
     use tradewarden_domain::{OrderType, Side, Transaction};
 
     use super::*;
-    use crate::ports::{NewExitOrder, NewPosition};
+    use crate::ports::NewExitOrder;
     use crate::testing::{MemoryStore, ScriptedBroker, paper_manager};
 
     /// A manager over a memory store and a broker quoting AAPL at 100 that holds `held`.
@@ -654,21 +654,7 @@ mod tests {
         let now = chrono::Utc::now();
         let (t, entry) = m
             .store()
-            .open_position(&NewPosition {
-                expert_id: 1,
-                account: "paper".into(),
-                symbol: "AAPL".into(),
-                side: Side::Buy,
-                quantity: dec!(10),
-                reference_price: dec!(100),
-                order_type: OrderType::Market,
-                limit_price: None,
-                take_profit: None,
-                stop_loss: None,
-                recommendation_id: None,
-                created_at: now,
-                decision: None,
-            })
+            .open_position(&crate::testing::market_buy("AAPL", dec!(10)))
             .await
             .unwrap();
         let answer = match fills {
