@@ -73,25 +73,18 @@ impl TradeManager {
     /// quotes. Conflicts are reported by batch index.
     pub async fn import(&self, recs: &[NewRecommendation]) -> Result<ImportSummary, EngineError> {
         let counts = self.store.import(recs).await.map_err(import_failure)?;
+        self.quote_prices_of(recs).await;
+        Ok(counts)
+    }
+
+    /// Hands the prices of committed recommendations to the brokers that take quotes (the
+    /// newest per account and symbol); a failure is a warning ([`LatestQuotes::send_after_commit`]).
+    pub(crate) async fn quote_prices_of(&self, recs: &[NewRecommendation]) {
         let mut quotes = LatestQuotes::default();
         for r in recs {
             quotes.offer(self, r);
         }
         quotes.send_after_commit(self).await;
-        Ok(counts)
-    }
-
-    /// Hands the prices of stored recommendations to the brokers that take quotes (the
-    /// newest per account and symbol).
-    pub(crate) async fn quote_prices_of(
-        &self,
-        recs: &[NewRecommendation],
-    ) -> Result<(), EngineError> {
-        let mut quotes = LatestQuotes::default();
-        for r in recs {
-            quotes.offer(self, r);
-        }
-        quotes.send(self).await
     }
 
     /// Records quotes for every broker that takes them; returns, per account, how many

@@ -288,9 +288,7 @@ impl TradeManager {
         let stored = self.end_job_in_store(id, ending, ended_at).await?;
         if let Some(rec) = quoted {
             // As after an import: the recommendation's price is a quote for its account.
-            if let Err(e) = self.quote_prices_of(std::slice::from_ref(&rec)).await {
-                tracing::warn!("job {id}: the recommendation's quote was not recorded: {e}");
-            }
+            self.quote_prices_of(std::slice::from_ref(&rec)).await;
         }
         let run = match stored.last {
             true => Some(self.run_after_jobs(&stored.job).await),
