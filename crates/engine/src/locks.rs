@@ -432,13 +432,23 @@ impl ProcessingLocks {
         expert_ids: &[i64],
         use_case: UseCase,
     ) -> Vec<Option<ProcessingGuard>> {
-        let free: Vec<Option<(LockSubject, OwnedMutexGuard<()>)>> = expert_ids
-            .iter()
-            .map(|&expert_id| {
-                let subject = LockSubject::Expert {
-                    expert_id,
-                    use_case,
-                };
+        let subjects = expert_ids.iter().map(|&expert_id| LockSubject::Expert {
+            expert_id,
+            use_case,
+        });
+        self.try_acquire_subjects(subjects.collect()).await
+    }
+
+    /// [`ProcessingLocks::try_acquire_experts`] for any subjects (a refresh's accounts):
+    /// each free in-process lock, then all their leases in one statement; one entry per
+    /// subject, in order, `None` when it is taken at this instant.
+    pub async fn try_acquire_subjects(
+        &self,
+        subjects: Vec<LockSubject>,
+    ) -> Vec<Option<ProcessingGuard>> {
+        let free: Vec<Option<(LockSubject, OwnedMutexGuard<()>)>> = subjects
+            .into_iter()
+            .map(|subject| {
                 let local = self.lock_for(&subject).try_lock_owned().ok()?;
                 Some((subject, local))
             })

@@ -641,11 +641,11 @@ impl JobStore for MemoryStore {
 
 #[async_trait]
 impl LifecycleStore for MemoryStore {
-    async fn live_positions(&self, account: &str) -> Result<Vec<Position>, StoreError> {
+    async fn live_positions(&self, accounts: &[String]) -> Result<Vec<Position>, StoreError> {
         let s = self.enter("live_positions");
         Ok(s.transactions
             .iter()
-            .filter(|t| t.account == account)
+            .filter(|t| accounts.contains(&t.account))
             .map(|t| s.position_of(t))
             .filter(|p| {
                 !p.transaction.status.is_terminal()

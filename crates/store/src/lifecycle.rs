@@ -17,34 +17,51 @@ use crate::rows::*;
 /// The statuses a refresh follows: not yet CLOSED or FAILED.
 const LIVE: &str = "'WAITING', 'OPENED', 'CLOSING'";
 
-/// The transactions of account `$1` a refresh follows: those not yet CLOSED or FAILED, and
-/// those that ended with an order still live (the legs of an entry refused when its answer
-/// was stored: they are canceled on the next refresh).
-const FOLLOWED: &str = "account = $1 AND (status IN ('WAITING', 'OPENED', 'CLOSING') OR id IN \
-    (SELECT transaction_id FROM orders WHERE account = $1 AND status IN \
+/// The transactions of the accounts in `{list}` a refresh follows: those not yet CLOSED or
+/// FAILED, and those that ended with an order still live (the legs of an entry refused
+/// when its answer was stored: they are canceled on the next refresh). `{list}` appears
+/// twice: its parameters are bound twice, in order.
+const FOLLOWED: &str = "account IN ({list}) AND (status IN ('WAITING', 'OPENED', 'CLOSING') OR id IN \
+    (SELECT transaction_id FROM orders WHERE account IN ({list}) AND status IN \
     ('pending', 'waiting_trigger', 'submitting', 'accepted', 'partially_filled')))";
+
+/// Accounts per query of [`LifecycleStore::live_positions`] (each is bound twice).
+const ACCOUNTS_PER_QUERY: usize = 500;
 
 #[async_trait]
 impl LifecycleStore for SqlStore {
-    async fn live_positions(&self, account: &str) -> Result<Vec<Position>, StoreError> {
-        let txns = self
-            .pool
-            .fetch(
-                &format!("SELECT {TXN_COLUMNS} FROM transactions WHERE {FOLLOWED} ORDER BY id"),
-                &[account.into()],
-            )
-            .await?;
-        let orders = self
-            .pool
-            .fetch(
-                &format!(
-                    "SELECT {ORDER_COLUMNS} FROM orders WHERE transaction_id IN \
-                     (SELECT id FROM transactions WHERE {FOLLOWED}) ORDER BY id"
-                ),
-                &[account.into()],
-            )
-            .await?;
-        positions_of(&txns, &orders)
+    async fn live_positions(&self, accounts: &[String]) -> Result<Vec<Position>, StoreError> {
+        let mut positions = Vec::new();
+        for chunk in accounts.chunks(ACCOUNTS_PER_QUERY) {
+            let kind = self.pool.kind();
+            let followed = FOLLOWED
+                .replacen("{list}", &param_list(kind, 1, chunk.len()), 1)
+                .replacen("{list}", &param_list(kind, chunk.len() + 1, chunk.len()), 1);
+            let args: Vec<Val> = chunk
+                .iter()
+                .chain(chunk)
+                .map(|a| a.as_str().into())
+                .collect();
+            let txns = self
+                .pool
+                .fetch(
+                    &format!("SELECT {TXN_COLUMNS} FROM transactions WHERE {followed} ORDER BY id"),
+                    &args,
+                )
+                .await?;
+            let orders = self
+                .pool
+                .fetch(
+                    &format!(
+                        "SELECT {ORDER_COLUMNS} FROM orders WHERE transaction_id IN \
+                         (SELECT id FROM transactions WHERE {followed}) ORDER BY id"
+                    ),
+                    &args,
+                )
+                .await?;
+            positions.extend(positions_of(&txns, &orders)?);
+        }
+        Ok(positions)
     }
 
     async fn position(&self, transaction_id: i64) -> Result<Option<Position>, StoreError> {

@@ -752,11 +752,13 @@ impl TradeManager {
     }
 
     /// Step 6, second half: each account's orders go to its broker as one batch, each order
-    /// once. Right before the call every run's lease is checked: a run that lost its lease
-    /// is left out (its orders stay `submitting` for whoever holds its lock next) and ends.
-    /// An order without an answer stays `submitting` for settlement.
+    /// once; a few accounts' batches go at once ([`super::per_account`]). Before the batches
+    /// are made every run's lease is checked: a run that lost its lease is left out (its
+    /// orders stay `submitting` for whoever holds its lock next) and ends; right before each
+    /// call its runs' leases are checked again, and a batch one of them lost meanwhile is
+    /// not sent. An order without an answer stays `submitting` for settlement.
     async fn submit(&self, runs: &mut [Run<'_>]) -> Answers {
-        let mut answers = Answers::new();
+        let mut batches = Vec::new();
         for sharing in by_account(runs, |g| !g.placed.is_empty()).into_values() {
             let Some(broker) = broker_of(runs, &sharing) else {
                 continue;
@@ -777,12 +779,39 @@ impl TradeManager {
                     ..OrderRequest::for_order(&p.order)
                 })
                 .collect();
-            let sending = async { Ok::<_, BrokerError>(broker.submit_batch(&requests).await) };
-            let Some(results) = shared(runs, &sharing, sending).await else {
-                continue;
+            batches.push((broker, sharing, requests));
+        }
+        let held = &*runs;
+        let sending = batches
+            .iter()
+            .map(|(broker, sharing, requests)| async move {
+                if sharing
+                    .iter()
+                    .any(|&i| held[i].guard.ensure_held().is_err())
+                {
+                    return None;
+                }
+                Some(CatchUnwind::new(broker.submit_batch(requests)).await)
+            });
+        let sent = super::per_account(sending).await;
+        let mut answers = Answers::new();
+        for ((broker, sharing, _), results) in batches.iter().zip(sent) {
+            // A panic in the call ends every run that shared it.
+            let results = match results {
+                Some(Ok(results)) => results,
+                None => {
+                    still_held(runs, sharing);
+                    continue;
+                }
+                Some(Err(panic)) => {
+                    for &i in sharing {
+                        runs[i].fail(EngineError::Panicked(panic.clone()));
+                    }
+                    continue;
+                }
             };
             let mut results = results.into_iter();
-            for i in sharing {
+            for &i in sharing {
                 self.take_answers(&mut runs[i], broker.as_ref(), &mut results, &mut answers, i)
                     .await;
             }

@@ -25,6 +25,8 @@ mod settle;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures_util::StreamExt;
+
 use crate::error::EngineError;
 use crate::locks::{LeaseConfig, ProcessingLocks};
 use crate::metered_broker::MeteredBroker;
@@ -125,4 +127,21 @@ impl TradeManager {
             .get(account)
             .ok_or_else(|| EngineError::NoBroker(account.to_string()))
     }
+}
+
+/// How many accounts' broker calls and writes go at once (a refresh's accounts, a batch's
+/// order submissions): enough to overlap PostgreSQL round trips and commits, few enough
+/// that a run does not open a connection per account.
+const ACCOUNTS_AT_ONCE: usize = 4;
+
+/// Awaits `work` (one future per account), [`ACCOUNTS_AT_ONCE`] at a time; the outputs in
+/// the order of `work`.
+async fn per_account<F: std::future::Future>(work: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    // Collected first: a stream over the caller's mapping closure would not be `Send`
+    // for every lifetime it borrows (rust-lang/rust#102211).
+    let work: Vec<F> = work.into_iter().collect();
+    futures_util::stream::iter(work)
+        .buffered(ACCOUNTS_AT_ONCE)
+        .collect()
+        .await
 }

@@ -4,8 +4,11 @@
 //! whose parent reached their trigger, cancel legs that can never fire and the siblings of
 //! a filled leg, and finish a half-done replacement of an exit structure.
 //!
-//! One account at a time, single-flight through the account's lock and lease
-//! (`refresh_account_{name}`); an account whose lock stays taken is skipped and logged.
+//! Single-flight per account through the account's lock and lease
+//! (`refresh_account_{name}`); an account whose lock stays taken is skipped and logged. The
+//! accounts whose locks are free go as one batch: their leases taken in one statement, their
+//! positions read in one query per kind, their run records and lease releases written
+//! together; each account's broker calls and writes are its own, several accounts at once.
 //! The same steps ([`TradeManager::advance`]) finish a close or a replacement of exits. At a
 //! broker that attaches exits to entries, legs waiting for a sent entry that it holds are
 //! adopted, never sent; at one that replaces orders, a moved structure replaces its resting
@@ -25,7 +28,10 @@ use super::TradeManager;
 use crate::error::EngineError;
 use crate::fault;
 use crate::locks::{LockSubject, ProcessingGuard};
-use crate::ports::{Broker, BrokerOrder, LifecycleWrite, OrderRequest, Position, RunRecord};
+use crate::ports::{
+    Broker, BrokerOrder, FinishedRuns, LeaseRelease, LifecycleWrite, OrderRequest, Position,
+    RunRecord,
+};
 use crate::report::RunStatus;
 
 /// What `tradewarden refresh` prints (and `run` and `process` under `refresh`).
@@ -284,12 +290,35 @@ pub(super) fn merge(positions: &mut [Position], updated: &[Order]) {
 }
 
 impl TradeManager {
-    /// Refreshes every account (sorted by name), each under its refresh lock.
+    /// Refreshes every account (sorted by name), each under its refresh lock. The accounts
+    /// whose locks are free now go as one batch: their leases taken in one statement, their
+    /// live positions read in one query per kind, their run records written and leases given
+    /// back together; each account's broker calls and lifecycle writes stay its own. Each
+    /// of the others then waits for its lock alone (and is skipped if it stays taken). An
+    /// account that fails does not stop the others of its batch: the refresh ends with the
+    /// first error (in name order) once the batch's records are written and its leases
+    /// given back.
     pub async fn refresh(&self) -> Result<RefreshReport, EngineError> {
         let mut accounts: Vec<String> = self.brokers.keys().cloned().collect();
         accounts.sort();
+        let subjects = accounts
+            .iter()
+            .map(|account| LockSubject::Account {
+                account: account.clone(),
+            })
+            .collect();
+        let guards = self.locks.try_acquire_subjects(subjects).await;
+        let mut free = Vec::new();
+        let mut taken = Vec::new();
+        for (account, guard) in accounts.into_iter().zip(guards) {
+            match guard {
+                Some(guard) => free.push((account, guard)),
+                None => taken.push(account),
+            }
+        }
         let mut report = RefreshReport::default();
-        for account in accounts {
+        self.refresh_batch(free, &mut report).await?;
+        for account in taken {
             let subject = LockSubject::Account {
                 account: account.clone(),
             };
@@ -300,53 +329,138 @@ impl TradeManager {
                 report.skipped_accounts.push(account);
                 continue;
             };
-            let started_at = self.clock.now();
-            fault::hold("refresh_account").await;
-            let result = self.refresh_account(&account, &guard).await;
-            self.record_refresh(&guard, started_at, &result).await;
-            guard.release().await;
-            report.add(&result?);
-            report.accounts.push(account);
+            self.refresh_batch(vec![(account, guard)], &mut report)
+                .await?;
         }
+        report.accounts.sort();
         Ok(report)
     }
 
-    /// Writes the run record of one account's refresh (a failure to write it is logged).
-    async fn record_refresh(
+    /// Refreshes the accounts of `locked` (their locks held), a few at once
+    /// ([`super::per_account`]), adding what each did to `report`; returns the first error
+    /// (in the order of `locked`) once every account ended and the records are written.
+    async fn refresh_batch(
+        &self,
+        locked: Vec<(String, ProcessingGuard)>,
+        report: &mut RefreshReport,
+    ) -> Result<(), EngineError> {
+        if locked.is_empty() {
+            return Ok(());
+        }
+        let started_at = self.clock.now();
+        fault::hold("refresh_account").await;
+        let names: Vec<String> = locked.iter().map(|(a, _)| a.clone()).collect();
+        let loaded = self.store.live_positions(&names).await;
+        let mut records = Vec::with_capacity(locked.len());
+        let mut failure = None;
+        match loaded {
+            Err(e) => {
+                let e = EngineError::from(e);
+                for (_, guard) in &locked {
+                    records.push(self.refresh_record(guard, started_at, Some(&e)));
+                }
+                failure = Some(e);
+            }
+            Ok(positions) => {
+                let mut by_account: HashMap<String, Vec<Position>> = HashMap::new();
+                for p in positions {
+                    by_account
+                        .entry(p.transaction.account.clone())
+                        .or_default()
+                        .push(p);
+                }
+                // Each account's broker calls and writes are its own: they go concurrently
+                // (on PostgreSQL their round trips and commits overlap).
+                let refreshing = locked.iter().map(|(account, guard)| {
+                    let positions = by_account.remove(account).unwrap_or_default();
+                    self.refresh_account(account, guard, positions)
+                });
+                let results = super::per_account(refreshing).await;
+                for ((account, guard), result) in locked.iter().zip(results) {
+                    records.push(self.refresh_record(guard, started_at, result.as_ref().err()));
+                    match result {
+                        Ok(done) => {
+                            report.add(&done);
+                            report.accounts.push(account.clone());
+                        }
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                        }
+                    }
+                }
+            }
+        }
+        self.finish_refreshes(locked, &records).await;
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// The run record of one account's refresh.
+    fn refresh_record(
         &self,
         guard: &ProcessingGuard,
         started_at: DateTime<Utc>,
-        result: &Result<RefreshReport, EngineError>,
-    ) {
-        let record = RunRecord {
+        failure: Option<&EngineError>,
+    ) -> RunRecord {
+        RunRecord {
             expert_id: None,
             use_case: None,
             trigger: None,
             counts: None,
             lock_key: guard.key(),
             owner: self.owner(),
-            status: if result.is_ok() {
-                RunStatus::Processed
-            } else {
-                RunStatus::Failed
+            status: match failure {
+                None => RunStatus::Processed,
+                Some(_) => RunStatus::Failed,
             },
-            error: result.as_ref().err().map(ToString::to_string),
+            error: failure.map(ToString::to_string),
             started_at,
             finished_at: self.clock.now(),
-        };
-        if let Err(e) = self.store.record_run(&record).await {
-            tracing::warn!("could not record the refresh of {}: {e}", record.lock_key);
         }
     }
 
-    /// One account's refresh: its live positions, moved on with what its broker says.
+    /// Writes the refreshes' run records and gives back their leases in one store call; if
+    /// it fails (logged), each lease is given back on its own.
+    async fn finish_refreshes(
+        &self,
+        locked: Vec<(String, ProcessingGuard)>,
+        records: &[RunRecord],
+    ) {
+        let owner = self.owner();
+        let keys: Vec<String> = locked
+            .iter()
+            .filter_map(|(_, g)| g.lease_key().map(str::to_string))
+            .collect();
+        for (_, guard) in &locked {
+            guard.stop_renewing();
+        }
+        let finished = FinishedRuns {
+            completions: &[],
+            runs: records,
+            leases: LeaseRelease {
+                owner: &owner,
+                keys: &keys,
+            },
+        };
+        let written = self.store.finish_runs(&finished).await;
+        if let Err(e) = &written {
+            tracing::warn!("could not record {} refresh(es): {e}", records.len());
+        }
+        for (_, guard) in locked {
+            match written {
+                Ok(_) => guard.given_back(),
+                Err(_) => guard.release().await,
+            }
+        }
+    }
+
+    /// One account's refresh: its live `positions`, moved on with what its broker says.
     async fn refresh_account(
         &self,
         account: &str,
         guard: &ProcessingGuard,
+        positions: Vec<Position>,
     ) -> Result<RefreshReport, EngineError> {
         let broker = self.broker(account)?.clone();
-        let positions = self.store.live_positions(account).await?;
         if positions.is_empty() {
             return Ok(RefreshReport::default());
         }
@@ -835,6 +949,43 @@ mod tests {
         assert_eq!(r.transactions_closed, 1);
         let t = txn_of(&store, txn);
         assert_eq!(t.close_reason.as_deref(), Some("position_not_at_broker"));
+    }
+
+    #[tokio::test]
+    async fn free_accounts_refresh_as_one_batch_and_a_held_one_is_skipped() {
+        // Catches: a store round per account (positions read, run recorded, lease given
+        // back one account at a time), a batch that refreshes an account another refresh
+        // holds, or a refreshed account left without its run record.
+        let store = Arc::new(MemoryStore::new());
+        let brokers = ["a", "b", "c"]
+            .map(|name| {
+                let broker = Arc::new(ScriptedBroker::new(dec!(1000), &[]));
+                (name.to_string(), broker as Arc<dyn Broker>)
+            })
+            .into();
+        let m = TradeManager::new(
+            crate::testing::one_paper_expert(),
+            store.clone(),
+            brokers,
+            Arc::new(crate::ports::SystemClock),
+        );
+        let held = m
+            .locks()
+            .acquire_subject(LockSubject::Account {
+                account: "b".into(),
+            })
+            .await
+            .unwrap();
+        let r = m.refresh().await.unwrap();
+        assert_eq!(r.accounts, ["a", "c"]);
+        assert_eq!(r.skipped_accounts, ["b"]);
+        let s = store.state.lock();
+        let keys: Vec<&str> = s.runs.iter().map(|r| r.lock_key.as_str()).collect();
+        assert_eq!(keys, ["refresh_account_a", "refresh_account_c"]);
+        assert_eq!(s.calls.get("live_positions"), Some(&1));
+        assert_eq!(s.calls.get("finish_runs"), Some(&1));
+        drop(s);
+        held.release().await;
     }
 
     #[tokio::test]

@@ -104,9 +104,10 @@ pub struct LifecycleWritten {
 /// Positions through their life: read with their orders, changed in one transaction.
 #[async_trait]
 pub trait LifecycleStore: Send + Sync {
-    /// Every WAITING, OPENED and CLOSING transaction of `account`, and every ended one with
-    /// an order still live, with all its orders: two queries, whatever their number.
-    async fn live_positions(&self, account: &str) -> Result<Vec<Position>, StoreError>;
+    /// Every WAITING, OPENED and CLOSING transaction of `accounts`, and every ended one
+    /// with an order still live, with all its orders, in transaction id order: two queries,
+    /// whatever their number.
+    async fn live_positions(&self, accounts: &[String]) -> Result<Vec<Position>, StoreError>;
 
     /// One transaction with its orders; `None` when there is no such transaction.
     async fn position(&self, transaction_id: i64) -> Result<Option<Position>, StoreError>;
