@@ -159,43 +159,15 @@ fn check(
     equity_ok: bool,
 ) -> Checked {
     let quote = inp.quotes.get(&rec.symbol).copied();
-    let ev = inp
-        .ruleset
-        .evaluate(&RuleFacts::entry(rec, existing, quote));
-    let described = ev.describe();
-    let sides: Vec<Side> = ev.actions.iter().filter_map(|a| a.side()).collect();
-    let side = match sides.as_slice() {
-        [] => return Checked::Decided(skip(OutcomeKind::RulesNotMet, described)),
-        [_, _, ..] => {
-            return Checked::Decided(skip(
-                OutcomeKind::RulesNotMet,
-                format!("{described}; conflicting actions buy and sell"),
-            ));
-        }
-        [side] => *side,
+    let (side, described, actions) = match screen(inp.expert, inp.ruleset, rec, existing, quote) {
+        Screened::Decided(d) => return Checked::Decided(d),
+        Screened::Open {
+            side,
+            described,
+            actions,
+        } => (side, described, actions),
     };
-    let (permitted, flag) = match side {
-        Side::Buy => (inp.expert.enable_buy, "enable_buy"),
-        Side::Sell => (inp.expert.enable_sell, "enable_sell"),
-    };
-    let decision = if !permitted {
-        skip(
-            OutcomeKind::NotPermitted,
-            format!(
-                "{described}; {} not allowed: {flag} is false",
-                side.as_str()
-            ),
-        )
-    } else if let Some(p) = existing {
-        Decision::Skip {
-            outcome: OutcomeKind::DuplicatePosition,
-            detail: format!(
-                "{described}; existing transaction {} in {} status",
-                p.transaction_id, p.status
-            ),
-            existing: Some((p.transaction_id, p.status)),
-        }
-    } else if !equity_ok {
+    let decision = if !equity_ok {
         skip(
             OutcomeKind::InsufficientEquity,
             format!(
@@ -210,7 +182,7 @@ fn check(
             side,
             price,
             described,
-            actions: ev.plan(),
+            actions,
         };
     } else {
         skip(
@@ -219,6 +191,93 @@ fn check(
         )
     };
     Checked::Decided(decision)
+}
+
+/// What the first checks of step 4 (rules, permission, duplicate position) left: a final
+/// decision, or a side to open that the account's money and the quote decide on.
+enum Screened {
+    Decided(Decision),
+    Open {
+        side: Side,
+        described: String,
+        actions: ActionPlan,
+    },
+}
+
+/// Rules, permission and the duplicate guard for one recommendation: the part of step 4
+/// that needs neither the account's money nor (unless a trigger reads it) the quote.
+fn screen(
+    expert: &Expert,
+    ruleset: &Ruleset,
+    rec: &Recommendation,
+    existing: Option<&ActivePosition>,
+    quote: Option<Decimal>,
+) -> Screened {
+    let ev = ruleset.evaluate(&RuleFacts::entry(rec, existing, quote));
+    let described = ev.describe();
+    let sides: Vec<Side> = ev.actions.iter().filter_map(|a| a.side()).collect();
+    let side = match sides.as_slice() {
+        [] => return Screened::Decided(skip(OutcomeKind::RulesNotMet, described)),
+        [_, _, ..] => {
+            return Screened::Decided(skip(
+                OutcomeKind::RulesNotMet,
+                format!("{described}; conflicting actions buy and sell"),
+            ));
+        }
+        [side] => *side,
+    };
+    let (permitted, flag) = match side {
+        Side::Buy => (expert.enable_buy, "enable_buy"),
+        Side::Sell => (expert.enable_sell, "enable_sell"),
+    };
+    if !permitted {
+        return Screened::Decided(skip(
+            OutcomeKind::NotPermitted,
+            format!(
+                "{described}; {} not allowed: {flag} is false",
+                side.as_str()
+            ),
+        ));
+    }
+    if let Some(p) = existing {
+        return Screened::Decided(Decision::Skip {
+            outcome: OutcomeKind::DuplicatePosition,
+            detail: format!(
+                "{described}; existing transaction {} in {} status",
+                p.transaction_id, p.status
+            ),
+            existing: Some((p.transaction_id, p.status)),
+        });
+    }
+    Screened::Open {
+        side,
+        described,
+        actions: ev.plan(),
+    }
+}
+
+/// Whether [`plan`] on these inputs needs the account's money and quotes: some selected
+/// recommendation gets past the rules, the permission and the duplicate guard, or a
+/// trigger reads the price. When it does not, every decision is the same whatever the
+/// account holds (a run whose candidates are all duplicates asks its broker nothing).
+pub fn needs_account(
+    expert: &Expert,
+    ruleset: &Ruleset,
+    recommendations: &[Recommendation],
+    positions: &[ActivePosition],
+) -> bool {
+    if ruleset.reads_price() {
+        return true;
+    }
+    let active: HashMap<&str, &ActivePosition> =
+        positions.iter().map(|p| (p.symbol.as_str(), p)).collect();
+    select(recommendations).into_iter().any(|rec| {
+        let existing = active.get(rec.symbol.as_str()).copied();
+        matches!(
+            screen(expert, ruleset, rec, existing, None),
+            Screened::Open { .. }
+        )
+    })
 }
 
 /// Step 5: sizes the candidates together and turns each into an order or an `unfunded` skip.

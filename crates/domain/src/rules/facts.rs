@@ -113,7 +113,37 @@ impl<'a> RuleFacts<'a> {
     }
 }
 
+impl Metric {
+    /// Whether the measure reads the current price ([`RuleFacts::price`]): without it, a
+    /// trigger's verdict is the same whatever the quote.
+    pub fn reads_price(self) -> bool {
+        match self {
+            Metric::PercentToNewTarget
+            | Metric::PercentToCurrentTarget
+            | Metric::ProfitLossAmount
+            | Metric::ProfitLossPercent => true,
+            Metric::Confidence
+            | Metric::ExpectedProfitTargetPercent
+            | Metric::NewTargetPercent
+            | Metric::PercentOpenToNewTarget
+            | Metric::DaysOpened
+            | Metric::InstrumentAccountShare
+            | Metric::DaysSinceLastClose
+            | Metric::DaysSinceLastProfitableClose
+            | Metric::DaysSinceLastLosingClose => false,
+        }
+    }
+}
+
 impl Trigger {
+    /// Whether the trigger reads the current price (flags never do).
+    pub fn reads_price(&self) -> bool {
+        match self {
+            Trigger::Flag(_) => false,
+            Trigger::Compare { metric, .. } => metric.reads_price(),
+        }
+    }
+
     /// Whether the trigger holds. Missing data makes it false, never an error.
     pub fn holds(&self, facts: &RuleFacts<'_>) -> bool {
         match self {

@@ -154,6 +154,15 @@ impl Evaluation {
 }
 
 impl Ruleset {
+    /// Whether any trigger reads the current price: when none does, an evaluation is the
+    /// same with or without the quote.
+    pub fn reads_price(&self) -> bool {
+        self.rules
+            .iter()
+            .flat_map(|r| &r.triggers)
+            .any(Trigger::reads_price)
+    }
+
     /// Evaluates the rules in order with first-match / continue_processing / stop_processing
     /// semantics.
     pub fn evaluate(&self, facts: &RuleFacts<'_>) -> Evaluation {

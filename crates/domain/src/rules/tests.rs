@@ -948,3 +948,43 @@ fn bad_rule_specs_name_every_field() {
     };
     assert_eq!(Rule::from_spec(&empty).unwrap_err()[0].field, "actions");
 }
+
+#[test]
+fn a_ruleset_reads_the_price_only_through_a_price_measure() {
+    // Catches: a run that skips asking for quotes while a trigger of its ruleset needs one.
+    let trigger = |event: &str, op: Option<&str>, value: Option<Decimal>| {
+        Trigger::from_spec(&TriggerSpec {
+            event: event.into(),
+            op: op.map(Into::into),
+            value,
+        })
+        .unwrap()
+    };
+    let ruleset = |triggers: Vec<Trigger>| Ruleset {
+        name: "r".into(),
+        rules: vec![Rule {
+            name: "r".into(),
+            continue_processing: false,
+            triggers,
+            actions: vec![RuleAction::Buy],
+        }],
+    };
+    let blind = ruleset(vec![
+        trigger("bullish", None, None),
+        trigger("confidence", Some(">="), Some(dec!(60))),
+        trigger("new_target_higher", None, None),
+    ]);
+    assert!(!blind.reads_price());
+    for event in [
+        "percent_to_new_target",
+        "percent_to_current_target",
+        "profit_loss_amount",
+        "profit_loss_percent",
+    ] {
+        let seeing = ruleset(vec![
+            trigger("bullish", None, None),
+            trigger(event, Some(">"), Some(dec!(1))),
+        ]);
+        assert!(seeing.reads_price(), "{event}");
+    }
+}

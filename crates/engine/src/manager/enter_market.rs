@@ -100,6 +100,19 @@ struct AccountView {
     quotes: HashMap<String, Decimal>,
 }
 
+impl AccountView {
+    /// The view of an account that was not asked: no money, no quotes.
+    fn empty() -> Self {
+        AccountView {
+            snapshot: AccountSnapshot {
+                cash: Decimal::ZERO,
+                balance: Decimal::ZERO,
+            },
+            quotes: HashMap::new(),
+        }
+    }
+}
+
 /// A recommendation the plan funded: a position to open, with the exits it is placed with.
 struct Funded {
     rec_id: i64,
@@ -355,6 +368,20 @@ fn by_account(runs: &[Run<'_>], select: impl Fn(&Going) -> bool) -> BTreeMap<Str
         }
     }
     out
+}
+
+/// Whether the run (still going) has a candidate its account's money or quotes decide on
+/// ([`enter_market::needs_account`]).
+fn needs_account(run: &Run<'_>) -> bool {
+    match &run.stage {
+        Stage::Going(g) => enter_market::needs_account(
+            g.ctx.expert,
+            g.ctx.ruleset,
+            &g.data.recommendations,
+            &g.data.positions,
+        ),
+        Stage::Ended(_) => false,
+    }
 }
 
 /// The broker of the runs at `sharing` (one account's): the one their gates found.
@@ -659,11 +686,17 @@ impl TradeManager {
     }
 
     /// Step 3's broker inputs, once per account for all its runs: the account's money and
-    /// the quotes of every symbol its runs concern.
+    /// the quotes of every symbol its runs concern. An account none of whose runs has a
+    /// candidate its money or quotes could decide on (all duplicates, say) is not asked:
+    /// its runs decide on an empty view, which changes none of their decisions.
     async fn view_accounts(&self, runs: &mut [Run<'_>]) -> HashMap<String, AccountView> {
         let mut views = HashMap::new();
         for (account, sharing) in by_account(runs, |_| true) {
-            if let Some(view) = self.view_account(runs, &sharing).await {
+            let view = match sharing.iter().any(|&i| needs_account(&runs[i])) {
+                true => self.view_account(runs, &sharing).await,
+                false => Some(AccountView::empty()),
+            };
+            if let Some(view) = view {
                 views.insert(account, view);
             }
         }
@@ -1245,6 +1278,67 @@ mod tests {
         assert_eq!(s.transactions[0].status, TransactionStatus::Opened);
         assert_eq!(s.outcomes.len(), 1);
         assert_eq!(s.outcomes[0].outcome, OutcomeKind::Ordered);
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_candidates_are_all_duplicates_asks_its_broker_nothing() {
+        // Catches: a run with nothing to size still reading the account and its quotes
+        // (a broker call per account per run), and a run that needs them not asking.
+        let (m, store, broker) = manager(broker(), &[rec("AAPL")]).await;
+        m.process_enter_market(1, None, crate::report::RunTrigger::Cli)
+            .await
+            .unwrap();
+        let asked = |what| broker.state.lock().calls.get(what).copied();
+        let (accounts, quotes) = (asked("account"), asked("quotes"));
+        assert_eq!((accounts, quotes), (Some(1), Some(1)));
+        // Unreachable now: a run that asked it would fail.
+        broker.state.lock().fail_account = Some(BrokerError::Unavailable("down".into()));
+        let again = m
+            .process_enter_market(1, None, crate::report::RunTrigger::Cli)
+            .await
+            .unwrap();
+        assert_eq!(again.counts.duplicate_position, 1, "{again:?}");
+        assert_eq!((asked("account"), asked("quotes")), (accounts, quotes));
+        assert_eq!(store.state.lock().outcomes.len(), 2);
+        m.import(&[rec("MSFT")]).await.unwrap();
+        let fresh = m
+            .process_enter_market(1, None, crate::report::RunTrigger::Cli)
+            .await;
+        assert!(
+            fresh.is_err(),
+            "a new candidate needs the account: {fresh:?}"
+        );
+        assert_eq!(asked("account"), Some(2));
+    }
+
+    #[tokio::test]
+    async fn a_ruleset_that_reads_the_price_always_asks_for_quotes() {
+        // Catches: a decision taken without the quote a trigger of its ruleset reads
+        // (its rule never matches without a position: a run that judged by the outcome
+        // alone would skip the quotes).
+        let mut s = settings();
+        let near = Trigger::from_spec(&TriggerSpec {
+            event: "profit_loss_percent".into(),
+            op: Some("<".into()),
+            value: Some(dec!(1000)),
+        })
+        .unwrap();
+        let rules = &mut s.rulesets.get_mut("buy").unwrap().rules;
+        rules[0].triggers.push(near);
+        let broker = Arc::new(broker());
+        let m = TradeManager::new(
+            s,
+            Arc::new(MemoryStore::new()),
+            [("paper".to_string(), broker.clone() as Arc<dyn Broker>)].into(),
+            Arc::new(SystemClock),
+        );
+        m.import(&[rec("AAPL")]).await.unwrap();
+        for _ in 0..2 {
+            m.process_enter_market(1, None, crate::report::RunTrigger::Cli)
+                .await
+                .unwrap();
+        }
+        assert_eq!(broker.state.lock().calls.get("quotes"), Some(&2));
     }
 
     #[tokio::test]
