@@ -8,7 +8,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tradewarden::cmd::{Cli, LogFormat};
+use tradewarden::cmd::{Cli, Command, LogFormat};
 use tradewarden::out;
 use tradewarden::shutdown::Signals;
 
@@ -16,10 +16,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tradewarden::progress::set_quiet(cli.quiet);
     init_logging(&cli.log_level, cli.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let rt = match runtime_for(&cli.command).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             out::stderr_line(&format!(
@@ -39,6 +36,17 @@ fn main() -> ExitCode {
             out::stderr_line(&f.message());
             ExitCode::from(f.exit_code())
         }
+    }
+}
+
+/// `serve` answers requests in parallel on a worker per core. Every other command is one
+/// sequence of steps whose concurrency is waiting on the database or a broker: it runs on
+/// this thread, no wake-up handed to another (`bench/run.sh` pass 2 on SQLite: 26.6 →
+/// 24.9 ms).
+fn runtime_for(command: &Command) -> tokio::runtime::Builder {
+    match command {
+        Command::Serve(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
     }
 }
 
