@@ -5,7 +5,7 @@
 //! The engine loads the inputs, calls [`plan`], and carries the plan out. Nothing here knows
 //! about locks, databases or brokers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use rust_decimal::Decimal;
 
@@ -269,15 +269,18 @@ pub fn needs_account(
     if ruleset.reads_price() {
         return true;
     }
-    let active: HashMap<&str, &ActivePosition> =
-        positions.iter().map(|p| (p.symbol.as_str(), p)).collect();
-    select(recommendations).into_iter().any(|rec| {
-        let existing = active.get(rec.symbol.as_str()).copied();
-        matches!(
-            screen(expert, ruleset, rec, existing, None),
-            Screened::Open { .. }
-        )
-    })
+    // A symbol the expert holds is decided without the account whatever the rules say
+    // (duplicate position, rules not met or not permitted): only the others are evaluated.
+    let held: HashSet<&str> = positions.iter().map(|p| p.symbol.as_str()).collect();
+    select(recommendations)
+        .into_iter()
+        .filter(|rec| !held.contains(rec.symbol.as_str()))
+        .any(|rec| {
+            matches!(
+                screen(expert, ruleset, rec, None, None),
+                Screened::Open { .. }
+            )
+        })
 }
 
 /// Step 5: sizes the candidates together and turns each into an order or an `unfunded` skip.
