@@ -979,13 +979,12 @@ mod tests {
         let r = m.refresh().await.unwrap();
         assert_eq!(r.accounts, ["a", "c"]);
         assert_eq!(r.skipped_accounts, ["b"]);
+        held.release().await;
         let s = store.state.lock();
         let keys: Vec<&str> = s.runs.iter().map(|r| r.lock_key.as_str()).collect();
         assert_eq!(keys, ["refresh_account_a", "refresh_account_c"]);
         assert_eq!(s.calls.get("live_positions"), Some(&1));
         assert_eq!(s.calls.get("finish_runs"), Some(&1));
-        drop(s);
-        held.release().await;
     }
 
     #[tokio::test]
