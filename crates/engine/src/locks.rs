@@ -264,6 +264,15 @@ impl ProcessingGuard {
         }
     }
 
+    /// Ends the guard after its holder's records were written: given back with them when
+    /// `given_back` (see [`ProcessingGuard::given_back`]), else released now.
+    pub async fn end(self, given_back: bool) {
+        match given_back {
+            true => self.given_back(),
+            false => self.release().await,
+        }
+    }
+
     /// Releases the lease now (the in-process lock goes when the guard drops).
     pub async fn release(mut self) {
         if let Some(l) = self.lease.as_mut() {

@@ -46,9 +46,8 @@ use crate::fault;
 use crate::locks::ProcessingGuard;
 use crate::metrics as m;
 use crate::ports::{
-    AccountSnapshot, AttachedExits, Broker, BrokerError, BrokerOrder, EnterMarketData,
-    FinishedRuns, LeaseRelease, NewPosition, OrderRequest, OutcomeCompletion, RunRecord,
-    StoreError,
+    AccountSnapshot, AttachedExits, Broker, BrokerError, BrokerOrder, EnterMarketData, NewPosition,
+    OrderRequest, OutcomeCompletion, RunRecord, StoreError,
 };
 use crate::report::{Counts, RunReport, RunStatus, RunTrigger, count_run};
 use crate::unwind::CatchUnwind;
@@ -964,22 +963,10 @@ impl TradeManager {
             .flat_map(|e| e.completions.iter().cloned())
             .collect();
         let records: Vec<RunRecord> = endings.iter().map(|e| e.record.clone()).collect();
-        let keys: Vec<String> = endings
-            .iter()
-            .filter_map(|e| e.guard.lease_key().map(str::to_string))
-            .collect();
-        for e in &endings {
-            e.guard.stop_renewing();
-        }
-        let finished = FinishedRuns {
-            completions: &completions,
-            runs: &records,
-            leases: LeaseRelease {
-                owner: &owner,
-                keys: &keys,
-            },
-        };
-        let written = self.store.finish_runs(&finished).await;
+        let guards: Vec<&ProcessingGuard> = endings.iter().map(|e| &e.guard).collect();
+        let written = self
+            .record_and_give_back(&guards, &completions, &records)
+            .await;
         if let Err(e) = &written {
             tracing::warn!("could not record {} run(s): {e}", records.len());
             for ending in endings.iter_mut().filter(|e| !e.completions.is_empty()) {
@@ -989,10 +976,7 @@ impl TradeManager {
         let mut ids = written.as_ref().map(|ids| ids.iter().copied()).ok();
         let mut results = Vec::with_capacity(endings.len());
         for mut ending in endings {
-            match written {
-                Ok(_) => ending.guard.given_back(),
-                Err(_) => ending.guard.release().await,
-            }
+            ending.guard.end(written.is_ok()).await;
             metrics::histogram!(m::RUN_SECONDS, "use_case" => UseCase::EnterMarket.as_str())
                 .record(ending.started.elapsed().as_secs_f64());
             count_run(

@@ -28,9 +28,12 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use crate::error::EngineError;
-use crate::locks::{LeaseConfig, ProcessingLocks};
+use crate::locks::{LeaseConfig, ProcessingGuard, ProcessingLocks};
 use crate::metered_broker::MeteredBroker;
-use crate::ports::{Broker, Clock, LeaseHolder, LeaseStore, ProcessTable, Store};
+use crate::ports::{
+    Broker, Clock, FinishedRuns, LeaseHolder, LeaseRelease, LeaseStore, OutcomeCompletion,
+    ProcessTable, RunRecord, Store, StoreError,
+};
 use crate::settings::Settings;
 
 pub use exits::{CloseOutcome, ExitsOutcome};
@@ -126,6 +129,37 @@ impl TradeManager {
         self.brokers
             .get(account)
             .ok_or_else(|| EngineError::NoBroker(account.to_string()))
+    }
+}
+
+impl TradeManager {
+    /// Writes `records` (with `completions`) and gives back the leases of `guards` in one
+    /// store call, the guards' renewals stopped first. The caller then ends each guard with
+    /// [`ProcessingGuard::end`]: given back when this succeeded, released on its own when not.
+    async fn record_and_give_back(
+        &self,
+        guards: &[&ProcessingGuard],
+        completions: &[OutcomeCompletion],
+        records: &[RunRecord],
+    ) -> Result<Vec<i64>, StoreError> {
+        let owner = self.owner();
+        let keys: Vec<String> = guards
+            .iter()
+            .filter_map(|g| g.lease_key().map(str::to_string))
+            .collect();
+        for g in guards {
+            g.stop_renewing();
+        }
+        self.store
+            .finish_runs(&FinishedRuns {
+                completions,
+                runs: records,
+                leases: LeaseRelease {
+                    owner: &owner,
+                    keys: &keys,
+                },
+            })
+            .await
     }
 }
 

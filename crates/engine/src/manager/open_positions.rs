@@ -35,7 +35,7 @@ use super::{CloseOutcome, ExitsOutcome, ShareOutcome};
 use crate::error::EngineError;
 use crate::locks::{LeaseLost, ProcessingGuard};
 use crate::metrics as m;
-use crate::ports::{Broker, FinishedRuns, LeaseRelease, OpenPositionsData, RunRecord};
+use crate::ports::{Broker, OpenPositionsData, RunRecord};
 use crate::report::{Counts, RunReport, RunStatus, RunTrigger, count_run};
 use crate::unwind::CatchUnwind;
 
@@ -383,13 +383,12 @@ impl TradeManager {
             started,
             started_at,
         } = run;
-        let owner = self.owner();
         let record = RunRecord {
             expert_id: Some(expert_id),
             use_case: Some(UseCase::OpenPositions),
             trigger: Some(trigger),
             lock_key: guard.key(),
-            owner: owner.clone(),
+            owner: self.owner(),
             status: match &result {
                 Ok(r) => r.status,
                 Err(_) => RunStatus::Failed,
@@ -404,17 +403,10 @@ impl TradeManager {
             started_at,
             finished_at: self.clock.now(),
         };
-        let keys: Vec<String> = guard.lease_key().map(str::to_string).into_iter().collect();
-        guard.stop_renewing();
-        let finished = FinishedRuns {
-            completions: &[],
-            runs: std::slice::from_ref(&record),
-            leases: LeaseRelease {
-                owner: &owner,
-                keys: &keys,
-            },
-        };
-        match self.store.finish_runs(&finished).await {
+        let written = self
+            .record_and_give_back(&[&guard], &[], std::slice::from_ref(&record))
+            .await;
+        match written {
             Ok(ids) => {
                 guard.given_back();
                 if let Ok(report) = &mut result {

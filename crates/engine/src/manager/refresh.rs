@@ -28,10 +28,7 @@ use super::TradeManager;
 use crate::error::EngineError;
 use crate::fault;
 use crate::locks::{LockSubject, ProcessingGuard};
-use crate::ports::{
-    Broker, BrokerOrder, FinishedRuns, LeaseRelease, LifecycleWrite, OrderRequest, Position,
-    RunRecord,
-};
+use crate::ports::{Broker, BrokerOrder, LifecycleWrite, OrderRequest, Position, RunRecord};
 use crate::report::RunStatus;
 
 /// What `tradewarden refresh` prints (and `run` and `process` under `refresh`).
@@ -425,31 +422,13 @@ impl TradeManager {
         locked: Vec<(String, ProcessingGuard)>,
         records: &[RunRecord],
     ) {
-        let owner = self.owner();
-        let keys: Vec<String> = locked
-            .iter()
-            .filter_map(|(_, g)| g.lease_key().map(str::to_string))
-            .collect();
-        for (_, guard) in &locked {
-            guard.stop_renewing();
-        }
-        let finished = FinishedRuns {
-            completions: &[],
-            runs: records,
-            leases: LeaseRelease {
-                owner: &owner,
-                keys: &keys,
-            },
-        };
-        let written = self.store.finish_runs(&finished).await;
+        let guards: Vec<&ProcessingGuard> = locked.iter().map(|(_, g)| g).collect();
+        let written = self.record_and_give_back(&guards, &[], records).await;
         if let Err(e) = &written {
             tracing::warn!("could not record {} refresh(es): {e}", records.len());
         }
         for (_, guard) in locked {
-            match written {
-                Ok(_) => guard.given_back(),
-                Err(_) => guard.release().await,
-            }
+            guard.end(written.is_ok()).await;
         }
     }
 
