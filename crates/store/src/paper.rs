@@ -1,7 +1,7 @@
 //! The paper broker's persistence: its books, orders and quotes, loaded and saved. Every
 //! decision about a fill is the broker's (`tradewarden-brokers`); this file only stores.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use async_trait::async_trait;
 use rust_decimal::Decimal;
@@ -146,21 +146,34 @@ async fn load_holdings(pool: &Pool, account: &str, book: &mut PaperBook) -> Resu
     Ok(())
 }
 
-/// For a batch of new orders: every quote and position, which of the batch's ids are taken,
-/// and the stored orders of the batch's one-cancels-other groups.
+/// For a batch of new orders: the quotes and positions of its symbols, which of its ids are
+/// taken, and the stored orders of its one-cancels-other groups.
 async fn load_trading(
     pool: &Pool,
     account: &str,
     orders: &[OrderRequest],
     book: &mut PaperBook,
 ) -> Result<(), StoreError> {
-    book.quotes = every_quote(pool, account).await?;
-    for r in pool
-        .fetch(
-            "SELECT symbol, quantity, avg_price FROM paper_positions WHERE account = $1",
-            &[account.into()],
-        )
-        .await?
+    let symbols: BTreeSet<String> = orders.iter().map(|o| o.symbol.clone()).collect();
+    let symbols: Vec<String> = symbols.into_iter().collect();
+    for r in fetch_in(
+        pool,
+        "SELECT symbol, price, at FROM quotes WHERE account = {account} AND symbol IN ({list})",
+        account,
+        &symbols,
+    )
+    .await?
+    {
+        let q = quote_from(&r)?;
+        book.quotes.insert(q.symbol.clone(), q);
+    }
+    for r in fetch_in(
+        pool,
+        "SELECT symbol, quantity, avg_price FROM paper_positions WHERE account = {account} AND symbol IN ({list})",
+        account,
+        &symbols,
+    )
+    .await?
     {
         book.positions.insert(r.text("symbol")?, position_from(&r)?);
     }

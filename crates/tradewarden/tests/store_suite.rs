@@ -342,13 +342,21 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         other => panic!("{other:?}"),
     }
     let st = s
-        .load_book("paper", BookScope::Trading(&[]))
+        .load_book("paper", BookScope::Holdings)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(st.cash, dec!(300));
     assert_eq!(st.positions.len(), 1);
     assert_eq!(st.positions["AAPL"].quantity, dec!(7));
+    // Deciding a batch reads only its symbols' positions and quotes: none for no orders.
+    let deciding = s
+        .load_book("paper", BookScope::Trading(&[]))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(deciding.cash, dec!(300));
+    assert!(deciding.positions.is_empty() && deciding.quotes.is_empty());
     let found = s.load_paper_order("paper", "c2").await.unwrap().unwrap();
     assert_eq!(found.broker_order_id, a.broker_order_id);
     assert_eq!(
@@ -383,7 +391,7 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         "{answers:?}"
     );
     let st = s
-        .load_book("paper", BookScope::Trading(&[]))
+        .load_book("paper", BookScope::Holdings)
         .await
         .unwrap()
         .unwrap();
@@ -396,7 +404,7 @@ async fn paper_ledger_is_strict_and_persistent(kind: DbKind) {
         .await
         .unwrap();
     assert_eq!(
-        s.load_book("paper", BookScope::Trading(&[]))
+        s.load_book("paper", BookScope::Holdings)
             .await
             .unwrap()
             .unwrap()

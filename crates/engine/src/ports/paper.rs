@@ -49,9 +49,9 @@ pub enum BookScope<'a> {
     Holdings,
     /// Cash and every quote (quoting); no positions.
     Quotes,
-    /// Deciding this batch of new orders: cash, every position and quote, which of the
-    /// batch's client_order_ids are taken, and every stored order of the batch's
-    /// one-cancels-other groups.
+    /// Deciding this batch of new orders: cash, the positions and quotes of the batch's
+    /// symbols (all an execution reads or moves), which of the batch's client_order_ids are
+    /// taken, and every stored order of the batch's one-cancels-other groups.
     Trading(&'a [OrderRequest]),
     /// Taking new quotes for these symbols: cash, their stored quotes, their resting orders,
     /// and the positions of the symbols with resting orders.
