@@ -558,6 +558,10 @@ fn pg_target(o: &PgConnectOptions) -> String {
     )
 }
 
+/// How long a pooled PostgreSQL connection may sit idle before it is pinged when handed
+/// out again (a server restart or a dropped link leaves it dead; it is then replaced).
+const CHECK_IDLE_AFTER: Duration = Duration::from_secs(5);
+
 /// One direct connection. An unreachable server fails here at once with its cause
 /// (`connection refused`), where the pool would retry until its timeout and then say only
 /// `pool timed out`.
@@ -617,6 +621,18 @@ impl Pool {
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(opts.timeout)
+            // sqlx pings every connection it hands out: a round trip before each statement
+            // outside a transaction and each `BEGIN`, doubling a run's round trips. Only a
+            // connection idle long enough for the server to have gone away is checked.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= CHECK_IDLE_AFTER {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(pg)
             .await
             .map_err(|e| fail(describe(&e)))?;
