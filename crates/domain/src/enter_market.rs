@@ -17,7 +17,7 @@ use crate::money::Price;
 use crate::order::Side;
 use crate::outcome::OutcomeKind;
 use crate::recommendation::{Action, Recommendation};
-use crate::rules::{ActionPlan, RuleFacts, Ruleset};
+use crate::rules::{ActionPlan, Evaluation, RuleFacts, Ruleset};
 use crate::sizing::{Sized, SizingCandidate, size_candidates};
 use crate::transaction::{ActivePosition, TransactionStatus};
 
@@ -204,6 +204,34 @@ enum Screened {
     },
 }
 
+/// What the rules and the expert's permissions say of one recommendation, before the
+/// duplicate guard.
+enum Verdict {
+    /// No rule chose a side.
+    NoSide,
+    /// The rules chose more than one side.
+    Conflicting,
+    /// The side the rules chose, refused by the expert's flag named.
+    NotPermitted(Side, &'static str),
+    /// The side to open.
+    Open(Side),
+}
+
+/// The [`Verdict`] of the rules' evaluation `ev` for `expert`.
+fn verdict(expert: &Expert, ev: &Evaluation) -> Verdict {
+    let mut sides = ev.actions.iter().filter_map(|a| a.side());
+    let side = match (sides.next(), sides.next()) {
+        (None, _) => return Verdict::NoSide,
+        (Some(_), Some(_)) => return Verdict::Conflicting,
+        (Some(side), None) => side,
+    };
+    match side {
+        Side::Buy if !expert.enable_buy => Verdict::NotPermitted(side, "enable_buy"),
+        Side::Sell if !expert.enable_sell => Verdict::NotPermitted(side, "enable_sell"),
+        _ => Verdict::Open(side),
+    }
+}
+
 /// Rules, permission and the duplicate guard for one recommendation: the part of step 4
 /// that needs neither the account's money nor (unless a trigger reads it) the quote.
 fn screen(
@@ -215,30 +243,25 @@ fn screen(
 ) -> Screened {
     let ev = ruleset.evaluate(&RuleFacts::entry(rec, existing, quote));
     let described = ev.describe();
-    let sides: Vec<Side> = ev.actions.iter().filter_map(|a| a.side()).collect();
-    let side = match sides.as_slice() {
-        [] => return Screened::Decided(skip(OutcomeKind::RulesNotMet, described)),
-        [_, _, ..] => {
+    let side = match verdict(expert, &ev) {
+        Verdict::NoSide => return Screened::Decided(skip(OutcomeKind::RulesNotMet, described)),
+        Verdict::Conflicting => {
             return Screened::Decided(skip(
                 OutcomeKind::RulesNotMet,
                 format!("{described}; conflicting actions buy and sell"),
             ));
         }
-        [side] => *side,
+        Verdict::NotPermitted(side, flag) => {
+            return Screened::Decided(skip(
+                OutcomeKind::NotPermitted,
+                format!(
+                    "{described}; {} not allowed: {flag} is false",
+                    side.as_str()
+                ),
+            ));
+        }
+        Verdict::Open(side) => side,
     };
-    let (permitted, flag) = match side {
-        Side::Buy => (expert.enable_buy, "enable_buy"),
-        Side::Sell => (expert.enable_sell, "enable_sell"),
-    };
-    if !permitted {
-        return Screened::Decided(skip(
-            OutcomeKind::NotPermitted,
-            format!(
-                "{described}; {} not allowed: {flag} is false",
-                side.as_str()
-            ),
-        ));
-    }
     if let Some(p) = existing {
         return Screened::Decided(Decision::Skip {
             outcome: OutcomeKind::DuplicatePosition,
@@ -276,10 +299,8 @@ pub fn needs_account(
         .into_iter()
         .filter(|rec| !held.contains(rec.symbol.as_str()))
         .any(|rec| {
-            matches!(
-                screen(expert, ruleset, rec, None, None),
-                Screened::Open { .. }
-            )
+            let ev = ruleset.evaluate(&RuleFacts::entry(rec, None, None));
+            matches!(verdict(expert, &ev), Verdict::Open(_))
         })
 }
 

@@ -11,7 +11,7 @@ use tradewarden_domain::{Order, OrderStatus, TransactionStatus};
 use tradewarden_engine::ports::*;
 
 use crate::SqlStore;
-use crate::db::{Tx, Val, map_err};
+use crate::db::{Pool, Tx, Val, map_err};
 use crate::rows::*;
 
 /// The statuses a refresh follows: not yet CLOSED or FAILED.
@@ -49,16 +49,11 @@ impl LifecycleStore for SqlStore {
                     &args,
                 )
                 .await?;
-            let orders = self
-                .pool
-                .fetch(
-                    &format!(
-                        "SELECT {ORDER_COLUMNS} FROM orders WHERE transaction_id IN \
-                         (SELECT id FROM transactions WHERE {followed}) ORDER BY id"
-                    ),
-                    &args,
-                )
-                .await?;
+            let ids = txns
+                .iter()
+                .map(|r| r.i64("id"))
+                .collect::<Result<Vec<i64>, _>>()?;
+            let orders = orders_of(&self.pool, &ids).await?;
             positions.extend(positions_of(&txns, &orders)?);
         }
         Ok(positions)
@@ -114,7 +109,34 @@ impl LifecycleStore for SqlStore {
     }
 }
 
-/// Groups orders under their transactions, in transaction id order.
+/// Transactions per query of [`orders_of`]: always this many parameters (the last chunk
+/// repeats its last id), so the statement is prepared once per connection.
+const TRANSACTIONS_PER_QUERY: usize = 500;
+
+/// Every order of the transactions `ids`, in no particular order: the followed
+/// transactions read once, not evaluated again for their orders.
+async fn orders_of(pool: &Pool, ids: &[i64]) -> Result<Vec<crate::db::Row>, StoreError> {
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM orders WHERE transaction_id IN ({})",
+        param_list(pool.kind(), 1, TRANSACTIONS_PER_QUERY)
+    );
+    let mut rows = Vec::new();
+    for chunk in ids.chunks(TRANSACTIONS_PER_QUERY) {
+        let last = chunk[chunk.len() - 1];
+        let args: Vec<Val> = chunk
+            .iter()
+            .copied()
+            .chain(std::iter::repeat(last))
+            .take(TRANSACTIONS_PER_QUERY)
+            .map(Val::from)
+            .collect();
+        rows.extend(pool.fetch(&sql, &args).await?);
+    }
+    Ok(rows)
+}
+
+/// Groups orders under their transactions, in transaction id order, each transaction's
+/// orders in id order.
 fn positions_of(
     txns: &[crate::db::Row],
     orders: &[crate::db::Row],
@@ -127,7 +149,8 @@ fn positions_of(
     txns.iter()
         .map(|r| {
             let transaction = transaction_from(r)?;
-            let orders = by_txn.remove(&transaction.id).unwrap_or_default();
+            let mut orders = by_txn.remove(&transaction.id).unwrap_or_default();
+            orders.sort_unstable_by_key(|o| o.id);
             Ok(Position {
                 transaction,
                 orders,

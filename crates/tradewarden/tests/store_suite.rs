@@ -237,6 +237,44 @@ async fn one_active_position_per_expert_and_symbol(kind: DbKind) {
 }
 both!(one_active_position_per_expert_and_symbol);
 
+async fn live_positions_of_several_accounts_in_one_read(kind: DbKind) {
+    // More transactions than one query of their orders takes (500): catches orders lost or
+    // repeated across chunks, or given to another account's positions.
+    use tradewarden_engine::ports::LifecycleStore;
+    let db = TestDb::new(kind).await;
+    let s = db.store().await;
+    let mut news: Vec<NewPosition> = (0..501).map(|i| position(1, &format!("S{i}"))).collect();
+    for symbol in ["A", "B"] {
+        news.push(NewPosition {
+            account: "other".into(),
+            ..position(2, symbol)
+        });
+    }
+    for stored in s.open_positions(&news, &[]).await.unwrap() {
+        stored.unwrap();
+    }
+    let both = ["paper".to_string(), "other".to_string()];
+    let live = s.live_positions(&both).await.unwrap();
+    assert_eq!(live.len(), 503);
+    assert!(
+        live.windows(2)
+            .all(|w| w[0].transaction.id < w[1].transaction.id)
+    );
+    for p in &live {
+        assert_eq!(p.orders.len(), 1, "{:?}", p.transaction);
+        assert_eq!(p.orders[0].transaction_id, p.transaction.id);
+        assert_eq!(p.orders[0].account, p.transaction.account);
+    }
+    let other = s.live_positions(&both[1..]).await.unwrap();
+    let symbols: Vec<&str> = other
+        .iter()
+        .map(|p| p.transaction.symbol.as_str())
+        .collect();
+    assert_eq!(symbols, ["A", "B"]);
+    assert!(s.live_positions(&[]).await.unwrap().is_empty());
+}
+both!(live_positions_of_several_accounts_in_one_read);
+
 async fn broker_answers_go_through_the_transition_table(kind: DbKind) {
     let db = TestDb::new(kind).await;
     let s = db.store().await;
