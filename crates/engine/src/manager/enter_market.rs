@@ -383,6 +383,37 @@ fn needs_account(run: &Run<'_>) -> bool {
     }
 }
 
+/// What asking one account for its money and quotes gave.
+enum Asked {
+    View(AccountView),
+    /// A lease of the runs sharing the account was lost before a call.
+    LeaseLost,
+    Failed(EngineError),
+}
+
+/// The account's money, then the quotes of `symbols`; `all_held` is checked right before
+/// each call.
+async fn ask_view(broker: &dyn Broker, symbols: &[String], all_held: impl Fn() -> bool) -> Asked {
+    if !all_held() {
+        return Asked::LeaseLost;
+    }
+    let snapshot = match broker.account().await {
+        Ok(snapshot) => snapshot,
+        Err(e) => return Asked::Failed(e.into()),
+    };
+    if symbols.is_empty() {
+        let quotes = HashMap::new();
+        return Asked::View(AccountView { snapshot, quotes });
+    }
+    if !all_held() {
+        return Asked::LeaseLost;
+    }
+    match broker.quotes(symbols).await {
+        Ok(quotes) => Asked::View(AccountView { snapshot, quotes }),
+        Err(e) => Asked::Failed(e.into()),
+    }
+}
+
 /// The broker of the runs at `sharing` (one account's): the one their gates found.
 fn broker_of<'a>(runs: &[Run<'a>], sharing: &[usize]) -> Option<&'a Arc<dyn Broker>> {
     sharing.iter().find_map(|&i| match &runs[i].stage {
@@ -685,15 +716,52 @@ impl TradeManager {
     }
 
     /// Step 3's broker inputs, once per account for all its runs: the account's money and
-    /// the quotes of every symbol its runs concern. An account none of whose runs has a
-    /// candidate its money or quotes could decide on (all duplicates, say) is not asked:
-    /// its runs decide on an empty view, which changes none of their decisions.
+    /// the quotes of every symbol its runs concern, a few accounts at once
+    /// ([`super::per_account`]). An account none of whose runs has a candidate its money or
+    /// quotes could decide on (all duplicates, say) is not asked: its runs decide on an
+    /// empty view, which changes none of their decisions. A failed call ends every run
+    /// that shared it.
     async fn view_accounts(&self, runs: &mut [Run<'_>]) -> HashMap<String, AccountView> {
         let mut views = HashMap::new();
+        let mut asking = Vec::new();
         for (account, sharing) in by_account(runs, |_| true) {
-            let view = match sharing.iter().any(|&i| needs_account(&runs[i])) {
-                true => self.view_account(runs, &sharing).await,
-                false => Some(AccountView::empty()),
+            if !sharing.iter().any(|&i| needs_account(&runs[i])) {
+                views.insert(account, AccountView::empty());
+                continue;
+            }
+            let Some(broker) = broker_of(runs, &sharing) else {
+                continue;
+            };
+            let sharing = still_held(runs, &sharing);
+            if !sharing.is_empty() {
+                let symbols = symbols_of(runs, &sharing);
+                asking.push((account, broker, sharing, symbols));
+            }
+        }
+        let held = &*runs;
+        let asked = super::per_account(asking.iter().map(|(_, broker, sharing, symbols)| {
+            let all_held = move || sharing.iter().all(|&i| held[i].guard.ensure_held().is_ok());
+            CatchUnwind::new(ask_view(broker.as_ref(), symbols, all_held))
+        }))
+        .await;
+        for ((account, _, sharing, _), asked) in asking.into_iter().zip(asked) {
+            let view = match asked {
+                Ok(Asked::View(view)) => Some(view),
+                // A lease lost before a call: asked again, each run's lease checked, so
+                // that only the runs that lost theirs end.
+                Ok(Asked::LeaseLost) => self.view_account(runs, &sharing).await,
+                Ok(Asked::Failed(e)) => {
+                    for &i in &sharing {
+                        runs[i].fail(copy_of(&e));
+                    }
+                    None
+                }
+                Err(panic) => {
+                    for &i in &sharing {
+                        runs[i].fail(EngineError::Panicked(panic.clone()));
+                    }
+                    None
+                }
             };
             if let Some(view) = view {
                 views.insert(account, view);
