@@ -15,8 +15,8 @@ use tradewarden_domain::{
     Action, OrderStatus, OrderType, Outcome, OutcomeKind, Side, TransactionStatus, UseCase,
 };
 use tradewarden_engine::ports::{
-    BookScope, HostIdentity, ImportError, InFlightReason, LeaseAttempt, LeaseHolder, ListFilter,
-    NewPosition, Quote, RunRecord,
+    BookScope, FinishedRuns, HostIdentity, ImportError, InFlightReason, LeaseAttempt, LeaseHolder,
+    ListFilter, NewPosition, Quote, RunRecord,
 };
 #[allow(unused_imports)]
 use tradewarden_engine::ports::{
@@ -607,7 +607,7 @@ async fn listings_filter_and_runs_are_recorded(kind: DbKind) {
             .len(),
         1
     );
-    s.record_run(&RunRecord {
+    let record = RunRecord {
         expert_id: Some(1),
         use_case: Some(tradewarden_domain::UseCase::EnterMarket),
         trigger: Some(tradewarden_engine::RunTrigger::Cli),
@@ -618,6 +618,10 @@ async fn listings_filter_and_runs_are_recorded(kind: DbKind) {
         error: None,
         started_at: t(0),
         finished_at: t(1),
+    };
+    s.finish_runs(&FinishedRuns {
+        runs: std::slice::from_ref(&record),
+        ..FinishedRuns::default()
     })
     .await
     .unwrap();

@@ -455,18 +455,6 @@ pub trait JournalStore: Send + Sync {
     /// `finished.runs`.
     async fn finish_runs(&self, finished: &FinishedRuns<'_>) -> Result<Vec<i64>, StoreError>;
 
-    /// Stores the record of a run ([`JournalStore::finish_runs`] with nothing else); returns
-    /// its id.
-    async fn record_run(&self, run: &RunRecord) -> Result<i64, StoreError> {
-        self.finish_runs(&FinishedRuns {
-            runs: std::slice::from_ref(run),
-            ..FinishedRuns::default()
-        })
-        .await?
-        .pop()
-        .ok_or_else(|| StoreError::database("no id for the run record"))
-    }
-
     /// Stores reconciliation findings.
     async fn record_findings(&self, findings: &[Finding]) -> Result<(), StoreError>;
 }
