@@ -33,18 +33,7 @@ source "$root/bench/common.sh"
 
 # One BUY per symbol, a millisecond apart, starting an hour ago (inside the default one-day
 # lookback).
-python3 - "$positions" > "$work/recs.jsonl" <<'PY'
-import datetime, json, sys
-n = int(sys.argv[1])
-start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
-for i in range(n):
-    at = (start + datetime.timedelta(milliseconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    print(json.dumps({
-        "expert_id": 1, "symbol": f"S{i:05d}", "action": "BUY", "confidence": 80,
-        "expected_profit_percent": 10, "price_at_date": "100", "risk_level": "MEDIUM",
-        "time_horizon": "SHORT_TERM", "created_at": at,
-    }))
-PY
+buys "$positions" S 5 100 > "$work/recs.jsonl"
 
 # Open positions take the ruleset that closes nothing and moves no exit: what is timed is
 # the pass over every position, not the closes.

@@ -22,17 +22,7 @@ positions="${POSITIONS:-10000}"
 # shellcheck source=bench/common.sh
 source "$root/bench/common.sh"
 
-python3 - "$positions" > "$work/recs.jsonl" <<'PY'
-import datetime, json, sys
-at = (datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=2))
-for i in range(int(sys.argv[1])):
-    print(json.dumps({
-        "expert_id": 1, "symbol": f"S{i:05d}", "action": "BUY", "confidence": 80,
-        "expected_profit_percent": 10, "price_at_date": "10", "risk_level": "MEDIUM",
-        "time_horizon": "SHORT_TERM",
-        "created_at": (at + datetime.timedelta(microseconds=i)).isoformat().replace("+00:00", "Z"),
-    }))
-PY
+buys "$positions" S 5 10 > "$work/recs.jsonl"
 
 config() { # $1 = database url
     cat <<TOML

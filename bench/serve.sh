@@ -40,17 +40,7 @@ stop_server() {
 trap 'stop_server; cleanup' EXIT
 
 # 1,000 BUYs of 1,000 symbols in the last hour: the open transactions the GET lists.
-python3 - > "$work/recs.jsonl" <<'PY'
-import datetime, json
-start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
-for i in range(1000):
-    at = (start + datetime.timedelta(milliseconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    print(json.dumps({
-        "expert_id": 1, "symbol": f"T{i:04d}", "action": "BUY", "confidence": 80,
-        "expected_profit_percent": 10, "price_at_date": "100", "risk_level": "MEDIUM",
-        "time_horizon": "SHORT_TERM", "created_at": at,
-    }))
-PY
+buys 1000 T 4 100 > "$work/recs.jsonl"
 
 config() { # $1 = database url
     cat <<TOML
