@@ -5,7 +5,7 @@
 //! commit, the price each recommendation carries is a quote for its expert's account, when
 //! that account's broker takes quotes.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
 use tradewarden_domain::NewRecommendation;
+use tradewarden_domain::expert::Expert;
 use tradewarden_domain::recommendation::{
     ImportTally, LineError, LineParser, ParseContext, ParsedLine,
 };
@@ -127,22 +128,26 @@ pub struct JsonlImport<'m> {
 type ChunkWrite<'m> =
     Pin<Box<dyn Future<Output = (ImportWriter<'m>, Result<(), StoreError>)> + Send + 'm>>;
 
+/// The check a parsed line's expert passes: it is configured (else the `expert_id` field's
+/// error).
+pub(super) fn known_expert(
+    experts: &BTreeMap<i64, Expert>,
+) -> impl Fn(&NewRecommendation) -> Result<(), (String, String)> + '_ {
+    |r| match experts.contains_key(&r.expert_id) {
+        true => Ok(()),
+        false => Err((
+            "expert_id".to_string(),
+            format!("unknown expert {}", r.expert_id),
+        )),
+    }
+}
+
 impl JsonlImport<'_> {
     /// Takes the next line of the input: its bytes without the `\n`, blank lines included
     /// (they count in the line numbers). Errors only when the store fails; a bad line is
     /// reported by [`JsonlImport::finish`].
     pub async fn line(&mut self, bytes: &[u8]) -> Result<(), EngineError> {
-        let experts = &self.manager.settings.experts;
-        let known = |r: &NewRecommendation| {
-            if experts.contains_key(&r.expert_id) {
-                Ok(())
-            } else {
-                Err((
-                    "expert_id".to_string(),
-                    format!("unknown expert {}", r.expert_id),
-                ))
-            }
-        };
+        let known = known_expert(&self.manager.settings.experts);
         let parsed = self.parser.next_line(bytes, known);
         if self.parser.lines().is_multiple_of(DRIVE_EVERY) {
             self.drive_write().await?;

@@ -19,7 +19,7 @@ use tradewarden_domain::symbol::Symbol;
 use tradewarden_domain::{NewRecommendation, UseCase};
 
 use super::TradeManager;
-use super::import::write_chunk;
+use super::import::{known_expert, write_chunk};
 use crate::ports::{
     AnalysisJob, ImportSession, JobEnd, JobFilter, JobSession, JobStatus, NewJob, StoreError,
 };
@@ -248,17 +248,7 @@ impl TradeManager {
             self.clock.now(),
             self.settings.max_clock_skew_seconds,
         );
-        let experts = &self.settings.experts;
-        let known = |r: &NewRecommendation| {
-            if experts.contains_key(&r.expert_id) {
-                Ok(())
-            } else {
-                Err((
-                    "expert_id".to_string(),
-                    format!("unknown expert {}", r.expert_id),
-                ))
-            }
-        };
+        let known = known_expert(&self.settings.experts);
         let line = serde_json::to_vec(value).map_err(|e| {
             JobError::Invalid(vec![FieldError::new("recommendation", e.to_string())])
         })?;
